@@ -1,0 +1,448 @@
+"""The autograd engine: graph recording, backward, grad modes.
+
+Every op is a `Function`. Calling `Op.apply(a, b)` runs `forward` on the raw arrays and, when
+any input requires grad, returns a Tensor whose `grad_fn` is the Function instance: a node of the
+graph that remembers its inputs and whatever `forward` saved.
+
+`backward` walks the graph from the output in reverse topological order (an explicit stack, so
+graphs of any depth work) and applies the chain rule at each node: the gradient arriving at the
+node's output is turned by `Function.backward` into one gradient per input, and gradients that
+reach the same tensor along several paths add up.
+
+One backward formula serves two purposes. `backward(self, xp, g, *saved)` is written with
+operators and the NumPy-named functions of `xp`:
+
+- in a plain backward, `xp` is the backend and `g` and `saved` are raw arrays: fast;
+- with `create_graph=True`, `xp` is `gpugrad.ops` and `g` and `saved` are Tensors, so the
+  backward pass is itself recorded and can be differentiated again.
+
+For the second case to be right, `save` may hold only the forward's inputs and its output;
+anything else a backward needs (a mask, an axis) is a plain attribute and counts as a constant.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from .errors import DeviceError, DTypeError, GraphError, InplaceError, ShapeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- grad mode ---------------------------------------------------------------------------
+class _GradMode:
+    """Whether ops record the graph. One flag for the process, like a global `torch.no_grad`."""
+
+    enabled = True
+
+
+_mode = _GradMode()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward."""
+    return _mode.enabled
+
+
+class _SetGradMode:
+    """Context manager and decorator that sets grad mode and restores it afterwards."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self.saved.append(_mode.enabled)
+        _mode.enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self.saved.pop()
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _SetGradMode(self.enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
+def no_grad() -> _SetGradMode:
+    """Stop recording the graph: `with gg.no_grad(): ...` or `@gg.no_grad()`."""
+    return _SetGradMode(False)
+
+
+def enable_grad() -> _SetGradMode:
+    """Record the graph again inside a `no_grad` block (context manager or decorator)."""
+    return _SetGradMode(True)
+
+
+def set_grad_enabled(enabled: bool) -> _SetGradMode:
+    """Turn graph recording on or off (context manager or decorator)."""
+    return _SetGradMode(enabled)
+
+
+# --- the graph node ------------------------------------------------------------------------
+class Function:
+    """One application of an op: a node of the graph.
+
+    Subclasses define `forward(self, *arrays, **params)` returning an array, and
+    `backward(self, xp, g, *saved)` returning the gradient for each input (a tuple, or a
+    single gradient for one-input ops; None for inputs that get no gradient). Gradients have
+    the shape of the op's *broadcast* inputs; use `unbroadcast` to sum them back down.
+    `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
+    """
+
+    __slots__ = ("inputs", "saved", "seq", "versions", "xp")
+    retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
+
+    def save(self, *arrays: Any) -> None:
+        """Keep the forward's inputs and/or output for backward (they are passed to it)."""
+        self.saved = arrays
+
+    def needs_grad(self, i: int) -> bool:
+        """Whether input `i` wants a gradient; lets backward skip costly work (matmul)."""
+        x = self.inputs[i]
+        return isinstance(x, Tensor) and x.requires_grad
+
+    @property
+    def name(self) -> str:
+        """The op's name, as errors and reprs show it."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name}Backward>"
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
+        """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
+        node = _new(cls)
+        node.saved = ()
+        if len(inputs) == 1:  # the common case, kept short
+            x = inputs[0]
+            if not isinstance(x, Tensor):
+                raise TypeError(f"{node.name} expects a Tensor, got {type(x).__name__}")
+            backend = node.xp = x._backend
+            track = x.requires_grad
+            try:
+                out = node.forward(x.data, **params)
+            except (ValueError, TypeError, IndexError) as exc:
+                raise _explain_failure(node.name, inputs, exc) from exc
+        else:
+            backend = None
+            arrays = []
+            track = False
+            for x in inputs:
+                if isinstance(x, Tensor):
+                    if backend is None:
+                        backend = x._backend
+                    elif x._backend is not backend:
+                        raise _device_mismatch(node.name, inputs)
+                    arrays.append(x.data)
+                    if x.requires_grad:
+                        track = True
+                else:
+                    arrays.append(x)
+            node.xp = backend
+            try:
+                out = node.forward(*arrays, **params)
+            except (ValueError, TypeError, IndexError) as exc:
+                raise _explain_failure(node.name, inputs, exc) from exc
+        if out.__class__ is not backend.array_type:  # NumPy turns 0-d results into scalars
+            out = backend.xp.asarray(out)
+        if not (track and _mode.enabled):
+            return _make(out, backend, None)
+        node.inputs = inputs
+        node.seq = next(_sequence)
+        result = _make(out, backend, node)
+        if node.saved:
+            versions = [(x._version, x._version[0]) for x in inputs if isinstance(x, Tensor)]
+            versions.append((result._version, 0))
+            node.versions = versions
+        else:
+            node.versions = ()
+        return result
+
+
+_new = object.__new__
+# Nodes are numbered as they are made. Inputs are always made before the ops that use them, so
+# visiting nodes from the highest number down is a valid order for backward.
+_sequence = itertools.count()
+
+
+def _describe(inputs: Sequence[Any]) -> str:
+    parts = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            parts.append(f"Tensor(shape={x.shape}, dtype={x.dtype}, device='{x.device}')")
+        else:
+            parts.append(repr(x))
+    return ", ".join(parts)
+
+
+def _device_mismatch(op: str, inputs: Sequence[Any]) -> DeviceError:
+    return DeviceError(
+        f"{op}: expected all tensors on the same device, got {_describe(inputs)}; "
+        "move them with .to(device) first"
+    )
+
+
+def _explain_failure(op: str, inputs: Sequence[Any], exc: Exception) -> Exception:
+    """Re-raise an array library error as a typed error that names the op and its inputs."""
+    kind = ShapeError if isinstance(exc, (ValueError, IndexError)) else DTypeError
+    if isinstance(exc, IndexError):
+        kind = IndexErrorWithShapes
+    return kind(f"{op}: {exc} (inputs: {_describe(inputs)})")
+
+
+class IndexErrorWithShapes(ShapeError, IndexError):
+    """An index out of range for the indexed tensor."""
+
+
+# --- backward ------------------------------------------------------------------------------
+def _check_versions(node: Function) -> None:
+    for counter, version in node.versions:
+        if counter[0] != version:
+            raise InplaceError(
+                f"an array that {node.name} saved for backward was modified in place "
+                f"(its version is {counter[0]}, it was {version} when saved), so the gradient "
+                "would be wrong; use an out-of-place op (x = x + y instead of x += y), or clone() "
+                "the tensor before changing it"
+            )
+
+
+def _saved_as_tensors(node: Function) -> list[Any]:
+    """The node's saved arrays as the Tensors they came from, so a backward can be recorded."""
+    result = []
+    for s in node.saved:
+        for x in node.inputs:
+            if x is s or (isinstance(x, Tensor) and x.data is s):
+                result.append(x)
+                break
+        else:  # not an input, so it is the node's output
+            result.append(_make(s, node.xp, node))
+    return result
+
+
+def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
+    """The gradient to start backward from: `gradient`, or 1 for a one-element root."""
+    if not root.requires_grad:
+        raise GraphError(
+            f"this tensor (shape {root.shape}) does not require grad and has no grad_fn, so "
+            "there is nothing to differentiate; create its inputs with requires_grad=True"
+        )
+    if gradient is None:
+        if root.data.size != 1:
+            raise GraphError(
+                f"backward of a non-scalar tensor of shape {root.shape} needs a gradient of "
+                "the same shape: call .backward(gradient) (for example gg.ones_like(t)), or "
+                "reduce the tensor to a scalar first (t.sum())"
+            )
+        g = root._backend.xp.ones_like(root.data)
+        return _make(g, root._backend, None) if create_graph else g
+    if not isinstance(gradient, Tensor):
+        gradient = _make(root._backend.asarray(gradient, dtype=root.dtype), root._backend, None)
+    if gradient._backend is not root._backend:
+        raise DeviceError(
+            f"the gradient is on '{gradient.device}' but the tensor is on '{root.device}'"
+        )
+    if gradient.shape != root.shape:
+        raise ShapeError(
+            f"the gradient has shape {gradient.shape} but the tensor has shape {root.shape}"
+        )
+    return gradient if create_graph else gradient.data
+
+
+def _as_array(g: Any, backend: Any) -> Any:
+    return g if isinstance(g, backend.xp.ndarray) else backend.xp.asarray(g)
+
+
+def _deposit(leaf: Tensor, g: Any, create_graph: bool) -> None:
+    """Add a leaf's total gradient into `leaf.grad` (in place when one is already there)."""
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        return
+    backend = leaf._backend
+    g = _as_array(g, backend)
+    if g.dtype != leaf.data.dtype:
+        g = g.astype(leaf.data.dtype)
+    if leaf.grad is None:
+        leaf.grad = _make(g, backend, None)
+    elif leaf.grad.requires_grad:  # a graph-carrying grad from an earlier create_graph pass
+        leaf.grad = _make(leaf.grad.data + g, backend, None)
+    else:
+        leaf.grad.data += g
+
+
+def _run_backward(
+    roots: Sequence[Tensor],
+    seeds: Sequence[Any],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: Sequence[Tensor] | None = None,
+) -> dict[Any, Any] | None:
+    """Backpropagate from `roots` with initial gradients `seeds`.
+
+    Deposits into `.grad` of the leaves; or, given `capture`, returns the gradients of those
+    tensors instead (keyed by the tensor for leaves, by its grad_fn for others).
+    """
+    grads: dict[Function, Any] = {}  # gradient arriving at each pending node's output
+    leaf_grads: dict[Tensor, Any] = {}  # total gradient of each leaf reached
+    heap: list[tuple[int, Function]] = []  # pending nodes, newest first
+    capture_nodes = {x.grad_fn for x in capture if x.grad_fn is not None} if capture else ()
+    grads_of_captured: dict[Function, Any] = {}
+
+    for root, seed in zip(roots, seeds):
+        fn = root.grad_fn
+        if fn is None:
+            prev = leaf_grads.get(root)
+            leaf_grads[root] = _owned(seed, seed) if prev is None else prev + seed
+        elif fn in grads:
+            grads[fn] = grads[fn] + seed
+        else:
+            grads[fn] = seed
+            heapq.heappush(heap, (-fn.seq, fn))
+
+    if create_graph:
+        from . import ops as namespace
+    previous_mode = _mode.enabled
+    _mode.enabled = create_graph
+    try:
+        while heap:
+            node = heapq.heappop(heap)[1]
+            g = grads.pop(node)
+            inputs = node.inputs
+            if inputs is None:
+                raise GraphError(
+                    f"trying to backward through the graph a second time (at {node.name}): "
+                    "its saved arrays were freed by the first backward; pass "
+                    "retain_graph=True to the first backward() to call it twice"
+                )
+            if node.retained is not None:
+                _give_retained(node, g)
+            if capture_nodes and node in capture_nodes:
+                grads_of_captured[node] = g
+            if node.versions:
+                _check_versions(node)
+            if create_graph:
+                if not isinstance(g, Tensor):
+                    g = _make(g, node.xp, None)
+                gs = node.backward(namespace, g, *_saved_as_tensors(node))
+            else:
+                gs = node.backward(node.xp, g, *node.saved)
+            if len(inputs) == 1:
+                gs = (gs,)
+            for x, gx in zip(inputs, gs):
+                if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                    continue
+                fn = x.grad_fn
+                if fn is None:
+                    prev = leaf_grads.get(x)
+                    leaf_grads[x] = _owned(gx, g) if prev is None else prev + gx
+                elif fn in grads:
+                    grads[fn] = grads[fn] + gx
+                else:
+                    grads[fn] = gx
+                    heapq.heappush(heap, (-fn.seq, fn))
+            if not retain_graph:
+                node.inputs = None
+                node.saved = None
+    finally:
+        _mode.enabled = previous_mode
+
+    if capture is not None:
+        return {**leaf_grads, **grads_of_captured}
+    for leaf, g in leaf_grads.items():
+        _deposit(leaf, g, create_graph)
+    return None
+
+
+def _owned(g: Any, upstream: Any) -> Any:
+    """`g`, copied if it may share memory with another gradient (a pass-through or a view),
+    so that editing one leaf's .grad in place never changes another's."""
+    if g is upstream or getattr(g, "base", None) is not None:
+        return g.copy() if not isinstance(g, Tensor) else g
+    return g
+
+
+def _give_retained(node: Function, g: Any) -> None:
+    for ref in node.retained:  # type: ignore[union-attr]
+        t = ref()
+        if t is None:
+            continue
+        value = g if isinstance(g, Tensor) else _make(_as_array(g, node.xp).copy(), node.xp, None)
+        t.grad = value if t.grad is None else t.grad + value
+
+
+def backward(
+    tensors: Tensor | Sequence[Tensor],
+    grad_tensors: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate into `.grad` of every leaf the gradient of `tensors` (weighted by
+    `grad_tensors`, required for non-scalar tensors)."""
+    roots = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None:
+        grad_tensors = [None] * len(roots)
+    elif not isinstance(grad_tensors, (list, tuple)):
+        grad_tensors = [grad_tensors]
+    if len(grad_tensors) != len(roots):
+        raise GraphError(f"got {len(grad_tensors)} gradients for {len(roots)} tensors")
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = [_seed(r, g, create_graph) for r, g in zip(roots, grad_tensors)]
+    _run_backward(roots, seeds, retain_graph, create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Return the gradients of `outputs` with respect to `inputs`, leaving `.grad` untouched.
+
+    With `create_graph=True` the returned gradients are themselves differentiable
+    (grad of grad, Hessian-vector products, gradient penalties).
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outs):
+        raise GraphError(f"got {len(grad_outputs)} grad_outputs for {len(outs)} outputs")
+    for i, x in enumerate(ins):
+        if not isinstance(x, Tensor) or not x.requires_grad:
+            raise GraphError(f"input {i} of grad() does not require grad")
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = [_seed(o, g, create_graph) for o, g in zip(outs, grad_outputs)]
+    captured = _run_backward(outs, seeds, retain_graph, create_graph, capture=ins)
+    assert captured is not None
+    result: list[Tensor | None] = []
+    for i, x in enumerate(ins):
+        g = captured.get(x) if x.grad_fn is None else captured.get(x.grad_fn)
+        if g is None:
+            if not allow_unused:
+                raise GraphError(
+                    f"input {i} of grad() (shape {x.shape}) was not used to compute the "
+                    "outputs; pass allow_unused=True to get None for it"
+                )
+            result.append(None)
+        elif isinstance(g, Tensor):
+            result.append(g)
+        else:
+            result.append(_make(_as_array(g, x._backend), x._backend, None))
+    return tuple(result)
+
+
+from .tensor import Tensor, _make  # noqa: E402  (tensor.py needs Function first)

@@ -1,0 +1,106 @@
+"""Backends and devices: the only place that knows which array library holds a tensor's data.
+
+`get_backend(device)` returns the backend for a device, creating it on first use. The CUDA
+backend is imported lazily, and asking for it where CuPy or a GPU is missing raises one clear
+`BackendUnavailableError` saying what to install or that no GPU was found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import BackendUnavailableError
+from .base import ARRAY_FUNCTIONS, Backend
+from .device import Device, device
+from .numpy_backend import NumpyBackend
+
+__all__ = [
+    "ARRAY_FUNCTIONS",
+    "Backend",
+    "Device",
+    "NumpyBackend",
+    "cuda_device_count",
+    "cuda_is_available",
+    "device",
+    "get_backend",
+    "loaded_backends",
+    "set_seed",
+]
+
+CPU = NumpyBackend()
+_backends: dict[Device, Backend] = {CPU.device: CPU}
+
+INSTALL_HINT = 'pip install "gpugrad[cuda12]" (CUDA 12) or pip install "gpugrad[cuda13]" (CUDA 13)'
+
+
+def _import_cupy() -> Any:
+    """Import CuPy, or return None when it is not installed."""
+    try:
+        import cupy
+    except ImportError:
+        return None
+    return cupy
+
+
+def cuda_is_available() -> bool:
+    """True when CuPy is installed and can reach at least one GPU."""
+    cupy = _import_cupy()
+    # Without a driver, CuPy imports fine and only fails at the first allocation, so ask it.
+    return cupy is not None and bool(cupy.is_available())
+
+
+def cuda_device_count() -> int:
+    """The number of CUDA GPUs CuPy can use (0 without CuPy or a GPU)."""
+    if not cuda_is_available():
+        return 0
+    import cupy
+
+    return int(cupy.cuda.runtime.getDeviceCount())
+
+
+def _make_cuda_backend(dev: Device) -> Backend:
+    if _import_cupy() is None:
+        raise BackendUnavailableError(
+            f"device '{dev}' needs CuPy, which is not installed; install it with {INSTALL_HINT}"
+        )
+    if not cuda_is_available():
+        raise BackendUnavailableError(
+            f"device '{dev}' was requested, but CuPy found no usable CUDA GPU "
+            "(no GPU, or no NVIDIA driver); use device='cpu'"
+        )
+    count = cuda_device_count()
+    if dev.index >= count:
+        raise BackendUnavailableError(
+            f"device '{dev}' was requested, but only {count} CUDA GPU(s) were found "
+            f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})"
+        )
+    from .cupy_backend import CupyBackend
+
+    return CupyBackend(dev.index)
+
+
+def get_backend(spec: str | Device | None = None) -> Backend:
+    """The backend that holds arrays for a device, created on first use."""
+    dev = device(spec)
+    backend = _backends.get(dev)
+    if backend is None:
+        backend = _make_cuda_backend(dev)
+        if _seed[0] is not None:
+            backend.seed(_seed[0])
+        _backends[dev] = backend
+    return backend
+
+
+def loaded_backends() -> list[Backend]:
+    """The backends created so far (cpu always; cuda ones once used)."""
+    return list(_backends.values())
+
+
+_seed: list[int | None] = [None]
+
+
+def set_seed(seed: int) -> None:
+    """Seed every backend's random generator, now and for backends created later."""
+    _seed[0] = seed
+    for backend in _backends.values():
+        backend.seed(seed)

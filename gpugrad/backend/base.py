@@ -1,0 +1,97 @@
+"""The Backend: everything gpugrad needs from an array library, behind one small interface.
+
+Ops call array functions through a backend (`backend.exp(x)`), never through `numpy` or `cupy`
+directly. The names below are bound from the array module when a backend is made, so calling
+them costs one attribute lookup. The same names exist in `gpugrad.ops` taking Tensors, which is
+how one backward formula serves both plain backward (arrays) and `create_graph=True` (Tensors).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import ModuleType
+from typing import Any
+
+from .device import Device
+
+# The array functions that forward and backward formulas may use, NumPy-named.
+ARRAY_FUNCTIONS = (
+    "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cos",
+    "cumsum", "empty", "exp", "expand_dims", "expm1", "eye", "flip", "full", "linspace",
+    "log", "log1p", "logical_and", "logical_not", "logical_or", "logical_xor", "matmul",
+    "max", "maximum", "mean", "min", "minimum", "moveaxis", "ones", "pad", "prod", "repeat",
+    "reshape", "sign", "sin", "sqrt", "squeeze", "stack", "sum", "swapaxes", "take_along_axis",
+    "tanh", "tile", "transpose", "var", "where", "zeros",
+)  # fmt: skip
+
+
+class Backend(ABC):
+    """An array library bound to one device.
+
+    Subclasses set `xp` (the array module) and implement the conversion, random and
+    scatter primitives. Everything in ARRAY_FUNCTIONS is available as an attribute.
+    """
+
+    xp: ModuleType
+    device: Device
+
+    def __init__(self, xp: ModuleType, device: Device) -> None:
+        self.xp = xp
+        self.device = device
+        self.array_type = xp.ndarray
+        for name in ARRAY_FUNCTIONS:
+            setattr(self, name, getattr(xp, name))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} on {self.device}>"
+
+    # --- arrays in and out -------------------------------------------------------------
+    @abstractmethod
+    def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> Any:
+        """Make an array of this backend from array-like data (no copy when not needed)."""
+
+    @abstractmethod
+    def to_numpy(self, array: Any) -> Any:
+        """Return a NumPy array with the contents of `array` (a host copy on GPU backends)."""
+
+    def is_array(self, obj: Any) -> bool:
+        """True when `obj` is an array of this backend's library."""
+        return isinstance(obj, self.xp.ndarray)
+
+    # --- random numbers ----------------------------------------------------------------
+    @abstractmethod
+    def seed(self, seed: int) -> None:
+        """Reset this backend's random generator so draws repeat."""
+
+    @abstractmethod
+    def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Uniform draws in [0, 1)."""
+
+    @abstractmethod
+    def random_normal(self, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Standard normal draws."""
+
+    @abstractmethod
+    def random_integers(self, low: int, high: int, shape: tuple[int, ...], dtype: Any) -> Any:
+        """Integers drawn uniformly from [low, high)."""
+
+    # --- primitives backward formulas need ---------------------------------------------
+    @abstractmethod
+    def scatter_add(self, target: Any, index: Any, values: Any) -> None:
+        """`target[index] += values`, accumulating where `index` repeats an element."""
+
+    def scatter_to(self, shape: tuple[int, ...], index: Any, values: Any, accumulate: bool) -> Any:
+        """Zeros of `shape` (dtype of `values`) with `values` placed at `index`.
+
+        With `accumulate`, values aimed at the same element add up (integer-array indices
+        may repeat an element); without it, a plain assignment is enough and faster.
+        """
+        out = self.xp.zeros(shape, dtype=values.dtype)
+        if accumulate:
+            self.scatter_add(out, index, values)
+        else:
+            out[index] = values
+        return out
+
+    def synchronize(self) -> None:
+        """Wait for queued work on this device to finish (a no-op on the CPU)."""

@@ -1,0 +1,45 @@
+"""The NumPy backend: arrays in host memory, the `cpu` device."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .base import Backend
+from .device import Device
+
+
+class NumpyBackend(Backend):
+    """Backend for `device="cpu"`, built on NumPy."""
+
+    def __init__(self) -> None:
+        super().__init__(np, Device("cpu"))
+        self.rng = np.random.default_rng()
+
+    def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy:
+            return np.array(data, dtype=dtype, copy=True)
+        return np.asarray(data, dtype=dtype)
+
+    def to_numpy(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if np.dtype(dtype) in (np.float32, np.float64):
+            return self.rng.random(shape, dtype=dtype)
+        return self.rng.random(shape).astype(dtype)
+
+    def random_normal(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        if np.dtype(dtype) in (np.float32, np.float64):
+            return self.rng.standard_normal(shape, dtype=dtype)
+        return self.rng.standard_normal(shape).astype(dtype)
+
+    def random_integers(self, low: int, high: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        return self.rng.integers(low, high, size=shape, dtype=dtype)
+
+    def scatter_add(self, target: np.ndarray, index: Any, values: np.ndarray) -> None:
+        np.add.at(target, index, values)

@@ -1,0 +1,205 @@
+"""Making tensors: from data, filled, ranges, and random draws. All take dtype, device and
+requires_grad; random draws repeat after `gg.manual_seed(n)`."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from .backend import Device, get_backend, set_seed
+from .dtypes import DEFAULT_FLOAT, int64, to_dtype
+from .tensor import Tensor, _make, to_array
+
+DeviceLike = str | Device | None
+
+
+def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
+    """Accept zeros(2, 3) and zeros((2, 3)) alike."""
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(int(n) for n in size)
+
+
+def _finish(data: Any, backend: Any, requires_grad: bool) -> Tensor:
+    t = _make(data, backend, None)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def tensor(
+    data: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False
+) -> Tensor:
+    """A new tensor holding a copy of `data` (nested lists, scalars, arrays or a Tensor).
+
+    Python floats become float32, Python ints int64; arrays keep their dtype.
+    """
+    return Tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+
+
+def as_tensor(
+    data: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False
+) -> Tensor:
+    """Like `tensor`, but shares memory with `data` when dtype and device already match."""
+    if isinstance(data, Tensor) and dtype is None and (device is None or data.device == device):
+        return data
+    backend = get_backend(device)
+    return _finish(to_array(data, backend, dtype), backend, requires_grad)
+
+
+def from_numpy(array: Any) -> Tensor:
+    """A cpu tensor sharing memory with a NumPy array (changes show in both)."""
+    backend = get_backend("cpu")
+    if not backend.is_array(array):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    return _make(to_array(array, backend), backend, None)
+
+
+def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
+    backend = get_backend(device)
+    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    return _finish(getattr(backend, fill)(_shape(size), dtype=dt), backend, requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
+    return _filled("zeros", size, dtype, device, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """A tensor of ones."""
+    return _filled("ones", size, dtype, device, requires_grad)
+
+
+def empty(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """A tensor whose contents are whatever memory held (fast; fill it before reading)."""
+    return _filled("empty", size, dtype, device, requires_grad)
+
+
+def full(
+    size: Any, fill_value: Any, dtype: Any = None, device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
+    backend = get_backend(device)
+    dt = to_dtype(dtype)
+    if dt is None:
+        dt = DEFAULT_FLOAT if isinstance(fill_value, float) else to_array(fill_value, backend).dtype
+    shape = _shape(size if isinstance(size, (tuple, list)) else (size,))
+    return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
+
+
+def arange(
+    start: float, end: float | None = None, step: float = 1, dtype: Any = None,
+    device: DeviceLike = None, requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """Evenly spaced values in [start, end): integers unless any argument is a float."""
+    if end is None:
+        start, end = 0, start
+    backend = get_backend(device)
+    dt = to_dtype(dtype)
+    if dt is None:
+        is_float = any(isinstance(v, float) for v in (start, end, step))
+        dt = DEFAULT_FLOAT if is_float else int64
+    return _finish(backend.arange(start, end, step, dtype=dt), backend, requires_grad)
+
+
+def linspace(
+    start: float, end: float, steps: int, dtype: Any = None, device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """`steps` evenly spaced values from start to end, both included."""
+    backend = get_backend(device)
+    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
+
+
+def eye(
+    n: int, m: int | None = None, dtype: Any = None, device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """An n×m identity matrix (m defaults to n)."""
+    backend = get_backend(device)
+    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
+
+
+def rand(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Uniform random numbers in [0, 1)."""
+    backend = get_backend(device)
+    data = backend.random_uniform(_shape(size), to_dtype(dtype) or DEFAULT_FLOAT)
+    return _finish(data, backend, requires_grad)
+
+
+def randn(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Standard normal random numbers."""
+    backend = get_backend(device)
+    data = backend.random_normal(_shape(size), to_dtype(dtype) or DEFAULT_FLOAT)
+    return _finish(data, backend, requires_grad)
+
+
+def randint(
+    low: int, high: int | None = None, size: Any = (), dtype: Any = None,
+    device: DeviceLike = None,
+) -> Tensor:  # fmt: skip
+    """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default."""
+    if high is None:
+        low, high = 0, low
+    backend = get_backend(device)
+    shape = _shape(size if isinstance(size, (tuple, list)) else (size,))
+    data = backend.random_integers(low, high, shape, to_dtype(dtype) or int64)
+    return _make(data, backend, None)
+
+
+def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:
+    return x.shape, dtype if dtype is not None else x.dtype, device if device is not None else x.device
+
+
+def zeros_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Zeros with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return zeros(shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def ones_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Ones with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return ones(shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def empty_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Uninitialised memory with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return empty(shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def full_like(
+    x: Tensor, fill_value: Any, dtype: Any = None, device: DeviceLike = None,
+    requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """`fill_value` everywhere, with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return full(shape, fill_value, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def rand_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Uniform [0, 1) draws with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return rand(shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randn_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+    """Standard normal draws with x's shape (and dtype and device unless given)."""
+    shape, dt, dev = _like(x, dtype, device)
+    return randn(shape, dtype=dt, device=dev, requires_grad=requires_grad)
+
+
+def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None,
+                 device: DeviceLike = None) -> Tensor:  # fmt: skip
+    """Random integers with x's shape (dtype int64 unless given)."""
+    return randint(low, high, x.shape, dtype=dtype, device=device if device is not None else x.device)
+
+
+def manual_seed(seed: int) -> None:
+    """Make random draws repeat: reseeds every device's generator (and those made later)."""
+    set_seed(builtins.int(seed))

@@ -1,0 +1,33 @@
+"""Typed errors. Each subclasses the built-in exception a Python user would expect to catch."""
+
+
+class GpugradError(Exception):
+    """Base class of every error gpugrad raises on purpose."""
+
+
+class ShapeError(GpugradError, ValueError):
+    """Shapes that do not fit together (broadcasting, matmul, reshape, a gradient of the wrong shape)."""
+
+
+class DTypeError(GpugradError, TypeError):
+    """A dtype an operation cannot take (for example, gradients of integer tensors)."""
+
+
+class DeviceError(GpugradError, RuntimeError):
+    """Tensors on different devices in one operation, or a device string that cannot be parsed."""
+
+
+class BackendUnavailableError(DeviceError):
+    """A device was asked for whose array library or hardware is missing (CuPy, a GPU)."""
+
+
+class GraphError(GpugradError, RuntimeError):
+    """Misuse of the autograd graph: backward twice through freed buffers, a non-scalar root, ..."""
+
+
+class InplaceError(GpugradError, RuntimeError):
+    """An in-place change that would make gradients wrong."""
+
+
+class GradcheckError(GpugradError, AssertionError):
+    """Analytic and numerical gradients disagree."""

@@ -1,0 +1,62 @@
+"""What every op module shares: undoing broadcasting, and turning operands into Tensors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DeviceError
+from ..tensor import Tensor, to_array
+from ..tensor import _make as make_tensor
+
+__all__ = ["PY_SCALARS", "as_operand", "as_tensor_like", "make_tensor", "unbroadcast"]
+
+PY_SCALARS = (int, float, bool)
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a gradient down to `shape`: the one place that undoes broadcasting.
+
+    Broadcasting copies an input along new leading axes and along its size-1 axes, so the
+    gradient of that input is the sum of the output gradient over exactly those axes.
+    Works on arrays and on Tensors alike.
+    """
+    gshape = g.shape
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def as_tensor_like(x: Any, like: Tensor) -> Tensor:
+    """A constant Tensor from array-like `x` on `like`'s device (never moving data silently)."""
+    if isinstance(x, Tensor):
+        return x
+    backend = like._backend
+    if hasattr(x, "__cuda_array_interface__") and backend.device.type != "cuda":
+        raise DeviceError(f"cannot mix a GPU array ({type(x).__name__}) with a tensor on '{like.device}'")
+    if (
+        backend.device.type == "cuda"
+        and not backend.is_array(x)
+        and hasattr(x, "__array_interface__")
+        and getattr(x, "ndim", 0) > 0
+    ):
+        raise DeviceError(
+            f"cannot mix a host array ({type(x).__name__}) with a tensor on '{like.device}'; "
+            "make it a tensor on that device first"
+        )
+    return make_tensor(to_array(x, backend), backend, None)
+
+
+def as_operand(x: Any, like: Tensor) -> Any:
+    """Python scalars pass through (they act as weak-typed constants); NumPy scalars become
+    Python scalars; everything else becomes a Tensor on `like`'s device."""
+    if isinstance(x, Tensor) or type(x) in PY_SCALARS:
+        return x
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0 and not isinstance(x, Tensor):
+        return x.item()
+    return as_tensor_like(x, like)

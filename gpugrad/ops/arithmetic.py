@@ -1,0 +1,225 @@
+"""Arithmetic: + - * / ** and unary minus, between tensors (broadcasting) or with a scalar.
+
+A Python scalar operand is a parameter of its own op (AddScalar, MulScalar, ...), not an input,
+so nothing is spent on a gradient nobody needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._support import PY_SCALARS, as_operand, unbroadcast
+
+
+# --- tensor (op) tensor --------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, xp, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), unbroadcast(g, sb)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, xp, g):
+        sa, sb = self.shapes
+        return unbroadcast(g, sa), unbroadcast(-g, sb)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.save(a, b)
+        return a * b
+
+    def backward(self, xp, g, a, b):
+        return unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        self.save(a, b)
+        return a / b
+
+    def backward(self, xp, g, a, b):
+        ga = g / b
+        return unbroadcast(ga, a.shape), unbroadcast(-ga * a / b, b.shape)
+
+
+class Pow(Function):
+    """a ** b for two tensors: d/da = b·a^(b-1), d/db = a^b·log(a) (defined for a > 0)."""
+
+    def forward(self, a, b):
+        out = a**b
+        self.save(a, b, out)
+        return out
+
+    def backward(self, xp, g, a, b, out):
+        ga = g * b * a ** (b - 1)
+        # log(a) is undefined for a <= 0; PyTorch gives 0 there when out is 0 as well.
+        safe_a = xp.where(a > 0, a, 1)
+        gb = g * out * xp.log(safe_a)
+        return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
+
+
+# --- tensor (op) scalar --------------------------------------------------------------------
+class AddScalar(Function):
+    def forward(self, x, c):
+        return x + c
+
+    def backward(self, xp, g):
+        return g
+
+
+class RSubScalar(Function):
+    """c - x."""
+
+    def forward(self, x, c):
+        return c - x
+
+    def backward(self, xp, g):
+        return -g
+
+
+class MulScalar(Function):
+    def forward(self, x, c):
+        self.c = c
+        return x * c
+
+    def backward(self, xp, g):
+        return g * self.c
+
+
+class DivScalar(Function):
+    """x / c."""
+
+    def forward(self, x, c):
+        self.c = c
+        return x / c
+
+    def backward(self, xp, g):
+        return g / self.c
+
+
+class RDivScalar(Function):
+    """c / x: d/dx = -c / x² = -out / x."""
+
+    def forward(self, x, c):
+        out = c / x
+        self.save(x, out)
+        return out
+
+    def backward(self, xp, g, x, out):
+        return -g * out / x
+
+
+class PowScalar(Function):
+    """x ** p: d/dx = p·x^(p-1)."""
+
+    def forward(self, x, p):
+        self.p = p
+        self.save(x)
+        return x**p
+
+    def backward(self, xp, g, x):
+        p = self.p
+        if p == 2:
+            return g * 2 * x
+        return g * p * x ** (p - 1)
+
+
+class RPowScalar(Function):
+    """c ** x: d/dx = c^x·log(c)."""
+
+    def forward(self, x, c):
+        out = c**x
+        self.log_c = float(self.xp.log(self.xp.asarray(c, dtype="float64")))
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * out * self.log_c
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, xp, g):
+        return -g
+
+
+# --- the public functions (also Tensor operators) ---------------------------------------
+def add(a: Any, b: Any) -> Tensor:
+    """a + b, elementwise with broadcasting."""
+    if type(b) in PY_SCALARS:
+        return AddScalar.apply(a, c=b)
+    if type(a) in PY_SCALARS:
+        return AddScalar.apply(b, c=a)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        return add(*_operands(a, b))
+    return Add.apply(a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b, elementwise with broadcasting."""
+    if type(b) in PY_SCALARS:
+        return AddScalar.apply(a, c=-b)
+    if type(a) in PY_SCALARS:
+        return RSubScalar.apply(b, c=a)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        return sub(*_operands(a, b))
+    return Sub.apply(a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b, elementwise with broadcasting."""
+    if type(b) in PY_SCALARS:
+        return MulScalar.apply(a, c=b)
+    if type(a) in PY_SCALARS:
+        return MulScalar.apply(b, c=a)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        return mul(*_operands(a, b))
+    return Mul.apply(a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b (true division), elementwise with broadcasting."""
+    if type(b) in PY_SCALARS:
+        return DivScalar.apply(a, c=b)
+    if type(a) in PY_SCALARS:
+        return RDivScalar.apply(b, c=a)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        return div(*_operands(a, b))
+    return Div.apply(a, b)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
+    """a ** b, elementwise with broadcasting."""
+    if type(b) in PY_SCALARS:
+        return PowScalar.apply(a, p=b)
+    if type(a) in PY_SCALARS:
+        return RPowScalar.apply(b, c=a)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        return pow(*_operands(a, b))
+    return Pow.apply(a, b)
+
+
+def neg(x: Tensor) -> Tensor:
+    """-x."""
+    return Neg.apply(x)
+
+
+def _operands(a: Any, b: Any) -> tuple[Any, Any]:
+    """Bring NumPy scalars, lists and arrays next to a Tensor onto its device."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+    return as_operand(a, like), as_operand(b, like)

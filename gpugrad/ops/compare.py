@@ -1,0 +1,125 @@
+"""Comparisons, logical ops, sign and where. Comparisons return bool tensors without grad."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._support import as_operand, make_tensor, unbroadcast
+
+
+def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor:
+    like = a if isinstance(a, Tensor) else b
+    backend = like._backend
+    fn = getattr(backend, name) if hasattr(backend, name) else getattr(backend.xp, name)
+    if unary:
+        return make_tensor(backend.xp.asarray(fn(a.data)), backend, None)
+    a, b = as_operand(a, like), as_operand(b, like)
+    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._backend is not b._backend:
+        from ..autograd import _device_mismatch
+
+        raise _device_mismatch(name, (a, b))
+    av = a.data if isinstance(a, Tensor) else a
+    bv = b.data if isinstance(b, Tensor) else b
+    return make_tensor(backend.xp.asarray(fn(av, bv)), backend, None)
+
+
+def eq(a: Any, b: Any) -> Tensor:
+    """a == b, elementwise (bool, no gradient)."""
+    return _no_grad_op("equal", a, b)
+
+
+def ne(a: Any, b: Any) -> Tensor:
+    """a != b, elementwise (bool, no gradient)."""
+    return _no_grad_op("not_equal", a, b)
+
+
+def lt(a: Any, b: Any) -> Tensor:
+    """a < b, elementwise (bool, no gradient)."""
+    return _no_grad_op("less", a, b)
+
+
+def le(a: Any, b: Any) -> Tensor:
+    """a <= b, elementwise (bool, no gradient)."""
+    return _no_grad_op("less_equal", a, b)
+
+
+def gt(a: Any, b: Any) -> Tensor:
+    """a > b, elementwise (bool, no gradient)."""
+    return _no_grad_op("greater", a, b)
+
+
+def ge(a: Any, b: Any) -> Tensor:
+    """a >= b, elementwise (bool, no gradient)."""
+    return _no_grad_op("greater_equal", a, b)
+
+
+def logical_and(a: Any, b: Any) -> Tensor:
+    """Elementwise and (bool, no gradient)."""
+    return _no_grad_op("logical_and", a, b)
+
+
+def logical_or(a: Any, b: Any) -> Tensor:
+    """Elementwise or (bool, no gradient)."""
+    return _no_grad_op("logical_or", a, b)
+
+
+def logical_xor(a: Any, b: Any) -> Tensor:
+    """Elementwise exclusive or (bool, no gradient)."""
+    return _no_grad_op("logical_xor", a, b)
+
+
+def logical_not(x: Tensor) -> Tensor:
+    """Elementwise not (bool, no gradient)."""
+    return _no_grad_op("logical_not", x, unary=True)
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of each element (no gradient: it is flat almost everywhere)."""
+    return _no_grad_op("sign", x, unary=True)
+
+
+def isfinite(x: Tensor) -> Tensor:
+    """True where an element is neither inf nor NaN."""
+    return _no_grad_op("isfinite", x, unary=True)
+
+
+def isnan(x: Tensor) -> Tensor:
+    """True where an element is NaN."""
+    return _no_grad_op("isnan", x, unary=True)
+
+
+class Where(Function):
+    """cond ? a : b; the gradient goes to a where cond holds and to b elsewhere."""
+
+    def forward(self, a, b, cond):
+        self.cond = cond
+        self.shapes = a.shape, b.shape
+        return self.xp.where(cond, a, b)
+
+    def backward(self, xp, g):
+        sa, sb = self.shapes
+        return (
+            unbroadcast(xp.where(self.cond, g, 0), sa),
+            unbroadcast(xp.where(self.cond, 0, g), sb),
+        )
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """Elementwise choice: a where `cond` is true, else b (all three broadcast)."""
+    like = next((t for t in (a, b, cond) if isinstance(t, Tensor)), None)
+    if like is None:
+        raise TypeError("where() needs at least one Tensor argument")
+    a, b = as_operand(a, like), as_operand(b, like)
+    cond_t = cond if isinstance(cond, Tensor) else as_operand(cond, like)
+    cond_arr = cond_t.data if isinstance(cond_t, Tensor) else like._backend.xp.asarray(cond_t)
+    if cond_arr.dtype != bool:
+        cond_arr = cond_arr.astype(bool)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        return make_tensor(like._backend.xp.where(cond_arr, a, b), like._backend, None)
+    if not isinstance(a, Tensor):
+        a = make_tensor(like._backend.xp.asarray(a, dtype=b.dtype), like._backend, None)
+    if not isinstance(b, Tensor):
+        b = make_tensor(like._backend.xp.asarray(b, dtype=a.dtype), like._backend, None)
+    return Where.apply(a, b, cond=cond_arr)

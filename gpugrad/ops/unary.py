@@ -1,0 +1,213 @@
+"""Elementwise math of one tensor: exp, log, sqrt, trig, tanh, sigmoid, relu, abs, clip.
+
+Each backward is the local derivative times the incoming gradient (the chain rule), written
+with the output when that is cheaper (exp, tanh, sigmoid, sqrt).
+"""
+
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+
+
+class Exp(Function):
+    """d exp(x)/dx = exp(x)."""
+
+    def forward(self, x):
+        out = self.xp.exp(x)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * out
+
+
+class Log(Function):
+    """d log(x)/dx = 1/x."""
+
+    def forward(self, x):
+        self.save(x)
+        return self.xp.log(x)
+
+    def backward(self, xp, g, x):
+        return g / x
+
+
+class Log1p(Function):
+    """d log(1+x)/dx = 1/(1+x)."""
+
+    def forward(self, x):
+        self.save(x)
+        return self.xp.log1p(x)
+
+    def backward(self, xp, g, x):
+        return g / (x + 1)
+
+
+class Expm1(Function):
+    """d (exp(x)-1)/dx = exp(x) = out + 1."""
+
+    def forward(self, x):
+        out = self.xp.expm1(x)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * (out + 1)
+
+
+class Sqrt(Function):
+    """d sqrt(x)/dx = 1/(2·sqrt(x))."""
+
+    def forward(self, x):
+        out = self.xp.sqrt(x)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g / (out * 2)
+
+
+class Sin(Function):
+    def forward(self, x):
+        self.save(x)
+        return self.xp.sin(x)
+
+    def backward(self, xp, g, x):
+        return g * xp.cos(x)
+
+
+class Cos(Function):
+    def forward(self, x):
+        self.save(x)
+        return self.xp.cos(x)
+
+    def backward(self, xp, g, x):
+        return -g * xp.sin(x)
+
+
+class Tanh(Function):
+    """d tanh(x)/dx = 1 - tanh(x)²."""
+
+    def forward(self, x):
+        out = self.xp.tanh(x)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * (1 - out * out)
+
+
+class Sigmoid(Function):
+    """σ(x) = 1/(1+e^-x), computed without overflow; dσ/dx = σ(1-σ)."""
+
+    def forward(self, x):
+        xp = self.xp
+        # For x < 0 use e^x/(1+e^x) so that e^-x never overflows.
+        z = xp.exp(-xp.abs(x))
+        out = xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * out * (1 - out)
+
+
+class Relu(Function):
+    """max(x, 0): the gradient passes where the output is positive."""
+
+    def forward(self, x):
+        out = self.xp.maximum(x, 0)
+        self.save(out)
+        return out
+
+    def backward(self, xp, g, out):
+        return g * (out > 0)
+
+
+class Abs(Function):
+    """d|x|/dx = sign(x) (0 at 0, as PyTorch)."""
+
+    def forward(self, x):
+        self.save(x)
+        return self.xp.abs(x)
+
+    def backward(self, xp, g, x):
+        return g * xp.sign(x)
+
+
+class Clip(Function):
+    """Clamp into [low, high]; the gradient passes only where x was inside."""
+
+    def forward(self, x, low, high):
+        xp = self.xp
+        self.inside = (x >= low if low is not None else True) & (x <= high if high is not None else True)
+        return xp.clip(x, low, high)
+
+    def backward(self, xp, g):
+        return g * self.inside
+
+
+def exp(x: Tensor) -> Tensor:
+    """e to the power x, elementwise."""
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm, elementwise."""
+    return Log.apply(x)
+
+
+def log1p(x: Tensor) -> Tensor:
+    """log(1 + x), accurate for small x."""
+    return Log1p.apply(x)
+
+
+def expm1(x: Tensor) -> Tensor:
+    """exp(x) - 1, accurate for small x."""
+    return Expm1.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Square root, elementwise."""
+    return Sqrt.apply(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    """Sine, elementwise."""
+    return Sin.apply(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    """Cosine, elementwise."""
+    return Cos.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent, elementwise."""
+    return Tanh.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic sigmoid 1/(1+e^-x), elementwise and overflow-free."""
+    return Sigmoid.apply(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise."""
+    return Relu.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - mirrors numpy.abs
+    """Absolute value, elementwise."""
+    return Abs.apply(x)
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Clamp into [min, max] (either bound may be None)."""
+    if min is None and max is None:
+        raise ValueError("clip needs at least one of min and max")
+    return Clip.apply(x, low=min, high=max)
+
+
+clamp = clip

@@ -1,0 +1,278 @@
+"""Tensor: an array on a device, plus what autograd needs to know about it.
+
+A Tensor holds `data` (a `numpy.ndarray` on cpu, a `cupy.ndarray` on cuda), the backend that
+owns that array, and its autograd state: `requires_grad`, `grad`, and `grad_fn` (the Function
+that produced it, None for leaves). Operators and math methods are attached in `gpugrad.ops`,
+which is where each op lives.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+from . import autograd
+from .backend import Backend, Device, get_backend
+from .dtypes import default_dtype_for, is_floating, to_dtype
+from .errors import DTypeError, GraphError
+
+_new = object.__new__
+
+
+def _make(data: Any, backend: Backend, grad_fn: Any) -> Tensor:
+    """Wrap an array without copying or checking: the fast path every op output takes."""
+    t = _new(Tensor)
+    t.data = data
+    t._backend = backend
+    t.grad_fn = grad_fn
+    t.requires_grad = grad_fn is not None
+    t.grad = None
+    t._version = [0]
+    return t
+
+
+def to_array(data: Any, backend: Backend, dtype: Any = None, copy: bool = False) -> Any:
+    """Turn array-like data into an array of `backend`, picking gpugrad's default dtype."""
+    dtype = to_dtype(dtype)
+    if isinstance(data, Tensor):
+        if data._backend is not backend:
+            data = data._backend.to_numpy(data.data)
+        else:
+            data = data.data
+    if backend.is_array(data) or hasattr(data, "__array_interface__") or hasattr(data, "dtype"):
+        array = backend.asarray(data, copy=copy)
+        from_python = False
+    else:
+        array = backend.asarray(data)  # Python scalars and (nested) lists
+        from_python = True
+        copy = False
+    target = dtype if dtype is not None else default_dtype_for(array, from_python)
+    if array.dtype != target:
+        array = array.astype(target)
+    elif copy:
+        array = array.copy()
+    return array
+
+
+class Tensor:
+    """An n-dimensional array on a device that can record the ops applied to it.
+
+    Make tensors with `gg.tensor(...)`, `gg.zeros(...)`, `gg.randn(...)` and friends;
+    `Tensor(data, ...)` does the same as `gg.tensor(data, ...)`.
+    """
+
+    __slots__ = ("__weakref__", "_backend", "_version", "data", "grad", "grad_fn", "requires_grad")
+    __array_priority__ = 1000  # so `ndarray * Tensor` defers to Tensor.__rmul__
+    __hash__ = object.__hash__  # by identity: == is elementwise, as in NumPy
+
+    def __init__(
+        self,
+        data: Any,
+        dtype: Any = None,
+        device: str | Device | None = None,
+        requires_grad: bool = False,
+    ) -> None:
+        if device is None and isinstance(data, Tensor):
+            device = data.device
+        backend = get_backend(device)
+        self.data = to_array(data, backend, dtype, copy=True)
+        self._backend = backend
+        self.grad_fn = None
+        self.grad = None
+        self._version = [0]
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # --- what it is --------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The size of each axis."""
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes."""
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements (NumPy's meaning, not PyTorch's size())."""
+        return self.data.size
+
+    @property
+    def dtype(self) -> Any:
+        """The element type (a NumPy dtype object)."""
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        """The device the data lives on."""
+        return self._backend.device
+
+    @property
+    def backend(self) -> Backend:
+        """The backend holding the data."""
+        return self._backend
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not produced by a recorded op (their .grad gets filled)."""
+        return self.grad_fn is None
+
+    @property
+    def version(self) -> int:
+        """How many times the data was changed in place (shared by views of the same data)."""
+        return self._version[0]
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                "use .any() or .all()"
+            )
+        return bool(self.item())
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+            raise TypeError("only one-element integer tensors can be used as an index")
+        return int(self.item())
+
+    def __repr__(self) -> str:
+        import numpy as np
+
+        body = np.array2string(
+            self.numpy(), separator=", ", prefix="tensor(", precision=4, threshold=200
+        )
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.data.dtype.name not in ("float32", "int64", "bool"):
+            extras.append(f"dtype={self.data.dtype.name}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn!r}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"tensor({body}{''.join(', ' + e for e in extras)})"
+
+    # --- leaving gpugrad ----------------------------------------------------------------
+    def numpy(self) -> Any:
+        """The data as a NumPy array (the same memory on cpu, a host copy on cuda)."""
+        return self._backend.to_numpy(self.data)
+
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number (a host sync on cuda)."""
+        if self.data.size != 1:
+            raise ValueError(
+                f"item() needs a tensor with one element, this one has shape {self.shape}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        """The data as (nested) Python lists."""
+        return self.numpy().tolist()
+
+    # --- autograd state -----------------------------------------------------------------
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Mark a leaf as needing gradients (in place); returns self."""
+        if self.grad_fn is not None:
+            raise GraphError(
+                "requires_grad can only be changed on leaf tensors; use .detach() to get a leaf"
+            )
+        if requires_grad and not is_floating(self.data.dtype):
+            raise DTypeError(
+                f"only floating-point tensors can require gradients, this one is {self.dtype}"
+            )
+        self.requires_grad = requires_grad
+        return self
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        t = _make(self.data, self._backend, None)
+        t._version = self._version
+        return t
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` for this non-leaf tensor too when backward runs."""
+        if self.grad_fn is None:
+            return
+        node = self.grad_fn
+        if node.retained is None:
+            node.retained = []
+        node.retained.append(weakref.ref(self))
+
+    def backward(
+        self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
+    ) -> None:
+        """Backpropagate from this tensor, adding into `.grad` of every leaf it depends on.
+
+        A non-scalar tensor needs `gradient` (same shape): the vector in the
+        vector-Jacobian product. The graph's saved arrays are freed unless `retain_graph`.
+        """
+        autograd.backward(self, gradient, retain_graph, create_graph)
+
+    # --- moving and casting -------------------------------------------------------------
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
+        """Move to a device and/or cast: `t.to("cuda")`, `t.to(gg.float64)`, both at once.
+
+        Differentiable: gradients flow back to the original device and dtype.
+        """
+        for arg in args:
+            if isinstance(arg, (str, Device)):
+                device = arg
+            else:
+                dtype = arg
+        from .ops import astype, to_device
+
+        out = self
+        if device is not None:
+            out = to_device(out, device)
+        if dtype is not None:
+            out = astype(out, dtype)
+        return out
+
+    def cpu(self) -> Tensor:
+        """This tensor on the cpu (itself when already there)."""
+        return self.to("cpu")
+
+    def cuda(self, index: int | None = None) -> Tensor:
+        """This tensor on a CUDA device (cuda:0 unless `index` says otherwise)."""
+        return self.to("cuda" if index is None else f"cuda:{index}")
+
+    def float(self) -> Tensor:
+        """Cast to float32."""
+        return self.to(dtype="float32")
+
+    def double(self) -> Tensor:
+        """Cast to float64."""
+        return self.to(dtype="float64")
+
+    def half(self) -> Tensor:
+        """Cast to float16."""
+        return self.to(dtype="float16")
+
+    def long(self) -> Tensor:
+        """Cast to int64."""
+        return self.to(dtype="int64")
+
+    def int(self) -> Tensor:
+        """Cast to int32."""
+        return self.to(dtype="int32")
+
+    def bool(self) -> Tensor:
+        """Cast to bool."""
+        return self.to(dtype="bool")
