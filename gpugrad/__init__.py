@@ -1,21 +1,60 @@
 """gpugrad: a tensor autograd library that runs the same code on NumPy (cpu) or CuPy (cuda)."""
 
-from . import autograd  # first: the engine and Tensor know each other
-from . import cuda, ops
+from . import (
+    autograd,  # first: the engine and Tensor know each other
+    cuda,
+    ops,
+)
 from ._version import __version__
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, device
 from .creation import (
-    arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
-    manual_seed, ones, ones_like, rand, rand_like, randint, randint_like, randn, randn_like,
-    tensor, zeros, zeros_like,
+    arange,
+    as_tensor,
+    empty,
+    empty_like,
+    eye,
+    from_numpy,
+    full,
+    full_like,
+    linspace,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    tensor,
+    zeros,
+    zeros_like,
 )  # fmt: skip
 from .dtypes import (
-    bool_, double, float16, float32, float64, half, int8, int16, int32, int64, long, uint8,
+    bool_,
+    double,
+    float16,
+    float32,
+    float64,
+    half,
+    int8,
+    int16,
+    int32,
+    int64,
+    long,
+    uint8,
 )  # fmt: skip
 from .errors import (
-    BackendUnavailableError, DeviceError, DTypeError, GpugradError, GradcheckError, GraphError,
-    InplaceError, ShapeError,
+    BackendUnavailableError,
+    DeviceError,
+    DTypeError,
+    GpugradError,
+    GradcheckError,
+    GraphError,
+    InplaceError,
+    ShapeError,
 )  # fmt: skip
+from .gradcheck import gradcheck, gradgradcheck
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
 from .tensor import Tensor

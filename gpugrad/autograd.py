@@ -97,7 +97,7 @@ class Function:
     `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
     """
 
-    __slots__ = ("inputs", "saved", "seq", "versions", "xp")
+    __slots__ = ("edges", "inputs", "saved", "seq", "versions", "xp")
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
 
     def save(self, *arrays: Any) -> None:
@@ -106,8 +106,7 @@ class Function:
 
     def needs_grad(self, i: int) -> bool:
         """Whether input `i` wants a gradient; lets backward skip costly work (matmul)."""
-        x = self.inputs[i]
-        return isinstance(x, Tensor) and x.requires_grad
+        return self.edges[i] is not None
 
     @property
     def name(self) -> str:
@@ -128,6 +127,7 @@ class Function:
                 raise TypeError(f"{node.name} expects a Tensor, got {type(x).__name__}")
             backend = node.xp = x._backend
             track = x.requires_grad
+            edges = (x.grad_fn or x,)
             try:
                 out = node.forward(x.data, **params)
             except (ValueError, TypeError, IndexError) as exc:
@@ -135,6 +135,7 @@ class Function:
         else:
             backend = None
             arrays = []
+            edge_list = []
             track = False
             for x in inputs:
                 if isinstance(x, Tensor):
@@ -145,8 +146,13 @@ class Function:
                     arrays.append(x.data)
                     if x.requires_grad:
                         track = True
+                        edge_list.append(x.grad_fn or x)
+                    else:
+                        edge_list.append(None)
                 else:
                     arrays.append(x)
+                    edge_list.append(None)
+            edges = edge_list
             node.xp = backend
             try:
                 out = node.forward(*arrays, **params)
@@ -157,6 +163,7 @@ class Function:
         if not (track and _mode.enabled):
             return _make(out, backend, None)
         node.inputs = inputs
+        node.edges = edges
         node.seq = next(_sequence)
         result = _make(out, backend, node)
         if node.saved:
@@ -219,9 +226,14 @@ def _saved_as_tensors(node: Function) -> list[Any]:
     """The node's saved arrays as the Tensors they came from, so a backward can be recorded."""
     result = []
     for s in node.saved:
-        for x in node.inputs:
-            if x is s or (isinstance(x, Tensor) and x.data is s):
-                result.append(x)
+        for x, edge in zip(node.inputs, node.edges):
+            if x is s:  # a Python scalar
+                result.append(s)
+                break
+            if isinstance(x, Tensor) and x.data is s:
+                # Rebuild the input from the edge recorded at forward time: an in-place op
+                # may have given the Tensor object x a newer grad_fn since.
+                result.append(edge if isinstance(edge, Tensor) else _make(s, node.xp, edge))
                 break
         else:  # not an input, so it is the node's output
             result.append(_make(s, node.xp, node))
@@ -336,21 +348,21 @@ def _run_backward(
                 gs = node.backward(node.xp, g, *node.saved)
             if len(inputs) == 1:
                 gs = (gs,)
-            for x, gx in zip(inputs, gs):
-                if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+            for edge, gx in zip(node.edges, gs):
+                if gx is None or edge is None:
                     continue
-                fn = x.grad_fn
-                if fn is None:
-                    prev = leaf_grads.get(x)
-                    leaf_grads[x] = _owned(gx, g) if prev is None else prev + gx
-                elif fn in grads:
+                if isinstance(edge, Tensor):  # a leaf
+                    prev = leaf_grads.get(edge)
+                    leaf_grads[edge] = _owned(gx, g) if prev is None else prev + gx
+                    continue
+                fn = edge
+                if fn in grads:
                     grads[fn] = grads[fn] + gx
                 else:
                     grads[fn] = gx
                     heapq.heappush(heap, (-fn.seq, fn))
             if not retain_graph:
-                node.inputs = None
-                node.saved = None
+                node.inputs = node.edges = node.saved = None
     finally:
         _mode.enabled = previous_mode
 

@@ -152,10 +152,16 @@ def randint(
 
 
 def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:
-    return x.shape, dtype if dtype is not None else x.dtype, device if device is not None else x.device
+    return (
+        x.shape,
+        dtype if dtype is not None else x.dtype,
+        device if device is not None else x.device,
+    )
 
 
-def zeros_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+def zeros_like(
+    x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False
+):
     """Zeros with x's shape (and dtype and device unless given)."""
     shape, dt, dev = _like(x, dtype, device)
     return zeros(shape, dtype=dt, device=dev, requires_grad=requires_grad)
@@ -167,7 +173,9 @@ def ones_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_
     return ones(shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def empty_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+def empty_like(
+    x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False
+):
     """Uninitialised memory with x's shape (and dtype and device unless given)."""
     shape, dt, dev = _like(x, dtype, device)
     return empty(shape, dtype=dt, device=dev, requires_grad=requires_grad)
@@ -188,7 +196,9 @@ def rand_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_
     return rand(shape, dtype=dt, device=dev, requires_grad=requires_grad)
 
 
-def randn_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
+def randn_like(
+    x: Tensor, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False
+):
     """Standard normal draws with x's shape (and dtype and device unless given)."""
     shape, dt, dev = _like(x, dtype, device)
     return randn(shape, dtype=dt, device=dev, requires_grad=requires_grad)
@@ -197,7 +207,9 @@ def randn_like(x: Tensor, dtype: Any = None, device: DeviceLike = None, requires
 def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None,
                  device: DeviceLike = None) -> Tensor:  # fmt: skip
     """Random integers with x's shape (dtype int64 unless given)."""
-    return randint(low, high, x.shape, dtype=dtype, device=device if device is not None else x.device)
+    return randint(
+        low, high, x.shape, dtype=dtype, device=device if device is not None else x.device
+    )
 
 
 def manual_seed(seed: int) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 from .errors import DTypeError
 
 float16 = half = np.dtype("float16")
-float32 = float = np.dtype("float32")  # noqa: A001 - mirrors torch.float
+float32 = float = np.dtype("float32")
 float64 = double = np.dtype("float64")
 int8 = np.dtype("int8")
 int16 = np.dtype("int16")

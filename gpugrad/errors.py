@@ -6,7 +6,7 @@ class GpugradError(Exception):
 
 
 class ShapeError(GpugradError, ValueError):
-    """Shapes that do not fit together (broadcasting, matmul, reshape, a gradient of the wrong shape)."""
+    """Shapes that do not fit together (broadcasting, matmul, reshape, a wrong-shaped gradient)."""
 
 
 class DTypeError(GpugradError, TypeError):

@@ -16,12 +16,13 @@ from .device import Device
 
 # The array functions that forward and backward formulas may use, NumPy-named.
 ARRAY_FUNCTIONS = (
-    "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cos",
-    "cumsum", "empty", "exp", "expand_dims", "expm1", "eye", "flip", "full", "linspace",
-    "log", "log1p", "logical_and", "logical_not", "logical_or", "logical_xor", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "moveaxis", "ones", "pad", "prod", "repeat",
-    "reshape", "sign", "sin", "sqrt", "squeeze", "stack", "sum", "swapaxes", "take_along_axis",
-    "tanh", "tile", "transpose", "var", "where", "zeros",
+    "abs", "arange", "argmax", "argmin", "broadcast_to", "clip", "concatenate", "cos", "cumsum",
+    "empty", "equal", "exp", "expand_dims", "expm1", "eye", "flip", "full", "greater",
+    "greater_equal", "isfinite", "isnan", "less", "less_equal", "linspace", "log", "log1p",
+    "logical_and", "logical_not", "logical_or", "logical_xor", "matmul", "max", "maximum",
+    "may_share_memory", "mean", "min", "minimum", "moveaxis", "not_equal", "ones", "pad",
+    "prod", "repeat", "reshape", "sign", "sin", "sqrt", "squeeze", "stack", "sum", "swapaxes",
+    "take_along_axis", "tanh", "tile", "transpose", "var", "where", "zeros",
 )  # fmt: skip
 
 
@@ -93,5 +94,5 @@ class Backend(ABC):
             out[index] = values
         return out
 
-    def synchronize(self) -> None:
+    def synchronize(self) -> None:  # noqa: B027 - a no-op unless a backend queues work
         """Wait for queued work on this device to finish (a no-op on the CPU)."""

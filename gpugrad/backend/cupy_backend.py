@@ -50,7 +50,9 @@ class CupyBackend(Backend):
                 return self.rng.standard_normal(shape, dtype=dtype)
             return self.rng.standard_normal(shape).astype(dtype)
 
-    def random_integers(self, low: int, high: int, shape: tuple[int, ...], dtype: Any) -> cupy.ndarray:
+    def random_integers(
+        self, low: int, high: int, shape: tuple[int, ...], dtype: Any
+    ) -> cupy.ndarray:
         with cupy.cuda.Device(self.index):
             return self.rng.integers(low, high, size=shape, dtype=dtype)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from ..errors import DeviceError
 
 DEVICE_TYPES = ("cpu", "cuda")
@@ -15,7 +17,7 @@ class Device:
     """
 
     __slots__ = ("index", "type")
-    _interned: dict[tuple[str, int | None], Device] = {}
+    _interned: ClassVar[dict[tuple[str, int | None], Device]] = {}
 
     def __new__(cls, type: str, index: int | None = None) -> Device:
         key = (type, index)

@@ -38,7 +38,9 @@ class NumpyBackend(Backend):
             return self.rng.standard_normal(shape, dtype=dtype)
         return self.rng.standard_normal(shape).astype(dtype)
 
-    def random_integers(self, low: int, high: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    def random_integers(
+        self, low: int, high: int, shape: tuple[int, ...], dtype: Any
+    ) -> np.ndarray:
         return self.rng.integers(low, high, size=shape, dtype=dtype)
 
     def scatter_add(self, target: np.ndarray, index: Any, values: np.ndarray) -> None:

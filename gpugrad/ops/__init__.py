@@ -9,20 +9,105 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from ._support import unbroadcast
-from .arithmetic import add, div, mul, neg, pow, sub
+from .arithmetic import add, div, maximum, minimum, mul, neg, pow, sub
 from .compare import (
-    eq, ge, gt, isfinite, isnan, le, logical_and, logical_not, logical_or, logical_xor, lt, ne,
-    sign, where,
+    eq,
+    ge,
+    gt,
+    isfinite,
+    isnan,
+    le,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    lt,
+    ne,
+    sign,
+    where,
 )  # fmt: skip
 from .convert import astype, clone, to_device
+from .index import (
+    chunk,
+    gather,
+    getitem,
+    index_select,
+    one_hot,
+    scatter_to,
+    split,
+    take,
+    take_along_axis,
+)  # fmt: skip
+from .inplace import (
+    add_,
+    copy_,
+    div_,
+    fill_,
+    iadd,
+    imul,
+    isub,
+    itruediv,
+    mul_,
+    setitem,
+    sub_,
+    zero_,
+)  # fmt: skip
+from .linalg import dot, matmul, outer
+from .reduce import (
+    all,
+    any,
+    argmax,
+    argmin,
+    cumsum,
+    logsumexp,
+    max,
+    mean,
+    min,
+    prod,
+    std,
+    sum,
+    var,
+)  # fmt: skip
+from .shape import (
+    broadcast_to,
+    cat,
+    concat,
+    concatenate,
+    expand,
+    expand_dims,
+    flatten,
+    flip,
+    pad,
+    permute,
+    repeat,
+    reshape,
+    squeeze,
+    stack,
+    swapaxes,
+    tile,
+    transpose,
+    unsqueeze,
+)  # fmt: skip
 from .unary import abs, clamp, clip, cos, exp, expm1, log, log1p, relu, sigmoid, sin, sqrt, tanh
 
+# NumPy's longer names, so backward formulas and NumPy users find them.
 true_divide = divide = div
-multiply = mul
-subtract = sub
-negative = neg
-power = pow
+multiply, subtract, negative, power = mul, sub, neg, pow
 equal, not_equal, less, less_equal, greater, greater_equal = eq, ne, lt, le, gt, ge
+
+__all__ = [
+    "abs", "add", "add_", "all", "any", "argmax", "argmin", "astype", "broadcast_to", "cat",
+    "chunk", "clamp", "clip", "clone", "concat", "concatenate", "copy_", "cos", "cumsum", "div",
+    "div_", "divide", "dot", "eq", "equal", "exp", "expand", "expand_dims", "expm1", "fill_",
+    "flatten", "flip", "gather", "ge", "greater", "greater_equal", "gt", "index_select",
+    "isfinite", "isnan", "le", "less", "less_equal", "log", "log1p", "logical_and",
+    "logical_not", "logical_or", "logical_xor", "logsumexp", "lt", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "mul", "mul_", "multiply", "ne", "neg", "negative", "not_equal",
+    "one_hot", "outer", "pad", "permute", "pow", "power", "prod", "relu", "repeat", "reshape",
+    "sigmoid", "sign", "sin", "split", "sqrt", "squeeze", "stack", "std", "sub", "sub_",
+    "subtract", "sum", "swapaxes", "take", "take_along_axis", "tanh", "tile", "to_device",
+    "transpose", "true_divide", "unbroadcast", "unsqueeze", "var", "where", "zero_",
+]  # fmt: skip
 
 
 def _reflected(fn):
@@ -34,24 +119,40 @@ def _reflected(fn):
 
 
 def _bind_methods() -> None:
-    """Attach the ops to Tensor: operators, then NumPy-style methods."""
+    """Attach the ops to Tensor: operators, then NumPy/PyTorch-style methods."""
     operators = {
         "__add__": add, "__radd__": add, "__sub__": sub, "__rsub__": _reflected(sub),
         "__mul__": mul, "__rmul__": mul, "__truediv__": div, "__rtruediv__": _reflected(div),
-        "__pow__": pow, "__rpow__": _reflected(pow), "__neg__": neg,
+        "__pow__": pow, "__rpow__": _reflected(pow), "__matmul__": matmul,
+        "__rmatmul__": _reflected(matmul), "__neg__": neg, "__abs__": abs,
         "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
         "__and__": logical_and, "__or__": logical_or, "__xor__": logical_xor,
-        "__invert__": logical_not, "__abs__": abs,
+        "__invert__": logical_not, "__getitem__": getitem, "__setitem__": setitem,
+        "__iadd__": iadd, "__isub__": isub, "__imul__": imul, "__itruediv__": itruediv,
     }  # fmt: skip
     methods = {
         "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg,
         "exp": exp, "log": log, "log1p": log1p, "expm1": expm1, "sqrt": sqrt, "abs": abs,
         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clip": clip,
-        "clamp": clip, "sign": sign, "astype": astype, "clone": clone,
-        "isfinite": isfinite, "isnan": isnan,
+        "clamp": clip, "sign": sign, "isfinite": isfinite, "isnan": isnan,
+        "maximum": maximum, "minimum": minimum,
+        "sum": sum, "mean": mean, "var": var, "std": std, "max": max, "min": min,
+        "prod": prod, "logsumexp": logsumexp, "cumsum": cumsum, "argmax": argmax,
+        "argmin": argmin, "any": any, "all": all,
+        "matmul": matmul, "dot": dot,
+        "reshape": reshape, "view": reshape, "flatten": flatten, "transpose": transpose,
+        "permute": permute, "swapaxes": swapaxes, "squeeze": squeeze, "unsqueeze": unsqueeze,
+        "expand_dims": expand_dims, "broadcast_to": broadcast_to, "expand": expand,
+        "flip": flip, "repeat": repeat, "tile": tile,
+        "take": take, "index_select": index_select, "gather": gather,
+        "take_along_axis": take_along_axis, "split": split, "chunk": chunk,
+        "astype": astype, "clone": clone,
+        "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "zero_": zero_,
+        "fill_": fill_, "copy_": copy_,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
         setattr(Tensor, name, fn)
+    Tensor.T = property(transpose, doc="The tensor with its axes reversed (NumPy's .T).")
 
 
 _bind_methods()

@@ -38,7 +38,9 @@ def as_tensor_like(x: Any, like: Tensor) -> Tensor:
         return x
     backend = like._backend
     if hasattr(x, "__cuda_array_interface__") and backend.device.type != "cuda":
-        raise DeviceError(f"cannot mix a GPU array ({type(x).__name__}) with a tensor on '{like.device}'")
+        raise DeviceError(
+            f"cannot mix a GPU array ({type(x).__name__}) with a tensor on '{like.device}'"
+        )
     if (
         backend.device.type == "cuda"
         and not backend.is_array(x)

@@ -69,6 +69,36 @@ class Pow(Function):
         return unbroadcast(ga, a.shape), unbroadcast(gb, b.shape)
 
 
+class _Extremum(Function):
+    """maximum/minimum of two operands; where they tie, each gets half the gradient."""
+
+    def forward(self, a, b):
+        self.shapes = getattr(a, "shape", ()), getattr(b, "shape", ())
+        self.save(a, b)
+        return self.pick(a, b)
+
+    def backward(self, xp, g, a, b):
+        ga = xp.where(a == b, g * 0.5, xp.where(self.wins(a, b), g, 0))
+        sa, sb = self.shapes
+        return unbroadcast(ga, sa), unbroadcast(g - ga, sb)
+
+
+class Maximum(_Extremum):
+    def pick(self, a, b):
+        return self.xp.maximum(a, b)
+
+    def wins(self, a, b):
+        return a > b
+
+
+class Minimum(_Extremum):
+    def pick(self, a, b):
+        return self.xp.minimum(a, b)
+
+    def wins(self, a, b):
+        return a < b
+
+
 # --- tensor (op) scalar --------------------------------------------------------------------
 class AddScalar(Function):
     def forward(self, x, c):
@@ -201,7 +231,7 @@ def div(a: Any, b: Any) -> Tensor:
     return Div.apply(a, b)
 
 
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
+def pow(a: Any, b: Any) -> Tensor:
     """a ** b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
         return PowScalar.apply(a, p=b)
@@ -210,6 +240,20 @@ def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - mirrors torch.pow
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return pow(*_operands(a, b))
     return Pow.apply(a, b)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise larger of a and b (ties share the gradient equally)."""
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return Maximum.apply(a, as_operand(b, a))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise smaller of a and b (ties share the gradient equally)."""
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return Minimum.apply(a, as_operand(b, a))
 
 
 def neg(x: Tensor) -> Tensor:

@@ -80,5 +80,6 @@ def to_device(x: Tensor, device: str | Device) -> Tensor:
         return make_tensor(data, target, None)
     node = ToDevice.__new__(ToDevice)
     node.xp, node.source, node.inputs, node.saved, node.versions = target, source, (x,), (), ()
+    node.edges = (x.grad_fn or x,)
     node.seq = next(_sequence)
     return make_tensor(data, target, node)

@@ -141,7 +141,9 @@ class Clip(Function):
 
     def forward(self, x, low, high):
         xp = self.xp
-        self.inside = (x >= low if low is not None else True) & (x <= high if high is not None else True)
+        self.inside = (x >= low if low is not None else True) & (
+            x <= high if high is not None else True
+        )
         return xp.clip(x, low, high)
 
     def backward(self, xp, g):
@@ -198,12 +200,12 @@ def relu(x: Tensor) -> Tensor:
     return Relu.apply(x)
 
 
-def abs(x: Tensor) -> Tensor:  # noqa: A001 - mirrors numpy.abs
+def abs(x: Tensor) -> Tensor:
     """Absolute value, elementwise."""
     return Abs.apply(x)
 
 
-def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
     """Clamp into [min, max] (either bound may be None)."""
     if min is None and max is None:
         raise ValueError("clip needs at least one of min and max")

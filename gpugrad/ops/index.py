@@ -1,0 +1,176 @@
+"""Indexing: x[...] with ints, slices, None, Ellipsis, integer arrays and boolean masks;
+take / index_select / take_along_axis / gather; split and chunk; one_hot.
+
+Everything that reads elements by position is one op, GetItem. Its gradient puts the output
+gradient back where the elements came from (`scatter_to`), adding up where an integer index
+picked the same element twice. That scatter is itself an op (IndexScatter), whose gradient
+is GetItem again, so second derivatives work too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..autograd import Function
+from ..errors import DeviceError, DTypeError, ShapeError
+from ..tensor import Tensor
+from ._support import make_tensor
+
+
+def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
+    """The index with Tensors and lists turned into arrays of x's backend.
+
+    Returns (index, advanced, accumulate): whether it holds arrays (a copy, not a view), and
+    whether an element may be picked twice (integer arrays), so gradients must add up.
+    """
+    backend = x._backend
+    parts = index if isinstance(index, tuple) else (index,)
+    out = []
+    advanced = accumulate = False
+    for part in parts:
+        if isinstance(part, Tensor):
+            if part._backend is not backend:
+                raise DeviceError(
+                    f"an index on '{part.device}' cannot index a tensor on '{x.device}'"
+                )
+            part = part.data
+        elif isinstance(part, list) or (
+            hasattr(part, "__array_interface__") and not isinstance(part, (int, bool))
+        ):
+            part = backend.asarray(part)
+        if backend.is_array(part):
+            kind = part.dtype.kind
+            if kind not in "iub":
+                raise DTypeError(f"index arrays must be integer or bool, got {part.dtype}")
+            advanced = True
+            accumulate = accumulate or kind != "b"
+        out.append(part)
+    return (tuple(out) if isinstance(index, tuple) else out[0]), advanced, accumulate
+
+
+class GetItem(Function):
+    def forward(self, x, index, accumulate):
+        self.in_shape = x.shape
+        self.index = index
+        self.accumulate = accumulate
+        return x[index]
+
+    def backward(self, xp, g):
+        return xp.scatter_to(self.in_shape, self.index, g, self.accumulate)
+
+
+class IndexScatter(Function):
+    """Zeros of `shape` with the input placed (added, if `accumulate`) at `index`."""
+
+    def forward(self, values, shape, index, accumulate):
+        self.index = index
+        return self.xp.scatter_to(shape, index, values, accumulate)
+
+    def backward(self, xp, g):
+        return g[self.index]
+
+
+def scatter_to(shape: tuple[int, ...], index: Any, values: Tensor, accumulate: bool) -> Tensor:
+    """Zeros of `shape` with `values` placed at `index` (summed where it repeats with
+    `accumulate`). The Tensor twin of `Backend.scatter_to`, used by second derivatives."""
+    return IndexScatter.apply(values, shape=tuple(shape), index=index, accumulate=accumulate)
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """x[index] with NumPy's rules; basic indexing gives a view sharing x's version."""
+    index, advanced, accumulate = normalize_index(index, x)
+    out = GetItem.apply(x, index=index, accumulate=accumulate)
+    if not advanced and out.data.base is not None:
+        out._version = x._version
+    return out
+
+
+def take(x: Tensor, index: Any, axis: int = 0) -> Tensor:
+    """Elements at positions `index` along `axis` (an int array or Tensor)."""
+    axis = axis % x.ndim
+    return getitem(x, (slice(None),) * axis + (index,))
+
+
+def index_select(x: Tensor, axis: int, index: Any) -> Tensor:
+    """PyTorch's index_select(input, dim, index): `take` along `axis`."""
+    return take(x, index, axis)
+
+
+def _along_axis_index(x: Tensor, indices: Any, axis: int, pytorch: bool) -> tuple[Any, ...]:
+    backend = x._backend
+    if isinstance(indices, Tensor):
+        indices = indices.data
+    indices = backend.asarray(indices)
+    if indices.ndim != x.ndim:
+        raise ShapeError(
+            f"indices must have as many dimensions as the tensor: {indices.shape} vs {x.shape}"
+        )
+    axis = axis % x.ndim
+    parts = []
+    for d in range(x.ndim):
+        if d == axis:
+            parts.append(indices)
+        else:
+            n = indices.shape[d] if pytorch else x.shape[d]
+            shape = [1] * x.ndim
+            shape[d] = n
+            parts.append(backend.arange(n).reshape(shape))
+    return tuple(parts)
+
+
+def take_along_axis(x: Tensor, indices: Any, axis: int) -> Tensor:
+    """NumPy's take_along_axis: out[..., i, ...] = x[..., indices[..., i, ...], ...]."""
+    return getitem(x, _along_axis_index(x, indices, axis, pytorch=False))
+
+
+def gather(x: Tensor, axis: int, index: Any) -> Tensor:
+    """PyTorch's gather(input, dim, index): like take_along_axis, and `index` may be smaller
+    than x along the other axes (it then reads that sub-block)."""
+    return getitem(x, _along_axis_index(x, index, axis, pytorch=True))
+
+
+def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """Cut x along `axis` into pieces of `sizes` (a list), or of one size (an int; the last
+    piece may be smaller), as PyTorch's split."""
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    if isinstance(sizes, int):
+        if sizes <= 0:
+            raise ShapeError(f"split size must be positive, got {sizes}")
+        sizes = [min(sizes, n - start) for start in range(0, n, sizes)]
+    elif sum(sizes) != n:
+        raise ShapeError(
+            f"split sizes {list(sizes)} do not add up to {n} (axis {axis} of {x.shape})"
+        )
+    pieces, start = [], 0
+    lead = (slice(None),) * axis
+    for size in sizes:
+        pieces.append(getitem(x, (*lead, slice(start, start + size))))
+        start += size
+    return pieces
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
+    """Split into `chunks` pieces of equal size (the last may be smaller, and there may be
+    fewer pieces when x is short), as PyTorch's chunk."""
+    if chunks <= 0:
+        raise ShapeError(f"chunks must be positive, got {chunks}")
+    n = x.shape[axis % x.ndim]
+    return split(x, max(-(-n // chunks), 1), axis)
+
+
+def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot encoding: a new last axis of `num_classes` (max label + 1 when -1)."""
+    if labels.data.dtype.kind not in "iu":
+        raise DTypeError(f"one_hot needs integer labels, got {labels.dtype}")
+    backend = labels._backend
+    data = labels.data
+    if num_classes < 0:
+        num_classes = int(data.max()) + 1 if data.size else 0
+    if data.size and (int(data.min()) < 0 or int(data.max()) >= num_classes):
+        raise ShapeError(
+            f"labels must lie in [0, {num_classes}), got [{int(data.min())}, {int(data.max())}]"
+        )
+    out = (data[..., None] == backend.arange(num_classes)).astype("int64")
+    return make_tensor(out, backend, None)

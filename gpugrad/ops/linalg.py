@@ -1,0 +1,62 @@
+"""Matrix products with NumPy's semantics: matmul (1-D, 2-D, batched broadcasting), dot, outer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function
+from ..errors import ShapeError
+from ..tensor import Tensor
+from ._support import as_operand, unbroadcast
+
+
+class MatMul(Function):
+    """a @ b. For matrices: dL/da = g @ bᵀ and dL/db = aᵀ @ g.
+
+    1-D operands are treated as a row (a) or a column (b) vector, as NumPy does, and batch
+    axes broadcast, so their gradients are summed back with `unbroadcast`.
+    """
+
+    def forward(self, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError("matmul needs tensors with at least one dimension (use * for scalars)")
+        self.save(a, b)
+        return a @ b
+
+    def backward(self, xp, g, a, b):
+        a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
+        b2 = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
+        if a.ndim == 1:  # put back the axes 1-D operands dropped from the result
+            g = xp.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = xp.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_grad(0):
+            ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if self.needs_grad(1):
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+        return ga, gb
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product with NumPy's rules (also the `@` operator)."""
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        like = a if isinstance(a, Tensor) else b
+        a, b = as_operand(a, like), as_operand(b, like)
+    return MatMul.apply(a, b)
+
+
+def dot(a: Tensor, b: Tensor) -> Tensor:
+    """Inner product of two 1-D tensors; for 2-D operands the matrix product (as NumPy)."""
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError(
+            f"dot takes 1-D or 2-D tensors, got shapes {a.shape} and {b.shape}; use matmul"
+        )
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    return matmul(a, b)
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """Outer product of two vectors: out[i, j] = a[i]·b[j] (inputs are flattened)."""
+    return a.reshape(-1, 1) * b.reshape(1, -1)

@@ -1,0 +1,244 @@
+"""Reductions along axes: sum, mean, var, std, max, min, prod, logsumexp, cumsum, argmax...
+
+`axis` is an int, a tuple of ints or None (all axes), and `keepdims` keeps reduced axes as
+size 1, as in NumPy. Each backward first puts the reduced axes back (`_expand`) and then
+spreads the gradient over the elements that produced each result.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from ..autograd import Function
+from ..errors import ShapeError
+from ..tensor import Tensor
+from ._support import make_tensor
+
+Axis = int | tuple[int, ...] | None
+
+
+def _normalize_axis(axis: Axis, ndim: int) -> tuple[int, ...] | None:
+    """Axes as a sorted tuple of non-negative ints (None for all), with a clear error."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    result = []
+    for a in axes:
+        if not -ndim <= a < builtins.max(ndim, 1):
+            raise ShapeError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
+        result.append(a % ndim if ndim else 0)
+    if len(set(result)) != len(result):
+        raise ShapeError(f"repeated axis in {axis}")
+    return tuple(sorted(result))
+
+
+class _Reduction(Function):
+    """Shared bookkeeping: the input shape and the shape of the result with keepdims."""
+
+    def setup(self, x: Any, axis: Axis) -> tuple[int, ...] | None:
+        axes = self.axes = _normalize_axis(axis, x.ndim)
+        self.in_shape = x.shape
+        if axes is None:
+            self.kept_shape = (1,) * x.ndim
+        else:
+            self.kept_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        return axes
+
+    def count(self) -> int:
+        """How many input elements fed each result."""
+        n = 1
+        for full, kept in zip(self.in_shape, self.kept_shape):
+            if kept == 1:
+                n *= full
+        return n
+
+    def _expand(self, g: Any) -> Any:
+        """The output gradient with the reduced axes back as size 1, ready to broadcast."""
+        return g.reshape(self.kept_shape)
+
+
+class Sum(_Reduction):
+    def forward(self, x, axis, keepdims):
+        axes = self.setup(x, axis)
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def backward(self, xp, g):
+        return xp.broadcast_to(self._expand(g), self.in_shape)
+
+
+class Mean(_Reduction):
+    def forward(self, x, axis, keepdims):
+        axes = self.setup(x, axis)
+        return x.mean(axis=axes, keepdims=keepdims)
+
+    def backward(self, xp, g):
+        return xp.broadcast_to(self._expand(g) / self.count(), self.in_shape)
+
+
+class Var(_Reduction):
+    """Variance with `ddof` (0 by default, as NumPy): d var/dx = 2(x - mean)/(N - ddof)."""
+
+    def forward(self, x, axis, keepdims, ddof):
+        self.setup(x, axis)
+        self.ddof = ddof
+        self.save(x)
+        return x.var(axis=self.axes, keepdims=keepdims, ddof=ddof)
+
+    def backward(self, xp, g, x):
+        centered = x - x.mean(axis=self.axes, keepdims=True)
+        return self._expand(g) * centered * (2 / (self.count() - self.ddof))
+
+
+class _Extreme(_Reduction):
+    """max/min: the gradient goes to the elements equal to the result, split evenly on ties."""
+
+    def forward(self, x, axis, keepdims):
+        axes = self.setup(x, axis)
+        out = self.pick(x, axes, keepdims)
+        self.save(x, out)
+        return out
+
+    def backward(self, xp, g, x, out):
+        hit = x == out.reshape(self.kept_shape)
+        ties = xp.sum(hit, axis=self.axes, keepdims=True)
+        return self._expand(g) * hit / ties
+
+
+class Max(_Extreme):
+    def pick(self, x, axes, keepdims):
+        return x.max(axis=axes, keepdims=keepdims)
+
+
+class Min(_Extreme):
+    def pick(self, x, axes, keepdims):
+        return x.min(axis=axes, keepdims=keepdims)
+
+
+class Prod(_Reduction):
+    """Product; d/dx_i is the product of the others, computed so that zeros are handled."""
+
+    def forward(self, x, axis, keepdims):
+        self.setup(x, axis)
+        out = x.prod(axis=self.axes, keepdims=keepdims)
+        self.save(x)
+        return out
+
+    def backward(self, xp, g, x):
+        axes = self.axes
+        is_zero = x == 0
+        zeros = xp.sum(is_zero, axis=axes, keepdims=True)
+        x_safe = xp.where(is_zero, 1, x)
+        others = xp.prod(x_safe, axis=axes, keepdims=True)  # product of the non-zero elements
+        # No zero in the slice: prod/x_i. One zero: only that element gets the product of the
+        # rest. Two or more: every partial product contains a zero.
+        grad = xp.where(zeros == 0, others / x_safe, xp.where(is_zero & (zeros == 1), others, 0))
+        return self._expand(g) * grad
+
+
+class LogSumExp(_Reduction):
+    """log Σ exp(x), shifted by the max so it never overflows; d/dx = softmax(x)."""
+
+    def forward(self, x, axis, keepdims):
+        xp = self.xp
+        axes = self.setup(x, axis)
+        shift = x.max(axis=axes, keepdims=True)
+        shift = xp.where(xp.isfinite(shift), shift, 0)
+        out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
+        if not keepdims:
+            out = out.reshape(
+                tuple(n for i, n in enumerate(x.shape) if axes is not None and i not in axes)
+            )
+        self.save(x, out)
+        return out
+
+    def backward(self, xp, g, x, out):
+        return self._expand(g) * xp.exp(x - out.reshape(self.kept_shape))
+
+
+class CumSum(Function):
+    """Running sum along an axis (over the flattened tensor when axis is None);
+    its gradient is the running sum of the gradient taken from the other end."""
+
+    def forward(self, x, axis):
+        self.in_shape = x.shape
+        self.axis = axis
+        return self.xp.cumsum(x, axis=axis)
+
+    def backward(self, xp, g):
+        axis = 0 if self.axis is None else self.axis
+        return xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis).reshape(self.in_shape)
+
+
+# --- the public functions ---------------------------------------------------------------------
+def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Sum over `axis` (all axes when None)."""
+    return Sum.apply(x, axis=axis, keepdims=keepdims)
+
+
+def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over `axis`."""
+    return Mean.apply(x, axis=axis, keepdims=keepdims)
+
+
+def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance over `axis`, dividing by N - ddof (ddof=0 as NumPy; PyTorch's default is 1)."""
+    return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
+
+
+def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation over `axis`: sqrt(var(x, axis, ddof))."""
+    from .unary import sqrt
+
+    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+
+
+def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Largest value over `axis` (values only; use argmax for positions)."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def min(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Smallest value over `axis` (values only; use argmin for positions)."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def prod(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Product over `axis`."""
+    return Prod.apply(x, axis=axis, keepdims=keepdims)
+
+
+def logsumexp(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(x))) over `axis`, computed stably."""
+    return LogSumExp.apply(x, axis=axis, keepdims=keepdims)
+
+
+def cumsum(x: Tensor, axis: int | None = None) -> Tensor:
+    """Running sum along `axis` (over the flattened tensor when None, as NumPy)."""
+    if axis is not None:
+        axis = _normalize_axis(axis, x.ndim)[0]
+    return CumSum.apply(x, axis=axis)
+
+
+def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the largest value (in the flattened tensor when axis is None); int64."""
+    return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+
+
+def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
+    """Index of the smallest value (in the flattened tensor when axis is None); int64."""
+    return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+
+
+def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """True where any element over `axis` is non-zero (no gradient)."""
+    return make_tensor(
+        x._backend.xp.asarray(x.data.any(axis=axis, keepdims=keepdims)), x._backend, None
+    )
+
+
+def all(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """True where every element over `axis` is non-zero (no gradient)."""
+    return make_tensor(
+        x._backend.xp.asarray(x.data.all(axis=axis, keepdims=keepdims)), x._backend, None
+    )

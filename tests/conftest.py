@@ -1,0 +1,40 @@
+"""Shared fixtures: every test that takes `device` runs once per available device."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+
+DEVICES = ["cpu"] + (["cuda"] if gg.cuda.is_available() else [])
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"gpugrad devices under test: {', '.join(DEVICES)}"
+
+
+@pytest.fixture(params=DEVICES)
+def device(request: pytest.FixtureRequest) -> str:
+    """Each available device in turn: 'cpu' always, 'cuda' when a GPU is present."""
+    return request.param
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A NumPy generator with a fixed seed, for reproducible test inputs."""
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    gg.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if gg.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU with CuPy (none found here)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
