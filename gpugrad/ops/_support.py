@@ -20,16 +20,15 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     gradient of that input is the sum of the output gradient over exactly those axes.
     Works on arrays and on Tensors alike.
     """
-    gshape = g.shape
-    if gshape == shape:
+    if g.shape == shape:
         return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1
-    )
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    return g.reshape(shape)
+    lead = g.ndim - len(shape)
+    if lead:  # axes broadcasting added in front
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:  # size-1 axes broadcasting stretched
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
 
 
 def as_tensor_like(x: Any, like: Tensor) -> Tensor:

@@ -32,9 +32,11 @@ class MatMul(Function):
             g = xp.expand_dims(g, -1)
         ga = gb = None
         if self.needs_grad(0):
-            ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape)
+            ga = ga.reshape(a.shape) if a.ndim == 1 else ga
         if self.needs_grad(1):
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape).reshape(b.shape)
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape)
+            gb = gb.reshape(b.shape) if b.ndim == 1 else gb
         return ga, gb
 
 
