@@ -28,7 +28,9 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .errors import DeviceError, DTypeError, GraphError, InplaceError, ShapeError
+from .errors import (
+    DeviceError, DTypeError, GraphError, IndexOutOfRangeError, InplaceError, ShapeError,
+)  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -200,14 +202,11 @@ def _device_mismatch(op: str, inputs: Sequence[Any]) -> DeviceError:
 
 def _explain_failure(op: str, inputs: Sequence[Any], exc: Exception) -> Exception:
     """Re-raise an array library error as a typed error that names the op and its inputs."""
-    kind = ShapeError if isinstance(exc, (ValueError, IndexError)) else DTypeError
     if isinstance(exc, IndexError):
-        kind = IndexErrorWithShapes
+        kind: type[Exception] = IndexOutOfRangeError
+    else:
+        kind = ShapeError if isinstance(exc, ValueError) else DTypeError
     return kind(f"{op}: {exc} (inputs: {_describe(inputs)})")
-
-
-class IndexErrorWithShapes(ShapeError, IndexError):
-    """An index out of range for the indexed tensor."""
 
 
 # --- backward ------------------------------------------------------------------------------

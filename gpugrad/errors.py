@@ -9,6 +9,10 @@ class ShapeError(GpugradError, ValueError):
     """Shapes that do not fit together (broadcasting, matmul, reshape, a wrong-shaped gradient)."""
 
 
+class IndexOutOfRangeError(ShapeError, IndexError):
+    """An index outside the indexed tensor's shape."""
+
+
 class DTypeError(GpugradError, TypeError):
     """A dtype an operation cannot take (for example, gradients of integer tensors)."""
 
