@@ -29,7 +29,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .errors import (
-    DeviceError, DTypeError, GraphError, IndexOutOfRangeError, InplaceError, ShapeError,
+    DeviceError,
+    DTypeError,
+    GraphError,
+    IndexOutOfRangeError,
+    InplaceError,
+    ShapeError,
 )  # fmt: skip
 
 F = TypeVar("F", bound=Callable[..., Any])

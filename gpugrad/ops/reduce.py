@@ -33,6 +33,15 @@ def _normalize_axis(axis: Axis, ndim: int) -> tuple[int, ...] | None:
     return tuple(sorted(result))
 
 
+def _single_axis(axis: int | None, ndim: int) -> int | None:
+    """One axis as a non-negative int (None stays None), with the same errors as above."""
+    if axis is None:
+        return None
+    if not isinstance(axis, int):  # a tuple would otherwise quietly mean its first axis
+        raise ShapeError(f"expected a single int axis, got {axis!r}")
+    return _normalize_axis(axis, ndim)[0]
+
+
 class _Reduction(Function):
     """Shared bookkeeping: the input shape and the shape of the result with keepdims."""
 
@@ -100,7 +109,8 @@ class _Extreme(_Reduction):
         return out
 
     def backward(self, xp, g, x, out):
-        hit = x == out.reshape(self.kept_shape)
+        # The mask in x's dtype: an integer tie count would promote float32 gradients to float64.
+        hit = (x == out.reshape(self.kept_shape)).astype(x.dtype)
         ties = xp.sum(hit, axis=self.axes, keepdims=True)
         return self._expand(g) * hit / ties
 
@@ -215,30 +225,32 @@ def logsumexp(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def cumsum(x: Tensor, axis: int | None = None) -> Tensor:
     """Running sum along `axis` (over the flattened tensor when None, as NumPy)."""
-    if axis is not None:
-        axis = _normalize_axis(axis, x.ndim)[0]
-    return CumSum.apply(x, axis=axis)
+    return CumSum.apply(x, axis=_single_axis(axis, x.ndim))
 
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (in the flattened tensor when axis is None); int64."""
+    axis = _single_axis(axis, x.ndim)
     return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
 
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (in the flattened tensor when axis is None); int64."""
+    axis = _single_axis(axis, x.ndim)
     return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
 
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where any element over `axis` is non-zero (no gradient)."""
+    axes = _normalize_axis(axis, x.ndim)
     return make_tensor(
-        x._backend.xp.asarray(x.data.any(axis=axis, keepdims=keepdims)), x._backend, None
+        x._backend.xp.asarray(x.data.any(axis=axes, keepdims=keepdims)), x._backend, None
     )
 
 
 def all(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where every element over `axis` is non-zero (no gradient)."""
+    axes = _normalize_axis(axis, x.ndim)
     return make_tensor(
-        x._backend.xp.asarray(x.data.all(axis=axis, keepdims=keepdims)), x._backend, None
+        x._backend.xp.asarray(x.data.all(axis=axes, keepdims=keepdims)), x._backend, None
     )

@@ -244,8 +244,8 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
 
 
 def flip(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
-    """Reverse the order of elements along `axis` (all axes when None)."""
-    return Flip.apply(x, axis=axis)
+    """Reverse the order of elements along `axis` (all axes when None); a view of x."""
+    return _share_version(Flip.apply(x, axis=axis), x)
 
 
 def repeat(x: Tensor, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
