@@ -104,7 +104,10 @@ class Function:
     `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
     """
 
-    __slots__ = ("edges", "inputs", "saved", "seq", "versions", "xp")
+    __slots__ = ("__dict__", "edges", "inputs", "seq", "xp")
+    # Class-level defaults, overridden per node only when used (keeps apply short).
+    saved: tuple[Any, ...] | None = ()  # what forward kept for backward; None once freed
+    versions: list[tuple[list[int], int]] | tuple[()] = ()  # (counter, value) of saved tensors
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
 
     def save(self, *arrays: Any) -> None:
@@ -127,7 +130,6 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Tensor:
         """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
         node = _new(cls)
-        node.saved = ()
         if len(inputs) == 1:  # the common case, kept short
             x = inputs[0]
             if not isinstance(x, Tensor):
@@ -177,8 +179,6 @@ class Function:
             versions = [(x._version, x._version[0]) for x in inputs if isinstance(x, Tensor)]
             versions.append((result._version, 0))
             node.versions = versions
-        else:
-            node.versions = ()
         return result
 
 
@@ -380,8 +380,12 @@ def _run_backward(
 def _owned(g: Any, upstream: Any) -> Any:
     """`g`, copied if it may share memory with another gradient (a pass-through or a view),
     so that editing one leaf's .grad in place never changes another's."""
-    if g is upstream or getattr(g, "base", None) is not None:
-        return g.copy() if not isinstance(g, Tensor) else g
+    if isinstance(g, Tensor):  # create_graph: graph-carrying grads are never edited in place
+        if not g.requires_grad and (g is upstream or g.data.base is not None):
+            return _make(g.data.copy(), g._backend, None)
+        return g
+    if g is upstream or g.base is not None:
+        return g.copy()
     return g
 
 

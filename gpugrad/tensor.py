@@ -13,6 +13,7 @@ from typing import Any
 
 from . import autograd
 from .backend import Backend, Device, get_backend
+from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
 from .errors import DTypeError, GraphError
 
@@ -52,6 +53,10 @@ def to_array(data: Any, backend: Backend, dtype: Any = None, copy: bool = False)
     elif copy:
         array = array.copy()
     return array
+
+
+def _is_device_name(name: str) -> bool:
+    return name.strip().lower().partition(":")[0] in DEVICE_TYPES
 
 
 class Tensor:
@@ -232,7 +237,7 @@ class Tensor:
         Differentiable: gradients flow back to the original device and dtype.
         """
         for arg in args:
-            if isinstance(arg, (str, Device)):
+            if isinstance(arg, Device) or (isinstance(arg, str) and _is_device_name(arg)):
                 device = arg
             else:
                 dtype = arg
