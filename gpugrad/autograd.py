@@ -176,10 +176,23 @@ class Function:
         node.seq = next(_sequence)
         result = _make(out, backend, node)
         if node.saved:
-            versions = [(x._version, x._version[0]) for x in inputs if isinstance(x, Tensor)]
-            versions.append((result._version, 0))
-            node.versions = versions
+            node.versions = _saved_versions(node.saved, inputs, out, result)
         return result
+
+
+def _saved_versions(saved: Any, inputs: Any, out: Any, result: Tensor) -> list[Any]:
+    """(version counter, current version) of each tensor whose array was saved, so backward
+    can tell if one was changed in place since; tensors not saved may change freely."""
+    versions = []
+    for s in saved:
+        if s is out:
+            versions.append((result._version, 0))
+            continue
+        for x in inputs:
+            if isinstance(x, Tensor) and x.data is s:
+                versions.append((x._version, x._version[0]))
+                break
+    return versions
 
 
 _new = object.__new__

@@ -7,7 +7,8 @@ import builtins
 from typing import Any
 
 from .backend import Device, get_backend, set_seed
-from .dtypes import DEFAULT_FLOAT, int64, to_dtype
+from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
+from .errors import DTypeError
 from .tensor import Tensor, _make, to_array
 
 DeviceLike = str | Device | None
@@ -124,17 +125,27 @@ def eye(
     return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
 
 
+def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
+    """The dtype of a random draw; refuses a kind the draw would silently round away
+    (`rand(dtype=int64)` would be all zeros)."""
+    dt = to_dtype(dtype) or (DEFAULT_FLOAT if floating else int64)
+    if is_floating(dt) != floating or dt.kind == "b":
+        kind = "floating-point" if floating else "integer"
+        raise DTypeError(f"{what} draws {kind} numbers; dtype {dt.name} cannot hold them")
+    return dt
+
+
 def rand(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """Uniform random numbers in [0, 1)."""
     backend = get_backend(device)
-    data = backend.random_uniform(_shape(size), to_dtype(dtype) or DEFAULT_FLOAT)
+    data = backend.random_uniform(_shape(size), _random_dtype(dtype, True, "rand"))
     return _finish(data, backend, requires_grad)
 
 
 def randn(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """Standard normal random numbers."""
     backend = get_backend(device)
-    data = backend.random_normal(_shape(size), to_dtype(dtype) or DEFAULT_FLOAT)
+    data = backend.random_normal(_shape(size), _random_dtype(dtype, True, "randn"))
     return _finish(data, backend, requires_grad)
 
 
@@ -147,7 +158,7 @@ def randint(
         low, high = 0, low
     backend = get_backend(device)
     shape = _shape(size if isinstance(size, (tuple, list)) else (size,))
-    data = backend.random_integers(low, high, shape, to_dtype(dtype) or int64)
+    data = backend.random_integers(low, high, shape, _random_dtype(dtype, False, "randint"))
     return _make(data, backend, None)
 
 

@@ -38,7 +38,9 @@ def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
         elif isinstance(part, list) or (
             hasattr(part, "__array_interface__") and not isinstance(part, (int, bool))
         ):
-            part = backend.asarray(part)
+            array = backend.asarray(part)
+            # NumPy reads [] as float64; an empty list picks nothing, as in NumPy indexing.
+            part = array.astype("int64") if isinstance(part, list) and not array.size else array
         if backend.is_array(part):
             kind = part.dtype.kind
             if kind not in "iub":

@@ -17,7 +17,7 @@ from ..errors import DTypeError, InplaceError
 from ..tensor import Tensor
 from ._support import as_operand, make_tensor, unbroadcast
 from .arithmetic import add, div, mul, sub
-from .convert import astype, to_device
+from .convert import astype, clone, to_device
 from .index import normalize_index
 
 
@@ -119,7 +119,9 @@ def _operator(in_place: Callable, out_of_place: Callable, name: str) -> Callable
 
     def method(x: Tensor, other: Any) -> Tensor:
         if is_grad_enabled() and x.grad_fn is not None and _is_view(x):
-            return out_of_place(x, other)
+            # On a copy: the write into the base changes the view's memory, which the op
+            # (x * y, x / y) may have saved for backward.
+            return out_of_place(clone(x), other)
         return in_place(x, other)
 
     method.__name__ = name
@@ -147,8 +149,11 @@ class SetItem(Function):
         return out
 
     def backward(self, xp, g):
-        gv = unbroadcast(g[self.index], self.value_shape) if self.needs_grad(1) else None
-        return g * self.keep, gv
+        if not self.needs_grad(1):
+            return g * self.keep, None
+        gv = g[self.index]
+        lead = (1,) * (len(self.value_shape) - gv.ndim)  # NumPy lets value add leading 1-axes
+        return g * self.keep, unbroadcast(gv.reshape(lead + gv.shape), self.value_shape)
 
 
 def setitem(x: Tensor, index: Any, value: Any) -> None:
@@ -165,9 +170,10 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
     try:
         x.data[index] = value.data if isinstance(value, Tensor) else value
     except (ValueError, IndexError) as exc:
-        from ..errors import ShapeError
+        from ..errors import IndexOutOfRangeError, ShapeError
 
-        raise ShapeError(f"x[index] = value: {exc} (tensor shape {x.shape})") from exc
+        kind = IndexOutOfRangeError if isinstance(exc, IndexError) else ShapeError
+        raise kind(f"x[index] = value: {exc} (tensor shape {x.shape})") from exc
     x._version[0] += 1
 
 
