@@ -1,4 +1,4 @@
-"""`python -m gpugrad`: runs the demo (the `gpugrad train` command comes with the training stack)."""
+"""`python -m gpugrad`: the demo (`gpugrad train` comes with the training stack)."""
 
 from .demo import main
 

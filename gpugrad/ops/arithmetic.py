@@ -160,6 +160,8 @@ class PowScalar(Function):
 
     def backward(self, xp, g, x):
         p = self.p
+        if p == 0:  # x**0 is flat everywhere; p·x^(p-1) would be 0·inf = NaN at x = 0
+            return g * 0
         if p == 2:
             return g * 2 * x
         return g * p * x ** (p - 1)

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._support import as_operand, make_tensor, unbroadcast
+from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
 
 
 def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor:
@@ -117,7 +117,9 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if cond_arr.dtype != bool:
         cond_arr = cond_arr.astype(bool)
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        return make_tensor(like._backend.xp.where(cond_arr, a, b), like._backend, None)
+        # Two Python scalars: their dtype is the one gg.tensor gives them (float32, int64).
+        a, b = as_tensor_like(a, like), as_tensor_like(b, like)
+        return make_tensor(like._backend.xp.where(cond_arr, a.data, b.data), like._backend, None)
     if not isinstance(a, Tensor):
         a = make_tensor(like._backend.xp.asarray(a, dtype=b.dtype), like._backend, None)
     if not isinstance(b, Tensor):

@@ -7,7 +7,7 @@ from typing import Any
 from ..autograd import Function
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ._support import as_operand, unbroadcast
+from ._support import as_tensor_like, unbroadcast
 
 
 class MatMul(Function):
@@ -26,10 +26,12 @@ class MatMul(Function):
     def backward(self, xp, g, a, b):
         a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
         b2 = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
-        if a.ndim == 1:  # put back the axes 1-D operands dropped from the result
-            g = xp.expand_dims(g, -2)
+        # Put back the axes 1-D operands dropped from the result; b's first, so that the
+        # 0-d result of 1-D @ 1-D becomes (1, 1).
         if b.ndim == 1:
             g = xp.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = xp.expand_dims(g, -2)
         ga = gb = None
         if self.needs_grad(0):
             ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape)
@@ -43,8 +45,9 @@ class MatMul(Function):
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules (also the `@` operator)."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        # Python scalars become 0-d tensors too, so they meet matmul's ShapeError.
         like = a if isinstance(a, Tensor) else b
-        a, b = as_operand(a, like), as_operand(b, like)
+        a, b = as_tensor_like(a, like), as_tensor_like(b, like)
     return MatMul.apply(a, b)
 
 

@@ -136,14 +136,17 @@ class Prod(_Reduction):
 
     def backward(self, xp, g, x):
         axes = self.axes
-        is_zero = x == 0
-        zeros = xp.sum(is_zero, axis=axes, keepdims=True)
-        x_safe = xp.where(is_zero, 1, x)
-        others = xp.prod(x_safe, axis=axes, keepdims=True)  # product of the non-zero elements
-        # No zero in the slice: prod/x_i. One zero: only that element gets the product of the
-        # rest. Two or more: every partial product contains a zero.
-        grad = xp.where(zeros == 0, others / x_safe, xp.where(is_zero & (zeros == 1), others, 0))
-        return self._expand(g) * grad
+        zero = x == 0
+        zeros = xp.sum(zero, axis=axes, keepdims=True)
+        x_safe = xp.where(zero, 1, x)
+        quotient = xp.prod(x_safe, axis=axes, keepdims=True) / x_safe  # others, zeros skipped
+        # `zsum` (the sum of the zero elements) is 0, but carries their derivative, so the
+        # gradient stays right to second order. One zero: it gets the product of the others,
+        # the rest get 0·(…). Two: each zero gets (the other zero)·(…). More: all 0.
+        zsum = xp.sum(xp.where(zero, x, 0), axis=axes, keepdims=True)
+        one, two = xp.where(zero, 1, zsum), xp.where(zero, zsum - x, 0)
+        factor = xp.where(zeros == 0, 1, xp.where(zeros == 1, one, xp.where(zeros == 2, two, 0)))
+        return self._expand(g) * quotient * factor
 
 
 class LogSumExp(_Reduction):
