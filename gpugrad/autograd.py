@@ -107,7 +107,7 @@ class Function:
     __slots__ = ("__dict__", "edges", "inputs", "seq", "xp")
     # Class-level defaults, overridden per node only when used (keeps apply short).
     saved: tuple[Any, ...] | None = ()  # what forward kept for backward; None once freed
-    versions: list[tuple[list[int], int]] | tuple[()] = ()  # (counter, value) of saved tensors
+    epoch = -1  # the in-place epoch when forward saved arrays (-1: it saved none)
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
 
     def save(self, *arrays: Any) -> None:
@@ -176,26 +176,27 @@ class Function:
         node.seq = next(_sequence)
         result = _make(out, backend, node)
         if node.saved:
-            node.versions = _saved_versions(node.saved, inputs, out, result)
+            node.epoch = _epoch[0]
+            node.out_version = result._version
         return result
 
 
-def _saved_versions(saved: Any, inputs: Any, out: Any, result: Tensor) -> list[Any]:
-    """(version counter, current version) of each tensor whose array was saved, so backward
-    can tell if one was changed in place since; tensors not saved may change freely."""
-    versions = []
-    for s in saved:
-        if s is out:
-            versions.append((result._version, 0))
-            continue
-        for x in inputs:
-            if isinstance(x, Tensor) and x.data is s:
-                versions.append((x._version, x._version[0]))
-                break
-    return versions
-
-
 _new = object.__new__
+# In-place changes are numbered by a global epoch; each tensor's version counter records the
+# epoch of its last change ([count, epoch], shared by views). A node that saved arrays at
+# epoch e needs checking only if the epoch has moved since, and then only for tensors whose
+# last change is later than e. This keeps the check off the forward's hot path.
+_epoch = [0]
+
+
+def bump_version(t: Tensor) -> None:
+    """Record an in-place change of t's data (seen by t and every view sharing its counter)."""
+    _epoch[0] += 1
+    counter = t._version
+    counter[0] += 1
+    counter[1] = _epoch[0]
+
+
 # Nodes are numbered as they are made. Inputs are always made before the ops that use them, so
 # visiting nodes from the highest number down is a valid order for backward.
 _sequence = itertools.count()
@@ -229,13 +230,23 @@ def _explain_failure(op: str, inputs: Sequence[Any], exc: Exception) -> Exceptio
 
 # --- backward ------------------------------------------------------------------------------
 def _check_versions(node: Function) -> None:
-    for counter, version in node.versions:
-        if counter[0] != version:
+    """Raise if an array the node saved was changed in place after forward saved it."""
+    for s in node.saved:
+        for x in node.inputs:
+            if x is s:  # a Python scalar: nothing to change
+                counter = None
+                break
+            if isinstance(x, Tensor) and x.data is s:
+                counter = x._version
+                break
+        else:  # not an input, so the node's own output
+            counter = node.out_version
+        if counter is not None and counter[1] > node.epoch:
             raise InplaceError(
-                f"an array that {node.name} saved for backward was modified in place "
-                f"(its version is {counter[0]}, it was {version} when saved), so the gradient "
-                "would be wrong; use an out-of-place op (x = x + y instead of x += y), or clone() "
-                "the tensor before changing it"
+                f"an array that {node.name} saved for backward was modified in place after "
+                f"it was saved (it is now at version {counter[0]}), so the gradient would be "
+                "wrong; use an out-of-place op (x = x + y instead of x += y), or clone() the "
+                "tensor before changing it"
             )
 
 
@@ -355,7 +366,7 @@ def _run_backward(
                 _give_retained(node, g)
             if capture_nodes and node in capture_nodes:
                 grads_of_captured[node] = g
-            if node.versions:
+            if node.epoch != _epoch[0] and node.epoch >= 0:
                 _check_versions(node)
             if create_graph:
                 if not isinstance(g, Tensor):

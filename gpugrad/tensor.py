@@ -28,7 +28,7 @@ def _make(data: Any, backend: Backend, grad_fn: Any) -> Tensor:
     t.grad_fn = grad_fn
     t.requires_grad = grad_fn is not None
     t.grad = None
-    t._version = [0]
+    t._version = [0, 0]  # [changes in place, epoch of the last one]
     return t
 
 
@@ -84,7 +84,7 @@ class Tensor:
         self._backend = backend
         self.grad_fn = None
         self.grad = None
-        self._version = [0]
+        self._version = [0, 0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..autograd import Function, is_grad_enabled
+from ..autograd import Function, bump_version, is_grad_enabled
 from ..errors import DTypeError, InplaceError
 from ..tensor import Tensor
 from ._support import as_operand, make_tensor, unbroadcast
@@ -55,7 +55,7 @@ def _record(x: Tensor, compute: Callable[[Tensor], Tensor], what: str) -> Tensor
     if new.data.dtype != x.data.dtype:
         new = astype(new, x.data.dtype)
     x.data[...] = new.data
-    x._version[0] += 1
+    bump_version(x)
     x.grad_fn = new.grad_fn
     x.requires_grad = new.requires_grad
     return x
@@ -74,7 +74,7 @@ def _raw(x: Tensor, other: Any, ufunc: str, what: str) -> Tensor:
         from ..errors import ShapeError
 
         raise ShapeError(f"{what}: {exc} (tensor shape {x.shape})") from exc
-    x._version[0] += 1
+    bump_version(x)
     return x
 
 
@@ -174,7 +174,7 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
 
         kind = IndexOutOfRangeError if isinstance(exc, IndexError) else ShapeError
         raise kind(f"x[index] = value: {exc} (tensor shape {x.shape})") from exc
-    x._version[0] += 1
+    bump_version(x)
 
 
 def fill_(x: Tensor, value: Any) -> Tensor:
