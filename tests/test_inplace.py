@@ -5,24 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check, leaf, same
 
 import gpugrad as gg
-
-
-def leaf(array, device, requires_grad=True):
-    t = gg.tensor(np.asarray(array, dtype=np.float64), device=device)  # a copy
-    return t.requires_grad_() if requires_grad else t
-
-
-def same(t, expected):
-    got = t.numpy()
-    assert got.shape == np.shape(expected)
-    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
-
-
-def check(fn, *inputs):
-    assert gg.gradcheck(fn, inputs)
-    assert gg.gradgradcheck(fn, inputs)
 
 
 # --- the array changes in place and the version goes up ------------------------------------------

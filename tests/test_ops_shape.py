@@ -4,30 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import check, leaf, same
 
 import gpugrad as gg
-
-
-def leaf(array, device, contiguous=True):
-    """A float64 leaf that requires grad; non-contiguous (a transposed view) when asked."""
-    array = np.asarray(array, dtype=np.float64)
-    if not contiguous:
-        array = np.ascontiguousarray(array.T).T  # same values, Fortran order
-    return gg.as_tensor(array, device=device).requires_grad_()
-
-
-def check(fn, *inputs):
-    """First and second derivatives of fn against finite differences."""
-    assert gg.gradcheck(fn, inputs)
-    assert gg.gradgradcheck(fn, inputs)
-
-
-def same(t, expected):
-    """The tensor equals the NumPy reference in shape and values."""
-    got = t.numpy()
-    assert got.shape == np.shape(expected)
-    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
-
 
 SHAPES = [(3, 4), (2, 3, 4), (1, 5, 1)]
 
