@@ -104,9 +104,11 @@ class Function:
     `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
     """
 
-    __slots__ = ("__dict__", "edges", "inputs", "seq", "xp")
+    __slots__ = ("__dict__", "edges", "seq", "xp")
     # Class-level defaults, overridden per node only when used (keeps apply short).
     saved: tuple[Any, ...] | None = ()  # what forward kept for backward; None once freed
+    inputs: tuple[Any, ...] | None = None  # kept only by nodes that saved arrays, and views
+    is_view = False  # set by ops whose output may share the input's memory
     epoch = -1  # the in-place epoch when forward saved arrays (-1: it saved none)
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
 
@@ -171,13 +173,15 @@ class Function:
             out = backend.xp.asarray(out)
         if not (track and _mode.enabled):
             return _make(out, backend, None)
-        node.inputs = inputs
         node.edges = edges
         node.seq = next(_sequence)
         result = _make(out, backend, node)
         if node.saved:
+            node.inputs = inputs
             node.epoch = _epoch[0]
             node.out_version = result._version
+        elif node.is_view:
+            node.inputs = inputs
         return result
 
 
@@ -355,8 +359,8 @@ def _run_backward(
         while heap:
             node = heapq.heappop(heap)[1]
             g = grads.pop(node)
-            inputs = node.inputs
-            if inputs is None:
+            edges = node.edges
+            if edges is None:
                 raise GraphError(
                     f"trying to backward through the graph a second time (at {node.name}): "
                     "its saved arrays were freed by the first backward; pass "
@@ -374,9 +378,9 @@ def _run_backward(
                 gs = node.backward(namespace, g, *_saved_as_tensors(node))
             else:
                 gs = node.backward(node.xp, g, *node.saved)
-            if len(inputs) == 1:
+            if len(edges) == 1:
                 gs = (gs,)
-            for edge, gx in zip(node.edges, gs):
+            for edge, gx in zip(edges, gs):
                 if gx is None or edge is None:
                     continue
                 if isinstance(edge, Tensor):  # a leaf

@@ -79,7 +79,7 @@ def to_device(x: Tensor, device: str | Device) -> Tensor:
     if not (x.requires_grad and is_grad_enabled()):
         return make_tensor(data, target, None)
     node = ToDevice.__new__(ToDevice)
-    node.xp, node.source, node.inputs = target, source, (x,)
+    node.xp, node.source = target, source
     node.edges = (x.grad_fn or x,)
     node.seq = next(_sequence)
     return make_tensor(data, target, node)

@@ -52,6 +52,8 @@ def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
 
 
 class GetItem(Function):
+    is_view = True  # basic indexing returns a view
+
     def forward(self, x, index, accumulate):
         self.in_shape = x.shape
         self.index = index

@@ -31,6 +31,8 @@ def _share_version(out: Tensor, x: Tensor) -> Tensor:
 
 
 class Reshape(Function):
+    is_view = True
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return x.reshape(shape)
@@ -40,6 +42,8 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    is_view = True
+
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
@@ -52,6 +56,8 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    is_view = True
+
     def forward(self, x, shape):
         self.in_shape = x.shape
         return self.xp.broadcast_to(x, shape)
@@ -100,6 +106,8 @@ class Pad(Function):
 
 
 class Flip(Function):
+    is_view = True
+
     def forward(self, x, axis):
         self.axis = axis
         return self.xp.flip(x, axis)
