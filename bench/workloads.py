@@ -1,0 +1,327 @@
+"""The benchmark workloads, defined once for the pytest-benchmark suite and for `compare.py`.
+
+Each workload is the same computation written three ways: with gpugrad, with PyTorch (CPU), and
+by hand in NumPy (forward keeping what backward needs, then the backward arithmetic written
+out). A factory builds each variant as a zero-argument callable that runs forward + backward
+once and returns the gradients; `op_chain()` and `mlp()` build all variants of a workload and
+check, outside any timing, that gpugrad's gradients equal the NumPy ones, so the timings
+compare the same work.
+
+PyTorch is optional: where it is not installed the workloads have no "torch" variant.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Run from a checkout without installing: put the repository root (the folder above bench/)
+# on the path, unless gpugrad is importable already.
+_ROOT = Path(__file__).resolve().parent.parent
+if (_ROOT / "gpugrad").is_dir() and str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import gpugrad as gg  # noqa: E402  (needs the path set above)
+
+try:
+    import torch
+except ImportError:  # the torch variants are skipped
+    torch = None
+
+Run = Callable[[], Any]
+
+# --- sizes ---------------------------------------------------------------------------------
+CHAIN_SIZE = 16  # elements of the op chain's leaf
+CHAIN_REPS = 25  # repetitions of y = tanh(y * 1.01 + x) * x
+CHAIN_OPS = 4 * CHAIN_REPS  # ops per forward: mul, add, tanh, mul
+MLP_BATCH = 256
+MLP_SIZES = (784, 512, 512, 10)
+
+
+@dataclass
+class Workload:
+    """One computation in several implementations ("gpugrad", "numpy", "torch")."""
+
+    name: str
+    description: str
+    variants: dict[str, Run]
+    ops: int = 1  # the time of one call divided by this is the per-op time
+    notes: list[str] = field(default_factory=list)
+
+
+# --- threads -------------------------------------------------------------------------------
+def match_threads() -> dict[str, Any]:
+    """Give torch as many threads as NumPy's BLAS has; return what was found and done.
+
+    NumPy's BLAS thread count is only known through threadpoolctl; without it both libraries
+    keep their defaults (the returned `note` says so).
+    """
+    info: dict[str, Any] = {"numpy_blas_threads": None, "torch_threads": None, "note": ""}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        # Prefer the BLAS that NumPy ships (numpy.libs/, scipy_openblas) over one torch loads.
+        blas.sort(key=lambda p: "numpy" not in p.get("filepath", ""))
+        if blas:
+            info["numpy_blas_threads"] = blas[0]["num_threads"]
+            info["numpy_blas"] = f"{blas[0].get('internal_api')} {blas[0].get('version')}"
+    if torch is not None:
+        if info["numpy_blas_threads"] is not None:
+            torch.set_num_threads(info["numpy_blas_threads"])
+            info["note"] = "torch threads set to NumPy's BLAS threads (threadpoolctl)"
+        else:
+            info["note"] = (
+                "threadpoolctl is not installed: NumPy's BLAS threads are unknown, so both "
+                "keep their defaults"
+            )
+        info["torch_threads"] = torch.get_num_threads()
+    elif threadpool_info is None:
+        info["note"] = "threadpoolctl is not installed: NumPy's BLAS threads are unknown"
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if name in os.environ:
+            info[name] = os.environ[name]
+    return info
+
+
+# --- (a) op chain: per-op overhead -----------------------------------------------------------
+def chain_input(seed: int = 0) -> np.ndarray:
+    """The op chain's leaf values: float32, away from 0 so the chain does not die out."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.5, 1.0, CHAIN_SIZE).astype(np.float32)
+
+
+def op_chain_gpugrad(x0: np.ndarray, reps: int = CHAIN_REPS) -> Run:
+    """gpugrad: y = x; reps × y = tanh(y * 1.01 + x) * x; backward with ones; x.grad."""
+    x = gg.tensor(x0, requires_grad=True)
+    ones = gg.ones_like(x)
+
+    def run() -> np.ndarray:
+        x.grad = None
+        y = x
+        for _ in range(reps):
+            y = (((y * 1.01) + x).tanh()) * x
+        y.backward(ones)
+        return x.grad.data
+
+    return run
+
+
+def op_chain_torch(x0: np.ndarray, reps: int = CHAIN_REPS) -> Run | None:
+    """PyTorch, the same ops as `op_chain_gpugrad` (None where torch is missing)."""
+    if torch is None:
+        return None
+    x = torch.tensor(x0, requires_grad=True)
+    ones = torch.ones_like(x)
+
+    def run() -> np.ndarray:
+        x.grad = None
+        y = x
+        for _ in range(reps):
+            y = (((y * 1.01) + x).tanh()) * x
+        y.backward(ones)
+        return x.grad.numpy()
+
+    return run
+
+
+def op_chain_numpy(x0: np.ndarray, reps: int = CHAIN_REPS) -> Run:
+    """Hand-written NumPy: the forward keeps each tanh output, the backward uses them."""
+    x = x0.copy()
+    ones = np.ones_like(x)
+
+    def run() -> np.ndarray:
+        y = x
+        ts = []
+        for _ in range(reps):
+            t = np.tanh(y * 1.01 + x)
+            ts.append(t)
+            y = t * x
+        gy = ones
+        gx = np.zeros_like(x)
+        for t in reversed(ts):
+            gx += gy * t  # y = t * x: x's own share
+            ga = (gy * x) * (1 - t * t)  # through tanh to a = y_prev * 1.01 + x
+            gx += ga  # a's x term
+            gy = ga * 1.01  # on to y_prev
+        gx += gy  # the chain started from y = x
+        return gx
+
+    return run
+
+
+def op_chain(seed: int = 0) -> Workload:
+    """The op-chain workload with every available variant, gradients checked against NumPy."""
+    x0 = chain_input(seed)
+    variants = {"gpugrad": op_chain_gpugrad(x0), "numpy": op_chain_numpy(x0)}
+    run_torch = op_chain_torch(x0)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+    _check_same(variants, names=["x"])
+    return Workload(
+        name="op_chain",
+        description=(
+            f"{CHAIN_OPS} elementwise ops on a {CHAIN_SIZE}-element float32 tensor, "
+            "forward + backward"
+        ),
+        variants=variants,
+        ops=CHAIN_OPS,
+    )
+
+
+# --- (b) MLP forward + backward ------------------------------------------------------------
+@dataclass
+class MlpData:
+    """Inputs, weights and the loss's fixed matrix, shared by every variant (float32)."""
+
+    x: np.ndarray
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+    c: np.ndarray  # loss = sum(logits * c), so dloss/dlogits = c
+
+
+def mlp_data(seed: int = 0, batch: int = MLP_BATCH, sizes: tuple[int, ...] = MLP_SIZES) -> MlpData:
+    """Draw the MLP's weights with gg.randn (He scaling) and its input and loss matrix."""
+    gg.manual_seed(seed)
+    weights, biases = [], []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        weights.append((gg.randn(fan_in, fan_out) * (2.0 / fan_in) ** 0.5).numpy())
+        biases.append((gg.randn(fan_out) * 0.1).numpy())
+    x = gg.randn(batch, sizes[0]).numpy()
+    c = gg.randn(batch, sizes[-1]).numpy()
+    return MlpData(x, weights, biases, c)
+
+
+def _mlp_names(data: MlpData) -> list[str]:
+    n = len(data.weights)
+    return [f"W{i + 1}" for i in range(n)] + [f"b{i + 1}" for i in range(n)]
+
+
+def mlp_gpugrad(data: MlpData) -> Run:
+    """gpugrad: `@`, `+ bias`, `.relu()`, loss = (logits * c).sum(), `.backward()`."""
+    x, c = gg.tensor(data.x), gg.tensor(data.c)
+    weights = [gg.tensor(w, requires_grad=True) for w in data.weights]
+    biases = [gg.tensor(b, requires_grad=True) for b in data.biases]
+    params = weights + biases
+    last = len(weights) - 1
+
+    def run() -> list[np.ndarray]:
+        for p in params:
+            p.grad = None
+        h = x
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w + b
+            if i < last:
+                h = h.relu()
+        loss = (h * c).sum()
+        loss.backward()
+        return [p.grad.data for p in params]
+
+    return run
+
+
+def mlp_torch(data: MlpData) -> Run | None:
+    """PyTorch, the same products (None where torch is missing)."""
+    if torch is None:
+        return None
+    x, c = torch.from_numpy(data.x.copy()), torch.from_numpy(data.c.copy())
+    weights = [torch.tensor(w, requires_grad=True) for w in data.weights]
+    biases = [torch.tensor(b, requires_grad=True) for b in data.biases]
+    params = weights + biases
+    last = len(weights) - 1
+
+    def run() -> list[np.ndarray]:
+        for p in params:
+            p.grad = None
+        h = x
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w + b
+            if i < last:
+                h = h.relu()
+        loss = (h * c).sum()
+        loss.backward()
+        return [p.grad.numpy() for p in params]
+
+    return run
+
+
+def mlp_numpy(data: MlpData) -> Run:
+    """Hand-written NumPy: dW = Xᵀ·dY, db = dY.sum(0), dX = dY·Wᵀ, ReLU mask; no input grad."""
+    x, c = data.x, data.c
+    weights, biases = data.weights, data.biases
+    last = len(weights) - 1
+
+    def run() -> list[np.ndarray]:
+        acts = [x]  # the input of each layer
+        h = x
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w + b
+            if i < last:
+                h = np.maximum(h, 0)
+                acts.append(h)
+        loss = (h * c).sum()  # computed, as the other variants do, though backward needs only c
+        del loss
+        dh = c * 1.0
+        dws, dbs = [None] * len(weights), [None] * len(weights)
+        for i in range(last, -1, -1):
+            dws[i] = acts[i].T @ dh
+            dbs[i] = dh.sum(axis=0)
+            if i > 0:
+                dh = (dh @ weights[i].T) * (acts[i] > 0)  # through the ReLU that made acts[i]
+        return dws + dbs
+
+    return run
+
+
+def mlp(seed: int = 0) -> Workload:
+    """The MLP workload with every available variant, gradients checked against NumPy."""
+    data = mlp_data(seed)
+    variants = {"gpugrad": mlp_gpugrad(data), "numpy": mlp_numpy(data)}
+    run_torch = mlp_torch(data)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+    _check_same(variants, names=_mlp_names(data))
+    sizes = "-".join(map(str, MLP_SIZES))
+    return Workload(
+        name="mlp",
+        description=f"MLP {sizes}, ReLU, float32, batch {MLP_BATCH}: forward + backward",
+        variants=variants,
+    )
+
+
+WORKLOADS: dict[str, Callable[[], Workload]] = {"op_chain": op_chain, "mlp": mlp}
+
+
+# --- the same-work check -------------------------------------------------------------------
+def _check_same(variants: dict[str, Run], names: list[str]) -> None:
+    """Run each variant once and compare its gradients with NumPy's, at float32 tolerance."""
+    want = _as_list(variants["numpy"]())
+    for variant, run in variants.items():
+        if variant == "numpy":
+            continue
+        got = _as_list(run())
+        for name, g, w in zip(names, got, want, strict=True):
+            if g.shape != w.shape or g.dtype != np.float32:
+                raise AssertionError(
+                    f"{variant}: gradient of {name} has shape {g.shape} and dtype {g.dtype}, "
+                    f"NumPy's has shape {w.shape} and dtype {w.dtype}"
+                )
+            # Sums of hundreds of float32 products: compare relative to the gradient's scale.
+            scale = float(np.abs(w).max()) or 1.0
+            np.testing.assert_allclose(
+                g, w, rtol=1e-4, atol=1e-5 * scale, err_msg=f"{variant}: gradient of {name}"
+            )
+
+
+def _as_list(grads: Any) -> list[np.ndarray]:
+    grads = grads if isinstance(grads, list) else [grads]
+    return [np.array(g, copy=True) for g in grads]
