@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -41,8 +42,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --- grad mode ---------------------------------------------------------------------------
-class _GradMode:
-    """Whether ops record the graph. One flag for the process, like a global `torch.no_grad`."""
+class _GradMode(threading.local):
+    """Whether ops record the graph; per thread, as in PyTorch, so a `no_grad` block in one
+    thread (a data loader, say) never switches recording off in another."""
 
     enabled = True
 

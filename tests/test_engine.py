@@ -489,3 +489,28 @@ def test_requires_grad_on_non_leaf_raises(device):
     y = leaf([1.0], device) * 2
     with pytest.raises(gg.GraphError, match="leaf"):
         y.requires_grad_(False)
+
+
+def test_grad_mode_is_per_thread(device):
+    """A no_grad block in one thread does not switch recording off in another."""
+    import threading
+
+    x = gg.ones(2, device=device, requires_grad=True)
+    inside = threading.Event()
+    release = threading.Event()
+    seen = {}
+
+    def other_thread():
+        inside.wait()
+        seen["enabled"] = gg.is_grad_enabled()
+        seen["records"] = (x * 2).requires_grad
+        release.set()
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    with gg.no_grad():
+        inside.set()
+        release.wait(timeout=10)
+        assert not (x * 2).requires_grad
+    t.join()
+    assert seen == {"enabled": True, "records": True}
