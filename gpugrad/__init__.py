@@ -47,6 +47,7 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     BackendUnavailableError,
+    CheckpointError,
     DeviceError,
     DTypeError,
     GpugradError,

@@ -35,3 +35,7 @@ class InplaceError(GpugradError, RuntimeError):
 
 class GradcheckError(GpugradError, AssertionError):
     """Analytic and numerical gradients disagree."""
+
+
+class CheckpointError(GpugradError, ValueError):
+    """A saved state that does not match what it is loaded into, or a corrupt file."""

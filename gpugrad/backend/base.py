@@ -12,7 +12,10 @@ from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
 
+from .activation_math import ActivationPrimitives
 from .device import Device
+from .loss_math import LossPrimitives
+from .optimizer_math import OptimizerPrimitives
 
 # The array functions that forward and backward formulas may use, NumPy-named.
 ARRAY_FUNCTIONS = (
@@ -26,7 +29,7 @@ ARRAY_FUNCTIONS = (
 )  # fmt: skip
 
 
-class Backend(ABC):
+class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
     """An array library bound to one device.
 
     Subclasses set `xp` (the array module) and implement the conversion, random and

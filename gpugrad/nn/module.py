@@ -1,0 +1,291 @@
+"""Module: the base of every layer. It registers the Parameters, buffers and sub-Modules
+assigned to it, and from that registry knows how to list, move, save and load them."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from .. import autograd
+from ..backend import Device
+from ..dtypes import is_floating, to_dtype
+from ..errors import CheckpointError, ShapeError
+from ..ops import astype, to_device
+from ..tensor import Tensor, _is_device_name
+from .parameter import Parameter
+
+
+class IncompatibleKeys(NamedTuple):
+    """What `load_state_dict` did not match: keys the model has but the dict lacks, and
+    keys the dict has but the model does not."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class Module:
+    """Base class of layers and models: subclasses set attributes in `__init__` and define
+    `forward`; calling the module calls `forward`.
+
+    Parameters, sub-modules and buffers (non-learned state such as running statistics) are
+    kept in ordered registries and, for fast access, as plain attributes too.
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # --- registration ------------------------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        registries = self.__dict__.get("_parameters")
+        if registries is None:
+            raise AttributeError(
+                f"cannot assign {name!r} before Module.__init__() was called; "
+                "call super().__init__() first in your module's __init__"
+            )
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        elif isinstance(value, Tensor) and name in self.__dict__.get("_buffer_names", ()):
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register a Parameter under `name` (as assigning it does)."""
+        setattr(self, name, param)
+
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
+        """Register state that is saved and moved with the module but not learned."""
+        names = self.__dict__.setdefault("_buffer_names", set())
+        names.add(name)
+        setattr(self, name, tensor)
+        if tensor is None:
+            self._buffers[name] = None
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Register a sub-module under `name` (as assigning it does)."""
+        setattr(self, name, module)
+
+    # --- calling -------------------------------------------------------------------------
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation; every subclass defines it."""
+        raise TypeError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # --- walking the tree ----------------------------------------------------------------
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, with dotted names, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [
+                (f"{name}.{child_name}" if name else child_name, child)
+                for child_name, child in module._modules.items()
+                if child is not None
+            ]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module below it."""
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules with their names."""
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules."""
+        for _, module in self.named_children():
+            yield module
+
+    def _named(self, kind: str, prefix: str, recurse: bool) -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else iter([(prefix, self)])
+        for module_name, module in modules:
+            for name, value in getattr(module, kind).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_name}.{name}" if module_name else name), value
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """Every Parameter with its dotted name; a parameter shared by two modules once."""
+        yield from self._named("_parameters", prefix, recurse)  # type: ignore[misc]
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every Parameter of this module and (with `recurse`) of its sub-modules."""
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Every buffer with its dotted name."""
+        yield from self._named("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer of this module and (with `recurse`) of its sub-modules."""
+        for _, buf in self.named_buffers(recurse=recurse):
+            yield buf
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call fn on every sub-module (children first) and on this module; returns self."""
+        for module in self.children():
+            module.apply(fn)
+        fn(self)
+        return self
+
+    # --- modes and gradients -------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Switch training behaviour (dropout, batch statistics) on or off; returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Switch to evaluation behaviour; same as train(False)."""
+        return self.train(False)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of every parameter (to None, or to zeros in place)."""
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                param.grad = param.grad.detach()
+                param.grad.data[...] = 0
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Turn gradient tracking of every parameter on or off (freezing); returns self."""
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
+    # --- moving and casting --------------------------------------------------------------
+    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Module:
+        """Move parameters and buffers to a device and/or cast floating ones to a dtype,
+        in place (the same Parameter objects, so optimizers keep working); returns self."""
+        for arg in args:
+            if isinstance(arg, Device) or (isinstance(arg, str) and _is_device_name(arg)):
+                device = arg
+            else:
+                dtype = arg
+        dtype = to_dtype(dtype)
+
+        def convert(t: Tensor) -> Tensor:
+            with autograd.no_grad():
+                out = to_device(t, device) if device is not None else t
+                if dtype is not None and is_floating(t.dtype):
+                    out = astype(out, dtype)
+            return out
+
+        for module in self.modules():
+            for param in module._parameters.values():
+                if param is None:
+                    continue
+                moved = convert(param)
+                param.data, param._backend = moved.data, moved._backend
+                if param.grad is not None:
+                    param.grad = convert(param.grad)
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    object.__setattr__(module, name, convert(buf))
+                    module._buffers[name] = getattr(module, name)
+        return self
+
+    def cpu(self) -> Module:
+        """Move to the cpu; returns self."""
+        return self.to("cpu")
+
+    def cuda(self, index: int | None = None) -> Module:
+        """Move to a CUDA device; returns self."""
+        return self.to("cuda" if index is None else f"cuda:{index}")
+
+    def float(self) -> Module:
+        """Cast floating parameters and buffers to float32; returns self."""
+        return self.to(dtype="float32")
+
+    def double(self) -> Module:
+        """Cast floating parameters and buffers to float64; returns self."""
+        return self.to(dtype="float64")
+
+    # --- saving and loading --------------------------------------------------------------
+    def state_dict(self, prefix: str = "") -> OrderedDict[str, Tensor]:
+        """Every parameter and buffer by dotted name, as detached tensors sharing the data."""
+        state: OrderedDict[str, Tensor] = OrderedDict()
+        for name, param in self.named_parameters(prefix):
+            state[name] = param.detach()
+        for name, buf in self.named_buffers(prefix):
+            state[name] = buf.detach()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values from `state_dict` into this module's parameters and buffers, in place.
+
+        With `strict`, any missing or unexpected key raises CheckpointError listing them;
+        a value of the wrong shape always raises ShapeError naming the key and both shapes.
+        """
+        own = dict(self.named_parameters())
+        own.update(self.named_buffers())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise CheckpointError(
+                f"state_dict does not match {type(self).__name__}: "
+                f"missing keys {missing}, unexpected keys {unexpected}"
+            )
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            value = value if isinstance(value, Tensor) else Tensor(value)
+            if value.shape != target.shape:
+                raise ShapeError(
+                    f"state_dict[{key!r}] has shape {value.shape}, "
+                    f"but the model's {key} has shape {target.shape}"
+                )
+            with autograd.no_grad():
+                moved = to_device(value, target.device)
+                target.data[...] = moved.data.astype(target.dtype, copy=False)
+            autograd.bump_version(target)
+        return IncompatibleKeys(missing, unexpected)
+
+    # --- printing ------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The layer's settings, shown inside its repr (e.g. 'in_features=2, ...')."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, module in self._modules.items():
+            body = repr(module).replace("\n", "\n  ")
+            lines.append(f"({name}): {body}")
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        if not lines:
+            return head + ")"
+        return head + "\n  " + "\n  ".join(lines) + "\n)"
