@@ -58,4 +58,5 @@ from .errors import (
 )  # fmt: skip
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
+from .serialization import load, save
 from .tensor import Tensor
