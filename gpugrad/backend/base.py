@@ -67,6 +67,13 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
     def seed(self, seed: int) -> None:
         """Reset this backend's random generator so draws repeat."""
 
+    def rng_state(self) -> Any:
+        """The random generator's state, to save in a checkpoint (None where it cannot be)."""
+        return None
+
+    def set_rng_state(self, state: Any) -> None:
+        """Restore a state from `rng_state` (ignored where the generator cannot be saved)."""
+
     @abstractmethod
     def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
         """Uniform draws in [0, 1)."""
@@ -97,5 +104,5 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
             out[index] = values
         return out
 
-    def synchronize(self) -> None:  # noqa: B027 - a no-op unless a backend queues work
+    def synchronize(self) -> None:
         """Wait for queued work on this device to finish (a no-op on the CPU)."""

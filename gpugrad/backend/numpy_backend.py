@@ -28,6 +28,12 @@ class NumpyBackend(Backend):
     def seed(self, seed: int) -> None:
         self.rng = np.random.default_rng(seed)
 
+    def rng_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
+
     def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
         if np.dtype(dtype) in (np.float32, np.float64):
             return self.rng.random(shape, dtype=dtype)
