@@ -26,6 +26,7 @@ import functools
 import heapq
 import itertools
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -193,6 +194,39 @@ _new = object.__new__
 # epoch e needs checking only if the epoch has moved since, and then only for tensors whose
 # last change is later than e. This keeps the check off the forward's hot path.
 _epoch = [0]
+
+
+def share_version(view: Tensor, base: Tensor, index: Any = None) -> None:
+    """Make `view` (whose data is a view of base's memory) share base's version counter, and
+    register both as aliases of that memory: a recorded in-place write through one must know
+    the others. `index` is given for slices (view = base[index]), which can be written
+    through; other views (reshape, transpose, ...) cannot."""
+    counter = base._version
+    if len(counter) == 2:
+        counter.append({id(base): (weakref.ref(base), None, None)})
+    counter[2][id(view)] = (weakref.ref(view), weakref.ref(base), index)
+    view._version = counter
+
+
+def alias_info(t: Tensor) -> tuple[list[Tensor], Tensor | None, Any]:
+    """(other live tensors sharing t's memory, t's base if t is a view of one, the index of
+    that view when it is a slice). Forgets tensors that died."""
+    counter = t._version
+    if len(counter) < 3:
+        return [], None, None
+    registry = counter[2]
+    others: list[Tensor] = []
+    base = index = None
+    for key, (ref, base_ref, idx) in list(registry.items()):
+        obj = ref()
+        if obj is None:
+            del registry[key]
+        elif obj is t:
+            base = base_ref() if base_ref is not None else None
+            index = idx
+        else:
+            others.append(obj)
+    return others, base, index
 
 
 def bump_version(t: Tensor) -> None:

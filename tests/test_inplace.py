@@ -382,11 +382,49 @@ def test_setitem_gradcheck(device, rng, index):
     check(fn, x, v)
 
 
-def test_in_place_on_a_recorded_view_raises(device, rng):
-    b = leaf(rng.standard_normal((4, 3)), device) * 2
+def test_in_place_on_a_recorded_slice_writes_through_to_its_base(device, rng):
+    a = leaf(rng.standard_normal((4, 3)), device)
+    w = leaf(rng.standard_normal(3), device)
+    b = a * 2
     view = b[1:3]
+    view.mul_(w)  # changes b's rows 1 and 2, and b's history says so
+    expected = a.detach().numpy() * 2
+    expected[1:3] *= w.detach().numpy()
+    same(b, expected)
+    same(view, expected[1:3])
+    (b * b).sum().backward()
+    grad_a = 2 * 2 * expected
+    grad_a[1:3] *= w.detach().numpy()
+    same(a.grad, grad_a)
+    same(w.grad, (2 * expected[1:3] * a.detach().numpy()[1:3] * 2).sum(axis=0))
+
+    def fn(a, w):
+        b = a * 2
+        v = b[::2]
+        v *= w
+        v += 1
+        return b * b + v.sum()
+
+    check(fn, a, w)
+
+
+def test_in_place_on_a_reshaped_view_raises(device, rng):
+    b = leaf(rng.standard_normal((4, 3)), device) * 2
+    view = b.reshape(12)
     with pytest.raises(gg.InplaceError, match="view"):
         view.mul_(2)
+
+
+def test_changing_a_base_while_a_recorded_view_lives_raises(device, rng):
+    a = leaf(rng.standard_normal(3), device)
+    y = a * 2
+    z = y[1:]  # z's history: a slice of y as it is now
+    with pytest.raises(gg.InplaceError, match="shares its memory"):
+        y[1] = 10.0
+    del z
+    y[1] = 10.0  # fine once no view is left to go stale
+    y.sum().backward()
+    same(a.grad, [2.0, 0.0, 2.0])
 
 
 # --- changes to saved values are caught ----------------------------------------------------------

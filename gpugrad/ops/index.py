@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..autograd import Function
+from ..autograd import Function, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor
@@ -86,7 +86,7 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     index, advanced, accumulate = normalize_index(index, x)
     out = GetItem.apply(x, index=index, accumulate=accumulate)
     if not advanced and out.data.base is not None:
-        out._version = x._version
+        share_version(out, x, index)
     return out
 
 

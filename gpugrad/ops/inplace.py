@@ -12,20 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..autograd import Function, bump_version, is_grad_enabled
+from ..autograd import Function, alias_info, bump_version, is_grad_enabled
 from ..errors import DTypeError, InplaceError
 from ..tensor import Tensor
 from ._support import as_operand, make_tensor, unbroadcast
 from .arithmetic import add, div, mul, sub
 from .convert import astype, clone, to_device
-from .index import normalize_index
-
-
-def _is_view(x: Tensor) -> bool:
-    """True for a tensor recorded as a view of another (basic indexing, reshape, transpose)."""
-    fn = x.grad_fn
-    inputs = fn.inputs if fn is not None else None
-    return bool(inputs) and isinstance(inputs[0], Tensor) and inputs[0]._version is x._version
+from .index import getitem, normalize_index
 
 
 def _tracking(x: Tensor, other: Any) -> bool:
@@ -40,14 +33,33 @@ def _tracking(x: Tensor, other: Any) -> bool:
     return x.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
 
 
-def _record(x: Tensor, compute: Callable[[Tensor], Tensor], what: str) -> Tensor:
+def _record(
+    x: Tensor, compute: Callable[[Tensor], Tensor], what: str, writer: Any = None
+) -> Tensor:
     """Record an in-place change: compute the new value out of place from a snapshot of x,
-    write it into x's array, and make x the output of that op."""
-    if _is_view(x):
+    write it into x's array, and make x the output of that op.
+
+    A slice of another tensor (`v = y[1:]`) is changed through its base instead, so the
+    base's history records it too. Any other live tensor sharing x's memory (a view or a
+    base other than `writer`) would be left with a history that no longer matches its
+    values, so that raises.
+    """
+    others, base, index = alias_info(x)
+    if base is not None:
+        if index is None:
+            raise InplaceError(
+                f"{what} on a reshaped or transposed view while recording the graph: change "
+                "the base tensor, or a .clone() of the view"
+            )
+        return _write_through_slice(x, base, index, compute)
+    others = [t for t in others if t is not writer]
+    if others:
+        shapes = ", ".join(str(t.shape) for t in others)
         raise InplaceError(
-            f"{what} on a view of another tensor while recording the graph would hide the "
-            "change from the base tensor's history; use an out-of-place op, or index the "
-            "base tensor (base[i] = value)"
+            f"{what} while recording the graph, on a tensor (shape {x.shape}) that shares "
+            f"its memory with {len(others)} other live tensor(s) (views or bases, shapes "
+            f"{shapes}): their recorded history would no longer match their values; change "
+            "a .clone() instead, or use out-of-place ops"
         )
     snapshot = make_tensor(x.data.copy(), x._backend, x.grad_fn)
     snapshot.requires_grad = x.requires_grad
@@ -58,6 +70,17 @@ def _record(x: Tensor, compute: Callable[[Tensor], Tensor], what: str) -> Tensor
     bump_version(x)
     x.grad_fn = new.grad_fn
     x.requires_grad = new.requires_grad
+    return x
+
+
+def _write_through_slice(
+    x: Tensor, base: Tensor, index: Any, compute: Callable[[Tensor], Tensor]
+) -> Tensor:
+    """Change the slice x = base[index] by setting base[index] (recorded on the base), then
+    describe x anew as that slice of the changed base."""
+    setitem(base, index, compute(clone(x)), writer=x)
+    rebuilt = getitem(base, index)
+    x.grad_fn, x.requires_grad = rebuilt.grad_fn, rebuilt.requires_grad
     return x
 
 
@@ -113,25 +136,7 @@ def div_(x: Tensor, other: Any) -> Tensor:
     return _arith(x, other, div, "true_divide", "div_")
 
 
-def _operator(in_place: Callable, out_of_place: Callable, name: str) -> Callable:
-    """`x op= y`: in place, except on a recorded view. There Python's `base[i] op= y` computes
-    the new value out of place and __setitem__ writes it into the base, recording it there."""
-
-    def method(x: Tensor, other: Any) -> Tensor:
-        if is_grad_enabled() and x.grad_fn is not None and _is_view(x):
-            # On a copy: the write into the base changes the view's memory, which the op
-            # (x * y, x / y) may have saved for backward.
-            return out_of_place(clone(x), other)
-        return in_place(x, other)
-
-    method.__name__ = name
-    return method
-
-
-iadd = _operator(add_, add, "__iadd__")
-isub = _operator(sub_, sub, "__isub__")
-imul = _operator(mul_, mul, "__imul__")
-itruediv = _operator(div_, div, "__itruediv__")
+iadd, isub, imul, itruediv = add_, sub_, mul_, div_  # x op= y changes x in place
 
 
 class SetItem(Function):
@@ -156,16 +161,19 @@ class SetItem(Function):
         return g * self.keep, unbroadcast(gv.reshape(lead + gv.shape), self.value_shape)
 
 
-def setitem(x: Tensor, index: Any, value: Any) -> None:
+def setitem(x: Tensor, index: Any, value: Any, writer: Any = None) -> None:
     """x[index] = value, in place (recorded when x or value is part of a graph)."""
-    index, _, _ = normalize_index(index, x)
+    index, advanced, _ = normalize_index(index, x)
     value = as_operand(value, x)
     if isinstance(value, Tensor) and value._backend is not x._backend:
         from ..autograd import _device_mismatch
 
         raise _device_mismatch("setitem", (x, value))
+    if not advanced and _is_slice_of(value, x, index):
+        return  # `x[i] op= y` already changed x[i] through the slice: nothing left to write
     if _tracking(x, value):
-        _record(x, lambda s: SetItem.apply(s, value, index=index), "x[index] = value")
+        record = lambda s: SetItem.apply(s, value, index=index)  # noqa: E731
+        _record(x, record, "x[index] = value", writer=writer)
         return
     try:
         x.data[index] = value.data if isinstance(value, Tensor) else value
@@ -175,6 +183,14 @@ def setitem(x: Tensor, index: Any, value: Any) -> None:
         kind = IndexOutOfRangeError if isinstance(exc, IndexError) else ShapeError
         raise kind(f"x[index] = value: {exc} (tensor shape {x.shape})") from exc
     bump_version(x)
+
+
+def _is_slice_of(value: Any, x: Tensor, index: Any) -> bool:
+    """True when `value` is the slice x[index] itself (same memory, same index)."""
+    if not isinstance(value, Tensor) or value._version is not x._version:
+        return False
+    _, base, value_index = alias_info(value)
+    return base is x and value_index is not None and value_index == index
 
 
 def fill_(x: Tensor, value: Any) -> Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..autograd import Function
+from ..autograd import Function, share_version
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._support import as_tensor_like
@@ -26,7 +26,7 @@ def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
 def _share_version(out: Tensor, x: Tensor) -> Tensor:
     """Let a view share its base's version counter, so in-place edits through either count."""
     if out.data.base is not None and x._backend.xp.may_share_memory(out.data, x.data):
-        out._version = x._version
+        share_version(out, x)
     return out
 
 
