@@ -113,6 +113,7 @@ class Function:
     inputs: tuple[Any, ...] | None = None  # kept only by nodes that saved arrays, and views
     is_view = False  # set by ops whose output may share the input's memory
     epoch = -1  # the in-place epoch when forward saved arrays (-1: it saved none)
+    input_views: dict[int, int] = {}  # noqa: RUF012 - id of a view made for input i -> i
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
 
     def save(self, *arrays: Any) -> None:
@@ -157,7 +158,13 @@ class Function:
                         backend = x._backend
                     elif x._backend is not backend:
                         raise _device_mismatch(node.name, inputs)
-                    arrays.append(x.data)
+                    data = x.data
+                    if any(data is a for a in arrays):
+                        # Another input holds this very array (x and x.detach()): give this one
+                        # its own view object so saved arrays map back to the right input.
+                        data = data.view()
+                        node.input_views = {**node.input_views, id(data): len(arrays)}
+                    arrays.append(data)
                     if x.requires_grad:
                         track = True
                         edge_list.append(x.grad_fn or x)
@@ -173,7 +180,9 @@ class Function:
             except (ValueError, TypeError, IndexError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
         if out.__class__ is not backend.array_type:  # NumPy turns 0-d results into scalars
-            out = backend.xp.asarray(out)
+            scalar, out = out, backend.xp.asarray(out)
+            if node.saved:
+                node.saved = tuple(out if a is scalar else a for a in node.saved)
         if not (track and _mode.enabled):
             return _make(out, backend, None)
         node.edges = edges
@@ -183,6 +192,7 @@ class Function:
             node.inputs = inputs
             node.epoch = _epoch[0]
             node.out_version = result._version
+            node.out_id = id(out)
         elif node.is_view:
             node.inputs = inputs
         return result
@@ -269,19 +279,31 @@ def _explain_failure(op: str, inputs: Sequence[Any], exc: Exception) -> Exceptio
 
 
 # --- backward ------------------------------------------------------------------------------
+def _source(node: Function, s: Any) -> int:
+    """Which input a saved array came from (its position), or -1 for the node's output."""
+    position = node.input_views.get(id(s))
+    if position is not None:
+        return position
+    for i, x in enumerate(node.inputs):
+        if x is s or (isinstance(x, Tensor) and x.data is s):
+            return i
+    if id(s) != node.out_id:
+        raise GraphError(
+            f"{node.name} saved an array that is neither its input nor its output any more "
+            "(was an input's .data replaced after the forward?)"
+        )
+    return -1
+
+
 def _check_versions(node: Function) -> None:
     """Raise if an array the node saved was changed in place after forward saved it."""
     for s in node.saved:
-        for x in node.inputs:
-            if x is s:  # a Python scalar: nothing to change
-                counter = None
-                break
-            if isinstance(x, Tensor) and x.data is s:
-                counter = x._version
-                break
-        else:  # not an input, so the node's own output
-            counter = node.out_version
-        if counter is not None and counter[1] > node.epoch:
+        i = _source(node, s)
+        x = node.inputs[i] if i >= 0 else None
+        if i >= 0 and not isinstance(x, Tensor):
+            continue  # a Python scalar: nothing to change
+        counter = x._version if x is not None else node.out_version
+        if counter[1] > node.epoch:
             raise InplaceError(
                 f"an array that {node.name} saved for backward was modified in place after "
                 f"it was saved (it is now at version {counter[0]}), so the gradient would be "
@@ -294,17 +316,19 @@ def _saved_as_tensors(node: Function) -> list[Any]:
     """The node's saved arrays as the Tensors they came from, so a backward can be recorded."""
     result = []
     for s in node.saved:
-        for x, edge in zip(node.inputs, node.edges):
-            if x is s:  # a Python scalar
-                result.append(s)
-                break
-            if isinstance(x, Tensor) and x.data is s:
-                # Rebuild the input from the edge recorded at forward time: an in-place op
-                # may have given the Tensor object x a newer grad_fn since.
-                result.append(edge if isinstance(edge, Tensor) else _make(s, node.xp, edge))
-                break
-        else:  # not an input, so it is the node's output
-            result.append(_make(s, node.xp, node))
+        i = _source(node, s)
+        if i < 0:
+            result.append(_make(s, node.xp, node))  # the node's own output
+            continue
+        x, edge = node.inputs[i], node.edges[i]
+        if not isinstance(x, Tensor):
+            result.append(x)  # a Python scalar
+        elif isinstance(edge, Tensor):
+            result.append(edge)  # a leaf
+        else:
+            # Rebuild the input from the edge recorded at forward time: an in-place op may
+            # have given the Tensor object x a newer grad_fn since.
+            result.append(_make(s, node.xp, edge))
     return result
 
 
@@ -421,7 +445,12 @@ def _run_backward(
                     continue
                 if isinstance(edge, Tensor):  # a leaf
                     prev = leaf_grads.get(edge)
-                    leaf_grads[edge] = _owned(gx, g) if prev is None else prev + gx
+                    if prev is None:
+                        leaf_grads[edge] = _owned(gx, g)
+                    elif create_graph:
+                        leaf_grads[edge] = prev + gx
+                    else:  # prev is owned here (_owned copied anything shared), so add in place
+                        leaf_grads[edge] = _accumulate(prev, gx)
                     continue
                 fn = edge
                 if fn in grads:
@@ -439,6 +468,14 @@ def _run_backward(
     for leaf, g in leaf_grads.items():
         _deposit(leaf, g, create_graph)
     return None
+
+
+def _accumulate(total: Any, g: Any) -> Any:
+    """total + g, in place when the result keeps total's shape and dtype."""
+    if total.shape == g.shape and total.dtype == g.dtype:
+        total += g
+        return total
+    return total + g
 
 
 def _owned(g: Any, upstream: Any) -> Any:

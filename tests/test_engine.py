@@ -514,3 +514,22 @@ def test_grad_mode_is_per_thread(device):
         assert not (x * 2).requires_grad
     t.join()
     assert seen == {"enabled": True, "records": True}
+
+
+def test_double_backward_tells_apart_inputs_that_share_an_array(device):
+    """x and x.detach() hold the same array; second derivatives must still follow only x."""
+    x = gg.tensor([1.0, 2.0, 4.0], dtype="float64", device=device, requires_grad=True)
+    y = (x.detach() / x + x * x).sum()
+    (g,) = gg.grad(y, x, create_graph=True)
+    (h,) = gg.grad(g.sum(), x)
+    # y = Σ c/x + x² with c = x held constant: g = -c/x² + 2x, dg/dx = 2c/x³ + 2 = 2/x² + 2
+    np.testing.assert_allclose(h.numpy(), 2 / np.array([1.0, 2.0, 4.0]) ** 2 + 2)
+
+
+def test_replacing_data_after_forward_is_refused_by_double_backward(device):
+    x = gg.tensor([1.0, 2.0], device=device, requires_grad=True)
+    w = gg.tensor([3.0, 4.0], device=device, requires_grad=True)
+    y = (x * w).sum()
+    w.data = gg.tensor([5.0, 6.0], device=device).data
+    with pytest.raises(gg.GraphError, match="replaced"):
+        gg.grad(y, x, create_graph=True)
