@@ -398,7 +398,9 @@ def _run_backward(
     leaf_grads: dict[Tensor, Any] = {}  # total gradient of each leaf reached
     heap: list[tuple[int, Function]] = []  # pending nodes, newest first
     capture_nodes = {x.grad_fn for x in capture if x.grad_fn is not None} if capture else ()
+    capture_leaves = {x for x in capture if x.grad_fn is None} if capture else set()
     grads_of_captured: dict[Function, Any] = {}
+    needed = None  # with capture: the nodes that lead to a captured tensor; others are skipped
 
     for root, seed in zip(roots, seeds):
         fn = root.grad_fn
@@ -411,6 +413,8 @@ def _run_backward(
             grads[fn] = seed
             heapq.heappush(heap, (-fn.seq, fn))
 
+    if capture is not None:
+        needed = _nodes_leading_to(list(grads), capture_leaves, capture_nodes)
     if create_graph:
         from . import ops as namespace
     previous_mode = _mode.enabled
@@ -419,6 +423,10 @@ def _run_backward(
         while heap:
             node = heapq.heappop(heap)[1]
             g = grads.pop(node)
+            if capture_nodes and node in capture_nodes:
+                grads_of_captured[node] = g
+            if needed is not None and node not in needed:
+                continue  # nothing requested lies below this node
             edges = node.edges
             if edges is None:
                 raise GraphError(
@@ -428,8 +436,6 @@ def _run_backward(
                 )
             if node.retained is not None:
                 _give_retained(node, g)
-            if capture_nodes and node in capture_nodes:
-                grads_of_captured[node] = g
             if node.epoch != _epoch[0] and node.epoch >= 0:
                 _check_versions(node)
             if create_graph:
@@ -444,6 +450,8 @@ def _run_backward(
                 if gx is None or edge is None:
                     continue
                 if isinstance(edge, Tensor):  # a leaf
+                    if needed is not None and edge not in capture_leaves:
+                        continue
                     prev = leaf_grads.get(edge)
                     if prev is None:
                         leaf_grads[edge] = _owned(gx, g)
@@ -453,6 +461,8 @@ def _run_backward(
                         leaf_grads[edge] = _accumulate(prev, gx)
                     continue
                 fn = edge
+                if needed is not None and fn not in needed and fn not in capture_nodes:
+                    continue
                 if fn in grads:
                     grads[fn] = grads[fn] + gx
                 else:
@@ -468,6 +478,39 @@ def _run_backward(
     for leaf, g in leaf_grads.items():
         _deposit(leaf, g, create_graph)
     return None
+
+
+def _nodes_leading_to(
+    roots: list[Function], leaves: set[Tensor], nodes: set[Function]
+) -> set[Function]:
+    """The nodes under `roots` from which one of `leaves` or `nodes` can be reached, found
+    by an iterative depth-first walk (children are settled before their parents)."""
+    needed: set[Function] = set()
+    visited: set[Function] = set()
+    stack = [(root, False) for root in roots]
+    while stack:
+        node, expanded = stack.pop()
+        edges = node.edges
+        if edges is None:  # freed by an earlier backward: unless it is a requested tensor's
+            if node not in nodes:  # node (where the walk may stop), using it must raise
+                needed.add(node)
+            continue
+        if expanded:
+            for e in edges:
+                if isinstance(e, Tensor):
+                    if e in leaves:
+                        needed.add(node)
+                        break
+                elif e is not None and (e in nodes or e in needed):
+                    needed.add(node)
+                    break
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        stack.append((node, True))
+        stack.extend((e, False) for e in edges if isinstance(e, Function) and e not in visited)
+    return needed
 
 
 def _accumulate(total: Any, g: Any) -> Any:

@@ -533,3 +533,33 @@ def test_replacing_data_after_forward_is_refused_by_double_backward(device):
     w.data = gg.tensor([5.0, 6.0], device=device).data
     with pytest.raises(gg.GraphError, match="replaced"):
         gg.grad(y, x, create_graph=True)
+
+
+def test_grad_stops_at_a_non_leaf_input(device):
+    """gg.grad w.r.t. a non-leaf needs nothing below it, even a part already freed."""
+    x = leaf([1.0, 2.0], device)
+    h = x.exp()
+    out = (h * 2).sum()
+    h.sum().backward()  # frees Exp's saved output
+    (gh,) = gg.grad(out, h)
+    np.testing.assert_allclose(gh.numpy(), [2.0, 2.0])
+    assert x.grad is not None and np.allclose(x.grad.numpy(), np.exp([1.0, 2.0]))
+
+
+def test_grad_skips_branches_that_lead_to_no_requested_input(device):
+    a = leaf([1.0, 2.0], device)
+    b = leaf([3.0, 4.0], device)
+    calls = []
+
+    class Spy(gg.autograd.Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, xp, g):
+            calls.append("spy")
+            return g
+
+    y = (Spy.apply(a) * b).sum()
+    (gb,) = gg.grad(y, b)
+    np.testing.assert_allclose(gb.numpy(), [1.0, 2.0])
+    assert calls == []  # the branch towards a alone was never differentiated
