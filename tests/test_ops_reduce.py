@@ -409,9 +409,11 @@ def test_reduction_of_0d_tensor(name, device):
         assert out.shape == ()
         np.testing.assert_allclose(out.numpy(), ref(np.array(1.5), axis=axis), rtol=1e-15)
         assert gg.gradcheck(lambda t, axis=axis: getattr(gg, name)(t, axis=axis), (x,))
-    # NumPy has no axis 0 in a 0-d array.
+    # As in PyTorch, a 0-d tensor takes axis 0 or -1 as "all of it"; other axes raise.
+    for axis in (0, -1):
+        np.testing.assert_allclose(getattr(gg, name)(x, axis=axis).numpy(), out.numpy())
     with pytest.raises(gg.ShapeError):
-        getattr(gg, name)(x, axis=0)
+        getattr(gg, name)(x, axis=1)
 
 
 def test_argmax_any_cumsum_of_0d_tensor(device):

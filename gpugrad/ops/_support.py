@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
-from ..errors import DeviceError
+from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
 
-__all__ = ["PY_SCALARS", "as_operand", "as_tensor_like", "make_tensor", "unbroadcast"]
+__all__ = [
+    "PY_SCALARS",
+    "as_operand",
+    "as_tensor_like",
+    "make_tensor",
+    "normalize_axes",
+    "normalize_axis",
+    "unbroadcast",
+]
 
 PY_SCALARS = (int, float, bool)
 
@@ -61,3 +70,30 @@ def as_operand(x: Any, like: Tensor) -> Any:
     if hasattr(x, "item") and getattr(x, "ndim", 1) == 0 and not isinstance(x, Tensor):
         return x.item()
     return as_tensor_like(x, like)
+
+
+def normalize_axis(axis: Any, ndim: int, shape: tuple[int, ...] | None = None) -> int:
+    """One axis as a non-negative int below `ndim`, or ShapeError naming `shape` when given
+    (NumPy ints welcome)."""
+    try:
+        a = operator.index(axis)
+    except TypeError:
+        raise ShapeError(f"expected a single int axis, got {axis!r}") from None
+    if not -ndim <= a < ndim:
+        where = f"shape {shape}" if shape is not None else f"a tensor with {ndim} dimensions"
+        raise ShapeError(f"axis {axis} is out of range for {where} (valid: {-ndim}..{ndim - 1})")
+    return a % ndim
+
+
+def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
+    """Axes (an int or a tuple; None for all) as a sorted tuple of non-negative ints.
+
+    A 0-d tensor accepts axis 0 and -1 as "all of it", as PyTorch does.
+    """
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    result = [normalize_axis(a, max(ndim, 1)) for a in axes]
+    if len(set(result)) != len(result):
+        raise ShapeError(f"repeated axis in {axis}")
+    return None if ndim == 0 else tuple(sorted(result))

@@ -15,7 +15,7 @@ from typing import Any
 from ..autograd import Function, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor
+from ._support import make_tensor, normalize_axis
 
 
 def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
@@ -90,9 +90,12 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     return out
 
 
-def take(x: Tensor, index: Any, axis: int = 0) -> Tensor:
-    """Elements at positions `index` along `axis` (an int array or Tensor)."""
-    axis = axis % x.ndim
+def take(x: Tensor, index: Any, axis: int | None = None) -> Tensor:
+    """Elements at positions `index` along `axis`, or of the flattened tensor when axis is
+    None (as NumPy's take)."""
+    if axis is None:
+        return getitem(x.reshape(-1), index)
+    axis = normalize_axis(axis, x.ndim, x.shape)
     return getitem(x, (slice(None),) * axis + (index,))
 
 
@@ -110,7 +113,7 @@ def _along_axis_index(x: Tensor, indices: Any, axis: int, pytorch: bool) -> tupl
         raise ShapeError(
             f"indices must have as many dimensions as the tensor: {indices.shape} vs {x.shape}"
         )
-    axis = axis % x.ndim
+    axis = normalize_axis(axis, x.ndim, x.shape)
     parts = []
     for d in range(x.ndim):
         if d == axis:
@@ -137,7 +140,7 @@ def gather(x: Tensor, axis: int, index: Any) -> Tensor:
 def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Cut x along `axis` into pieces of `sizes` (a list), or of one size (an int; the last
     piece may be smaller), as PyTorch's split."""
-    axis = axis % x.ndim
+    axis = normalize_axis(axis, x.ndim, x.shape)
     n = x.shape[axis]
     if isinstance(sizes, int):
         if sizes <= 0:
@@ -160,7 +163,7 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     fewer pieces when x is short), as PyTorch's chunk."""
     if chunks <= 0:
         raise ShapeError(f"chunks must be positive, got {chunks}")
-    n = x.shape[axis % x.ndim]
+    n = x.shape[normalize_axis(axis, x.ndim, x.shape)]
     return split(x, max(-(-n // chunks), 1), axis)
 
 

@@ -11,42 +11,25 @@ import builtins
 from typing import Any
 
 from ..autograd import Function
-from ..errors import ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor
+from ._support import make_tensor, normalize_axes, normalize_axis
 
 Axis = int | tuple[int, ...] | None
 
 
-def _normalize_axis(axis: Axis, ndim: int) -> tuple[int, ...] | None:
-    """Axes as a sorted tuple of non-negative ints (None for all), with a clear error."""
+def _single_axis(axis: Any, ndim: int) -> int | None:
+    """One axis as a non-negative int (None stays None)."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    result = []
-    for a in axes:
-        if not -ndim <= a < builtins.max(ndim, 1):
-            raise ShapeError(f"axis {a} is out of range for a tensor with {ndim} dimensions")
-        result.append(a % ndim if ndim else 0)
-    if len(set(result)) != len(result):
-        raise ShapeError(f"repeated axis in {axis}")
-    return tuple(sorted(result))
-
-
-def _single_axis(axis: int | None, ndim: int) -> int | None:
-    """One axis as a non-negative int (None stays None), with the same errors as above."""
-    if axis is None:
-        return None
-    if not isinstance(axis, int):  # a tuple would otherwise quietly mean its first axis
-        raise ShapeError(f"expected a single int axis, got {axis!r}")
-    return _normalize_axis(axis, ndim)[0]
+    axis = normalize_axis(axis, builtins.max(ndim, 1))
+    return None if ndim == 0 else axis
 
 
 class _Reduction(Function):
     """Shared bookkeeping: the input shape and the shape of the result with keepdims."""
 
     def setup(self, x: Any, axis: Axis) -> tuple[int, ...] | None:
-        axes = self.axes = _normalize_axis(axis, x.ndim)
+        axes = self.axes = normalize_axes(axis, x.ndim)
         self.in_shape = x.shape
         if axes is None:
             self.kept_shape = (1,) * x.ndim
@@ -245,7 +228,7 @@ def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where any element over `axis` is non-zero (no gradient)."""
-    axes = _normalize_axis(axis, x.ndim)
+    axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.any(axis=axes, keepdims=keepdims)), x._backend, None
     )
@@ -253,7 +236,7 @@ def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def all(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where every element over `axis` is non-zero (no gradient)."""
-    axes = _normalize_axis(axis, x.ndim)
+    axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.all(axis=axes, keepdims=keepdims)), x._backend, None
     )

@@ -13,7 +13,7 @@ from typing import Any
 from ..autograd import Function, share_version
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ._support import as_tensor_like
+from ._support import as_tensor_like, normalize_axes, normalize_axis
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -129,7 +129,10 @@ def flatten(x: Tensor, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     """Merge axes start_axis..end_axis into one (all of them by default)."""
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = start_axis % x.ndim, end_axis % x.ndim
+    start, end = (
+        normalize_axis(start_axis, x.ndim, x.shape),
+        normalize_axis(end_axis, x.ndim, x.shape),
+    )
     merged = 1
     for n in x.shape[start : end + 1]:
         merged *= n
@@ -145,13 +148,13 @@ def transpose(x: Tensor, *axes: Any) -> Tensor:
     elif not axes:
         perm = tuple(range(n))[::-1]
     elif len(axes) == 2:
-        a, b = (ax % n for ax in axes)
+        a, b = (normalize_axis(ax, n, x.shape) for ax in axes)
         swapped = list(range(n))
         swapped[a], swapped[b] = swapped[b], swapped[a]
         perm = tuple(swapped)
     else:
         perm = axes
-    perm = tuple(ax % n for ax in perm) if n else perm
+    perm = tuple(normalize_axis(ax, n, x.shape) for ax in perm)
     if sorted(perm) != list(range(n)):
         raise ShapeError(f"axes {axes} are not a permutation of the {n} axes of shape {x.shape}")
     return _share_version(Transpose.apply(x, axes=perm), x)
@@ -175,7 +178,7 @@ def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
     if axis is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
-        axes = {a % x.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+        axes = set(normalize_axes(axis, x.ndim) or ())
         for a in axes:
             if x.shape[a] != 1:
                 raise ShapeError(f"cannot squeeze axis {a} of shape {x.shape}: its size is not 1")
@@ -185,10 +188,7 @@ def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
 
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
     """Insert a size-1 axis at position `axis` (negative counts from the end of the result)."""
-    n = x.ndim + 1
-    if not -n <= axis < n:
-        raise ShapeError(f"axis {axis} is out of range for inserting into shape {x.shape}")
-    axis %= n
+    axis = normalize_axis(axis, x.ndim + 1, x.shape)
     return reshape(x, (*x.shape[:axis], 1, *x.shape[axis:]))
 
 
@@ -224,7 +224,7 @@ def _tensors(tensors: Sequence[Any], name: str) -> list[Tensor]:
 def concatenate(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     tensors = _tensors(tensors, "concatenate")
-    return Concatenate.apply(*tensors, axis=axis % max(tensors[0].ndim, 1))
+    return Concatenate.apply(*tensors, axis=normalize_axis(axis, tensors[0].ndim, tensors[0].shape))
 
 
 concat = cat = concatenate
@@ -233,7 +233,7 @@ concat = cat = concatenate
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis."""
     tensors = _tensors(tensors, "stack")
-    return Stack.apply(*tensors, axis=axis % (tensors[0].ndim + 1))
+    return Stack.apply(*tensors, axis=normalize_axis(axis, tensors[0].ndim + 1, tensors[0].shape))
 
 
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
