@@ -1,10 +1,56 @@
 """Loss primitives: the fused softmax cross-entropy on raw arrays.
 
 The NumPy twin of the fused CUDA kernel; mixed into `Backend`, so `self.xp` is the array module.
+
+Both directions read only the logits and the labels, so backward needs nothing from forward
+but its inputs: it recomputes the softmax rather than keeping a (rows, classes) array alive.
+Every row is shifted by its largest logit before exponentiating, so logits of ±1e4 (or any
+finite size) give finite losses and gradients.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LossPrimitives:
     """Fused loss forward/backward, written with `self.xp` (NumPy or CuPy)."""
+
+    def softmax_cross_entropy_forward(
+        self, logits: Any, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+    ) -> Any:
+        """Per-row loss −log softmax(logits)[label] for logits (rows, classes) and integer
+        labels (rows,); 0 for rows labelled `ignore_index`. With label smoothing ε the
+        target is (1−ε)·one_hot + ε/classes."""
+        xp = self.xp
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_norm = xp.log(xp.exp(shifted).sum(axis=1))  # log Σ exp, shifted
+        valid = labels != ignore_index
+        safe = xp.where(valid, labels, 0)
+        picked = xp.take_along_axis(shifted, safe[:, None], axis=1)[:, 0]
+        # −log p_y = log_norm − shifted_y; the smoothing part is the mean of −log p over classes.
+        loss = log_norm - picked
+        if label_smoothing:
+            spread = log_norm - shifted.mean(axis=1)
+            loss = loss * (1 - label_smoothing) + spread * label_smoothing
+        return xp.where(valid, loss, 0)
+
+    def softmax_cross_entropy_backward(
+        self,
+        g: Any,
+        logits: Any,
+        labels: Any,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+    ) -> Any:
+        """Gradient w.r.t. the logits given g = dL/d(per-row loss): (softmax − target)·g
+        row by row, zero on ignored rows."""
+        xp = self.xp
+        rows, classes = logits.shape
+        e = xp.exp(logits - logits.max(axis=1, keepdims=True))
+        grad = e / e.sum(axis=1, keepdims=True)
+        if label_smoothing:
+            grad -= label_smoothing / classes
+        valid = labels != ignore_index
+        grad[xp.arange(rows), xp.where(valid, labels, 0)] -= 1 - label_smoothing
+        return grad * xp.where(valid, g, 0)[:, None]

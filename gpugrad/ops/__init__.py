@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from ..tensor import Tensor
 from ._support import unbroadcast
+from .activation import (
+    activation_backward,
+    activation_forward,
+    erf,
+    log_softmax,
+    relu,
+    sigmoid,
+    softmax,
+    tanh,
+)  # fmt: skip
 from .arithmetic import add, div, maximum, minimum, mul, neg, pow, sub
 from .compare import (
     eq,
@@ -53,6 +63,7 @@ from .inplace import (
     zero_,
 )  # fmt: skip
 from .linalg import dot, matmul, outer
+from .loss import softmax_cross_entropy_backward
 from .reduce import (
     all,
     any,
@@ -88,7 +99,7 @@ from .shape import (
     transpose,
     unsqueeze,
 )  # fmt: skip
-from .unary import abs, clamp, clip, cos, exp, expm1, log, log1p, relu, sigmoid, sin, sqrt, tanh
+from .unary import abs, clamp, clip, cos, exp, expm1, log, log1p, sin, sqrt
 
 # NumPy's longer names, so backward formulas and NumPy users find them.
 true_divide = divide = div
@@ -100,11 +111,11 @@ __all__ = [
     "chunk", "clamp", "clip", "clone", "concat", "concatenate", "copy_", "cos", "cumsum", "div",
     "div_", "divide", "dot", "eq", "equal", "exp", "expand", "expand_dims", "expm1", "fill_",
     "flatten", "flip", "gather", "ge", "greater", "greater_equal", "gt", "index_select",
-    "isfinite", "isnan", "le", "less", "less_equal", "log", "log1p", "logical_and",
+    "isfinite", "isnan", "le", "less", "less_equal", "log", "log1p", "log_softmax", "logical_and",
     "logical_not", "logical_or", "logical_xor", "logsumexp", "lt", "matmul", "max", "maximum",
     "mean", "min", "minimum", "mul", "mul_", "multiply", "ne", "neg", "negative", "not_equal",
     "one_hot", "outer", "pad", "permute", "pow", "power", "prod", "relu", "repeat", "reshape",
-    "sigmoid", "sign", "sin", "split", "sqrt", "squeeze", "stack", "std", "sub", "sub_",
+    "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sub_",
     "subtract", "sum", "swapaxes", "take", "take_along_axis", "tanh", "tile", "to_device",
     "transpose", "true_divide", "unbroadcast", "unsqueeze", "var", "where", "zero_",
 ]  # fmt: skip
@@ -134,6 +145,7 @@ def _bind_methods() -> None:
         "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow, "neg": neg,
         "exp": exp, "log": log, "log1p": log1p, "expm1": expm1, "sqrt": sqrt, "abs": abs,
         "sin": sin, "cos": cos, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clip": clip,
+        "softmax": softmax, "log_softmax": log_softmax,
         "clamp": clip, "sign": sign, "isfinite": isfinite, "isnan": isnan,
         "maximum": maximum, "minimum": minimum,
         "sum": sum, "mean": mean, "var": var, "std": std, "max": max, "min": min,

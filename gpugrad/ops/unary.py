@@ -1,7 +1,8 @@
-"""Elementwise math of one tensor: exp, log, sqrt, trig, tanh, sigmoid, relu, abs, clip.
+"""Elementwise math of one tensor: exp, log, sqrt, trig, abs, clip.
 
 Each backward is the local derivative times the incoming gradient (the chain rule), written
-with the output when that is cheaper (exp, tanh, sigmoid, sqrt).
+with the output when that is cheaper (exp, sqrt). Activations (relu, sigmoid, tanh, ...) live
+in activation.py, on the backend's fused primitives.
 """
 
 from __future__ import annotations
@@ -86,45 +87,6 @@ class Cos(Function):
         return -g * xp.sin(x)
 
 
-class Tanh(Function):
-    """d tanh(x)/dx = 1 - tanh(x)²."""
-
-    def forward(self, x):
-        out = self.xp.tanh(x)
-        self.save(out)
-        return out
-
-    def backward(self, xp, g, out):
-        return g * (1 - out * out)
-
-
-class Sigmoid(Function):
-    """σ(x) = 1/(1+e^-x), computed without overflow; dσ/dx = σ(1-σ)."""
-
-    def forward(self, x):
-        xp = self.xp
-        # For x < 0 use e^x/(1+e^x) so that e^-x never overflows.
-        z = xp.exp(-xp.abs(x))
-        out = xp.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
-        self.save(out)
-        return out
-
-    def backward(self, xp, g, out):
-        return g * out * (1 - out)
-
-
-class Relu(Function):
-    """max(x, 0): the gradient passes where the output is positive."""
-
-    def forward(self, x):
-        out = self.xp.maximum(x, 0)
-        self.save(out)
-        return out
-
-    def backward(self, xp, g, out):
-        return g * (out > 0)
-
-
 class Abs(Function):
     """d|x|/dx = sign(x) (0 at 0, as PyTorch)."""
 
@@ -183,21 +145,6 @@ def sin(x: Tensor) -> Tensor:
 def cos(x: Tensor) -> Tensor:
     """Cosine, elementwise."""
     return Cos.apply(x)
-
-
-def tanh(x: Tensor) -> Tensor:
-    """Hyperbolic tangent, elementwise."""
-    return Tanh.apply(x)
-
-
-def sigmoid(x: Tensor) -> Tensor:
-    """Logistic sigmoid 1/(1+e^-x), elementwise and overflow-free."""
-    return Sigmoid.apply(x)
-
-
-def relu(x: Tensor) -> Tensor:
-    """max(x, 0), elementwise."""
-    return Relu.apply(x)
 
 
 def abs(x: Tensor) -> Tensor:

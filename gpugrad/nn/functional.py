@@ -1,0 +1,329 @@
+"""The functional API (`import gpugrad.nn.functional as F`): activations and losses.
+
+Activations are the ops of `gpugrad.ops.activation`. Losses take `reduction="mean" | "sum" |
+"none"` and check their inputs: a target whose shape does not fit raises ShapeError naming
+both shapes, float class labels raise DTypeError, labels out of range raise
+IndexOutOfRangeError. Cross-entropy runs on the fused, stable softmax-cross-entropy
+primitive; the other losses are compositions of differentiable ops (so their second
+derivatives come for free), except binary cross-entropy, which has its own backward.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..dtypes import is_floating
+from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
+from ..ops import abs, exp, log, relu, take_along_axis, where
+from ..ops._support import as_tensor_like, make_tensor
+from ..ops.activation import (
+    elu,
+    gelu,
+    leaky_relu,
+    log_softmax,
+    sigmoid,
+    silu,
+    softmax,
+    softplus,
+    tanh,
+)  # fmt: skip
+from ..ops.loss import binary_cross_entropy_elementwise, softmax_cross_entropy
+from ..tensor import Tensor
+
+__all__ = [
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "elu",
+    "gelu", "hinge_embedding_loss", "huber_loss", "kl_div", "l1_loss", "leaky_relu",
+    "log_softmax", "mse_loss", "multi_margin_loss", "nll_loss", "relu", "sigmoid", "silu",
+    "smooth_l1_loss", "softmax", "softplus", "tanh",
+]  # fmt: skip
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# --- checks shared by the losses --------------------------------------------------------------
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_reduction(name: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+    if reduction not in allowed:
+        raise ValueError(f"{name}: reduction must be one of {allowed}, got {reduction!r}")
+
+
+def _float_input(name: str, x: Any) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    if not is_floating(x.dtype):
+        raise DTypeError(f"{name}: input must be a floating-point tensor, got {x.dtype}")
+    return x
+
+
+def _target(name: str, input: Tensor, target: Any) -> Tensor:
+    """The target as a Tensor on the input's device (never moved silently)."""
+    target = as_tensor_like(target, input)
+    if target.device != input.device:
+        raise DeviceError(
+            f"{name}: input is on '{input.device}' but target is on '{target.device}'; "
+            "move one with .to(device)"
+        )
+    return target
+
+
+def _pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
+    """Check a loss whose target has the input's shape; both become Tensors on one device."""
+    _check_reduction(name, reduction)
+    input = _float_input(name, input)
+    target = _target(name, input, target)
+    if target.shape != input.shape:
+        raise ShapeError(
+            f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
+            "they must be the same (no broadcasting)"
+        )
+    return input, target
+
+
+def _class_labels(name: str, input: Tensor, target: Any) -> Tensor:
+    """Integer labels of the input's shape without its class axis (axis 1, or 0 unbatched)."""
+    target = _target(name, input, target)
+    if target.dtype.kind not in "iu":
+        raise DTypeError(
+            f"{name}: class labels must be integers, got {target.dtype} target of shape "
+            f"{target.shape} for input of shape {input.shape}; convert with "
+            "target.astype('int64')"
+        )
+    class_axis = 0 if input.ndim == 1 else 1
+    expected = input.shape[:class_axis] + input.shape[class_axis + 1 :]
+    if target.shape != expected:
+        raise ShapeError(
+            f"{name}: input of shape {input.shape} needs integer labels of shape {expected}, "
+            f"got target of shape {target.shape}"
+        )
+    return target
+
+
+def _check_label_range(name: str, labels: Any, classes: int, ignore_index: int | None) -> None:
+    # One reduction to a host bool; on a GPU this is a synchronisation, the price of a
+    # clear error in place of silently wrong gradients.
+    bad = (labels < 0) | (labels >= classes)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if labels.size and bool(bad.any()):
+        raise IndexOutOfRangeError(
+            f"{name}: labels must lie in [0, {classes}) (or equal ignore_index={ignore_index}); "
+            f"got values in [{int(labels.min())}, {int(labels.max())}]"
+        )
+
+
+def _class_input(name: str, input: Any) -> Tensor:
+    input = _float_input(name, input)
+    if input.ndim == 0:
+        raise ShapeError(f"{name}: input needs a class axis, got a 0-d tensor")
+    return input
+
+
+def _mean_over_valid(total: Tensor, labels: Any, ignore_index: int) -> Tensor:
+    """total / (number of labels that are not ignore_index), counted on the device."""
+    backend = total._backend
+    count = backend.xp.asarray((labels != ignore_index).sum(), dtype=total.dtype)
+    return total / make_tensor(count, backend, None)
+
+
+# --- losses --------------------------------------------------------------------------------
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Squared error (input − target)², reduced."""
+    input, target = _pair("mse_loss", input, target, reduction)
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """Absolute error |input − target|, reduced."""
+    input, target = _pair("l1_loss", input, target, reduction)
+    return _reduce(abs(input - target), reduction)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """½d² where |d| < delta, delta·(|d| − ½delta) beyond (d = input − target), reduced."""
+    input, target = _pair("huber_loss", input, target, reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    diff = input - target
+    size = abs(diff)
+    return _reduce(where(size < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta), reduction)
+
+
+def smooth_l1_loss(
+    input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
+    """½d²/beta where |d| < beta, |d| − ½beta beyond; plain L1 when beta is 0."""
+    input, target = _pair("smooth_l1_loss", input, target, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    diff = input - target
+    size = abs(diff)
+    if beta == 0:  # the quadratic branch would divide by zero
+        return _reduce(size, reduction)
+    return _reduce(where(size < beta, diff * diff * (0.5 / beta), size - 0.5 * beta), reduction)
+
+
+def _weighted(loss: Tensor, weight: Any) -> Tensor:
+    return loss if weight is None else loss * as_tensor_like(weight, loss)
+
+
+def binary_cross_entropy(
+    input: Tensor, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Tensor:
+    """−(y·log p + (1−y)·log(1−p)) for probabilities p = input, each log floored at −100
+    (as PyTorch), optionally times `weight`; reduced."""
+    input, target = _pair("binary_cross_entropy", input, target, reduction)
+    loss = binary_cross_entropy_elementwise(input, target)
+    return _reduce(_weighted(loss, weight), reduction)
+
+
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    """Binary cross-entropy of σ(input) against target, computed from the logits without
+    overflow; `pos_weight` (broadcast along the last axis) weighs the positive term."""
+    input, target = _pair("binary_cross_entropy_with_logits", input, target, reduction)
+    # −log σ(x) = softplus(−x) and −log(1 − σ(x)) = x + softplus(−x); no threshold, so exact.
+    log_sigmoid_neg = softplus(-input, threshold=math.inf)
+    if pos_weight is None:
+        loss = (1 - target) * input + log_sigmoid_neg
+    else:
+        pos_weight = as_tensor_like(pos_weight, input)
+        loss = (1 - target) * input + (target * (pos_weight - 1) + 1) * log_sigmoid_neg
+    return _reduce(_weighted(loss, weight), reduction)
+
+
+def cross_entropy(
+    input: Tensor,
+    target: Any,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Cross-entropy of logits `input` (N, C) or (N, C, d1, ...) or (C,) against integer class
+    labels (N,) / (N, d1, ...) / () or class probabilities of the input's shape.
+
+    Labels go through the fused, stable softmax-cross-entropy primitive; rows labelled
+    `ignore_index` add nothing, and "mean" divides by the number of the others (as PyTorch).
+    `label_smoothing` ε mixes the target with the uniform distribution: (1−ε)·y + ε/C.
+    """
+    _check_reduction("cross_entropy", reduction)
+    input = _class_input("cross_entropy", input)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    class_axis = 0 if input.ndim == 1 else 1
+    classes = input.shape[class_axis]
+    target = _target("cross_entropy", input, target)
+    if is_floating(target.dtype) and target.shape == input.shape:
+        return _soft_cross_entropy(input, target, class_axis, reduction, label_smoothing)
+    labels = _class_labels("cross_entropy", input, target)
+    _check_label_range("cross_entropy", labels.data, classes, ignore_index)
+    if class_axis == 0:
+        rows = input.reshape(1, classes)
+    elif input.ndim == 2:
+        rows = input
+    else:  # classes last, then one row per (sample, position)
+        rows = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
+    flat = labels.data.reshape(-1)
+    loss = softmax_cross_entropy(rows, flat, ignore_index, label_smoothing)
+    if reduction == "none":
+        return loss.reshape(labels.shape)
+    if reduction == "sum":
+        return loss.sum()
+    return _mean_over_valid(loss.sum(), flat, ignore_index)
+
+
+def _soft_cross_entropy(
+    input: Tensor, target: Tensor, class_axis: int, reduction: str, label_smoothing: float
+) -> Tensor:
+    """−Σ_c y_c·log softmax(x)_c over the class axis, for class-probability targets."""
+    if label_smoothing:
+        target = target * (1 - label_smoothing) + label_smoothing / input.shape[class_axis]
+    loss = -(target * log_softmax(input, axis=class_axis)).sum(axis=class_axis)
+    return _reduce(loss, reduction)
+
+
+def nll_loss(
+    input: Tensor, target: Any, ignore_index: int = -100, reduction: str = "mean"
+) -> Tensor:
+    """Negative log-likelihood −input[n, target[n]] of log-probabilities `input` (N, C),
+    (N, C, d1, ...) or (C,); "mean" averages over the labels that are not ignore_index."""
+    _check_reduction("nll_loss", reduction)
+    input = _class_input("nll_loss", input)
+    labels = _class_labels("nll_loss", input, target)
+    class_axis = 0 if input.ndim == 1 else 1
+    _check_label_range("nll_loss", labels.data, input.shape[class_axis], ignore_index)
+    xp = input._backend.xp
+    valid = labels.data != ignore_index
+    index = xp.expand_dims(xp.where(valid, labels.data, 0), class_axis)
+    picked = take_along_axis(input, index, class_axis).squeeze(class_axis)
+    loss = where(make_tensor(valid, input._backend, None), -picked, 0)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return _mean_over_valid(loss.sum(), labels.data, ignore_index)
+
+
+def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """Kullback-Leibler divergence Σ y·(log y − input) with `input` log-probabilities and
+    target probabilities y (log-probabilities with log_target). "batchmean" divides the sum
+    by the batch size (the true KL divergence per sample); "mean" by the element count."""
+    _check_reduction("kl_div", reduction, (*REDUCTIONS, "batchmean"))
+    input, target = _pair("kl_div", input, target, "none")
+    if log_target:
+        loss = exp(target) * (target - input)
+    else:  # y·log y is 0 where y is 0
+        positive = target > 0
+        y_log_y = where(positive, target * log(where(positive, target, 1)), 0)
+        loss = y_log_y - target * input
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
+
+
+def hinge_embedding_loss(
+    input: Tensor, target: Any, margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """input where target is 1, max(0, margin − input) where target is −1; reduced."""
+    input, target = _pair("hinge_embedding_loss", input, target, reduction)
+    margin_part = where(target != 1, relu(margin - input), 0)
+    input_part = where(target != -1, input, 0)
+    return _reduce(margin_part + input_part, reduction)
+
+
+def multi_margin_loss(
+    input: Tensor, target: Any, p: int = 1, margin: float = 1.0, reduction: str = "mean"
+) -> Tensor:
+    """Multi-class hinge loss Σ_{j≠y} max(0, margin − x_y + x_j)^p / C per sample, for
+    scores (N, C) or (C,) and integer labels (N,) or (); p is 1 or 2."""
+    _check_reduction("multi_margin_loss", reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    input = _class_input("multi_margin_loss", input)
+    if input.ndim > 2:
+        raise ShapeError(f"multi_margin_loss: input must be (N, C) or (C,), got {input.shape}")
+    labels = _class_labels("multi_margin_loss", input, target)
+    classes = input.shape[-1]
+    _check_label_range("multi_margin_loss", labels.data, classes, None)
+    xp = input._backend.xp
+    index = xp.expand_dims(labels.data, -1)
+    own = take_along_axis(input, index, -1)  # x_y, kept as a size-1 axis to broadcast
+    others = make_tensor(xp.arange(classes) != index, input._backend, None)
+    hinge = relu(input - own + margin)
+    if p == 2:
+        hinge = hinge * hinge
+    loss = where(others, hinge, 0).sum(axis=-1) / classes
+    return _reduce(loss, reduction)

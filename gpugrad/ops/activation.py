@@ -1,0 +1,218 @@
+"""Activations: one Function per activation, each a call to the backend's fused primitives.
+
+Forward is `backend.activation_forward(kind, x, param)` and backward is
+`xp.activation_backward(kind, g, x, out, param)`: with a plain backward `xp` is the backend
+(one fused kernel on GPU); with `create_graph=True` it is `gpugrad.ops`, whose
+`activation_backward` below runs the same formula on Tensors, so it can be differentiated again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function
+from ..backend.activation_math import BACKWARD, TWO_OVER_SQRT_PI, USES_INPUT, USES_OUTPUT
+from ..errors import ShapeError
+from ..tensor import Tensor
+
+
+class _Activation(Function):
+    """Shared body: subclasses name their `kind`; what they save follows from it."""
+
+    kind = ""
+    takes_input = takes_output = False
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.takes_input = cls.kind in USES_INPUT
+        cls.takes_output = cls.kind in USES_OUTPUT
+
+    def forward(self, x, param=None):
+        out = self.xp.activation_forward(self.kind, x, param)
+        self.param = param
+        if self.takes_input and self.takes_output:
+            self.save(x, out)
+        elif self.takes_input:
+            self.save(x)
+        else:
+            self.save(out)
+        return out
+
+    def backward(self, xp, g, *saved):
+        x = saved[0] if self.takes_input else None
+        out = saved[-1] if self.takes_output else None
+        return xp.activation_backward(self.kind, g, x, out, self.param)
+
+
+class Relu(_Activation):
+    """max(x, 0); the gradient passes where the output is positive."""
+
+    kind = "relu"
+
+
+class LeakyRelu(_Activation):
+    """x for x > 0, slope·x otherwise."""
+
+    kind = "leaky_relu"
+
+
+class Elu(_Activation):
+    """x for x > 0, α·(eˣ − 1) otherwise."""
+
+    kind = "elu"
+
+
+class Gelu(_Activation):
+    """x·Φ(x), Φ the standard normal CDF (exact, through erf)."""
+
+    kind = "gelu"
+
+
+class GeluTanh(_Activation):
+    """GELU's tanh approximation: x/2·(1 + tanh(√(2/π)·(x + 0.044715x³)))."""
+
+    kind = "gelu_tanh"
+
+
+class Silu(_Activation):
+    """x·σ(x) (also called swish)."""
+
+    kind = "silu"
+
+
+class Sigmoid(_Activation):
+    """σ(x) = 1/(1+e^-x), overflow-free; dσ/dx = σ(1−σ)."""
+
+    kind = "sigmoid"
+
+
+class Tanh(_Activation):
+    """tanh(x); its derivative is 1 − tanh(x)²."""
+
+    kind = "tanh"
+
+
+class Softplus(_Activation):
+    """log(1 + e^(βx))/β, and x itself where βx exceeds the threshold."""
+
+    kind = "softplus"
+
+
+class Softmax(_Activation):
+    """e^x / Σ e^x along one axis, shifted by the maximum."""
+
+    kind = "softmax"
+
+
+class LogSoftmax(_Activation):
+    """x − log Σ e^x along one axis, shifted by the maximum."""
+
+    kind = "log_softmax"
+
+
+FUNCTIONS: dict[str, type[_Activation]] = {
+    cls.kind: cls
+    for cls in (
+        Relu, LeakyRelu, Elu, Gelu, GeluTanh, Silu, Sigmoid, Tanh, Softplus, Softmax, LogSoftmax
+    )
+}  # fmt: skip
+
+
+class Erf(Function):
+    """The error function; d erf(x)/dx = 2/√π·e^(−x²)."""
+
+    def forward(self, x):
+        self.save(x)
+        return self.xp.erf(x)
+
+    def backward(self, xp, g, x):
+        return g * xp.exp(-(x * x)) * TWO_OVER_SQRT_PI
+
+
+# --- the namespace side: what backward formulas call with create_graph=True ---------------
+def activation_forward(name: str, x: Tensor, param: Any = None) -> Tensor:
+    """The activation `name` as a differentiable op (the Tensor twin of the primitive)."""
+    return FUNCTIONS[name].apply(x, param=param)
+
+
+def activation_backward(name: str, g: Tensor, x: Any, out: Any, param: Any = None) -> Tensor:
+    """dL/dx of activation `name`, built from differentiable ops on Tensors: the formula the
+    backend primitive runs on arrays, recorded so it can be differentiated again."""
+    from .. import ops  # the namespace the formula calls into; imported here to avoid a cycle
+
+    return BACKWARD[name](ops, g, x, out, param)
+
+
+def erf(x: Tensor) -> Tensor:
+    """The error function 2/√π ∫₀ˣ e^(−t²) dt, elementwise."""
+    return Erf.apply(x)
+
+
+# --- the public functions ------------------------------------------------------------------
+def _axis(x: Tensor, axis: int, name: str) -> int:
+    if not -x.ndim <= axis < x.ndim:
+        raise ShapeError(f"{name}: axis {axis} is out of range for a tensor of shape {x.shape}")
+    return axis % x.ndim
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0), elementwise."""
+    return Relu.apply(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, negative_slope·x elsewhere."""
+    return LeakyRelu.apply(x, param=float(negative_slope))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x where x > 0, alpha·(eˣ − 1) elsewhere."""
+    return Elu.apply(x, param=float(alpha))
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit x·Φ(x): exact ("none", through erf) or its "tanh"
+    approximation, as PyTorch."""
+    if approximate == "none":
+        return Gelu.apply(x)
+    if approximate == "tanh":
+        return GeluTanh.apply(x)
+    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(x: Tensor) -> Tensor:
+    """x·σ(x), elementwise (swish)."""
+    return Silu.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic sigmoid 1/(1+e^-x), elementwise and overflow-free."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent, elementwise."""
+    return Tanh.apply(x)
+
+
+def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(beta·x))/beta, smooth ReLU; x itself where beta·x > threshold (as PyTorch)."""
+    if beta == 0:
+        raise ValueError("softplus: beta must be non-zero")
+    return Softplus.apply(x, param=(float(beta), float(threshold)))
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """e^x / Σ e^x along `axis`: non-negative, sums to 1; stable for any finite logits."""
+    return Softmax.apply(x, param=_axis(x, axis, "softmax"))
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along `axis`, computed as x − logsumexp(x) so it never takes log 0."""
+    return LogSoftmax.apply(x, param=_axis(x, axis, "log_softmax"))
+
+
+__all__ = [
+    "activation_backward", "activation_forward", "elu", "erf", "gelu", "leaky_relu",
+    "log_softmax", "relu", "sigmoid", "silu", "softmax", "softplus", "tanh",
+]  # fmt: skip

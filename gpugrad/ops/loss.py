@@ -1,0 +1,92 @@
+"""Loss Functions that need their own backward: the fused softmax cross-entropy, and binary
+cross-entropy on probabilities (whose clamped logarithm a composition would differentiate
+into 0·∞ = NaN at p = 0 or 1).
+
+The other losses are compositions of differentiable ops, in `gpugrad.nn.functional`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..autograd import Function
+from ..tensor import Tensor
+from ._support import make_tensor
+
+LOG_FLOOR = -100.0  # PyTorch's floor for log p in binary cross-entropy
+BCE_EPS = 1e-12  # keeps the gradient finite where p(1−p) is 0, as PyTorch
+
+
+class SoftmaxCrossEntropy(Function):
+    """Per-row −log softmax(logits)[label] for logits (rows, classes); labels are a constant.
+
+    Forward and backward are each one backend primitive (one fused kernel on GPU); backward
+    recomputes the softmax from the saved logits.
+    """
+
+    def forward(self, logits, labels, ignore_index, label_smoothing):
+        self.labels = labels
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.save(logits)
+        return self.xp.softmax_cross_entropy_forward(logits, labels, ignore_index, label_smoothing)
+
+    def backward(self, xp, g, logits):
+        return xp.softmax_cross_entropy_backward(
+            g, logits, self.labels, self.ignore_index, self.label_smoothing
+        )
+
+
+def softmax_cross_entropy_backward(
+    g: Tensor, logits: Tensor, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+) -> Tensor:
+    """The gradient of the fused primitive, (softmax − target)·g per row, built from
+    differentiable ops on Tensors (used by backward with create_graph=True)."""
+    from .activation import softmax
+    from .compare import where
+
+    backend = logits._backend
+    xp = backend.xp
+    rows, classes = logits.shape
+    valid = labels != ignore_index
+    target = xp.full((rows, classes), label_smoothing / classes, dtype=logits.dtype)
+    target[xp.arange(rows), xp.where(valid, labels, 0)] += 1 - label_smoothing
+    weight = where(make_tensor(valid, backend, None), g, 0).reshape(rows, 1)
+    return (softmax(logits, axis=1) - make_tensor(target, backend, None)) * weight
+
+
+def softmax_cross_entropy(
+    logits: Tensor, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+) -> Tensor:
+    """Per-row losses (rows,) from logits (rows, classes) and an integer label array (rows,)."""
+    return SoftmaxCrossEntropy.apply(
+        logits, labels=labels, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+
+
+def clamped_log(xp: Any, p: Any) -> Any:
+    """max(log p, −100), without ever evaluating log 0 (no warning, no −inf)."""
+    positive = p > 0
+    return xp.where(positive, xp.maximum(xp.log(xp.where(positive, p, 1)), LOG_FLOOR), LOG_FLOOR)
+
+
+class BinaryCrossEntropy(Function):
+    """−(y·log p + (1−y)·log(1−p)) elementwise, each log floored at −100 as PyTorch."""
+
+    def forward(self, p, y):
+        xp = self.xp
+        self.save(p, y)
+        return -(y * clamped_log(xp, p) + (1 - y) * clamped_log(xp, 1 - p))
+
+    def backward(self, xp, g, p, y):
+        gp = gy = None
+        if self.needs_grad(0):
+            gp = g * (p - y) / xp.maximum(p * (1 - p), BCE_EPS)
+        if self.needs_grad(1):
+            gy = g * (clamped_log(xp, 1 - p) - clamped_log(xp, p))
+        return gp, gy
+
+
+def binary_cross_entropy_elementwise(p: Tensor, y: Tensor) -> Tensor:
+    """The unreduced binary cross-entropy of probabilities p against targets y (same shape)."""
+    return BinaryCrossEntropy.apply(p, y)
