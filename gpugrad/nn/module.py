@@ -48,14 +48,19 @@ class Module:
                 f"cannot assign {name!r} before Module.__init__() was called; "
                 "call super().__init__() first in your module's __init__"
             )
-        for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
         if isinstance(value, Parameter):
-            self._parameters[name] = value
+            target = self._parameters
         elif isinstance(value, Module):
-            self._modules[name] = value
+            target = self._modules
         elif isinstance(value, Tensor) and name in self.__dict__.get("_buffer_names", ()):
-            self._buffers[name] = value
+            target = self._buffers
+        else:
+            target = None
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not target:
+                registry.pop(name, None)
+        if target is not None:
+            target[name] = value  # an existing name keeps its place in the order
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -88,15 +93,19 @@ class Module:
         return self.forward(*args, **kwargs)
 
     # --- walking the tree ----------------------------------------------------------------
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module and every module below it, with dotted names, each once."""
+    def named_modules(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Module]]:
+        """This module and every module below it, with dotted names; a module reachable by
+        two paths once, unless `remove_duplicate` is False."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
             name, module = stack.pop()
-            if id(module) in seen:
-                continue
-            seen.add(id(module))
+            if remove_duplicate:
+                if id(module) in seen:
+                    continue
+                seen.add(id(module))
             yield name, module
             children = [
                 (f"{name}.{child_name}" if name else child_name, child)
@@ -237,12 +246,17 @@ class Module:
     # --- saving and loading --------------------------------------------------------------
     def state_dict(self, prefix: str = "") -> OrderedDict[str, Tensor]:
         """Every parameter and buffer by dotted name, as detached tensors sharing the data."""
-        state: OrderedDict[str, Tensor] = OrderedDict()
-        for name, param in self.named_parameters(prefix):
-            state[name] = param.detach()
-        for name, buf in self.named_buffers(prefix):
-            state[name] = buf.detach()
-        return state
+        return OrderedDict((name, value.detach()) for name, value in self._state_items(prefix))
+
+    def _state_items(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Module by module, its parameters then its buffers, as PyTorch orders a state dict.
+        A tensor shared by two modules appears under both names, so that a state dict
+        saved by PyTorch with tied weights loads strictly, and the other way round."""
+        for module_name, module in self.named_modules(prefix, remove_duplicate=False):
+            for registry in (module._parameters, module._buffers):
+                for name, value in registry.items():
+                    if value is not None:
+                        yield (f"{module_name}.{name}" if module_name else name), value
 
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy values from `state_dict` into this module's parameters and buffers, in place.
@@ -250,8 +264,7 @@ class Module:
         With `strict`, any missing or unexpected key raises CheckpointError listing them;
         a value of the wrong shape always raises ShapeError naming the key and both shapes.
         """
-        own = dict(self.named_parameters())
-        own.update(self.named_buffers())
+        own = dict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

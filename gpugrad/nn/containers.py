@@ -1,0 +1,145 @@
+"""Containers: Sequential (modules applied in order) and ModuleList (a registered list).
+
+Both keep their modules in the Module registry under the names "0", "1", ... (or the names
+of an OrderedDict given to Sequential), so parameters, `to()`, state dicts and the repr see
+them like any other sub-module.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any, overload
+
+from .module import Module
+
+__all__ = ["ModuleList", "Sequential"]
+
+
+def _check_module(module: Any, where: str) -> Module:
+    if not isinstance(module, Module):
+        raise TypeError(f"{where} takes Modules, got {type(module).__name__}")
+    return module
+
+
+class _IndexedModules(Module):
+    """What Sequential and ModuleList share: integer/slice access over the registry."""
+
+    def _position(self, index: int) -> int:
+        n = len(self._modules)
+        if not isinstance(index, int):
+            raise TypeError(f"{type(self).__name__} indices must be int or slice, got {index!r}")
+        if not -n <= index < n:
+            raise IndexError(f"index {index} is out of range for {type(self).__name__} of {n}")
+        return index % n
+
+    def _key(self, index: int) -> str:
+        return list(self._modules)[self._position(index)]
+
+    def _replace_all(self, items: Iterable[tuple[str, Module]]) -> None:
+        """Re-register the modules under new names (after a removal or an insertion)."""
+        for name in list(self._modules):
+            delattr(self, name)
+        for name, module in items:
+            self.add_module(name, module)
+
+    def _renumber(self, modules: list[Module]) -> None:
+        self._replace_all((str(i), m) for i, m in enumerate(modules))
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(list(self._modules.values()))
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        self.add_module(self._key(index), _check_module(module, type(self).__name__))
+
+    def __delitem__(self, index: int | slice) -> None:
+        keys = list(self._modules)
+        doomed = set(keys[index]) if isinstance(index, slice) else {keys[self._position(index)]}
+        self._renumber([m for k, m in self._modules.items() if k not in doomed])
+
+    def __dir__(self) -> list[str]:
+        # Hide the numeric names from tab completion, as they are reached by index.
+        return [k for k in super().__dir__() if not k.isdigit()]
+
+
+class Sequential(_IndexedModules):
+    """Modules applied one after another: Sequential(a, b, c)(x) is c(b(a(x))).
+
+    Give the modules as arguments (named "0", "1", ...) or as one OrderedDict of names to
+    modules.
+    """
+
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, _check_module(module, "Sequential"))
+        else:
+            for i, module in enumerate(modules):
+                self.add_module(str(i), _check_module(module, "Sequential"))
+
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequential: ...
+
+    def __getitem__(self, index: int | slice) -> Module | Sequential:
+        if isinstance(index, slice):  # a new Sequential of the same module objects
+            return Sequential(OrderedDict(list(self._modules.items())[index]))
+        return self._modules[self._key(index)]
+
+    def append(self, module: Module) -> Sequential:
+        """Add a module at the end; returns self."""
+        self.add_module(str(len(self)), _check_module(module, "Sequential.append"))
+        return self
+
+    def forward(self, x: Any) -> Any:
+        """Feed x through every module in order."""
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+class ModuleList(_IndexedModules):
+    """A list of modules whose parameters are registered; it has no forward of its own,
+    the owner decides how to call them."""
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+    @overload
+    def __getitem__(self, index: slice) -> ModuleList: ...
+
+    def __getitem__(self, index: int | slice) -> Module | ModuleList:
+        if isinstance(index, slice):
+            return ModuleList(list(self._modules.values())[index])
+        return self._modules[self._key(index)]
+
+    def append(self, module: Module) -> ModuleList:
+        """Add a module at the end; returns self."""
+        self.add_module(str(len(self)), _check_module(module, "ModuleList.append"))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> ModuleList:
+        """Add each module of an iterable at the end; returns self."""
+        if isinstance(modules, Module) and not isinstance(modules, _IndexedModules):
+            raise TypeError("ModuleList.extend takes an iterable of Modules, got one Module")
+        for module in list(modules):
+            self.append(module)
+        return self
+
+    def insert(self, index: int, module: Module) -> None:
+        """Insert a module before position `index` (as list.insert does)."""
+        modules = list(self._modules.values())
+        modules.insert(index, _check_module(module, "ModuleList.insert"))
+        self._renumber(modules)
+
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        return self.extend(modules)
