@@ -1,10 +1,260 @@
 """Optimizer primitives: fused parameter updates on raw (flat) arrays.
 
-The NumPy twins of the fused CUDA kernels; mixed into `Backend`, so `self.xp` is the array module.
+These are the NumPy twins of the fused CUDA kernels; mixed into `Backend`, so `self.xp` is the
+array module. Each primitive updates `param` and the optimizer state arrays in place, with
+exactly torch.optim's arithmetic (same formulas, same order of operations).
+
+Arguments shared by every primitive:
+
+- `param`: the parameter array, updated in place. The optimizers pass either one parameter's
+  array (the per-parameter path) or a whole flat buffer whose views are the parameters of a
+  group (the flat path: one call, one kernel on GPU, updates them all).
+- `grad`: an array the shape of `param`, or a sequence of arrays whose flattened
+  concatenation lines up with a flat `param`. The sequence form lets the NumPy twin read each
+  parameter's gradient where backward left it, instead of first copying them all into one
+  buffer: that copy would be one more pass over memory than a hand-written loop makes.
+  `grad` is only read, never written.
+- state arrays (`momentum_buffer`, `exp_avg`, ...): the shape of `param`, updated in place.
+- `scratch`: a list of work arrays the shape of `param`; missing ones are allocated and
+  appended, so a caller that keeps the list allocates them once. Pass None for throw-away
+  work arrays.
+
+Hyperparameters are turned into Python floats first, so a float32 update stays float32
+(NumPy treats Python scalars as "weak") whatever scalar type the caller passed.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 
 class OptimizerPrimitives:
-    """Fused optimizer updates, written with `self.xp` (NumPy or CuPy)."""
+    """Fused optimizer updates, written with `self.xp` (NumPy or CuPy) and `out=` ufuncs."""
+
+    xp: Any
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _scratch(self, scratch: list[Any] | None, i: int, like: Any) -> Any:
+        """Work array number `i`, the shape and dtype of `like`, allocated on first use."""
+        if scratch is None:
+            return self.xp.empty_like(like)
+        while len(scratch) <= i:
+            scratch.append(self.xp.empty_like(like))
+        return scratch[i]
+
+    def _with_grad(self, ufunc: Callable[..., Any], grad: Any, other: Any, out: Any) -> Any:
+        """`ufunc(grad, other, out=out)` where `grad` may be a sequence of pieces of a flat
+        array; `other` is a scalar, an array the shape of `out`, or `grad` itself."""
+        if not isinstance(grad, (list, tuple)):
+            return ufunc(grad, grad if other is grad else other, out=out)
+        start = 0
+        for piece in grad:
+            flat = piece.reshape(-1)
+            stop = start + flat.size
+            if other is grad:
+                ufunc(flat, flat, out=out[start:stop])
+            elif isinstance(other, (int, float)):
+                ufunc(flat, other, out=out[start:stop])
+            else:
+                ufunc(flat, other[start:stop], out=out[start:stop])
+            start = stop
+        if start != out.size:
+            raise ValueError(f"gradient pieces hold {start} elements, parameters {out.size}")
+        return out
+
+    def _copy_grad(self, grad: Any, out: Any) -> None:
+        """out[...] = grad, for `grad` in either form."""
+        if isinstance(grad, (list, tuple)):
+            self._with_grad(self.xp.multiply, grad, 1.0, out)  # ×1.0 is an exact copy
+        else:
+            out[...] = grad
+
+    def _decayed_grad(self, param: Any, grad: Any, weight_decay: float, out: Any) -> Any:
+        """grad + weight_decay·param (L2 weight decay folded into the gradient), into out."""
+        self.xp.multiply(param, weight_decay, out=out)
+        return self._with_grad(self.xp.add, grad, out, out)
+
+    # --- SGD -------------------------------------------------------------------------------
+    def sgd_step(
+        self,
+        param: Any,
+        grad: Any,
+        momentum_buffer: Any,
+        lr: float,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+        first: bool = False,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """SGD: d = grad (+ weight_decay·param); with momentum, buf = momentum·buf +
+        (1 − dampening)·d (buf = d on the `first` step) and d = buf, or d + momentum·buf with
+        nesterov; then param −= lr·d. Without momentum or decay: exactly param −= lr·grad."""
+        xp = self.xp
+        lr, momentum, dampening = float(lr), float(momentum), float(dampening)
+        d = grad
+        if weight_decay != 0:
+            d = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 0, param)
+            )
+        if momentum != 0:
+            buf = momentum_buffer
+            if first:  # torch seeds the buffer with the first gradient, undamped
+                self._copy_grad(d, buf)
+            else:
+                xp.multiply(buf, momentum, out=buf)
+                if dampening == 0:
+                    self._with_grad(xp.add, d, buf, buf)
+                else:
+                    step = self._with_grad(
+                        xp.multiply, d, 1.0 - dampening, self._scratch(scratch, 1, param)
+                    )
+                    xp.add(buf, step, out=buf)
+            if nesterov:
+                ahead = xp.multiply(buf, momentum, out=self._scratch(scratch, 1, param))
+                d = self._with_grad(xp.add, d, ahead, ahead)
+            else:
+                d = buf
+        step = self._with_grad(xp.multiply, d, lr, self._scratch(scratch, 1, param))
+        xp.subtract(param, step, out=param)
+
+    # --- Adam / AdamW ----------------------------------------------------------------------
+    def adam_step(
+        self,
+        param: Any,
+        grad: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        max_exp_avg_sq: Any,
+        step: int,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        amsgrad: bool = False,
+        decoupled: bool = False,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """Adam (decoupled=False, weight decay as L2 in the gradient) or AdamW (decoupled:
+        param ·= 1 − lr·weight_decay first). `step` counts this update (1 for the first).
+
+        m += (1 − β1)(g − m); v = β2·v + (1 − β2)·g²; (amsgrad: vmax = max(vmax, v), used
+        for v); param −= lr/(1 − β1^t) · m / (√v / √(1 − β2^t) + eps).
+        """
+        xp = self.xp
+        lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+        weight_decay = float(weight_decay)
+        g = grad
+        if weight_decay != 0:
+            if decoupled:
+                xp.multiply(param, 1.0 - lr * weight_decay, out=param)
+            else:
+                g = self._decayed_grad(param, grad, weight_decay, self._scratch(scratch, 1, param))
+        work = self._scratch(scratch, 0, param)
+        # First moment as a lerp towards g, as torch computes it: m + (1 − β1)(g − m).
+        self._with_grad(xp.subtract, g, exp_avg, work)
+        xp.multiply(work, 1.0 - beta1, out=work)
+        xp.add(exp_avg, work, out=exp_avg)
+        # Second moment: β2·v + (1 − β2)·g·g.
+        xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.multiply(work, 1.0 - beta2, out=work)
+        xp.add(exp_avg_sq, work, out=exp_avg_sq)
+        second = exp_avg_sq
+        if amsgrad:
+            xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+            second = max_exp_avg_sq
+        step_size = lr / (1.0 - beta1**step)
+        correction2_sqrt = math.sqrt(1.0 - beta2**step)
+        # eps goes outside the square root, after the bias correction.
+        xp.sqrt(second, out=work)
+        xp.divide(work, correction2_sqrt, out=work)
+        xp.add(work, eps, out=work)
+        xp.divide(exp_avg, work, out=work)
+        xp.multiply(work, step_size, out=work)
+        xp.subtract(param, work, out=param)
+
+    # --- RMSprop ---------------------------------------------------------------------------
+    def rmsprop_step(
+        self,
+        param: Any,
+        grad: Any,
+        square_avg: Any,
+        grad_avg: Any,
+        momentum_buffer: Any,
+        lr: float,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum: float = 0.0,
+        centered: bool = False,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """RMSprop: s = α·s + (1 − α)·g²; centered: a += (1 − α)(g − a) and s − a² replaces s;
+        avg = √(·) + eps; with momentum, buf = momentum·buf + g/avg and param −= lr·buf,
+        else param −= lr·g/avg. `grad_avg` / `momentum_buffer` may be None when unused."""
+        xp = self.xp
+        lr, alpha, eps, momentum = float(lr), float(alpha), float(eps), float(momentum)
+        g = grad
+        if weight_decay != 0:
+            g = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
+            )
+        work = self._scratch(scratch, 0, param)
+        xp.multiply(square_avg, alpha, out=square_avg)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.multiply(work, 1.0 - alpha, out=work)
+        xp.add(square_avg, work, out=square_avg)
+        if centered:
+            self._with_grad(xp.subtract, g, grad_avg, work)
+            xp.multiply(work, 1.0 - alpha, out=work)
+            xp.add(grad_avg, work, out=grad_avg)
+            xp.multiply(grad_avg, grad_avg, out=work)
+            xp.subtract(square_avg, work, out=work)
+            xp.sqrt(work, out=work)
+        else:
+            xp.sqrt(square_avg, out=work)
+        xp.add(work, eps, out=work)
+        self._with_grad(xp.divide, g, work, work)
+        if momentum > 0:
+            xp.multiply(momentum_buffer, momentum, out=momentum_buffer)
+            xp.add(momentum_buffer, work, out=momentum_buffer)
+            xp.multiply(momentum_buffer, lr, out=work)
+        else:
+            xp.multiply(work, lr, out=work)
+        xp.subtract(param, work, out=param)
+
+    # --- Adagrad ---------------------------------------------------------------------------
+    def adagrad_step(
+        self,
+        param: Any,
+        grad: Any,
+        state_sum: Any,
+        step: int,
+        lr: float,
+        lr_decay: float = 0.0,
+        weight_decay: float = 0.0,
+        eps: float = 1e-10,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """Adagrad: sum += g²; param −= lr/(1 + (t − 1)·lr_decay) · g / (√sum + eps), where
+        `step` = t counts this update (1 for the first)."""
+        xp = self.xp
+        g = grad
+        if weight_decay != 0:
+            g = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
+            )
+        clr = float(lr) / (1.0 + (step - 1) * float(lr_decay))
+        work = self._scratch(scratch, 0, param)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.add(state_sum, work, out=state_sum)
+        xp.sqrt(state_sum, out=work)
+        xp.add(work, float(eps), out=work)
+        self._with_grad(xp.divide, g, work, work)
+        xp.multiply(work, clr, out=work)
+        xp.subtract(param, work, out=param)

@@ -1,0 +1,449 @@
+"""Optimizer: the base of every optimizer. Param groups, per-parameter state, zero_grad,
+state_dict/load_state_dict, and the flat buffers that let one fused primitive update a
+whole group at once.
+
+The flat path (the default). Within a param group, the parameters that share a device and a
+dtype form a *bank*: their values are copied into one flat buffer and each parameter's
+`.data` becomes a view into it; each state array (momentum, exp_avg, ...) is a flat buffer
+too, with per-parameter views in `optimizer.state[p]`. A step then calls the backend
+primitive once per bank, with the gradients handed over as a list of pieces (or as one flat
+buffer when `.grad` already is a view of the bank's gradient buffer, which
+`zero_grad(set_to_none=False)` arranges). If a parameter's `.data` is no longer the view the
+bank gave it (the user assigned new data, or `Module.to` moved or cast the model after the
+optimizer was made), the group is packed again from the parameters' current data, and its
+state is moved along, instead of updating stale memory.
+
+The per-parameter path (`flat=False`) calls the same primitive once per parameter on the
+parameter's own arrays. Both paths do the same arithmetic element by element, so they give
+identical results; tests hold them to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..autograd import bump_version, enable_grad, no_grad
+from ..backend import Backend
+from ..dtypes import is_floating
+from ..errors import CheckpointError, DeviceError, DTypeError, ShapeError
+from ..tensor import Tensor, _make
+
+ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
+
+
+class _Bank:
+    """The parameters of one group that share a backend and dtype, packed into flat buffers."""
+
+    __slots__ = (
+        "backend",
+        "data",
+        "grad_flat",
+        "grad_views",
+        "names",
+        "params",
+        "scratch",
+        "state",
+        "views",
+    )
+
+    def __init__(self, backend: Backend, params: list[Tensor], names: tuple[str, ...]) -> None:
+        self.backend = backend
+        self.params = params
+        self.names = names
+        self.state: dict[str, Any] = {}
+        self.scratch: list[Any] = []  # work arrays the primitive allocates once and reuses
+        self.grad_flat: Any = None  # made by zero_grad(set_to_none=False)
+        self.grad_views: list[Any] | None = None
+        xp = backend.xp
+        dtype = params[0].data.dtype
+        total = sum(p.data.size for p in params)
+        self.data = xp.empty(total, dtype=dtype)
+        self.views = self.split(self.data)
+
+    def split(self, flat: Any) -> list[Any]:
+        """Views of `flat`, one per parameter, shaped like it."""
+        views, start = [], 0
+        for p in self.params:
+            stop = start + p.data.size
+            views.append(flat[start:stop].reshape(p.data.shape))
+            start = stop
+        return views
+
+    def intact(self) -> bool:
+        """True while every parameter's data still is the view this bank gave it."""
+        return all(p.data is v for p, v in zip(self.params, self.views))
+
+
+class Optimizer:
+    """Base class of the optimizers.
+
+    `params` is an iterable of Tensors, or of dicts each holding `"params"` and per-group
+    options (anything not given comes from the optimizer's defaults). Subclasses name their
+    state arrays (`_state_names`) and make one update (`_update`) through a backend primitive.
+    `flat=False` selects the per-parameter reference path.
+    """
+
+    def __init__(self, params: ParamsT, defaults: dict[str, Any], flat: bool = True) -> None:
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params should be an iterable of Tensors or dicts, got a single Tensor; "
+                "pass [tensor] or model.parameters()"
+            )
+        self.defaults = dict(defaults)
+        self.flat = bool(flat)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self._home: dict[Tensor, tuple[Backend, Any]] = {}  # where each state array lives
+        self._banks: list[list[_Bank]] = []
+        self._packed: list[list[Tensor]] = []  # the params list each group was packed from
+        groups = list(params)
+        if not groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # --- what subclasses define --------------------------------------------------------------
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state arrays a parameter of `group` needs (besides its step count)."""
+        return ()
+
+    def _state_fill(self, group: dict[str, Any], name: str) -> float:
+        """The initial value of state array `name`."""
+        return 0.0
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for invalid hyperparameters."""
+        if group["lr"] < 0:
+            raise ValueError(f"invalid learning rate: {group['lr']} (must be >= 0)")
+
+    def _update(
+        self,
+        backend: Backend,
+        group: dict[str, Any],
+        param: Any,
+        grad: Any,
+        state: dict[str, Any],
+        step: int,
+        scratch: list[Any] | None,
+    ) -> None:
+        """Update `param` (a parameter's array or a bank's flat buffer) in place."""
+        raise TypeError(f"{type(self).__name__} does not define _update()")
+
+    # --- param groups ------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters with its own options (the defaults fill the rest)."""
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError("a param group must be a dict with a 'params' entry")
+        group = dict(param_group)
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        seen: set[int] = set()
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+            if p.grad_fn is not None:
+                raise ValueError("can't optimize a non-leaf Tensor; use .detach() to get a leaf")
+            if not is_floating(p.dtype):
+                raise DTypeError(f"can only optimize floating-point tensors, got {p.dtype}")
+            if id(p) in seen:
+                raise ValueError("a parameter group lists the same parameter twice")
+            seen.add(id(p))
+        for other in self.param_groups:
+            if any(id(q) in seen for q in other["params"]):
+                raise ValueError("some parameters appear in more than one parameter group")
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self._check_group(group)
+        self.param_groups.append(group)
+        names = self._state_names(group)
+        for p in params:
+            self.state[p] = {"step": 0}
+            self._home[p] = (p._backend, p.dtype)
+            if not self.flat:
+                self._complete_state(group, p, names)
+        self._banks.append([])
+        self._packed.append([])
+        if self.flat:
+            self._pack(len(self.param_groups) - 1)
+
+    # --- state bookkeeping -------------------------------------------------------------------
+    def _complete_state(self, group: dict[str, Any], p: Tensor, names: tuple[str, ...]) -> None:
+        """Give p's state exactly `names` as arrays on p's backend and dtype, moving existing
+        arrays there (p may have been moved or cast) and creating missing ones."""
+        state = self.state[p]
+        backend, dtype = p._backend, p.data.dtype
+        old_backend = self._home[p][0]
+        for name in [k for k in state if k != "step" and k not in names]:
+            del state[name]  # an option that needed it was switched off
+        for name in names:
+            value = state.get(name)
+            if value is None:
+                state[name] = backend.xp.full(p.shape, self._state_fill(group, name), dtype=dtype)
+                continue
+            if value.shape != p.shape:
+                raise ShapeError(
+                    f"optimizer state {name!r} has shape {value.shape} but its parameter now "
+                    f"has shape {p.shape}; make a new optimizer after reshaping parameters"
+                )
+            if old_backend is not backend:
+                value = backend.asarray(old_backend.to_numpy(value), dtype=dtype)
+            elif value.dtype != dtype:
+                value = value.astype(dtype)
+            state[name] = value
+        self._home[p] = (backend, dtype)
+
+    def _pack(self, index: int) -> list[_Bank]:
+        """(Re)build the banks of group `index` from its parameters' current data and state."""
+        group = self.param_groups[index]
+        names = self._state_names(group)
+        buckets: dict[tuple[int, Any], list[Tensor]] = {}
+        for p in group["params"]:
+            self.state.setdefault(p, {"step": 0})
+            self._home.setdefault(p, (p._backend, p.dtype))
+            self._complete_state(group, p, names)
+            buckets.setdefault((id(p._backend), p.data.dtype), []).append(p)
+        banks = []
+        for params in buckets.values():
+            bank = _Bank(params[0]._backend, params, names)
+            for p, view in zip(params, bank.views):
+                view[...] = p.data
+            for name in names:
+                flat = bank.backend.xp.empty_like(bank.data)
+                for p, view in zip(params, bank.split(flat)):
+                    view[...] = self.state[p][name]
+                    self.state[p][name] = view
+                bank.state[name] = flat
+            for p, view in zip(params, bank.views):
+                p.data = view  # same values; from now on the bank's memory
+            banks.append(bank)
+        self._banks[index] = banks
+        self._packed[index] = list(group["params"])
+        return banks
+
+    def _banks_of(self, index: int) -> list[_Bank]:
+        """Group `index`'s banks, packed again if a parameter's data was replaced, the params
+        list was edited, or an option changed which state arrays are needed."""
+        group = self.param_groups[index]
+        banks = self._banks[index]
+        packed = self._packed[index]
+        params = group["params"]
+        names = self._state_names(group)
+        if (
+            len(packed) != len(params)
+            or not all(a is b for a, b in zip(packed, params))
+            or not all(bank.names == names and bank.intact() for bank in banks)
+        ):
+            banks = self._pack(index)
+        return banks
+
+    # --- stepping ----------------------------------------------------------------------------
+    @staticmethod
+    def _grad_of(p: Tensor, backend: Backend) -> Any:
+        """p's gradient array, checked to fit p."""
+        g = p.grad
+        if g._backend is not backend:
+            raise DeviceError(
+                f"a parameter on '{p.device}' has its gradient on '{g.device}'; "
+                "move both to the same device"
+            )
+        data = g.data
+        if data.shape != p.data.shape:
+            raise ShapeError(f"a parameter of shape {p.shape} has a gradient of shape {data.shape}")
+        if data.dtype != p.data.dtype:
+            raise DTypeError(f"a parameter of dtype {p.dtype} has a gradient of dtype {data.dtype}")
+        return data
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; returns `closure()` when given (the
+        closure re-evaluates the model and returns the loss, with gradients enabled)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        with no_grad():
+            for index, group in enumerate(self.param_groups):
+                if self.flat:
+                    self._step_flat(index, group)
+                else:
+                    self._step_each(group, group["params"])
+        return loss
+
+    def _step_flat(self, index: int, group: dict[str, Any]) -> None:
+        state = self.state
+        for bank in self._banks_of(index):
+            params = bank.params
+            step = state[params[0]]["step"]
+            fused = all(p.grad is not None and state[p]["step"] == step for p in params)
+            if not fused:  # some parameters skip this step: update the others one by one
+                self._step_each(group, params)
+                continue
+            backend = bank.backend
+            grads = [self._grad_of(p, backend) for p in params]
+            views = bank.grad_views
+            if views is not None and all(g is v for g, v in zip(grads, views)):
+                grad: Any = bank.grad_flat  # backward accumulated into the bank's buffer
+            else:
+                grad = grads
+            step += 1
+            self._update(backend, group, bank.data, grad, bank.state, step, bank.scratch)
+            for p in params:
+                state[p]["step"] = step
+                bump_version(p)
+
+    def _step_each(self, group: dict[str, Any], params: list[Tensor]) -> None:
+        """The per-parameter path: one primitive call per parameter that has a gradient."""
+        names = self._state_names(group)
+        for p in params:
+            if p.grad is None:
+                continue
+            state = self.state[p]
+            if not self.flat and (
+                self._home[p] != (p._backend, p.data.dtype) or any(n not in state for n in names)
+            ):
+                self._complete_state(group, p, names)  # p was moved, or an option changed
+            grad = self._grad_of(p, p._backend)
+            step = state["step"] + 1
+            self._update(p._backend, group, p.data, grad, state, step, None)
+            state["step"] = step
+            bump_version(p)
+
+    # --- gradients ---------------------------------------------------------------------------
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients: to None (the default), or to zeros in place. On the flat path
+        zeros are written as views of one gradient buffer per bank, so the next step reads
+        the gradients backward accumulates there without gathering them."""
+        if set_to_none:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+            return
+        if not self.flat:
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        if p.grad.requires_grad:
+                            p.grad = p.grad.detach()
+                        p.grad.data[...] = 0
+            return
+        for index in range(len(self.param_groups)):
+            for bank in self._banks_of(index):
+                if bank.grad_flat is None:
+                    bank.grad_flat = bank.backend.xp.zeros_like(bank.data)
+                    bank.grad_views = bank.split(bank.grad_flat)
+                else:
+                    bank.grad_flat.fill(0)
+                for p, view in zip(bank.params, bank.grad_views):  # type: ignore[arg-type]
+                    g = p.grad
+                    if g is not None and (g.data is not view or g.requires_grad):
+                        p.grad = _make(view, bank.backend, None)
+
+    # --- saving and loading ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state as plain data: `{"state": {index: {"step": int, name:
+        Tensor}}, "param_groups": [{option: value, "params": [index, ...]}]}`, parameters
+        numbered in group order as in torch.optim. State tensors are copies."""
+        groups, packed_state = [], {}
+        index = 0
+        for group in self.param_groups:
+            entry = {k: v for k, v in group.items() if k != "params"}
+            entry["params"] = list(range(index, index + len(group["params"])))
+            for p in group["params"]:
+                state = self.state.get(p)
+                if state and state["step"] > 0:  # as torch: only parameters that have stepped
+                    backend = self._home[p][0]
+                    packed_state[index] = {
+                        name: (value if name == "step" else _make(value.copy(), backend, None))
+                        for name, value in state.items()
+                    }
+                index += 1
+            groups.append(entry)
+        return {"state": packed_state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load what `state_dict` returned (of an optimizer of the same kind over the same
+        parameters): options and state; training then continues as if never interrupted.
+        Raises CheckpointError when the dict does not fit this optimizer."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            raise CheckpointError(
+                f"{name}.load_state_dict needs a dict with 'state' and "
+                "'param_groups' (what Optimizer.state_dict() returns)"
+            )
+        saved_groups = state_dict["param_groups"]
+        if isinstance(saved_groups, dict):  # tolerate groups stored by position as a dict
+            saved_groups = [saved_groups[k] for k in sorted(saved_groups, key=int)]
+        if len(saved_groups) != len(self.param_groups):
+            raise CheckpointError(
+                f"{name}: the state dict has {len(saved_groups)} param "
+                f"groups, this optimizer {len(self.param_groups)}"
+            )
+        new_groups, by_index = [], {}
+        for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            ids = list(saved.get("params", ()))
+            if len(ids) != len(ours["params"]):
+                raise CheckpointError(
+                    f"{name}: param group {i} holds {len(ours['params'])} "
+                    f"parameters, the state dict's {len(ids)}"
+                )
+            missing = [k for k in self.defaults if k not in saved]
+            if missing:
+                raise CheckpointError(
+                    f"{name}: param group {i} of the state dict lacks "
+                    f"{missing}; was it saved by another optimizer?"
+                )
+            group = dict(ours)
+            for key, value in saved.items():
+                if key != "params":
+                    group[key] = tuple(value) if isinstance(ours.get(key), tuple) else value
+            self._check_group(group)
+            new_groups.append(group)
+            for saved_id, p in zip(ids, ours["params"]):
+                by_index[int(saved_id)] = (p, group)
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for key, saved in state_dict["state"].items():
+            if int(key) not in by_index:
+                raise CheckpointError(
+                    f"{name}: the state dict has state for parameter {key}, "
+                    "which no param group lists"
+                )
+            p, group = by_index[int(key)]
+            expected = {"step", *self._state_names(group)}
+            if set(saved) != expected:
+                raise CheckpointError(
+                    f"{name}: state of parameter {key} has {sorted(saved)}, "
+                    f"expected {sorted(expected)}"
+                )
+            entry: dict[str, Any] = {"step": int(saved["step"])}
+            for k in expected - {"step"}:
+                value = Tensor(saved[k], dtype=p.dtype, device=p.device).data
+                if value.shape != p.data.shape:
+                    raise CheckpointError(
+                        f"{name}: state {k!r} of parameter {key} has shape "
+                        f"{value.shape}, the parameter {p.shape}"
+                    )
+                entry[k] = value
+            new_state[p] = entry
+        # Everything fits: replace options and state, then rebuild the banks.
+        for ours, group in zip(self.param_groups, new_groups):
+            ours.update(group)
+        for ours in self.param_groups:
+            for p in ours["params"]:
+                self.state[p] = new_state.get(p, {"step": 0})
+                self._home[p] = (p._backend, p.data.dtype)
+                if not self.flat:
+                    self._complete_state(ours, p, self._state_names(ours))
+        if self.flat:
+            for index in range(len(self.param_groups)):
+                self._pack(index)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        return "\n".join([*lines, ")"])
