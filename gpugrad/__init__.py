@@ -1,10 +1,9 @@
 """gpugrad: a tensor autograd library that runs the same code on NumPy (cpu) or CuPy (cuda)."""
 
-from . import (
-    autograd,  # first: the engine and Tensor know each other
-    cuda,
-    ops,
-)
+from . import autograd  # first: the engine and Tensor know each other
+
+# isort: split
+from . import cuda, ops
 from ._version import __version__
 from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from .backend import Device, device
@@ -48,15 +47,21 @@ from .dtypes import (
 from .errors import (
     BackendUnavailableError,
     CheckpointError,
+    DataFormatError,
     DeviceError,
     DTypeError,
     GpugradError,
     GradcheckError,
     GraphError,
     InplaceError,
+    NonFiniteNormError,
     ShapeError,
 )  # fmt: skip
 from .gradcheck import gradcheck, gradgradcheck
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
 from .serialization import load, save
 from .tensor import Tensor
+
+# isort: split
+# The training stack, importable as gg.nn, gg.optim, gg.data, stands on everything above.
+from . import data, nn, optim

@@ -1,6 +1,8 @@
-"""`python -m gpugrad`: the demo (`gpugrad train` comes with the training stack)."""
+"""`python -m gpugrad ...`: the same as the `gpugrad` command."""
 
-from .demo import main
+import sys
+
+from .cli import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,3 +39,11 @@ class GradcheckError(GpugradError, AssertionError):
 
 class CheckpointError(GpugradError, ValueError):
     """A saved state that does not match what it is loaded into, or a corrupt file."""
+
+
+class DataFormatError(GpugradError, ValueError):
+    """A data file that is not in the format it claims (bad magic number, truncated, ...)."""
+
+
+class NonFiniteNormError(GpugradError, RuntimeError):
+    """The total gradient norm is NaN or infinite (clip_grad_norm_ with error_if_nonfinite)."""

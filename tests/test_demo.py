@@ -25,7 +25,7 @@ def test_demo_learns_the_spirals(capsys, device):
 
 def test_python_dash_m_runs():
     result = subprocess.run(
-        [sys.executable, "-m", "gpugrad", "--epochs", "5"],
+        [sys.executable, "-m", "gpugrad", "demo", "--epochs", "5"],
         capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT)}, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

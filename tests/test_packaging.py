@@ -70,12 +70,20 @@ def test_kernels_folder_is_not_empty() -> None:
 def test_wheel_contents(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
-    expected = {"gpugrad/__init__.py", "gpugrad/backend/kernel_source.py"}
+    expected = {
+        "gpugrad/__init__.py",
+        "gpugrad/backend/kernel_source.py",
+        "gpugrad/data/digits.npz",
+        "gpugrad/data/DIGITS-LICENSE.txt",
+    }
     expected |= {f"gpugrad/kernels/{name}" for name in _kernel_files()}
     missing = sorted(expected - names)
     assert not missing, f"{wheel.name} lacks {missing}"
     stray = sorted(n for n in names if n.startswith(("tests/", "bench/", "kernels/")))
     assert not stray, f"{wheel.name} has files outside the package: {stray}"
+    with zipfile.ZipFile(wheel) as zf:
+        entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+        assert "gpugrad = gpugrad.cli:main" in zf.read(entry_points).decode()
 
 
 def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
@@ -90,10 +98,13 @@ def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
         import gpugrad
         from gpugrad.backend.kernel_source import kernels_dir, read_kernel
 
+        from gpugrad.data import load_digits
+
         print(json.dumps({
             "package": gpugrad.__file__,
             "kernels": str(kernels_dir()),
             "readme": read_kernel("README.md"),
+            "digits": list(load_digits()[0].shape),
         }))
         """
     )
@@ -112,6 +123,7 @@ def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
     assert Path(result["package"]).resolve().is_relative_to(site), result["package"]
     assert Path(result["kernels"]).resolve() == site / "gpugrad" / "kernels"
     assert result["readme"] == (KERNELS / "README.md").read_text(encoding="utf-8")
+    assert result["digits"] == [1797, 64]  # the bundled dataset ships inside the wheel
 
 
 def _load_kernel_source(path: Path) -> ModuleType:

@@ -20,6 +20,7 @@ __all__ = [
     "Device",
     "NumpyBackend",
     "cuda_device_count",
+    "cuda_info",
     "cuda_is_available",
     "device",
     "get_backend",
@@ -56,6 +57,28 @@ def cuda_device_count() -> int:
     import cupy
 
     return int(cupy.cuda.runtime.getDeviceCount())
+
+
+def cuda_info() -> dict[str, Any]:
+    """What the CUDA side has: CuPy's version, the CUDA runtime and driver, the GPUs found."""
+    cupy = _import_cupy()
+    if cupy is None:
+        return {"cupy": None, "available": False, "install": INSTALL_HINT}
+    info: dict[str, Any] = {"cupy": cupy.__version__, "available": cuda_is_available()}
+    if not info["available"]:
+        return info
+    runtime = cupy.cuda.runtime
+    info["runtime"] = runtime.runtimeGetVersion()
+    info["driver"] = runtime.driverGetVersion()
+    info["gpus"] = []
+    for i in range(runtime.getDeviceCount()):
+        props = runtime.getDeviceProperties(i)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        info["gpus"].append(
+            {"index": i, "name": name, "memory_gib": props["totalGlobalMem"] / 2**30,
+             "compute_capability": f"{props['major']}.{props['minor']}"}
+        )  # fmt: skip
+    return info
 
 
 def _make_cuda_backend(dev: Device) -> Backend:

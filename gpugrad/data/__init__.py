@@ -9,7 +9,8 @@ for xb, yb in loader: ...
 ```
 """
 
-from .dataset import DataFormatError, Dataset, Subset, TensorDataset, train_test_split
+from ..errors import DataFormatError
+from .dataset import Dataset, Subset, TensorDataset, train_test_split
 from .digits import load_digits
 from .loader import DataLoader, default_collate
 from .mnist import load_mnist, read_idx

@@ -9,12 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_backend
-from ..errors import GpugradError, ShapeError
+from ..errors import ShapeError
 from ..tensor import Tensor
-
-
-class DataFormatError(GpugradError, ValueError):
-    """A data file that is not in the format it claims (bad magic number, truncated, ...)."""
 
 
 def make_generator(seed: int | None) -> np.random.Generator:

@@ -11,7 +11,7 @@ from importlib import resources
 
 import numpy as np
 
-from .dataset import DataFormatError
+from ..errors import DataFormatError
 
 N_IMAGES = 1797
 N_PIXELS = 64

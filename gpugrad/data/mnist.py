@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import DataFormatError
+from ..errors import DataFormatError
 
 UBYTE = 0x08
 PREFIXES = {"train": "train", "test": "t10k", "t10k": "t10k"}

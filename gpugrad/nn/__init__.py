@@ -1,4 +1,36 @@
-"""Neural-network building blocks: Module, Parameter, layers, activations, losses, init."""
+"""Neural-network building blocks: Module, Parameter, layers, activations, losses, init.
 
+`gpugrad.nn.functional` (F) holds the same activations and losses as functions.
+"""
+
+from . import functional, init, utils
+from .activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)  # fmt: skip
+from .containers import ModuleList, Sequential
+from .layers import BatchNorm1d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear
+from .loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HingeEmbeddingLoss,
+    HuberLoss,
+    KLDivLoss,
+    L1Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+    SmoothL1Loss,
+)  # fmt: skip
 from .module import IncompatibleKeys, Module
 from .parameter import Parameter
+from .utils import clip_grad_norm_, clip_grad_value_

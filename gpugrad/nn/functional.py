@@ -30,12 +30,14 @@ from ..ops.activation import (
 )  # fmt: skip
 from ..ops.loss import binary_cross_entropy_elementwise, softmax_cross_entropy
 from ..tensor import Tensor
+from .layers import batch_norm, dropout, embedding, layer_norm, linear
 
 __all__ = [
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "elu",
-    "gelu", "hinge_embedding_loss", "huber_loss", "kl_div", "l1_loss", "leaky_relu",
-    "log_softmax", "mse_loss", "multi_margin_loss", "nll_loss", "relu", "sigmoid", "silu",
-    "smooth_l1_loss", "softmax", "softplus", "tanh",
+    "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy",
+    "dropout", "elu", "embedding", "gelu", "hinge_embedding_loss", "huber_loss", "kl_div",
+    "l1_loss", "layer_norm", "leaky_relu", "linear", "log_softmax", "mse_loss",
+    "multi_margin_loss", "nll_loss", "relu", "sigmoid", "silu", "smooth_l1_loss", "softmax",
+    "softplus", "tanh",
 ]  # fmt: skip
 
 REDUCTIONS = ("mean", "sum", "none")

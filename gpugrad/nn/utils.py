@@ -11,12 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..autograd import bump_version
-from ..errors import GpugradError
+from ..errors import NonFiniteNormError
 from ..tensor import Tensor, _make
-
-
-class NonFiniteNormError(GpugradError, RuntimeError):
-    """The total gradient norm is NaN or infinite (raised when error_if_nonfinite=True)."""
 
 
 def _grads(parameters: Tensor | Iterable[Tensor]) -> list[Tensor]:

@@ -1,0 +1,295 @@
+"""Trainer: the training loop, written once for every model, device and optimizer.
+
+Each step is the backpropagation recipe: forward, loss, zero the gradients, backward, and the
+optimizer's update (w ← w − lr·grad for plain SGD). Losses and metrics are summed on the
+device and read back once per epoch, so a GPU is never made to wait inside an epoch.
+Checkpoints hold everything needed to continue (model, optimizer, scheduler, random state,
+history) and are written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import autograd
+from .backend import device as parse_device
+from .backend import loaded_backends
+from .errors import CheckpointError
+from .serialization import load, save
+from .tensor import Tensor
+
+Metric = Callable[[Tensor, Tensor], Tensor]
+
+
+def accuracy_count(output: Tensor, target: Tensor) -> Tensor:
+    """How many rows of `output` have their largest score at the `target` class."""
+    if target.ndim == output.ndim:  # class probabilities: compare with the most likely class
+        target = target.argmax(axis=-1)
+    return (output.argmax(axis=-1) == target).sum()
+
+
+def absolute_error_sum(output: Tensor, target: Tensor) -> Tensor:
+    """Sum of |output − target| (for regression)."""
+    return (output.reshape(target.shape) - target).abs().sum()
+
+
+# Each metric returns a per-batch *sum* on the device; the epoch's value is sum / samples.
+METRICS: dict[str, Metric] = {"accuracy": accuracy_count, "mae": absolute_error_sum}
+
+
+def _progress(total: int, description: str, enabled: bool) -> Any:
+    """A tqdm bar over samples, or None when bars are off (not a terminal, or quiet)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="sample", leave=False, dynamic_ncols=True)
+
+
+class Trainer:
+    """Fit a model with a loss function and an optimizer; evaluate; checkpoint; resume.
+
+    `metrics` names entries of `METRICS` ("accuracy", "mae") or maps names to functions
+    `(output, target) -> Tensor` returning a per-batch sum. `progress` shows a tqdm bar per
+    epoch (default: only when stderr is a terminal); `log` receives one line per epoch.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        optimizer: Any,
+        device: str = "cpu",
+        scheduler: Any = None,
+        metrics: Sequence[str] | dict[str, Metric] = ("accuracy",),
+        progress: bool | None = None,
+        log: Callable[[str], None] | None = print,
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(f"scheduler_interval is 'epoch' or 'step', got {scheduler_interval!r}")
+        self.model = model.to(device)
+        self.loss_fn = loss_fn
+        self.optimizer = optimizer
+        self.device = parse_device(device)
+        self.scheduler = scheduler
+        self.scheduler_interval = scheduler_interval
+        if isinstance(metrics, dict):
+            self.metrics = dict(metrics)
+        else:
+            unknown = [m for m in metrics if m not in METRICS]
+            if unknown:
+                raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+            self.metrics = {name: METRICS[name] for name in metrics}
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.log = log
+        self.epoch = 0  # epochs completed
+        self.history: dict[str, list[float]] = {}
+        self.best: float | None = None  # best monitored value so far
+        self.stale_epochs = 0  # epochs since it last improved
+
+    # --- one pass over a loader ----------------------------------------------------------
+    def _batches(self, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
+        for batch in loader:
+            inputs, target = batch[0], batch[1]
+            if inputs.device != self.device:
+                inputs = inputs.to(self.device)
+            if target.device != self.device:
+                target = target.to(self.device)
+            yield inputs, target
+
+    def _run_epoch(self, loader: Any, train: bool, description: str) -> dict[str, float]:
+        self.model.train(train)
+        sums: dict[str, Tensor | float] = {name: 0.0 for name in ("loss", *self.metrics)}
+        samples = 0
+        bar = _progress(_length(loader), description, self.progress)
+        start = time.perf_counter()
+        with autograd.set_grad_enabled(train):
+            for inputs, target in self._batches(loader):
+                output = self.model(inputs)
+                loss = self.loss_fn(output, target)
+                if train:
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+                    if self.scheduler is not None and self.scheduler_interval == "step":
+                        self.scheduler.step()
+                n = len(target)
+                samples += n
+                with autograd.no_grad():  # running sums stay on the device: no sync here
+                    sums["loss"] = sums["loss"] + loss.detach() * n
+                    for name, metric in self.metrics.items():
+                        sums[name] = sums[name] + metric(output.detach(), target)
+                if bar is not None:
+                    bar.update(n)
+        elapsed = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        if samples == 0:
+            raise ValueError(f"the {description} loader yielded no batches")
+        # The one host sync of the epoch.
+        result = {name: _to_float(total) / samples for name, total in sums.items()}
+        result["samples_per_s"] = samples / elapsed if elapsed > 0 else math.inf
+        return result
+
+    def evaluate(self, loader: Any) -> dict[str, float]:
+        """Loss and metrics over a loader, without gradients, in eval mode."""
+        result = self._run_epoch(loader, train=False, description="eval")
+        result.pop("samples_per_s")
+        return result
+
+    # --- the loop -------------------------------------------------------------------------
+    def fit(
+        self,
+        train_loader: Any,
+        epochs: int,
+        val_loader: Any = None,
+        checkpoint: str | Path | None = None,
+        early_stopping: int | None = None,
+        monitor: str | None = None,
+        plot: str | Path | None = None,
+    ) -> dict[str, list[float]]:
+        """Train until `epochs` epochs are done (counting those before a `resume`).
+
+        Writes a checkpoint after every epoch when `checkpoint` is a path. With
+        `early_stopping=N`, stops after N epochs without improvement of `monitor`
+        (default: "val_loss", or "loss" without a validation loader); "loss" metrics are
+        minimised, others maximised. Returns the history: one list per metric.
+        """
+        monitor = monitor or ("val_loss" if val_loader is not None else "loss")
+        while self.epoch < epochs:
+            epoch = self.epoch + 1
+            if hasattr(train_loader, "set_epoch"):  # shuffle as epoch `epoch` of this seed
+                train_loader.set_epoch(self.epoch)
+            row = self._run_epoch(train_loader, train=True, description=f"epoch {epoch}/{epochs}")
+            if val_loader is not None:
+                row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
+            if self.scheduler is not None and self.scheduler_interval == "epoch":
+                self.scheduler.step()
+            self.epoch = epoch
+            for key, value in row.items():
+                self.history.setdefault(key, []).append(value)
+            improved = self._track(monitor, row)
+            if self.log is not None:
+                self.log(_epoch_line(epoch, epochs, row))
+            if checkpoint is not None:
+                self.save_checkpoint(checkpoint)
+            if early_stopping is not None and not improved and self.stale_epochs >= early_stopping:
+                if self.log is not None:
+                    self.log(
+                        f"early stopping: {monitor} did not improve for {early_stopping} epochs"
+                    )
+                break
+        if plot is not None:
+            plot_history(self.history, plot)
+        return self.history
+
+    def _track(self, monitor: str, row: dict[str, float]) -> bool:
+        if monitor not in row:
+            raise ValueError(f"cannot monitor {monitor!r}: this epoch measured {sorted(row)}")
+        value = row[monitor]
+        if self.best is None or (value < self.best if "loss" in monitor else value > self.best):
+            self.best, self.stale_epochs = value, 0
+            return True
+        self.stale_epochs += 1
+        return False
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly where it stopped."""
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best": self.best,
+            "stale_epochs": self.stale_epochs,
+            "rng": {str(b.device): b.rng_state() for b in loaded_backends()},
+        }
+        if self.scheduler is not None:
+            state["scheduler"] = self.scheduler.state_dict()
+        return state
+
+    def save_checkpoint(self, path: str | Path) -> None:
+        """Write a checkpoint atomically (the previous file survives a crash mid-write)."""
+        save(self.state_dict(), path)
+
+    def resume(self, path: str | Path) -> int:
+        """Restore a checkpoint written by `save_checkpoint`; returns the epochs completed."""
+        state = load(path, device=self.device)
+        required = {"model", "optimizer", "epoch", "history"}
+        if not isinstance(state, dict) or not required <= set(state):
+            raise CheckpointError(
+                f"{path} is not a Trainer checkpoint (needs keys {sorted(required)})"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            if "scheduler" not in state:
+                raise CheckpointError(
+                    f"{path} has no scheduler state, but this Trainer has a scheduler"
+                )
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.best = state.get("best")
+        self.stale_epochs = int(state.get("stale_epochs", 0))
+        for backend in loaded_backends():
+            saved = state.get("rng", {}).get(str(backend.device))
+            if saved is not None:
+                backend.set_rng_state(saved)
+        return self.epoch
+
+
+def _to_float(value: Tensor | float) -> float:
+    return float(value.item()) if isinstance(value, Tensor) else float(value)
+
+
+def _length(loader: Any) -> int:
+    dataset = getattr(loader, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else len(loader)
+    except TypeError:
+        return 0
+
+
+def _epoch_line(epoch: int, epochs: int, row: dict[str, float]) -> str:
+    parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
+    for key, value in row.items():
+        if key == "samples_per_s":
+            continue
+        shown = f"{value:.2%}" if key.endswith("accuracy") else f"{value:.4f}"
+        parts.append(f"{key} {shown}")
+    parts.append(f"{row['samples_per_s']:,.0f} samples/s")
+    return "  ".join(parts)
+
+
+def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
+    """Draw the training curves (loss, and each metric, with validation) to a PNG file."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError('plotting needs matplotlib: pip install "gpugrad[plot]"') from exc
+    names = [k for k in history if not k.startswith("val_") and k != "samples_per_s"]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
