@@ -26,7 +26,11 @@ import numpy as np
 import workloads
 
 # The targets of the issue: the ratio named, at most this much.
-BARS = {"op_chain": ("gpugrad/torch", 0.75), "mlp": ("gpugrad/numpy", 1.10)}
+BARS = {
+    "op_chain": ("gpugrad/torch", 0.75),
+    "mlp": ("gpugrad/numpy", 1.10),
+    "train_step": ("gpugrad/numpy", 1.15),
+}
 
 
 def time_variants(variants: dict[str, Any], repeats: int, min_time: float) -> dict[str, Any]:

@@ -298,7 +298,121 @@ def mlp(seed: int = 0) -> Workload:
     )
 
 
-WORKLOADS: dict[str, Callable[[], Workload]] = {"op_chain": op_chain, "mlp": mlp}
+# --- one SGD training step -------------------------------------------------------------------
+STEP_LR = 0.01
+
+
+def _labels(data: MlpData) -> np.ndarray:
+    return (np.arange(len(data.x)) % data.weights[-1].shape[1]).astype(np.int64)
+
+
+def train_step_gpugrad(data: MlpData) -> Run:
+    """gpugrad: nn.Linear/ReLU layers, F.cross_entropy, optim.SGD (lr 0.01): one step a call."""
+    from gpugrad import nn, optim
+    from gpugrad.nn import functional as F
+
+    layers: list[Any] = []
+    for w, b in zip(data.weights, data.biases):
+        linear = nn.Linear(*w.shape)
+        linear.load_state_dict({"weight": gg.tensor(w.T.copy()), "bias": gg.tensor(b)})
+        layers += [linear, nn.ReLU()]
+    model = nn.Sequential(*layers[:-1])
+    opt = optim.SGD(model.parameters(), lr=STEP_LR)
+    x, y = gg.tensor(data.x), gg.tensor(_labels(data))
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        return [p.data for p in model.parameters()]
+
+    return run
+
+
+def train_step_torch(data: MlpData) -> Run | None:
+    """PyTorch: the same layers, cross-entropy and SGD step (None where torch is missing)."""
+    if torch is None:
+        return None
+    layers: list[Any] = []
+    for w, b in zip(data.weights, data.biases):
+        linear = torch.nn.Linear(*w.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w.T.copy()))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers[:-1])
+    opt = torch.optim.SGD(model.parameters(), lr=STEP_LR)
+    x, y = torch.from_numpy(data.x.copy()), torch.from_numpy(_labels(data))
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        return [p.detach().numpy() for p in model.parameters()]
+
+    return run
+
+
+def train_step_numpy(data: MlpData) -> Run:
+    """Hand-written NumPy: forward, stable softmax cross-entropy, backward, W -= lr·dW."""
+    weights = [w.T.copy() for w in data.weights]  # (out, in), as nn.Linear stores them
+    biases = [b.copy() for b in data.biases]
+    x, y = data.x, _labels(data)
+    n = len(x)
+    rows = np.arange(n)
+    last = len(weights) - 1
+
+    def run() -> list[np.ndarray]:
+        acts = [x]
+        h = x
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            h = h @ w.T + b
+            if i < last:
+                h = np.maximum(h, 0)
+                acts.append(h)
+        shifted = h - h.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        loss = (np.log(total[:, 0]) - shifted[rows, y]).mean()
+        del loss
+        dh = exp / total
+        dh[rows, y] -= 1
+        dh /= n
+        for i in range(last, -1, -1):
+            dw = dh.T @ acts[i]
+            db = dh.sum(axis=0)
+            if i > 0:
+                dh = (dh @ weights[i]) * (acts[i] > 0)
+            weights[i] -= STEP_LR * dw
+            biases[i] -= STEP_LR * db
+        return [a for pair in zip(weights, biases) for a in pair]
+
+    return run
+
+
+def train_step(seed: int = 0) -> Workload:
+    """One SGD step of the MLP with cross-entropy, every variant from the same weights,
+    their updated weights checked against NumPy's."""
+    data = mlp_data(seed)
+    variants = {"gpugrad": train_step_gpugrad(data), "numpy": train_step_numpy(data)}
+    run_torch = train_step_torch(data)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+    names = [f"{kind}{i + 1}" for i in range(len(data.weights)) for kind in ("W", "b")]
+    _check_same(variants, names=names)
+    sizes = "-".join(map(str, MLP_SIZES))
+    return Workload(
+        name="train_step",
+        description=f"SGD step of MLP {sizes}, cross-entropy, float32, batch {MLP_BATCH}",
+        variants=variants,
+    )
+
+
+WORKLOADS: dict[str, Callable[[], Workload]] = {
+    "op_chain": op_chain,
+    "mlp": mlp,
+    "train_step": train_step,
+}
 
 
 # --- the same-work check -------------------------------------------------------------------

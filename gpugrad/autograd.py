@@ -147,6 +147,25 @@ class Function:
                 out = node.forward(x.data, **params)
             except (ValueError, TypeError, IndexError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
+        elif len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor:
+            # Two plain tensors, the other common case (a + b, a * b, a @ b), unrolled.
+            a, b = inputs
+            backend = node.xp = a._backend
+            if b._backend is not backend:
+                raise _device_mismatch(node.name, inputs)
+            a_data, b_data = a.data, b.data
+            if a_data is b_data and a is not b:  # x and x.detach(): see the general case
+                b_data = b_data.view()
+                node.input_views = {id(b_data): 1}
+            track = a.requires_grad or b.requires_grad
+            edges = (
+                (a.grad_fn or a) if a.requires_grad else None,
+                (b.grad_fn or b) if b.requires_grad else None,
+            )
+            try:
+                out = node.forward(a_data, b_data, **params)
+            except (ValueError, TypeError, IndexError) as exc:
+                raise _explain_failure(node.name, inputs, exc) from exc
         else:
             backend = None
             arrays = []
@@ -159,11 +178,13 @@ class Function:
                     elif x._backend is not backend:
                         raise _device_mismatch(node.name, inputs)
                     data = x.data
-                    if any(data is a for a in arrays):
-                        # Another input holds this very array (x and x.detach()): give this one
-                        # its own view object so saved arrays map back to the right input.
-                        data = data.view()
-                        node.input_views = {**node.input_views, id(data): len(arrays)}
+                    for earlier in arrays:
+                        if earlier is data:
+                            # Another input holds this very array (x and x.detach()): give this
+                            # one its own view object, so saved arrays map back to their input.
+                            data = data.view()
+                            node.input_views = {**node.input_views, id(data): len(arrays)}
+                            break
                     arrays.append(data)
                     if x.requires_grad:
                         track = True
@@ -436,7 +457,7 @@ def _run_backward(
                 )
             if node.retained is not None:
                 _give_retained(node, g)
-            if node.epoch != _epoch[0] and node.epoch >= 0:
+            if node.epoch >= 0 and node.epoch != _epoch[0]:
                 _check_versions(node)
             if create_graph:
                 if not isinstance(g, Tensor):
