@@ -15,7 +15,7 @@ from . import autograd
 from .backend import Backend, Device, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
-from .errors import DTypeError, GraphError
+from .errors import DTypeError, GraphError, ShapeError
 
 _new = object.__new__
 
@@ -44,7 +44,10 @@ def to_array(data: Any, backend: Backend, dtype: Any = None, copy: bool = False)
         array = backend.asarray(data, copy=copy)
         from_python = False
     else:
-        array = backend.asarray(data)  # Python scalars and (nested) lists
+        try:
+            array = backend.asarray(data)  # Python scalars and (nested) lists
+        except ValueError as exc:  # ragged nesting such as [[1, 2], [3]]
+            raise ShapeError(f"cannot make a tensor from {type(data).__name__}: {exc}") from exc
         from_python = True
         copy = False
     target = dtype if dtype is not None else default_dtype_for(array, from_python)
@@ -213,6 +216,8 @@ class Tensor:
 
     def retain_grad(self) -> None:
         """Keep `.grad` for this non-leaf tensor too when backward runs."""
+        if not self.requires_grad:
+            raise GraphError("retain_grad() on a tensor that does not require grad")
         if self.grad_fn is None:
             return
         node = self.grad_fn

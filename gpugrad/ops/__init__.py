@@ -129,6 +129,17 @@ def _reflected(fn):
     return method
 
 
+def _comparison(fn):
+    """x == other as an operator: elementwise, but `x == None` is simply False (Python's
+    fallback), not an error."""
+
+    def method(self, other):
+        return NotImplemented if other is None else fn(self, other)
+
+    method.__name__ = f"__{fn.__name__}__"
+    return method
+
+
 def _bind_methods() -> None:
     """Attach the ops to Tensor: operators, then NumPy/PyTorch-style methods."""
     operators = {
@@ -136,7 +147,8 @@ def _bind_methods() -> None:
         "__mul__": mul, "__rmul__": mul, "__truediv__": div, "__rtruediv__": _reflected(div),
         "__pow__": pow, "__rpow__": _reflected(pow), "__matmul__": matmul,
         "__rmatmul__": _reflected(matmul), "__neg__": neg, "__abs__": abs,
-        "__eq__": eq, "__ne__": ne, "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
+        "__eq__": _comparison(eq), "__ne__": _comparison(ne),
+        "__lt__": lt, "__le__": le, "__gt__": gt, "__ge__": ge,
         "__and__": logical_and, "__or__": logical_or, "__xor__": logical_xor,
         "__invert__": logical_not, "__getitem__": getitem, "__setitem__": setitem,
         "__iadd__": iadd, "__isub__": isub, "__imul__": imul, "__itruediv__": itruediv,

@@ -62,7 +62,8 @@ class Pow(Function):
         return out
 
     def backward(self, xp, g, a, b, out):
-        ga = g * b * a ** (b - 1)
+        # b·a^(b-1) is 0 where b is 0, even at a = 0 (where a^-1 would make it 0·inf).
+        ga = g * b * a ** xp.where(b == 0, 1, b - 1)
         # log(a) is undefined for a <= 0; PyTorch gives 0 there when out is 0 as well.
         safe_a = xp.where(a > 0, a, 1)
         gb = g * out * xp.log(safe_a)
@@ -172,7 +173,8 @@ class RPowScalar(Function):
 
     def forward(self, x, c):
         out = c**x
-        self.log_c = float(self.xp.log(self.xp.asarray(c, dtype="float64")))
+        # 0**x is flat (0 for x > 0): its slope is 0, not 0·log(0) = NaN.
+        self.log_c = 0.0 if c == 0 else float(self.xp.log(self.xp.asarray(c, dtype="float64")))
         self.save(out)
         return out
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
+from ..dtypes import DEFAULT_FLOAT, is_floating
 from ..tensor import Tensor
 from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
+from .convert import astype
 
 
 def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor:
@@ -120,8 +122,26 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         # Two Python scalars: their dtype is the one gg.tensor gives them (float32, int64).
         a, b = as_tensor_like(a, like), as_tensor_like(b, like)
         return make_tensor(like._backend.xp.where(cond_arr, a.data, b.data), like._backend, None)
-    if not isinstance(a, Tensor):
-        a = make_tensor(like._backend.xp.asarray(a, dtype=b.dtype), like._backend, None)
-    if not isinstance(b, Tensor):
-        b = make_tensor(like._backend.xp.asarray(b, dtype=a.dtype), like._backend, None)
+    dtype = _result_dtype(a, b, like)
+    a, b = (_as_dtype(v, dtype, like) for v in (a, b))
     return Where.apply(a, b, cond=cond_arr)
+
+
+def _result_dtype(a: Any, b: Any, like: Tensor) -> Any:
+    """The dtype of where(c, a, b): NumPy's promotion between tensors; a Python float next
+    to an integer or bool tensor gives float32 (PyTorch's default), not float64."""
+    xp = like._backend.xp
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        return xp.result_type(a.dtype, b.dtype)
+    tensor, scalar = (a, b) if isinstance(a, Tensor) else (b, a)
+    if isinstance(scalar, float) and not is_floating(tensor.dtype):
+        return DEFAULT_FLOAT
+    if isinstance(scalar, int) and not isinstance(scalar, bool) and tensor.dtype == bool:
+        return xp.dtype("int64")
+    return tensor.dtype
+
+
+def _as_dtype(v: Any, dtype: Any, like: Tensor) -> Tensor:
+    if isinstance(v, Tensor):
+        return astype(v, dtype)
+    return make_tensor(like._backend.xp.asarray(v, dtype=dtype), like._backend, None)

@@ -152,6 +152,8 @@ def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
         )
     pieces, start = [], 0
     lead = (slice(None),) * axis
+    if n == 0:  # an empty axis still splits into one (empty) piece, as in PyTorch
+        sizes = [0]
     for size in sizes:
         pieces.append(getitem(x, (*lead, slice(start, start + size))))
         start += size

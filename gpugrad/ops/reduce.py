@@ -79,7 +79,31 @@ class Var(_Reduction):
 
     def backward(self, xp, g, x):
         centered = x - x.mean(axis=self.axes, keepdims=True)
-        return self._expand(g) * centered * (2 / (self.count() - self.ddof))
+        return self._expand(g) * centered * (2 / _dof(self.count(), self.ddof))
+
+
+class Std(_Reduction):
+    """Standard deviation: d std/dx = (x - mean)/((N - ddof)·std), taken as 0 where std is 0
+    (a constant slice), as PyTorch does, instead of 0/0."""
+
+    def forward(self, x, axis, keepdims, ddof):
+        self.setup(x, axis)
+        self.ddof = ddof
+        out = x.std(axis=self.axes, keepdims=keepdims, ddof=ddof)
+        self.save(x, out)
+        return out
+
+    def backward(self, xp, g, x, out):
+        std = out.reshape(self.kept_shape)
+        flat = std == 0
+        centered = x - x.mean(axis=self.axes, keepdims=True)
+        scaled = centered / (xp.where(flat, 1, std) * _dof(self.count(), self.ddof))
+        return self._expand(g) * xp.where(flat, 0, scaled)
+
+
+def _dof(count: int, ddof: int) -> float:
+    """N - ddof as a float; NaN when nothing is left (the variance is undefined there)."""
+    return float(count - ddof) if count > ddof else float("nan")
 
 
 class _Extreme(_Reduction):
@@ -183,10 +207,8 @@ def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> 
 
 
 def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Standard deviation over `axis`: sqrt(var(x, axis, ddof))."""
-    from .unary import sqrt
-
-    return sqrt(var(x, axis=axis, keepdims=keepdims, ddof=ddof))
+    """Standard deviation over `axis`, dividing by N - ddof (ddof=0 as NumPy)."""
+    return Std.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
 
 
 def max(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
