@@ -99,10 +99,31 @@ def save(obj: Any, path: PathLike | BinaryIO) -> None:
             np.savez(f, **members)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, target)
+        _fsync_dir(target.parent)  # make the rename itself durable
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some systems cannot open a directory; the rename stands regardless
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -125,6 +146,8 @@ def _read(path: PathLike | BinaryIO) -> tuple[dict[str, Any], dict[str, np.ndarr
         manifest = json.loads(members.pop(MANIFEST).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{name}: its manifest is corrupt: {exc}") from exc
+    if not isinstance(manifest, dict) or "tree" not in manifest:
+        raise CheckpointError(f"{name}: its manifest has no object tree")
     if manifest.get("format") != FORMAT or not isinstance(manifest.get("version"), int):
         raise CheckpointError(f"{name}: not a gpugrad file (format {manifest.get('format')!r})")
     if manifest["version"] > VERSION:

@@ -40,6 +40,8 @@ def absolute_error_sum(output: Tensor, target: Tensor) -> Tensor:
 
 # Each metric returns a per-batch *sum* on the device; the epoch's value is sum / samples.
 METRICS: dict[str, Metric] = {"accuracy": accuracy_count, "mae": absolute_error_sum}
+# What early stopping minimises by default (everything else is maximised).
+LOWER_IS_BETTER = {"loss", "mae"}
 
 
 def _progress(total: int, description: str, enabled: bool) -> Any:
@@ -92,6 +94,7 @@ class Trainer:
         self.history: dict[str, list[float]] = {}
         self.best: float | None = None  # best monitored value so far
         self.stale_epochs = 0  # epochs since it last improved
+        self.stopped = False  # early stopping ended the run
 
     # --- one pass over a loader ----------------------------------------------------------
     def _batches(self, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
@@ -152,16 +155,24 @@ class Trainer:
         checkpoint: str | Path | None = None,
         early_stopping: int | None = None,
         monitor: str | None = None,
+        mode: str | None = None,
         plot: str | Path | None = None,
     ) -> dict[str, list[float]]:
         """Train until `epochs` epochs are done (counting those before a `resume`).
 
         Writes a checkpoint after every epoch when `checkpoint` is a path. With
         `early_stopping=N`, stops after N epochs without improvement of `monitor`
-        (default: "val_loss", or "loss" without a validation loader); "loss" metrics are
-        minimised, others maximised. Returns the history: one list per metric.
+        (default: "val_loss", or "loss" without a validation loader), which `mode` "min" or
+        "max" says how to judge (default: min for losses and errors, max for the rest).
+        Returns the history: one list per metric.
         """
         monitor = monitor or ("val_loss" if val_loader is not None else "loss")
+        if mode is None:
+            mode = "min" if monitor.removeprefix("val_") in LOWER_IS_BETTER else "max"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode is 'min' or 'max', got {mode!r}")
+        if self.stopped:
+            return self.history  # an early-stopped run (perhaps resumed) stays stopped
         while self.epoch < epochs:
             epoch = self.epoch + 1
             if hasattr(train_loader, "set_epoch"):  # shuffle as epoch `epoch` of this seed
@@ -174,12 +185,14 @@ class Trainer:
             self.epoch = epoch
             for key, value in row.items():
                 self.history.setdefault(key, []).append(value)
-            improved = self._track(monitor, row)
+            improved = self._track(monitor, row, mode)
             if self.log is not None:
                 self.log(_epoch_line(epoch, epochs, row))
+            patience_ran_out = early_stopping is not None and self.stale_epochs >= early_stopping
+            self.stopped = patience_ran_out and not improved
             if checkpoint is not None:
                 self.save_checkpoint(checkpoint)
-            if early_stopping is not None and not improved and self.stale_epochs >= early_stopping:
+            if self.stopped:
                 if self.log is not None:
                     self.log(
                         f"early stopping: {monitor} did not improve for {early_stopping} epochs"
@@ -189,11 +202,11 @@ class Trainer:
             plot_history(self.history, plot)
         return self.history
 
-    def _track(self, monitor: str, row: dict[str, float]) -> bool:
+    def _track(self, monitor: str, row: dict[str, float], mode: str) -> bool:
         if monitor not in row:
             raise ValueError(f"cannot monitor {monitor!r}: this epoch measured {sorted(row)}")
         value = row[monitor]
-        if self.best is None or (value < self.best if "loss" in monitor else value > self.best):
+        if self.best is None or (value < self.best if mode == "min" else value > self.best):
             self.best, self.stale_epochs = value, 0
             return True
         self.stale_epochs += 1
@@ -209,6 +222,7 @@ class Trainer:
             "history": self.history,
             "best": self.best,
             "stale_epochs": self.stale_epochs,
+            "stopped": self.stopped,
             "rng": {str(b.device): b.rng_state() for b in loaded_backends()},
         }
         if self.scheduler is not None:
@@ -239,6 +253,7 @@ class Trainer:
         self.history = {k: list(v) for k, v in state["history"].items()}
         self.best = state.get("best")
         self.stale_epochs = int(state.get("stale_epochs", 0))
+        self.stopped = bool(state.get("stopped", False))
         for backend in loaded_backends():
             saved = state.get("rng", {}).get(str(backend.device))
             if saved is not None:

@@ -586,3 +586,67 @@ def _agree(torch, ours, theirs, x, target, device, grad_target):
     np.testing.assert_allclose(a.grad.numpy(), ta.grad.numpy(), rtol=1e-9, atol=1e-12)
     if grad_target:
         np.testing.assert_allclose(b.grad.numpy(), tb.grad.numpy(), rtol=1e-9, atol=1e-12)
+
+
+# --- class weights (cross_entropy, nll_loss) ------------------------------------------------------
+def _weighted_ce_reference(x, y, w, ignore_index, smoothing):
+    """PyTorch's definition written out: per row (1−ε)·w[y]·(−log p_y) + ε/C·Σ_c w_c·(−log p_c),
+    ignored rows 0; "mean" divides by Σ w[y] over the rows that count."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    valid = y != ignore_index
+    safe = np.where(valid, y, 0)
+    nll = -w[safe] * log_p[np.arange(len(y)), safe]
+    spread = -(log_p * w).sum(axis=1) / x.shape[1]
+    rows = np.where(valid, (1 - smoothing) * nll + smoothing * spread, 0.0)
+    return rows, rows.sum() / w[safe][valid].sum()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_cross_entropy_with_class_weights(device, rng, smoothing):
+    x = rng.standard_normal((6, 4))
+    y = np.array([0, 3, 1, -100, 3, 2])
+    w = rng.uniform(0.5, 2.0, 4)
+    rows, mean = _weighted_ce_reference(x, y, w, -100, smoothing)
+    xt = gg.tensor(x, device=device, requires_grad=True)
+    yt, wt = gg.tensor(y, device=device), gg.tensor(w, device=device)
+    out = F.cross_entropy(xt, yt, wt, label_smoothing=smoothing, reduction="none")
+    np.testing.assert_allclose(out.numpy(), rows, rtol=1e-12)
+    np.testing.assert_allclose(F.cross_entropy(xt, yt, wt, label_smoothing=smoothing).item(), mean)
+    module = gg.nn.CrossEntropyLoss(wt, label_smoothing=smoothing).to(device)
+    np.testing.assert_allclose(module(xt, yt).item(), mean)
+    assert gg.gradcheck(lambda t: F.cross_entropy(t, yt, wt, label_smoothing=smoothing), xt)
+    assert gg.gradgradcheck(lambda t: F.cross_entropy(t, yt, wt, label_smoothing=smoothing), xt)
+
+
+def test_nll_loss_with_class_weights(device, rng):
+    log_p = np.log(rng.dirichlet(np.ones(3), size=5))
+    y = np.array([2, 0, 1, 1, -100])
+    w = np.array([0.5, 1.0, 3.0])
+    valid = y != -100
+    picked = -w[np.where(valid, y, 0)] * log_p[np.arange(5), np.where(valid, y, 0)]
+    expected = np.where(valid, picked, 0).sum() / w[y[valid]].sum()
+    lt = gg.tensor(log_p, device=device, requires_grad=True)
+    out = F.nll_loss(lt, gg.tensor(y, device=device), gg.tensor(w, device=device))
+    np.testing.assert_allclose(out.item(), expected, rtol=1e-12)
+    module = gg.nn.NLLLoss(gg.tensor(w)).to(device)
+    np.testing.assert_allclose(module(lt, gg.tensor(y, device=device)).item(), expected)
+
+
+def test_class_weights_match_torch(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal((5, 3, 2))
+    y = rng.integers(0, 3, (5, 2))
+    w = rng.uniform(0.5, 2.0, 3)
+    for smoothing in (0.0, 0.1):
+        ours = F.cross_entropy(gg.tensor(x), gg.tensor(y), gg.tensor(w), label_smoothing=smoothing)
+        theirs = torch.nn.functional.cross_entropy(
+            torch.tensor(x), torch.tensor(y), torch.tensor(w), label_smoothing=smoothing
+        )
+        np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-10)
+
+
+def test_class_weight_of_the_wrong_shape_raises(device):
+    x = gg.zeros(2, 3, device=device)
+    with pytest.raises(gg.ShapeError, match=r"\(3,\)"):
+        F.cross_entropy(x, gg.tensor([0, 1], device=device), gg.ones(4, device=device))

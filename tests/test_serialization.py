@@ -150,3 +150,19 @@ def test_a_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert gg.load(path)["epoch"] == 1
     assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        gg.save({"x": gg.ones(2)}, tmp_path / "perm.npz")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "perm.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_manifest_without_a_tree_raises_checkpoint_error(tmp_path):
+    path = tmp_path / "notree.npz"
+    np.savez(path, __manifest__=np.frombuffer(b'{"format": "gpugrad", "version": 1}', np.uint8))
+    with pytest.raises(gg.CheckpointError, match="tree"):
+        gg.load(path)

@@ -221,3 +221,30 @@ def test_plot_writes_a_png(tmp_path):
     history = {"loss": [1.0, 0.5, 0.2], "val_loss": [1.1, 0.6, 0.4], "accuracy": [0.5, 0.8, 0.9]}
     path = plot_history(history, tmp_path / "curves.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_early_stopping_minimises_errors_and_honours_mode(device, monkeypatch):
+    train, test = moons_loaders(device)
+    trainer = make_trainer(device)
+    errors = iter([1.0, 0.4, 0.2, 0.1, 0.05])
+    fake = lambda loader: {"loss": 1.0, "mae": next(errors)}  # noqa: E731
+    monkeypatch.setattr(trainer, "evaluate", fake)
+    history = trainer.fit(train, epochs=5, val_loader=test, early_stopping=1, monitor="val_mae")
+    assert len(history["val_mae"]) == 5 and trainer.best == 0.05  # a falling error improves
+    with pytest.raises(ValueError, match="mode"):
+        make_trainer(device).fit(train, epochs=1, early_stopping=1, mode="up")
+
+
+def test_an_early_stopped_run_stays_stopped_after_resume(tmp_path, device, monkeypatch):
+    train, test = moons_loaders(device)
+    trainer = make_trainer(device)
+    losses = iter([0.5, 0.6, 0.7])
+    monkeypatch.setattr(trainer, "evaluate", lambda loader: {"loss": next(losses)})
+    path = tmp_path / "stopped.npz"
+    trainer.fit(train, epochs=10, val_loader=test, early_stopping=2, checkpoint=path)
+    assert trainer.epoch == 3 and trainer.stopped
+
+    resumed = make_trainer(device)
+    resumed.resume(path)
+    history = resumed.fit(train, epochs=10, val_loader=test, early_stopping=2, checkpoint=path)
+    assert resumed.epoch == 3 and len(history["loss"]) == 3

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..backend import get_backend
 from ..dtypes import is_floating
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..ops import abs, exp, log, relu, take_along_axis, where
@@ -41,6 +42,7 @@ __all__ = [
 ]  # fmt: skip
 
 REDUCTIONS = ("mean", "sum", "none")
+_HOST_ARRAY = get_backend("cpu").array_type  # label checks run only on host arrays
 
 
 # --- checks shared by the losses --------------------------------------------------------------
@@ -109,8 +111,10 @@ def _class_labels(name: str, input: Tensor, target: Any) -> Tensor:
 
 
 def _check_label_range(name: str, labels: Any, classes: int, ignore_index: int | None) -> None:
-    # One reduction to a host bool; on a GPU this is a synchronisation, the price of a
-    # clear error in place of silently wrong gradients.
+    # The check reads a bool back to the host; on a GPU that would stall every training
+    # step, so there (as for embedding) out-of-range labels are left to the kernels.
+    if not isinstance(labels, _HOST_ARRAY):
+        return
     bad = (labels < 0) | (labels >= classes)
     if ignore_index is not None:
         bad &= labels != ignore_index
@@ -210,6 +214,7 @@ def binary_cross_entropy_with_logits(
 def cross_entropy(
     input: Tensor,
     target: Any,
+    weight: Any = None,
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
@@ -220,6 +225,8 @@ def cross_entropy(
     Labels go through the fused, stable softmax-cross-entropy primitive; rows labelled
     `ignore_index` add nothing, and "mean" divides by the number of the others (as PyTorch).
     `label_smoothing` ε mixes the target with the uniform distribution: (1−ε)·y + ε/C.
+    `weight` (C,) rescales each class's term; "mean" then divides by the summed weights of
+    the labels (for labels; by the row count for probabilities), as PyTorch.
     """
     _check_reduction("cross_entropy", reduction)
     input = _class_input("cross_entropy", input)
@@ -228,10 +235,21 @@ def cross_entropy(
     class_axis = 0 if input.ndim == 1 else 1
     classes = input.shape[class_axis]
     target = _target("cross_entropy", input, target)
+    weight = _class_weight("cross_entropy", weight, input, classes)
     if is_floating(target.dtype) and target.shape == input.shape:
-        return _soft_cross_entropy(input, target, class_axis, reduction, label_smoothing)
+        return _soft_cross_entropy(input, target, class_axis, reduction, label_smoothing, weight)
     labels = _class_labels("cross_entropy", input, target)
     _check_label_range("cross_entropy", labels.data, classes, ignore_index)
+    if weight is not None:
+        log_probs = log_softmax(input, axis=class_axis)
+        picked = nll_loss(log_probs, labels, weight, ignore_index, "none")
+        if label_smoothing:
+            shape = [1] * input.ndim
+            shape[class_axis] = classes
+            spread = -(log_probs * weight.reshape(shape)).sum(axis=class_axis) / classes
+            valid = make_tensor(labels.data != ignore_index, input._backend, None)
+            picked = picked * (1 - label_smoothing) + where(valid, spread, 0) * label_smoothing
+        return _reduce_weighted(picked, labels, weight, ignore_index, reduction)
     if class_axis == 0:
         rows = input.reshape(1, classes)
     elif input.ndim == 2:
@@ -248,30 +266,77 @@ def cross_entropy(
 
 
 def _soft_cross_entropy(
-    input: Tensor, target: Tensor, class_axis: int, reduction: str, label_smoothing: float
+    input: Tensor,
+    target: Tensor,
+    class_axis: int,
+    reduction: str,
+    label_smoothing: float,
+    weight: Tensor | None = None,
 ) -> Tensor:
-    """−Σ_c y_c·log softmax(x)_c over the class axis, for class-probability targets."""
+    """−Σ_c w_c·y_c·log softmax(x)_c over the class axis, for class-probability targets."""
+    classes = input.shape[class_axis]
     if label_smoothing:
-        target = target * (1 - label_smoothing) + label_smoothing / input.shape[class_axis]
-    loss = -(target * log_softmax(input, axis=class_axis)).sum(axis=class_axis)
-    return _reduce(loss, reduction)
+        target = target * (1 - label_smoothing) + label_smoothing / classes
+    terms = target * log_softmax(input, axis=class_axis)
+    if weight is not None:
+        shape = [1] * input.ndim
+        shape[class_axis] = classes
+        terms = terms * weight.reshape(shape)
+    return _reduce(-terms.sum(axis=class_axis), reduction)
+
+
+def _class_weight(name: str, weight: Any, input: Tensor, classes: int) -> Tensor | None:
+    """The per-class weight as a (C,) tensor on input's device, or None."""
+    if weight is None:
+        return None
+    weight = as_tensor_like(weight, input)
+    if weight.shape != (classes,):
+        raise ShapeError(f"{name}: weight must have shape ({classes},), got {weight.shape}")
+    return weight
+
+
+def _reduce_weighted(
+    loss: Tensor, labels: Tensor, weight: Tensor, ignore_index: int, reduction: str
+) -> Tensor:
+    """Reduce a class-weighted loss: "mean" divides by the weights of the counted labels."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    xp = labels._backend.xp
+    valid = labels.data != ignore_index
+    label_weights = weight[make_tensor(xp.where(valid, labels.data, 0), labels._backend, None)]
+    total = where(make_tensor(valid, labels._backend, None), label_weights, 0).sum()
+    return loss.sum() / total
 
 
 def nll_loss(
-    input: Tensor, target: Any, ignore_index: int = -100, reduction: str = "mean"
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
 ) -> Tensor:
-    """Negative log-likelihood −input[n, target[n]] of log-probabilities `input` (N, C),
-    (N, C, d1, ...) or (C,); "mean" averages over the labels that are not ignore_index."""
+    """Negative log-likelihood −w[target]·input[n, target[n]] of log-probabilities `input`
+    (N, C), (N, C, d1, ...) or (C,); "mean" averages over the labels that are not
+    ignore_index (weighted by their class weights when `weight` is given)."""
     _check_reduction("nll_loss", reduction)
     input = _class_input("nll_loss", input)
     labels = _class_labels("nll_loss", input, target)
     class_axis = 0 if input.ndim == 1 else 1
     _check_label_range("nll_loss", labels.data, input.shape[class_axis], ignore_index)
+    weight = _class_weight("nll_loss", weight, input, input.shape[class_axis])
     xp = input._backend.xp
     valid = labels.data != ignore_index
-    index = xp.expand_dims(xp.where(valid, labels.data, 0), class_axis)
-    picked = take_along_axis(input, index, class_axis).squeeze(class_axis)
+    safe = xp.where(valid, labels.data, 0)
+    picked = take_along_axis(input, xp.expand_dims(safe, class_axis), class_axis).squeeze(
+        class_axis
+    )
+    if weight is not None:
+        picked = picked * weight[make_tensor(safe, input._backend, None)]
     loss = where(make_tensor(valid, input._backend, None), -picked, 0)
+    if weight is not None:
+        return _reduce_weighted(loss, labels, weight, ignore_index, reduction)
     if reduction == "none":
         return loss
     if reduction == "sum":

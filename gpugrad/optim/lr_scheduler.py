@@ -5,6 +5,11 @@ the scheduler is made) and a step counter `last_epoch`: making the scheduler tak
 and each `step()` moves one step on. Every schedule here is computed in closed form from the
 counter, so it never drifts through repeated multiplication, and a schedule restored with
 `load_state_dict` continues exactly where it left off.
+
+One difference from PyTorch follows: the learning rate is a function of the step alone, so
+two schedulers on one optimizer do not multiply (the one that steps last sets the lr), and a
+change made by hand to `group["lr"]` lasts only until the next `step()`. Combine schedules
+with `SequentialLR`; change the base rate through `group["initial_lr"]`.
 """
 
 from __future__ import annotations
