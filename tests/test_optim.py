@@ -534,3 +534,35 @@ def test_loading_enables_state_an_option_needs(device):
     assert other.param_groups[0]["momentum"] == 0.9
     buf = other.state[dst[0]]["momentum_buffer"]
     np.testing.assert_array_equal(dst[0].backend.to_numpy(buf), np.ones(3))
+
+
+def test_a_frozen_parameter_does_not_hold_its_bank_back(device):
+    """Frozen parameters stay out of the flat banks: the rest still update in one call, and
+    the result equals the per-parameter path."""
+    rng = np.random.default_rng(5)
+    values = [rng.standard_normal((3, 2)), rng.standard_normal(2), rng.standard_normal((2, 2))]
+    runs = {}
+    for flat in (True, False):
+        params = [gg.tensor(v, device=device, requires_grad=True) for v in values]
+        params[1].requires_grad_(False)
+        opt = gg.optim.Adam(params, lr=0.1, flat=flat)
+        calls = []
+        real = opt._step_each
+        opt._step_each = lambda group, ps, real=real, calls=calls: (
+            calls.append(len(ps)),
+            real(group, ps),
+        )
+        for step in range(3):
+            for p in params:
+                p.grad = (
+                    None
+                    if not p.requires_grad
+                    else gg.tensor(rng.standard_normal(p.shape) * 0 + step + 1.0, device=device)
+                )
+            opt.step()
+        runs[flat] = ([p.numpy().copy() for p in params], calls)
+    (flat_values, flat_calls), (each_values, _) = runs[True], runs[False]
+    for a, b in zip(flat_values, each_values):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_array_equal(flat_values[1], values[1])  # frozen: untouched
+    assert flat_calls == []  # never fell back to one call per parameter

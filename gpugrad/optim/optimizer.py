@@ -96,7 +96,8 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._home: dict[Tensor, tuple[Backend, Any]] = {}  # where each state array lives
         self._banks: list[list[_Bank]] = []
-        self._packed: list[list[Tensor]] = []  # the params list each group was packed from
+        # The params each group was packed from, with whether each required grad then.
+        self._packed: list[list[tuple[Tensor, bool]]] = []
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
@@ -205,7 +206,8 @@ class Optimizer:
             self.state.setdefault(p, {"step": 0})
             self._home.setdefault(p, (p._backend, p.dtype))
             self._complete_state(group, p, names)
-            buckets.setdefault((id(p._backend), p.data.dtype), []).append(p)
+            if p.requires_grad:  # frozen parameters stay out, so they never hold a bank back
+                buckets.setdefault((id(p._backend), p.data.dtype), []).append(p)
         banks = []
         for params in buckets.values():
             bank = _Bank(params[0]._backend, params, names)
@@ -221,7 +223,7 @@ class Optimizer:
                 p.data = view  # same values; from now on the bank's memory
             banks.append(bank)
         self._banks[index] = banks
-        self._packed[index] = list(group["params"])
+        self._packed[index] = [(p, p.requires_grad) for p in group["params"]]
         return banks
 
     def _banks_of(self, index: int) -> list[_Bank]:
@@ -234,7 +236,9 @@ class Optimizer:
         names = self._state_names(group)
         if (
             len(packed) != len(params)
-            or not all(a is b for a, b in zip(packed, params))
+            or not all(
+                a is b and trainable == b.requires_grad for (a, trainable), b in zip(packed, params)
+            )
             or not all(bank.names == names and bank.intact() for bank in banks)
         ):
             banks = self._pack(index)
@@ -274,7 +278,13 @@ class Optimizer:
 
     def _step_flat(self, index: int, group: dict[str, Any]) -> None:
         state = self.state
-        for bank in self._banks_of(index):
+        banks = self._banks_of(index)
+        # A frozen parameter (kept out of the banks) that was given a gradient anyway is
+        # updated, as PyTorch would.
+        loose = [p for p, trainable in self._packed[index] if not trainable and p.grad is not None]
+        if loose:
+            self._step_each(group, loose)
+        for bank in banks:
             params = bank.params
             step = state[params[0]]["step"]
             fused = all(p.grad is not None and state[p]["step"] == step for p in params)
