@@ -1,0 +1,317 @@
+"""Pooling against direct loop references (and PyTorch when installed): forward values, the
+first-maximum tie rule, first and second derivatives (float64), modules, and the errors."""
+
+import math
+
+import numpy as np
+import pytest
+from helpers import check, leaf
+
+import gpugrad as gg
+from gpugrad.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from gpugrad.ops.pool import (
+    Fold,
+    Unfold,
+    Window,
+    adaptive_avg_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    max_pool1d,
+    max_pool2d,
+)  # fmt: skip
+
+
+# --- loop references, written from the definitions -------------------------------------------
+def pairs(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def ref_pool(a, kernel, stride=None, padding=0, mode="max", count_include_pad=True):
+    """Pool the last two axes of `a` pixel by pixel; returns (output, gradient of sum(g·out))
+    as a function of g, with the max gradient going to each window's first maximum."""
+    (kh, kw), (ph, pw) = pairs(kernel), pairs(padding)
+    sh, sw = pairs(kernel if stride is None else stride)
+    lead, (h, w) = a.shape[:-2], a.shape[-2:]
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    out = np.zeros((*lead, oh, ow))
+    picks = {}  # (lead index, i, j) -> the input positions that get the gradient, with weight
+    for idx in np.ndindex(*lead):
+        for i in range(oh):
+            for j in range(ow):
+                cells = [
+                    (r, c)
+                    for r in range(i * sh - ph, i * sh - ph + kh)
+                    for c in range(j * sw - pw, j * sw - pw + kw)
+                ]  # row-major order
+                real = [(r, c) for r, c in cells if 0 <= r < h and 0 <= c < w]
+                if mode == "max":
+                    best = max(real, key=lambda rc: a[idx + rc])  # max() keeps the first
+                    out[(*idx, i, j)] = a[idx + best]
+                    picks[(*idx, i, j)] = [(best, 1.0)]
+                else:
+                    n = kh * kw if count_include_pad else len(real)
+                    out[(*idx, i, j)] = sum(a[idx + rc] for rc in real) / n
+                    picks[(*idx, i, j)] = [(rc, 1.0 / n) for rc in real]
+
+    def grad(g):
+        gx = np.zeros(a.shape)
+        for key, cells in picks.items():
+            for rc, weight in cells:
+                gx[key[:-2] + rc] += weight * g[key]
+        return gx
+
+    return out, grad
+
+
+def ref_adaptive(a, oh, ow):
+    h, w = a.shape[-2:]
+    out = np.zeros((*a.shape[:-2], oh, ow))
+    for i in range(oh):
+        r0, r1 = (i * h) // oh, math.ceil((i + 1) * h / oh)
+        for j in range(ow):
+            c0, c1 = (j * w) // ow, math.ceil((j + 1) * w / ow)
+            out[..., i, j] = a[..., r0:r1, c0:c1].mean(axis=(-2, -1))
+    return out
+
+
+def distinct(rng, shape):
+    """Values far apart (no ties), so max pooling is differentiable at them."""
+    return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1 + 0.01 * rng.random(shape)
+
+
+# (shape, kernel, stride, padding): square and not, overlapping (stride < kernel), gaps
+# (stride > kernel), padding, batch 1, unbatched (C, H, W), a window the size of the input.
+CASES = [
+    ((2, 3, 6, 6), 2, None, 0),
+    ((2, 2, 7, 5), 3, 2, 1),
+    ((1, 2, 6, 7), (3, 2), (1, 2), (1, 1)),
+    ((1, 1, 5, 5), 3, 1, 1),
+    ((2, 1, 7, 8), 2, 3, 0),
+    ((3, 5, 4), (2, 4), 1, (1, 2)),
+    ((1, 2, 3, 4), (3, 4), None, 0),
+    ((1, 1, 4, 4), 1, 1, 0),
+]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", CASES)
+def test_max_pool2d_matches_loop_reference(device, rng, shape, kernel, stride, padding):
+    a = rng.standard_normal(shape)
+    x = leaf(a, device)
+    out = max_pool2d(x, kernel, stride, padding)
+    expected, grad = ref_pool(a, kernel, stride, padding, "max")
+    np.testing.assert_array_equal(out.numpy(), expected)
+    g = rng.standard_normal(expected.shape)
+    out.backward(gg.tensor(g, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), grad(g), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("shape, kernel, stride, padding", CASES)
+def test_avg_pool2d_matches_loop_reference(
+    device, rng, shape, kernel, stride, padding, count_include_pad
+):
+    a = rng.standard_normal(shape)
+    x = leaf(a, device)
+    out = avg_pool2d(x, kernel, stride, padding, count_include_pad)
+    expected, grad = ref_pool(a, kernel, stride, padding, "avg", count_include_pad)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-12, atol=1e-14)
+    g = rng.standard_normal(expected.shape)
+    out.backward(gg.tensor(g, device=device))
+    np.testing.assert_allclose(x.grad.numpy(), grad(g), rtol=1e-12, atol=1e-14)
+
+
+def test_padding_counts_in_the_average_unless_excluded(device):
+    x = gg.ones(1, 1, 2, 2, device=device)
+    # The corner window of a 2x2 kernel with padding 1 holds one real 1 and three zeros.
+    assert avg_pool2d(x, 2, 1, 1).numpy()[0, 0, 0, 0] == 0.25
+    assert avg_pool2d(x, 2, 1, 1, count_include_pad=False).numpy()[0, 0, 0, 0] == 1.0
+
+
+def test_max_padding_never_wins(device):
+    a = -np.arange(1.0, 17.0).reshape(1, 1, 4, 4)  # all negative: a zero pad would win
+    out = max_pool2d(gg.tensor(a, device=device), 3, 2, 1).numpy()
+    np.testing.assert_array_equal(out, ref_pool(a, 3, 2, 1, "max")[0])
+    assert (out < 0).all()
+
+
+# --- the tie rule: the gradient goes to the first maximum in row-major order -----------------
+def test_ties_send_the_gradient_to_the_first_maximum(device):
+    a = np.array([[1.0, 2.0, 0.0, 0.0], [2.0, 0.0, 5.0, 5.0], [3.0, 3.0, 4.0, 4.0],
+                  [3.0, 3.0, 4.0, 4.0]])[None, None]  # fmt: skip
+    x = leaf(a, device)
+    max_pool2d(x, 2).sum().backward()
+    expected = np.zeros((4, 4))
+    expected[0, 1] = expected[1, 2] = expected[2, 0] = expected[2, 2] = 1.0
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], expected)
+
+
+def test_ties_in_overlapping_windows_of_a_constant(device):
+    x = leaf(np.full((1, 1, 4, 5), 7.0), device)
+    max_pool2d(x, 3, 1, 1).sum().backward()
+    # Each window's first real element (its top-left one inside the input) gets 1.
+    _, grad = ref_pool(np.full((1, 1, 4, 5), 7.0), 3, 1, 1, "max")
+    expected = grad(np.ones((1, 1, 4, 5)))
+    np.testing.assert_array_equal(x.grad.numpy(), expected)
+    assert expected[0, 0, 0, 0] == 4  # the corner is first in four windows
+
+
+def test_ties_on_many_repeated_values_match_the_loop_and_torch(device, rng):
+    a = rng.integers(0, 3, size=(2, 3, 7, 6)).astype(np.float64)  # full of ties
+    g = rng.standard_normal((2, 3, 4, 3))
+    x = leaf(a, device)
+    max_pool2d(x, 3, 2, 1).backward(gg.tensor(g, device=device))
+    np.testing.assert_array_equal(x.grad.numpy(), ref_pool(a, 3, 2, 1, "max")[1](g))
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(a, requires_grad=True)
+    torch.nn.functional.max_pool2d(t, 3, 2, 1).backward(torch.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+# --- derivatives ------------------------------------------------------------------------------
+DERIVATIVE_CASES = [
+    ((1, 2, 5, 5), 3, 2, 1),  # overlapping, padded
+    ((2, 1, 4, 5), (2, 3), 1, (1, 0)),  # overlapping, non-square
+    ((1, 1, 4, 4), 2, None, 0),  # tiling
+    ((2, 4, 3), 2, 1, 1),  # unbatched
+]
+
+
+@pytest.mark.parametrize("shape, kernel, stride, padding", DERIVATIVE_CASES)
+def test_max_pool2d_derivatives(device, rng, shape, kernel, stride, padding):
+    x = leaf(distinct(rng, shape), device, contiguous=False)
+    check(lambda x: max_pool2d(x, kernel, stride, padding), x)
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize("shape, kernel, stride, padding", DERIVATIVE_CASES)
+def test_avg_pool2d_derivatives(device, rng, shape, kernel, stride, padding, count_include_pad):
+    x = leaf(rng.standard_normal(shape), device, contiguous=False)
+    check(lambda x: avg_pool2d(x, kernel, stride, padding, count_include_pad), x)
+
+
+def test_second_derivative_through_a_nonlinearity(device, rng):
+    # tanh after pooling makes the second derivative non-zero, so the fold's own gradient is used.
+    x = leaf(distinct(rng, (1, 2, 5, 4)), device)
+    check(lambda x: max_pool2d(x, 2, 1, 1).tanh(), x)
+    check(lambda x: avg_pool2d(x, 3, 1, 1, False).tanh(), x)
+
+
+def test_unfold_and_fold_are_adjoint_and_differentiable(device, rng):
+    w = Window(size=(4, 5), kernel=(3, 2), stride=(1, 2), padding=(1, 1), out=(4, 3))
+    a, c = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 4, 3, 3, 2))
+    windows = Unfold.apply(gg.tensor(a, device=device), window=w).numpy()
+    folded = Fold.apply(gg.tensor(c, device=device), window=w).numpy()
+    assert windows.shape == c.shape and folded.shape == a.shape
+    np.testing.assert_allclose((windows * c).sum(), (folded * a).sum(), rtol=1e-12)
+    check(lambda x: Unfold.apply(x, window=w).tanh(), leaf(a, device))
+    check(lambda v: Fold.apply(v, window=w).tanh(), leaf(c, device))
+
+
+# --- adaptive average pooling -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "shape, size",
+    [((2, 3, 7, 5), 1), ((2, 3, 7, 5), (3, 2)), ((1, 2, 6, 4), (3, 2)), ((1, 1, 3, 4), (5, 6)),
+     ((2, 5, 4), (None, 3)), ((1, 2, 5, 5), 5)],
+)  # fmt: skip
+def test_adaptive_avg_pool2d_matches_loop_reference(device, rng, shape, size):
+    a = rng.standard_normal(shape)
+    x = leaf(a, device)
+    out = adaptive_avg_pool2d(x, size)
+    oh, ow = (n if s is None else s for s, n in zip(pairs(size), shape[-2:]))
+    np.testing.assert_allclose(out.numpy(), ref_adaptive(a, oh, ow), rtol=1e-12, atol=1e-14)
+    check(lambda x: adaptive_avg_pool2d(x, size).tanh(), leaf(a[..., :1, :, :], device))
+
+
+def test_adaptive_avg_pool2d_rejects_an_empty_output(device):
+    x = gg.zeros(1, 1, 4, 4, device=device)
+    for size in (0, (2, 0), (-1, 1)):
+        with pytest.raises(gg.ShapeError, match=r"at least 1x1"):
+            adaptive_avg_pool2d(x, size)
+
+
+# --- 1-D pooling ------------------------------------------------------------------------------
+def test_pool1d_is_pool2d_along_the_last_axis(device, rng):
+    a = distinct(rng, (2, 3, 9))
+    x = gg.tensor(a, device=device)
+    for fn, mode in ((max_pool1d, "max"), (avg_pool1d, "avg")):
+        expected = ref_pool(a[:, :, None, :], (1, 3), (1, 2), (0, 1), mode)[0][:, :, 0]
+        np.testing.assert_allclose(fn(x, 3, 2, 1).numpy(), expected, rtol=1e-12)
+    assert avg_pool1d(x[0], 4).shape == (3, 2)
+    check(lambda x: max_pool1d(x, 3, 2, 1), leaf(a[:1, :2], device))
+    check(lambda x: avg_pool1d(x, 3, 2, 1, count_include_pad=False), leaf(a[:1, :2], device))
+
+
+# --- against PyTorch --------------------------------------------------------------------------
+@pytest.mark.parametrize("shape, kernel, stride, padding", CASES[:5])
+def test_matches_torch(device, rng, shape, kernel, stride, padding):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    a = rng.standard_normal(shape)
+    for ours, theirs in (
+        (lambda x: max_pool2d(x, kernel, stride, padding),
+         lambda t: tf.max_pool2d(t, kernel, stride, padding)),
+        (lambda x: avg_pool2d(x, kernel, stride, padding, count_include_pad=False),
+         lambda t: tf.avg_pool2d(t, kernel, stride, padding, count_include_pad=False)),
+        (lambda x: adaptive_avg_pool2d(x, (3, 2)), lambda t: tf.adaptive_avg_pool2d(t, (3, 2))),
+    ):  # fmt: skip
+        x, t = leaf(a, device), torch.tensor(a, requires_grad=True)
+        out, expected = ours(x), theirs(t)
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12, atol=1e-14)
+        g = rng.standard_normal(out.shape)
+        out.backward(gg.tensor(g, device=device))
+        expected.backward(torch.tensor(g))
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_stays_float32(device, rng):
+    x = gg.tensor(rng.standard_normal((2, 3, 6, 6)).astype(np.float32), device=device)
+    for out in (max_pool2d(x, 3, 2, 1), avg_pool2d(x, 2), adaptive_avg_pool2d(x, (4, 5))):
+        assert out.dtype == np.float32
+
+
+# --- modules ----------------------------------------------------------------------------------
+def test_modules_call_the_functions_and_show_their_settings(device, rng):
+    a = rng.standard_normal((2, 3, 6, 6))
+    x = gg.tensor(a, device=device)
+    np.testing.assert_array_equal(MaxPool2d(3, 2, 1)(x).numpy(), max_pool2d(x, 3, 2, 1).numpy())
+    np.testing.assert_array_equal(
+        AvgPool2d(2, count_include_pad=False)(x).numpy(), avg_pool2d(x, 2).numpy()
+    )
+    assert AdaptiveAvgPool2d((2, 3))(x).shape == (2, 3, 2, 3)
+    assert MaxPool1d(2)(x[:, :, 0]).shape == AvgPool1d(2)(x[:, :, 0]).shape == (2, 3, 3)
+    assert repr(MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2, padding=0)"
+    assert repr(AvgPool2d(3, 1, 1, count_include_pad=False)) == (
+        "AvgPool2d(kernel_size=3, stride=1, padding=1, count_include_pad=False)"
+    )
+    assert repr(AdaptiveAvgPool2d(1)) == "AdaptiveAvgPool2d(output_size=1)"
+    assert list(MaxPool2d(2).parameters()) == []
+
+
+# --- errors -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("fn", [max_pool2d, avg_pool2d])
+def test_errors_name_the_shapes(device, fn):
+    x = gg.zeros(1, 2, 4, 5, device=device)
+    with pytest.raises(gg.ShapeError, match=r"\(N, C, H, W\).*\(4, 5\)"):
+        fn(x[0, 0], 2)
+    with pytest.raises(gg.ShapeError, match=r"\(1, 1, 1, 4, 5\)"):
+        fn(gg.zeros(1, 1, 1, 4, 5, device=device), 2)
+    with pytest.raises(gg.ShapeError, match=r"larger than the padded input \(6, 7\)"):
+        fn(x, (7, 2), padding=1)
+    with pytest.raises(gg.ShapeError, match=r"at most half"):
+        fn(x, 3, padding=2)
+    with pytest.raises(gg.ShapeError, match=r"non-negative"):
+        fn(x, 3, padding=-1)
+    for kernel, stride in ((0, 1), ((2, -1), 1), (2, 0)):
+        with pytest.raises(gg.ShapeError, match=r"must be positive"):
+            fn(x, kernel, stride)
+    with pytest.raises(gg.DTypeError, match=r"int64"):
+        fn(gg.zeros(1, 1, 4, 4, dtype="int64", device=device), 2)
+
+
+def test_1d_and_adaptive_errors(device):
+    with pytest.raises(gg.ShapeError, match=r"\(N, C, L\).*\(1, 2, 3, 4\)"):
+        max_pool1d(gg.zeros(1, 2, 3, 4, device=device), 2)
+    with pytest.raises(gg.ShapeError, match=r"larger than the padded input \(1, 3\)"):
+        avg_pool1d(gg.zeros(1, 2, 3, device=device), 4)
+    with pytest.raises(gg.ShapeError, match=r"\(N, C, H, W\).*\(3, 4\)"):
+        adaptive_avg_pool2d(gg.zeros(3, 4, device=device), 2)
