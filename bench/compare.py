@@ -30,6 +30,7 @@ BARS = {
     "op_chain": ("gpugrad/torch", 0.75),
     "mlp": ("gpugrad/numpy", 1.10),
     "train_step": ("gpugrad/numpy", 1.15),
+    "conv2d": ("gpugrad/torch", 1.5),
 }
 
 

@@ -408,10 +408,119 @@ def train_step(seed: int = 0) -> Workload:
     )
 
 
+# --- conv2d forward + backward ----------------------------------------------------------------
+CONV_BATCH, CONV_IN, CONV_OUT, CONV_SIZE, CONV_KERNEL, CONV_PAD = 64, 3, 32, 32, 3, 1
+
+
+@dataclass
+class ConvData:
+    """Images, weight, bias and the output's gradient, shared by every variant (float32)."""
+
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray
+    c: np.ndarray  # the gradient arriving at the output
+
+
+def conv_data(seed: int = 0) -> ConvData:
+    """Draw the images, a weight scaled by 1/√fan_in, a bias and the output's gradient."""
+    gg.manual_seed(seed)
+    fan_in = CONV_IN * CONV_KERNEL**2
+    x = gg.randn(CONV_BATCH, CONV_IN, CONV_SIZE, CONV_SIZE).numpy()
+    weight = (gg.randn(CONV_OUT, CONV_IN, CONV_KERNEL, CONV_KERNEL) / fan_in**0.5).numpy()
+    bias = (gg.randn(CONV_OUT) * 0.1).numpy()
+    c = gg.randn(CONV_BATCH, CONV_OUT, CONV_SIZE, CONV_SIZE).numpy()
+    return ConvData(x, weight, bias, c)
+
+
+def conv2d_gpugrad(data: ConvData) -> Run:
+    """gpugrad: conv2d (padding 1), then `out.backward(c)`: gradients of x, W and b."""
+    from gpugrad.ops.conv import conv2d
+
+    x = gg.tensor(data.x, requires_grad=True)
+    w, b = gg.tensor(data.weight, requires_grad=True), gg.tensor(data.bias, requires_grad=True)
+    c = gg.tensor(data.c)
+
+    def run() -> list[np.ndarray]:
+        x.grad = w.grad = b.grad = None
+        conv2d(x, w, b, padding=CONV_PAD).backward(c)
+        return [x.grad.data, w.grad.data, b.grad.data]
+
+    return run
+
+
+def conv2d_torch(data: ConvData) -> Run | None:
+    """PyTorch's conv2d and `out.backward(c)` (None where torch is missing)."""
+    if torch is None:
+        return None
+    x = torch.tensor(data.x, requires_grad=True)
+    w = torch.tensor(data.weight, requires_grad=True)
+    b = torch.tensor(data.bias, requires_grad=True)
+    c = torch.from_numpy(data.c.copy())
+
+    def run() -> list[np.ndarray]:
+        x.grad = w.grad = b.grad = None
+        torch.nn.functional.conv2d(x, w, b, padding=CONV_PAD).backward(c)
+        return [x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
+
+    return run
+
+
+def conv2d_numpy(data: ConvData) -> Run:
+    """Hand-written NumPy: im2col by one slice copy per kernel position, one product forward;
+    dW = Σ_n dY·colsᵀ, db = Σ dY, dX by adding W ᵀ·dY back slice by slice (col2im)."""
+    x, w, b, c = data.x, data.weight, data.bias, data.c
+    n, ch, h, wd = x.shape
+    o, k, p = w.shape[0], CONV_KERNEL, CONV_PAD
+    w2 = w.reshape(o, -1)
+
+    def run() -> list[np.ndarray]:
+        padded = np.zeros((n, ch, h + 2 * p, wd + 2 * p), dtype=x.dtype)
+        padded[:, :, p : p + h, p : p + wd] = x
+        cols = np.empty((n, ch, k, k, h, wd), dtype=x.dtype)
+        for i in range(k):
+            for j in range(k):
+                cols[:, :, i, j] = padded[:, :, i : i + h, j : j + wd]
+        cols = cols.reshape(n, ch * k * k, h * wd)
+        out = (w2 @ cols).reshape(n, o, h, wd) + b[:, None, None]
+        del out  # computed, as the other variants do; the backward needs only c
+        g = c.reshape(n, o, h * wd)
+        dw = (g @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        db = c.sum(axis=(0, 2, 3))
+        dcols = (w2.T @ g).reshape(n, ch, k, k, h, wd)
+        dpad = np.zeros_like(padded)
+        for i in range(k):
+            for j in range(k):
+                dpad[:, :, i : i + h, j : j + wd] += dcols[:, :, i, j]
+        return [dpad[:, :, p : p + h, p : p + wd], dw, db]
+
+    return run
+
+
+def conv2d(seed: int = 0) -> Workload:
+    """conv2d forward + backward with every available variant, gradients checked against NumPy."""
+    data = conv_data(seed)
+    variants = {"gpugrad": conv2d_gpugrad(data), "numpy": conv2d_numpy(data)}
+    run_torch = conv2d_torch(data)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+    _check_same(variants, names=["x", "W", "b"])
+    return Workload(
+        name="conv2d",
+        description=(
+            f"conv2d {CONV_IN}->{CONV_OUT} channels, {CONV_KERNEL}x{CONV_KERNEL} kernel, padding "
+            f"{CONV_PAD}, float32, batch {CONV_BATCH} of {CONV_SIZE}x{CONV_SIZE}: forward + "
+            "backward to input, weight and bias"
+        ),
+        variants=variants,
+    )
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "op_chain": op_chain,
     "mlp": mlp,
     "train_step": train_step,
+    "conv2d": conv2d,
 }
 
 

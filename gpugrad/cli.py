@@ -4,6 +4,7 @@ says what this machine offers; `gpugrad demo` runs the tiny spiral demo."""
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 import time
@@ -53,6 +54,32 @@ def build_mlp(n_in: int, hidden: list[int], n_out: int):
     return nn.Sequential(*layers)
 
 
+def build_cnn(n_in: int, n_out: int, width: int = 32):
+    """A small CNN for square one-channel images given as flat rows of n_in = n² pixels:
+    two 3×3 convolutions, a 2×2 max pool, then a linear classifier."""
+    from . import nn
+
+    side = math.isqrt(n_in)
+    if side * side != n_in or side < 4:
+        raise SystemExit(f"gpugrad train: --model cnn needs square images, got {n_in} features")
+
+    class AsImage(nn.Module):
+        """Flat rows of side² pixels → (N, 1, side, side) images."""
+
+        def forward(self, x):
+            return x.reshape(-1, 1, side, side)
+
+    pooled = side // 2
+    return nn.Sequential(
+        AsImage(),
+        nn.Conv2d(1, width // 2, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(width // 2, width, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(width * pooled * pooled, n_out),
+    )  # fmt: skip
+
+
 def build_optimizer(name: str, params, lr: float):
     """An optimizer by name, with the settings that suit these small MLPs."""
     from . import optim
@@ -79,7 +106,12 @@ def train(args: argparse.Namespace) -> float:
     x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     hidden = [int(h) for h in str(args.hidden).split(",") if h]
-    model = build_mlp(x_train.shape[1], hidden, n_classes)
+    if args.model == "cnn":
+        model = build_cnn(x_train.shape[1], n_classes)
+        shape = "CNN (2 conv 3x3, max pool, linear)"
+    else:
+        model = build_mlp(x_train.shape[1], hidden, n_classes)
+        shape = f"MLP {x_train.shape[1]}-{'-'.join(map(str, hidden))}-{n_classes}"
     optimizer = build_optimizer(
         args.optimizer, model.parameters(), args.lr or DEFAULT_LR[args.optimizer]
     )
@@ -103,7 +135,7 @@ def train(args: argparse.Namespace) -> float:
     )
 
     print(
-        f"gpugrad {__version__}: MLP {x_train.shape[1]}-{'-'.join(map(str, hidden))}-{n_classes} "
+        f"gpugrad {__version__}: {shape} "
         f"on {args.dataset} ({len(x_train)} train / {len(x_test)} test), {args.optimizer}, "
         f"device {gg.device(device)}"
     )
@@ -160,6 +192,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: per optimizer)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network (default: mlp)")
     t.add_argument("--hidden", default="256", help="hidden widths, comma-separated (default: 256)")
     t.add_argument("--schedule", choices=("cosine", "none"), default="cosine", help="LR schedule")
     t.add_argument("--label-smoothing", type=float, default=0.1)

@@ -110,3 +110,18 @@ def test_python_dash_m_gpugrad():
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "cpu backend" in result.stdout
+
+
+def test_cnn_beats_the_mlp_on_digits_with_the_same_seed_and_epochs(capsys):
+    accuracies = {}
+    for model in ("mlp", "cnn"):
+        main(["train", "--model", model, "--epochs", "8", "--seed", "0", "--quiet"])
+        out = capsys.readouterr().out
+        accuracies[model] = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
+    assert "CNN (2 conv 3x3, max pool, linear)" in out
+    assert accuracies["cnn"] > accuracies["mlp"], accuracies
+
+
+def test_cnn_needs_square_images(capsys):
+    with pytest.raises(SystemExit, match="square images"):
+        main(["train", "--model", "cnn", "--dataset", "moons", "--epochs", "1", "--quiet"])

@@ -17,7 +17,9 @@ from .activation import (
     Tanh,
 )  # fmt: skip
 from .containers import ModuleList, Sequential
+from .conv import Conv1d, Conv2d
 from .layers import BatchNorm1d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear
+from .layers2d import BatchNorm2d, Dropout2d
 from .loss import (
     BCELoss,
     BCEWithLogitsLoss,
@@ -33,4 +35,5 @@ from .loss import (
 )  # fmt: skip
 from .module import IncompatibleKeys, Module
 from .parameter import Parameter
+from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .utils import clip_grad_norm_, clip_grad_value_

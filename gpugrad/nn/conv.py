@@ -61,7 +61,9 @@ class _ConvNd(Module):
         self.out_channels = out_channels
         self.kernel_size = _ntuple("kernel_size", kernel_size, self.dims)
         self.stride = _ntuple("stride", stride, self.dims)
-        self.padding = padding if isinstance(padding, str) else _ntuple("padding", padding, self.dims)
+        self.padding = (
+            padding if isinstance(padding, str) else _ntuple("padding", padding, self.dims)
+        )
         self.dilation = _ntuple("dilation", dilation, self.dims)
         self.groups = groups
         shape = (out_channels, in_channels // groups, *self.kernel_size)

@@ -1,0 +1,539 @@
+"""Convolutions (conv1d, conv2d) through im2col: strided views and one matrix product.
+
+The input (N, C, *spatial) is zero-padded, then viewed without copying as an array of shape
+(N, C, *kernel, *out): element [n, c, k..., o...] is the input value that kernel position k
+meets at output position o (`as_strided`: the kernel axes step by dilation, the output axes by
+stride). Copying that view into a contiguous (N, groups, C/groups·K, L) buffer ("the columns")
+turns the convolution into one batched matrix product with the weight reshaped to
+(groups, O/groups, C/groups·K). Groups are nothing more than that extra axis.
+
+Backward:
+- the weight's gradient is one product of the output gradient with the columns (summed over
+  the batch);
+- the input's gradient is col2im of weightᵀ·g: each kernel position's slice of the columns is
+  added into a padded buffer through a strided slice. Within one kernel position the slice
+  touches every input element at most once, so plain `+=` is exact; overlaps between windows
+  are the sum over kernel positions. One loop over the (few) kernel positions, none over pixels;
+- the bias's gradient is g summed over all axes but the channels.
+
+On arrays (the forward, and a plain backward) the batch goes through in slices, shared out
+among CPU threads, with the columns rebuilt per slice in a reused buffer instead of kept for
+the whole batch; a row of ones in that buffer carries the bias through the same product (and
+its gradient through the weight's). With `create_graph=True` the backward runs the formulas
+above on Tensors: im2col and col2im are each other's adjoint, so each is a Function whose
+backward is the other, and second derivatives work.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import operator
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ..autograd import Function
+from ..dtypes import is_floating
+from ..errors import DTypeError, ShapeError
+from ..tensor import Tensor
+
+__all__ = ["col2im", "conv1d", "conv2d", "im2col"]
+
+IntOrTuple = int | Sequence[int]
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything about a convolution's shape but the channels: input (N, C, *spatial),
+    kernel, stride, dilation, padding before and after each spatial axis, output size."""
+
+    in_shape: tuple[int, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    dilation: tuple[int, ...]
+    pad_before: tuple[int, ...]
+    pad_after: tuple[int, ...]
+    out: tuple[int, ...]
+
+    @property
+    def padded_shape(self) -> tuple[int, ...]:
+        """The input's shape once zero-padded."""
+        n, c, *size = self.in_shape
+        return (n, c, *(s + b + a for s, b, a in zip(size, self.pad_before, self.pad_after)))
+
+    @property
+    def padded(self) -> bool:
+        return any(self.pad_before) or any(self.pad_after)
+
+    @property
+    def interior(self) -> tuple[slice, ...]:
+        """Where the input sits inside the padded buffer."""
+        size = self.in_shape[2:]
+        return (slice(None), slice(None), *(slice(b, b + s) for b, s in zip(self.pad_before, size)))
+
+    @property
+    def cols_shape(self) -> tuple[int, ...]:
+        """(N, C, *kernel, *out): the shape of the im2col view."""
+        return (*self.in_shape[:2], *self.kernel, *self.out)
+
+    def window(self, k: tuple[int, ...]) -> tuple[slice, ...]:
+        """The padded-input elements that kernel position `k` meets, one per output position."""
+        steps = zip(k, self.dilation, self.stride, self.out)
+        return (
+            slice(None),
+            slice(None),
+            *(slice(i * d, i * d + s * (o - 1) + 1, s) for i, d, s, o in steps),
+        )
+
+
+# --- im2col and col2im on arrays --------------------------------------------------------------
+def _pad(backend: Any, x: Any, geo: ConvGeometry) -> Any:
+    """x with its zero padding (x itself when there is none)."""
+    if not geo.padded:
+        return x
+    padded = backend.zeros(geo.padded_shape, dtype=x.dtype)
+    padded[geo.interior] = x
+    return padded
+
+
+def _windows(backend: Any, padded: Any, geo: ConvGeometry) -> Any:
+    """The (n, C, *kernel, *out) view of a zero-padded input (or a batch slice of one): memory
+    is shared, and overlaps, so it is only ever read."""
+    lead, spatial = padded.strides[:2], padded.strides[2:]
+    strides = (
+        *lead,
+        *(s * d for s, d in zip(spatial, geo.dilation)),
+        *(s * t for s, t in zip(spatial, geo.stride)),
+    )
+    shape = (*padded.shape[:2], *geo.kernel, *geo.out)
+    # The Backend has no as_strided of its own; NumPy and CuPy both keep it here, in bytes.
+    return backend.xp.lib.stride_tricks.as_strided(padded, shape=shape, strides=strides)
+
+
+def _fold_into(padded: Any, cols: Any, geo: ConvGeometry) -> None:
+    """col2im: add cols (n, C, *kernel, *out) onto the padded input positions they came from.
+    One kernel position's window meets each position at most once, so `+=` on its strided
+    slice is exact; windows that overlap are summed over the kernel positions."""
+    lead = (slice(None), slice(None))
+    for k in itertools.product(*(range(n) for n in geo.kernel)):
+        padded[geo.window(k)] += cols[lead + k]
+
+
+def _fold_array(backend: Any, cols: Any, geo: ConvGeometry) -> Any:
+    """col2im of a whole batch: an input-shaped array."""
+    out = backend.zeros(geo.padded_shape, dtype=cols.dtype)
+    _fold_into(out, cols, geo)
+    return out[geo.interior] if geo.padded else out
+
+
+class Im2Col(Function):
+    """x (N, C, *spatial) → its columns (N, C, *kernel, *out), a contiguous copy."""
+
+    def forward(self, x, geo):
+        self.geo = geo
+        return _im2col(self.xp, x, geo)
+
+    def backward(self, xp, g):
+        return _col2im(xp, g, self.geo)
+
+
+class Col2Im(Function):
+    """Columns (N, C, *kernel, *out) → (N, C, *spatial), overlapping windows summed."""
+
+    def forward(self, cols, geo):
+        self.geo = geo
+        return _fold_array(self.xp, cols, geo)
+
+    def backward(self, xp, g):
+        return _im2col(xp, g, self.geo)
+
+
+def _im2col(xp: Any, x: Any, geo: ConvGeometry) -> Any:
+    """im2col of an array (xp a backend) or, recorded, of a Tensor (xp = gpugrad.ops)."""
+    if isinstance(x, Tensor):
+        return Im2Col.apply(x, geo=geo)
+    return xp.xp.ascontiguousarray(_windows(xp, _pad(xp, x, geo), geo))
+
+
+def _col2im(xp: Any, cols: Any, geo: ConvGeometry) -> Any:
+    """col2im of an array (xp a backend) or, recorded, of a Tensor."""
+    if isinstance(cols, Tensor):
+        return Col2Im.apply(cols, geo=geo)
+    return _fold_array(xp, cols, geo)
+
+
+# --- the batch, in slices and threads ---------------------------------------------------------
+# On the CPU the batch goes through in slices whose columns take about this many bytes, shared
+# out among CPU_THREADS threads. The products here are small (K = C·kernel) and OpenBLAS runs
+# them on one core, so the threads are what uses the others (NumPy releases the GIL in
+# products, copies and adds). Each thread writes its own samples of the output, and the
+# weight's gradient is summed over threads in a fixed order, so results do not depend on
+# timing. Per-slice buffers also mean the columns never exist for the whole batch. 2 MiB
+# measured best for a batch of 64 3x32x32 images on 2 cores (smaller slices lose to per-call
+# overhead). A GPU takes the batch in one go.
+CPU_CHUNK_BYTES = 1 << 21
+CPU_THREADS: int | None = None  # None: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, else all CPUs
+_pool: list[Any] = [None, None, 0]  # executor, the pid that made it, its size
+
+
+def _cpu_threads() -> int:
+    if CPU_THREADS is not None:
+        return max(1, int(CPU_THREADS))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "")
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _executor(threads: int) -> ThreadPoolExecutor:
+    """The shared pool, made again after a fork (a child has none of the parent's threads)."""
+    pool, pid, size = _pool
+    if pool is None or pid != os.getpid() or size != threads:
+        _pool[:] = [ThreadPoolExecutor(threads, thread_name_prefix="gpugrad-conv"),
+                    os.getpid(), threads]  # fmt: skip
+    return _pool[0]
+
+
+def _over_batch(backend: Any, n: int, per_sample: int, work: Callable[[list[slice]], Any]):
+    """Run `work` on lists of batch slices: one list per thread on the CPU, one slice of the
+    whole batch elsewhere. Returns the results in thread order."""
+    if backend.device.type != "cpu":
+        return [work([slice(0, n)])]
+    step = max(1, CPU_CHUNK_BYTES // max(per_sample, 1))
+    parts = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+    threads = min(_cpu_threads(), len(parts))
+    if threads <= 1:
+        return [work(parts)]
+    share = -(-len(parts) // threads)  # neighbouring slices per thread
+    groups = [parts[i : i + share] for i in range(0, len(parts), share)]
+    return list(_executor(threads).map(work, groups))
+
+
+# --- the convolution --------------------------------------------------------------------------
+class _Columns:
+    """One thread's reusable im2col buffer of `rows` samples: (rows, G, C/G·K, L), and with
+    `ones` one more row of ones per group, so that a product with [w | b] adds the bias and one
+    with g yields Σg (the bias's gradient) beside the weight's, at no extra pass over memory."""
+
+    def __init__(self, xp: Any, rows: int, grouped: tuple[int, ...], ones: bool, dtype: Any):
+        self.grouped = grouped  # (G, C/G, *kernel, *out)
+        self.dims = (len(grouped) - 2) // 2
+        self.depth = math.prod(grouped[1 : 2 + self.dims])  # C/G · kernel elements
+        length = math.prod(grouped[2 + self.dims :])
+        self.buf = xp.empty((rows, grouped[0], self.depth + ones, length), dtype=dtype)
+        if ones:
+            self.buf[:, :, self.depth] = 1
+
+    def fill(self, xp: Any, padded: Any, geo: ConvGeometry) -> Any:
+        """Copy the windows of `padded` (a slice of the batch) in; the filled rows."""
+        k = padded.shape[0]
+        chunk = self.buf[:k]
+        body = chunk[:, :, : self.depth]
+        # The body seen as (k, G, C/G, *kernel, *out), built from its strides: a reshape could
+        # silently copy, and the copy would then be filled instead of the buffer.
+        s0, s1, s2, s3 = body.strides
+        rows, cols = self.grouped[1 : 2 + self.dims], self.grouped[2 + self.dims :]
+        strides = (
+            s0,
+            s1,
+            *(s2 * math.prod(rows[i + 1 :]) for i in range(len(rows))),
+            *(s3 * math.prod(cols[i + 1 :]) for i in range(len(cols))),
+        )
+        target = xp.xp.lib.stride_tricks.as_strided(body, (k, *self.grouped), strides)
+        target[...] = _windows(xp, padded, geo).reshape(k, *self.grouped)
+        return chunk
+
+
+class _Conv(Function):
+    """out[n, o] = Σ_{c, k} w[o, c, k] · x_padded[n, c_g, o·stride + k·dilation] + b[o].
+
+    Arrays take a blocked path: per slice of the batch, im2col into a reused buffer and one
+    product (the bias rides along as a row of ones). Tensors (`create_graph=True`) take the
+    same formulas over the whole batch through the differentiable Im2Col / Col2Im, so that
+    second derivatives exist.
+    """
+
+    def forward(self, x, w, b, geo, groups):
+        self.geo, self.groups = geo, groups
+        self.save(x, w)
+        xp, n, o = self.xp, x.shape[0], w.shape[0]
+        wm = w.reshape(groups, o // groups, -1)  # (G, O/G, C/G·K)
+        if b is not None:
+            wm = xp.concatenate([wm, b.reshape(groups, o // groups, 1)], axis=-1)
+        length = math.prod(geo.out)
+        out = xp.empty((n, groups, o // groups, length), dtype=x.dtype)
+        padded = _pad(xp, x, geo)
+        grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
+
+        def work(parts: list[slice]) -> None:
+            cols = _Columns(xp, parts[0].stop - parts[0].start, grouped, b is not None, x.dtype)
+            for part in parts:
+                xp.matmul(wm, cols.fill(xp, padded[part], geo), out=out[part])
+
+        _over_batch(xp, n, wm.shape[-1] * length * groups * x.itemsize, work)
+        return out.reshape(n, o, *geo.out)
+
+    def backward(self, xp, g, x, w):
+        if isinstance(g, Tensor):
+            return self._backward_tensors(xp, g, x, w)
+        geo, groups = self.geo, self.groups
+        n, o = g.shape[0], g.shape[1]
+        need_x, need_w, need_b = self.needs_grad(0), self.needs_grad(1), self.needs_grad(2)
+        ones = need_w and need_b  # the bias's gradient comes with the weight's product
+        wm = w.reshape(groups, o // groups, -1)
+        depth = wm.shape[-1]
+        gm = g.reshape(n, groups, o // groups, -1)
+        length = gm.shape[-1]
+        grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
+        padded = _pad(xp, x, geo) if need_w else None
+        gpadded = xp.zeros(geo.padded_shape, dtype=g.dtype) if need_x else None
+
+        def work(parts: list[slice]) -> tuple[Any, Any]:
+            rows = parts[0].stop - parts[0].start
+            cols = _Columns(xp, rows, grouped, ones, g.dtype) if need_w else None
+            gcols = xp.empty((rows, groups, depth, length), dtype=g.dtype) if need_x else None
+            gw = xp.zeros((*wm.shape[:2], depth + ones), dtype=g.dtype) if need_w else None
+            gb = xp.zeros(wm.shape[:2], dtype=g.dtype) if need_b and not ones else None
+            for part in parts:
+                k, g_part = part.stop - part.start, gm[part]
+                if need_w:  # Σ over the slice of g·colsᵀ, the columns rebuilt in cache
+                    chunk = cols.fill(xp, padded[part], geo)
+                    gw += (g_part @ xp.swapaxes(chunk, -1, -2)).sum(axis=0)
+                elif need_b:
+                    gb += g_part.sum(axis=(0, 3))
+                if need_x:  # col2im of wᵀ·g
+                    xp.matmul(xp.swapaxes(wm, -1, -2), g_part, out=gcols[:k])
+                    _fold_into(gpadded[part], gcols[:k].reshape(k, *geo.cols_shape[1:]), geo)
+            return gw, gb
+
+        partials = _over_batch(xp, n, depth * length * groups * g.itemsize, work)
+        gx = gw = gb = None
+        if need_x:
+            gx = gpadded[geo.interior] if geo.padded else gpadded
+        if need_w:
+            total = functools.reduce(operator.add, [p[0] for p in partials])
+            gw = total[..., :depth].reshape(w.shape)
+            gb = total[..., depth].reshape(o) if ones else None
+        if need_b and not ones:
+            gb = functools.reduce(operator.add, [p[1] for p in partials]).reshape(o)
+        return gx, gw, gb
+
+    def _backward_tensors(self, ops, g, x, w):
+        """The same gradients as Tensor ops over the whole batch, differentiable again."""
+        geo, groups = self.geo, self.groups
+        n, o = g.shape[0], g.shape[1]
+        gm = g.reshape(n, groups, o // groups, -1)
+        wm = w.reshape(groups, o // groups, -1)
+        gx = gw = gb = None
+        if self.needs_grad(0):
+            gx = Col2Im.apply((ops.swapaxes(wm, -1, -2) @ gm).reshape(geo.cols_shape), geo=geo)
+        if self.needs_grad(1):
+            cols = Im2Col.apply(x, geo=geo).reshape((*gm.shape[:2], -1, gm.shape[-1]))
+            gw = (gm @ ops.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w.shape)
+        if self.needs_grad(2):
+            gb = g.sum(axis=(0, *range(2, g.ndim)))
+        return gx, gw, gb
+
+
+# --- argument checks --------------------------------------------------------------------------
+def _tuple(name: str, op: str, value: IntOrTuple, dims: int) -> tuple[int, ...]:
+    """An int or a sequence of `dims` ints, as a tuple of `dims` ints."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,) * dims
+    try:
+        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be an int or {dims} ints, got {value!r}") from None
+    if len(out) != dims:
+        raise ShapeError(f"{op}: {name} must be an int or {dims} ints, got {value!r}")
+    return out
+
+
+def _padding(
+    op: str, padding: IntOrTuple | str, kernel: tuple[int, ...], stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:  # fmt: skip
+    """(before, after) per spatial axis, from an int, ints, 'valid' or 'same' (as PyTorch)."""
+    dims = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * dims, (0,) * dims
+        if padding != "same":
+            raise ValueError(
+                f"{op}: padding must be an int, ints, 'valid' or 'same', got {padding!r}"
+            )
+        if any(s != 1 for s in stride):
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+        total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+        before = tuple(t // 2 for t in total)  # an odd total puts the extra zero after
+        return before, tuple(t - b for t, b in zip(total, before))
+    pad = _tuple("padding", op, padding, dims)
+    if any(p < 0 for p in pad):
+        raise ValueError(f"{op}: padding must not be negative, got {pad}")
+    return pad, pad
+
+
+def _convolution(
+    op: str, dims: int, x: Tensor, weight: Tensor, bias: Tensor | None,
+    stride: IntOrTuple, padding: IntOrTuple | str, dilation: IntOrTuple, groups: int,
+) -> Tensor:  # fmt: skip
+    """Check the arguments of conv{dims}d, then run the convolution."""
+    for name, t in (("input", x), ("weight", weight), ("bias", bias)):
+        if t is not None and not isinstance(t, Tensor):
+            raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+    layout = "(N, C, L)" if dims == 1 else "(N, C, H, W)"
+    if weight.ndim != dims + 2:
+        raise ShapeError(
+            f"{op}: weight must have {dims + 2} dimensions (out_channels, in_channels/groups, "
+            f"*kernel), got shape {weight.shape}"
+        )
+    if x.ndim == dims + 1:  # one unbatched sample, as PyTorch allows
+        out = _convolution(op, dims, x.unsqueeze(0), weight, bias, stride, padding, dilation,
+                           groups)  # fmt: skip
+        return out.squeeze(0)
+    if x.ndim != dims + 2:
+        raise ShapeError(
+            f"{op}: input must be {layout} or unbatched ({dims + 1} dimensions), "
+            f"got shape {x.shape}"
+        )
+    if not (is_floating(x.dtype) and x.dtype == weight.dtype):
+        raise DTypeError(
+            f"{op}: input ({x.dtype}) and weight ({weight.dtype}) must share one floating "
+            "dtype; cast with .to(weight.dtype), or model.float() / model.double()"
+        )
+    if bias is not None and bias.dtype != weight.dtype:
+        raise DTypeError(f"{op}: bias is {bias.dtype} but the weight is {weight.dtype}")
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    c = x.shape[1]
+    o, c_per_group = weight.shape[:2]
+    if c % groups or o % groups:
+        raise ShapeError(
+            f"{op}: groups={groups} must divide both the input's {c} channels (input shape "
+            f"{x.shape}) and the weight's {o} output channels (weight shape {weight.shape})"
+        )
+    if c_per_group * groups != c:
+        raise ShapeError(
+            f"{op}: input of shape {x.shape} has {c} channels, but the weight of shape "
+            f"{weight.shape} with groups={groups} expects {c_per_group * groups}"
+        )
+    if bias is not None and bias.shape != (o,):
+        raise ShapeError(
+            f"{op}: bias of shape {bias.shape} does not fit weight of shape {weight.shape} "
+            f"(expected ({o},))"
+        )
+    kernel = tuple(weight.shape[2:])
+    stride_ = _tuple("stride", op, stride, dims)
+    dilation_ = _tuple("dilation", op, dilation, dims)
+    for name, value in (("stride", stride_), ("dilation", dilation_)):
+        if any(v < 1 for v in value):
+            raise ValueError(f"{op}: {name} must be positive, got {value}")
+    before, after = _padding(op, padding, kernel, stride_, dilation_)
+    size = x.shape[2:]
+    padded = tuple(s + b + a for s, b, a in zip(size, before, after))
+    reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation_))
+    if any(r > p for r, p in zip(reach, padded)) or 0 in kernel:
+        raise ShapeError(
+            f"{op}: kernel {kernel} (dilation {dilation_}, spanning {reach}) is larger than the "
+            f"padded input {padded} (input shape {x.shape}, padding {padding})"
+        )
+    out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride_))
+    geo = ConvGeometry(tuple(x.shape), kernel, stride_, dilation_, before, after, out)
+    return _Conv.apply(x, weight, bias, geo=geo, groups=groups)
+
+
+# --- public functions -------------------------------------------------------------------------
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch) of x (N, C, H, W) with weight
+    (O, C/groups, kH, kW), plus bias (O,); stride/padding/dilation an int or a pair, padding
+    also 'valid' or 'same'. Returns (N, O, H_out, W_out). A (C, H, W) input gives (O, H, W)."""
+    return _convolution("conv2d", 2, x, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple | str = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D convolution of x (N, C, L) with weight (O, C/groups, k), plus bias (O,);
+    returns (N, O, L_out). A (C, L) input gives (O, L_out)."""
+    return _convolution("conv1d", 1, x, weight, bias, stride, padding, dilation, groups)
+
+
+def _geometry(
+    x: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple, padding: IntOrTuple,
+    dilation: IntOrTuple,
+) -> ConvGeometry:  # fmt: skip
+    dims = x.ndim - 2
+    if dims < 1:
+        raise ShapeError(f"im2col/col2im need an (N, C, *spatial) shape, got {x.shape}")
+    kernel = _tuple("kernel_size", "im2col", kernel_size, dims)
+    stride_ = _tuple("stride", "im2col", stride, dims)
+    dilation_ = _tuple("dilation", "im2col", dilation, dims)
+    before, after = _padding("im2col", padding, kernel, stride_, dilation_)
+    if min(kernel + stride_ + dilation_) < 1:
+        raise ValueError(
+            f"im2col: kernel {kernel}, stride {stride_} and dilation {dilation_} must be positive"
+        )
+    padded = tuple(s + b + a for s, b, a in zip(x.shape[2:], before, after))
+    reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation_))
+    if any(r > p for r, p in zip(reach, padded)):
+        raise ShapeError(f"im2col: kernel {kernel} spans {reach}, more than padded input {padded}")
+    out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride_))
+    return ConvGeometry(tuple(x.shape), kernel, stride_, dilation_, before, after, out)
+
+
+def im2col(
+    x: Tensor, kernel_size: IntOrTuple, stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> Tensor:  # fmt: skip
+    """The sliding windows of x (N, C, *spatial) as (N, C, *kernel, *out): element
+    [n, c, k, o] is the (zero-padded) input under kernel position k at output position o."""
+    return Im2Col.apply(x, geo=_geometry(x, kernel_size, stride, padding, dilation))
+
+
+def col2im(
+    cols: Tensor, input_shape: Sequence[int], kernel_size: IntOrTuple, stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+) -> Tensor:  # fmt: skip
+    """The adjoint of `im2col`: columns (N, C, *kernel, *out) summed back into an input of
+    `input_shape` (N, C, *spatial), overlapping windows adding up."""
+    shape = tuple(int(s) for s in input_shape)
+    like = _ShapeOnly(shape)
+    geo = _geometry(like, kernel_size, stride, padding, dilation)  # type: ignore[arg-type]
+    if cols.shape != geo.cols_shape:
+        raise ShapeError(
+            f"col2im: columns of shape {cols.shape} do not fit input shape {shape} with kernel "
+            f"{geo.kernel}: expected {geo.cols_shape}"
+        )
+    return Col2Im.apply(cols, geo=geo)
+
+
+@dataclass(frozen=True)
+class _ShapeOnly:
+    """Stands in for a tensor where only its shape is needed."""
+
+    shape: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
