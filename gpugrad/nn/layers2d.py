@@ -12,8 +12,7 @@ from typing import Any
 from ..creation import ones
 from ..errors import ShapeError
 from ..tensor import Tensor
-from .layers import BatchNorm1d, batch_norm, dropout
-from .module import Module
+from .layers import BatchNorm1d, Dropout, batch_norm, dropout
 
 __all__ = ["BatchNorm2d", "Dropout2d", "batch_norm2d", "dropout2d"]
 
@@ -76,19 +75,10 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     return x * mask
 
 
-class Dropout2d(Module):
+class Dropout2d(Dropout):
     """Zeroes whole channels with probability p while training (the kept ones scaled by
     1/(1−p)); the identity in eval mode."""
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
-        self.p = p
 
     def forward(self, x: Tensor) -> Tensor:
         """x with whole channels dropped (training), or x (eval)."""
         return dropout2d(x, self.p, self.training)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
