@@ -9,10 +9,8 @@ from helpers import check, leaf
 
 import gpugrad as gg
 from gpugrad.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from gpugrad.ops.conv import Col2Im, ConvGeometry, Im2Col
 from gpugrad.ops.pool import (
-    Fold,
-    Unfold,
-    Window,
     adaptive_avg_pool2d,
     avg_pool1d,
     avg_pool2d,
@@ -197,14 +195,16 @@ def test_second_derivative_through_a_nonlinearity(device, rng):
 
 
 def test_unfold_and_fold_are_adjoint_and_differentiable(device, rng):
-    w = Window(size=(4, 5), kernel=(3, 2), stride=(1, 2), padding=(1, 1), out=(4, 3))
-    a, c = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 4, 3, 3, 2))
-    windows = Unfold.apply(gg.tensor(a, device=device), window=w).numpy()
-    folded = Fold.apply(gg.tensor(c, device=device), window=w).numpy()
+    # Pooling takes its windows (and folds their gradients back) with conv's Im2Col / Col2Im.
+    w = ConvGeometry(in_shape=(1, 2, 4, 5), kernel=(3, 2), stride=(1, 2), dilation=(1, 1),
+                     pad_before=(1, 1), pad_after=(1, 1), out=(4, 3))  # fmt: skip
+    a, c = rng.standard_normal((1, 2, 4, 5)), rng.standard_normal((1, 2, 3, 2, 4, 3))
+    windows = Im2Col.apply(gg.tensor(a, device=device), geo=w).numpy()
+    folded = Col2Im.apply(gg.tensor(c, device=device), geo=w).numpy()
     assert windows.shape == c.shape and folded.shape == a.shape
     np.testing.assert_allclose((windows * c).sum(), (folded * a).sum(), rtol=1e-12)
-    check(lambda x: Unfold.apply(x, window=w).tanh(), leaf(a, device))
-    check(lambda v: Fold.apply(v, window=w).tanh(), leaf(c, device))
+    check(lambda x: Im2Col.apply(x, geo=w).tanh(), leaf(a, device))
+    check(lambda v: Col2Im.apply(v, geo=w).tanh(), leaf(c, device))
 
 
 # --- adaptive average pooling -----------------------------------------------------------------

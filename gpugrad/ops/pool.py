@@ -1,14 +1,15 @@
 """Pooling over the last two axes: max, average and adaptive average (and their 1-D forms).
 
-Every window of a pooling op is read through one strided view of the (padded) input: an
-array of shape (..., OH, OW, KH, KW) whose last two axes walk a window, made with the array
-library's `as_strided` and never copied element by element in Python. Reductions over those
-axes give the pooled output.
+Pooling takes its windows the way convolution does, with `conv`'s machinery: the input
+(N, C, H, W) is padded, then read through one strided view of shape (N, C, KH, KW, OH, OW)
+(`conv._windows`; element [n, c, i, j, oh, ow] is what kernel position (i, j) meets at output
+position (oh, ow)). Reductions over the kernel axes give the pooled output. Max pooling pads
+with -inf, so padding never wins; average pooling pads with zeros. An unbatched (C, H, W)
+input goes through as a batch of one.
 
-The gradients go back through `fold`, the adjoint of taking windows: each kernel position
-(i, j) adds its slice of the window gradient into a padded gradient through a strided slice,
-so overlapping windows accumulate exactly, and the padding is cut away at the end. `Fold` and
-`Unfold` are ops whose gradients are each other, so second derivatives work too.
+The gradients go back through conv's col2im, the adjoint of taking windows (one strided `+=`
+per kernel position, the padding cut away at the end). With `create_graph=True` that is conv's
+`Col2Im`, whose gradient is `Im2Col`, so second derivatives work too.
 
 Max pooling sends each output's gradient to the first maximal element of its window in
 row-major order (what `argmax` returns, and what PyTorch does), so ties are deterministic.
@@ -16,13 +17,16 @@ row-major order (what `argmax` returns, and what PyTorch does), so ties are dete
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from dataclasses import replace
+from typing import Any
 
 from ..autograd import Function
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor
+from .conv import ConvGeometry, _col2im, _pad, _windows
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -35,103 +39,63 @@ __all__ = [
 IntPair = int | Sequence[int]
 
 
-class Window(NamedTuple):
-    """Where the windows of a pooling op lie in an input's last two axes."""
-
-    size: tuple[int, int]  # H, W of the input, before padding
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[int, int]
-    out: tuple[int, int]  # OH, OW
-
-
 # --- array helpers (raw backend arrays) ------------------------------------------------------
-def _windows(backend: Any, x: Any, w: Window, fill: float) -> Any:
-    """A read-only strided view (..., OH, OW, KH, KW) of the windows of x padded with `fill`."""
-    (ph, pw), (sh, sw) = w.padding, w.stride
-    if ph or pw:
-        widths = ((0, 0),) * (x.ndim - 2) + ((ph, ph), (pw, pw))
-        x = backend.pad(x, widths, mode="constant", constant_values=fill)
-    *lead, row, col = x.strides
-    shape = (*x.shape[:-2], *w.out, *w.kernel)
-    strides = (*lead, row * sh, col * sw, row, col)
-    # Read-only by convention: nothing writes through it (CuPy's as_strided has no flag).
-    return backend.xp.lib.stride_tricks.as_strided(x, shape, strides)
+def _padded(backend: Any, x: Any, geo: ConvGeometry, fill: float) -> Any:
+    """x padded with `fill` as `geo` says (x itself when there is no padding)."""
+    if fill == 0 or not geo.padded:
+        return _pad(backend, x, geo)
+    padded = backend.full(geo.padded_shape, fill, dtype=x.dtype)
+    padded[geo.interior] = x
+    return padded
 
 
-def _fold_array(backend: Any, cols: Any, w: Window) -> Any:
-    """Add window values (..., OH, OW, KH, KW) back onto the input grid (..., H, W)."""
-    (h, wd), (kh, kw), (sh, sw), (ph, pw), (oh, ow) = w
-    lead = cols.shape[:-4]
-    out = backend.zeros((*lead, h + 2 * ph, wd + 2 * pw), dtype=cols.dtype)
-    for i in range(kh):  # one strided slice per kernel position, never per pixel
-        rows = slice(i, i + sh * (oh - 1) + 1, sh)
-        for j in range(kw):
-            out[..., rows, j : j + sw * (ow - 1) + 1 : sw] += cols[..., i, j]
-    return out[..., ph : ph + h, pw : pw + wd] if ph or pw else out
-
-
-def _fold_any(backend: Any, cols: Any, w: Window) -> Any:
-    """fold for a raw array (plain backward) or a Tensor (create_graph backward)."""
-    if isinstance(cols, Tensor):
-        return Fold.apply(cols, window=w)
-    return _fold_array(backend, cols, w)
+def _kernel_axes(geo: ConvGeometry) -> tuple[int, ...]:
+    """The kernel axes of the (N, C, *kernel, *out) windows."""
+    return tuple(range(2, 2 + len(geo.kernel)))
 
 
 # --- ops --------------------------------------------------------------------------------------
-class Unfold(Function):
-    """The windows of x, copied out: (..., H, W) -> (..., OH, OW, KH, KW), zero padding."""
-
-    def forward(self, x, window):
-        self.window = window
-        return _windows(self.xp, x, window, 0).copy()
-
-    def backward(self, xp, g):
-        return _fold_any(self.xp, g, self.window)
-
-
-class Fold(Function):
-    """The adjoint of Unfold: window values summed back onto the (unpadded) input grid."""
-
-    def forward(self, cols, window):
-        self.window = window
-        return _fold_array(self.xp, cols, window)
-
-    def backward(self, xp, g):
-        if isinstance(g, Tensor):
-            return Unfold.apply(g, window=self.window)
-        return _windows(self.xp, g, self.window, 0).copy()
-
-
 class MaxPool(Function):
     """The largest value of each window; padding is -inf, so it never wins."""
 
-    def forward(self, x, window):
-        self.window = window
-        win = _windows(self.xp, x, window, float("-inf"))
-        flat = win.reshape(*win.shape[:-2], -1)  # a copy: the windows overlap or skip
-        self.first = flat.argmax(axis=-1)[..., None]  # the first maximum on ties
-        return self.xp.take_along_axis(flat, self.first, axis=-1)[..., 0]
+    def forward(self, x, geo):
+        self.geo = geo
+        xp = self.xp
+        win = _windows(xp, _padded(xp, x, geo, float("-inf")), geo)
+        # (N, C, K, *out), the window flattened in row-major order: a copy, as the windows
+        # overlap or skip.
+        flat = win.reshape(*win.shape[:2], -1, *geo.out)
+        self.first = flat.argmax(axis=2)[:, :, None]  # the first maximum on ties
+        return xp.take_along_axis(flat, self.first, axis=2)[:, :, 0]
 
     def backward(self, xp, g):
-        kh, kw = self.window.kernel
-        hit = self.xp.arange(kh * kw) == self.first  # a constant: where each max came from
-        cols = xp.where(hit, g[..., None], 0)
-        return _fold_any(self.xp, cols.reshape(*cols.shape[:-1], kh, kw), self.window)
+        geo, size = self.geo, math.prod(self.geo.kernel)
+        positions = self.xp.arange(size).reshape(size, *(1,) * len(geo.out))
+        hit = positions == self.first  # a constant: where each max came from
+        cols = xp.where(hit, g.reshape(*g.shape[:2], 1, *geo.out), 0)
+        return _col2im(self.xp, cols.reshape(geo.cols_shape), geo)
 
 
 class AvgPool(Function):
     """The sum of each window times `scale` (1/divisor: a number, or one per output)."""
 
-    def forward(self, x, window, scale):
-        self.window = window
+    def forward(self, x, geo, scale):
+        self.geo = geo
         self.scale = scale
-        return _windows(self.xp, x, window, 0).sum(axis=(-2, -1)) * scale
+        xp = self.xp
+        return _windows(xp, _pad(xp, x, geo), geo).sum(axis=_kernel_axes(geo)) * scale
 
     def backward(self, xp, g):
-        per_window = (g * self.scale)[..., None, None]
-        return _fold_any(self.xp, xp.broadcast_to(per_window, (*g.shape, *self.window.kernel)),
-                         self.window)  # fmt: skip
+        geo = self.geo
+        per_window = (g * self.scale).reshape(*g.shape[:2], *(1,) * len(geo.kernel), *geo.out)
+        return _col2im(self.xp, xp.broadcast_to(per_window, geo.cols_shape), geo)
+
+
+def _pool(op: type[Function], x: Tensor, geo: ConvGeometry, **kwargs: Any) -> Tensor:
+    """Apply a pooling op, an unbatched input as a batch of one."""
+    if x.ndim < len(geo.in_shape):
+        return op.apply(x.unsqueeze(0), geo=geo, **kwargs).squeeze(0)
+    return op.apply(x, geo=geo, **kwargs)
 
 
 # --- argument checks --------------------------------------------------------------------------
@@ -146,8 +110,9 @@ def _pair(value: IntPair, what: str, name: str) -> tuple[int, int]:
 
 def _window(
     x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, name: str
-) -> Window:
-    """Check a pooling call and work out its window geometry (errors name the shapes)."""
+) -> ConvGeometry:
+    """Check a pooling call and work out its window geometry (errors name the shapes); an
+    unbatched (C, H, W) input is described as a batch of one."""
     if x.ndim not in (3, 4):
         raise ShapeError(f"{name} expects an (N, C, H, W) or (C, H, W) input, got shape {x.shape}")
     if x.dtype.kind != "f":
@@ -169,7 +134,8 @@ def _window(
             f"(input shape {x.shape}, padding {pad})"
         )
     out = tuple((n - k) // s + 1 for n, k, s in zip(padded, kernel, step))
-    return Window(size, kernel, step, pad, out)  # type: ignore[arg-type]
+    batched = x.shape if x.ndim == 4 else (1, *x.shape)
+    return ConvGeometry(batched, kernel, step, (1, 1), pad, pad, out)  # type: ignore[arg-type]
 
 
 # --- public functions -------------------------------------------------------------------------
@@ -179,7 +145,7 @@ def max_pool2d(
     """The maximum of each kernel_size window of an (N, C, H, W) or (C, H, W) input, stepping
     by `stride` (kernel_size by default) over the input padded with -inf. The gradient goes to
     the first maximal element of each window in row-major order."""
-    return MaxPool.apply(x, window=_window(x, kernel_size, stride, padding, "max_pool2d"))
+    return _pool(MaxPool, x, _window(x, kernel_size, stride, padding, "max_pool2d"))
 
 
 def avg_pool2d(
@@ -194,15 +160,15 @@ def avg_pool2d(
     return _avg_pool(x, _window(x, kernel_size, stride, padding, "avg_pool2d"), count_include_pad)
 
 
-def _avg_pool(x: Tensor, w: Window, count_include_pad: bool) -> Tensor:
-    kh, kw = w.kernel
-    if count_include_pad or not any(w.padding):
+def _avg_pool(x: Tensor, geo: ConvGeometry, count_include_pad: bool) -> Tensor:
+    kh, kw = geo.kernel
+    if count_include_pad or not geo.padded:
         scale: Any = 1.0 / (kh * kw)
-    else:  # how many real (unpadded) elements each window holds
-        backend = x._backend
-        counts = _windows(backend, backend.ones(w.size, dtype=x.dtype), w, 0).sum(axis=(-2, -1))
-        scale = 1.0 / counts
-    return AvgPool.apply(x, window=w, scale=scale)
+    else:  # how many real (unpadded) elements each window holds: (1, 1, OH, OW)
+        backend, one = x._backend, replace(geo, in_shape=(1, 1, *geo.in_shape[2:]))
+        ones = _pad(backend, backend.ones(one.in_shape, dtype=x.dtype), one)
+        scale = 1.0 / _windows(backend, ones, one).sum(axis=_kernel_axes(one))
+    return _pool(AvgPool, x, geo, scale=scale)
 
 
 def _averaging_matrix(backend: Any, n: int, out: int, dtype: Any) -> Any:
@@ -267,7 +233,7 @@ def max_pool1d(
     s = k if stride is None else _int(stride, "stride", name)
     x2 = _as_2d(x, name)
     w = _window(x2, (1, k), (1, s), (0, _int(padding, "padding", name)), name)
-    return MaxPool.apply(x2, window=w).squeeze(-2)
+    return _pool(MaxPool, x2, w).squeeze(-2)
 
 
 def avg_pool1d(
