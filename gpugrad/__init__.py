@@ -5,7 +5,15 @@ from . import autograd  # first: the engine and Tensor know each other
 # isort: split
 from . import cuda, ops
 from ._version import __version__
-from .autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import (
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .backend import Device, device
 from .creation import (
     arange,
@@ -45,6 +53,7 @@ from .dtypes import (
     uint8,
 )  # fmt: skip
 from .errors import (
+    AnomalyError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
@@ -58,6 +67,7 @@ from .errors import (
     ShapeError,
 )  # fmt: skip
 from .gradcheck import gradcheck, gradgradcheck
+from .interop import from_dlpack
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
 from .serialization import load, save
 from .tensor import Tensor

@@ -25,12 +25,15 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import os
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .errors import (
+    AnomalyError,
     DeviceError,
     DTypeError,
     GraphError,
@@ -51,6 +54,42 @@ class _GradMode(threading.local):
 
 
 _mode = _GradMode()
+
+
+class _AnomalyMode(threading.local):
+    """Whether backward checks every gradient for NaN/inf (per thread; off by default)."""
+
+    enabled = False
+
+
+_anomaly = _AnomalyMode()
+
+
+class _SetAnomalyMode:
+    """Context manager that switches anomaly detection and restores it afterwards."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.saved: list[bool] = []
+
+    def __enter__(self) -> None:
+        self.saved.append(_anomaly.enabled)
+        _anomaly.enabled = self.enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _anomaly.enabled = self.saved.pop()
+
+
+def detect_anomaly(enabled: bool = True) -> _SetAnomalyMode:
+    """Inside `with gg.detect_anomaly():`, ops remember where in your code they were made,
+    and backward raises AnomalyError naming the op whose gradient first turned NaN or inf,
+    with that place. Off by default: it costs a stack capture per op."""
+    return _SetAnomalyMode(enabled)
+
+
+def is_anomaly_enabled() -> bool:
+    """True inside `detect_anomaly()`."""
+    return _anomaly.enabled
 
 
 def is_grad_enabled() -> bool:
@@ -115,6 +154,8 @@ class Function:
     epoch = -1  # the in-place epoch when forward saved arrays (-1: it saved none)
     input_views: dict[int, int] = {}  # noqa: RUF012 - id of a view made for input i -> i
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
+    tensor_hooks: dict[int, Callable[..., Any]] | None = None  # hooks of the output tensor
+    trace: list[str] | None = None  # where the op was made (under detect_anomaly)
 
     def save(self, *arrays: Any) -> None:
         """Keep the forward's inputs and/or output for backward (they are passed to it)."""
@@ -208,6 +249,8 @@ class Function:
             return _make(out, backend, None)
         node.edges = edges
         node.seq = next(_sequence)
+        if _anomaly.enabled:  # the user's frames: gpugrad's own add nothing to look at
+            node.trace = [f for f in traceback.format_stack()[:-1] if _PACKAGE not in f]
         result = _make(out, backend, node)
         if node.saved:
             node.inputs = inputs
@@ -220,6 +263,7 @@ class Function:
 
 
 _new = object.__new__
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # In-place changes are numbered by a global epoch; each tensor's version counter records the
 # epoch of its last change ([count, epoch], shared by views). A node that saved arrays at
 # epoch e needs checking only if the epoch has moved since, and then only for tensors whose
@@ -440,10 +484,13 @@ def _run_backward(
         from . import ops as namespace
     previous_mode = _mode.enabled
     _mode.enabled = create_graph
+    check_finite = _anomaly.enabled
     try:
         while heap:
             node = heapq.heappop(heap)[1]
             g = grads.pop(node)
+            if node.tensor_hooks:
+                g = _run_hooks(node.tensor_hooks, g, node.xp, create_graph)
             if capture_nodes and node in capture_nodes:
                 grads_of_captured[node] = g
             if needed is not None and node not in needed:
@@ -467,6 +514,8 @@ def _run_backward(
                 gs = node.backward(node.xp, g, *node.saved)
             if len(edges) == 1:
                 gs = (gs,)
+            if check_finite:
+                _check_finite(node, gs)
             for edge, gx in zip(edges, gs):
                 if gx is None or edge is None:
                     continue
@@ -494,6 +543,11 @@ def _run_backward(
     finally:
         _mode.enabled = previous_mode
 
+    if _leaf_hooks:
+        for leaf, g in leaf_grads.items():
+            entry = _leaf_hooks.get(id(leaf))
+            if entry is not None and entry[0]() is leaf and entry[1]:
+                leaf_grads[leaf] = _run_hooks(entry[1], g, leaf._backend, create_graph)
     if capture is not None:
         return {**leaf_grads, **grads_of_captured}
     for leaf, g in leaf_grads.items():
@@ -552,6 +606,87 @@ def _owned(g: Any, upstream: Any) -> Any:
     if g is upstream or g.base is not None:
         return g.copy()
     return g
+
+
+# --- hooks -----------------------------------------------------------------------------------
+# Leaf tensors' hooks, by id (a WeakKeyDictionary would compare Tensors with their
+# elementwise ==); each entry goes away with its tensor.
+_leaf_hooks: dict[int, tuple[weakref.ref[Tensor], dict[int, Callable[..., Any]]]] = {}
+_hook_ids = itertools.count()
+
+
+class RemovableHandle:
+    """What registering a hook returns: `handle.remove()` takes the hook out again."""
+
+    __slots__ = ("hooks", "key")
+
+    def __init__(self, hooks: dict[int, Any], key: int) -> None:
+        self.hooks, self.key = hooks, key
+
+    def remove(self) -> None:
+        """Stop calling the hook (removing twice is harmless)."""
+        self.hooks.pop(self.key, None)
+
+
+def add_hook(hooks: dict[int, Any], fn: Callable[..., Any]) -> RemovableHandle:
+    """Add `fn` to an ordered hook table; returns the handle that removes it."""
+    if not callable(fn):
+        raise TypeError(f"a hook must be callable, got {type(fn).__name__}")
+    key = next(_hook_ids)
+    hooks[key] = fn
+    return RemovableHandle(hooks, key)
+
+
+def register_tensor_hook(t: Tensor, fn: Callable[[Tensor], Any]) -> RemovableHandle:
+    """Call fn(grad) whenever backward computes t's gradient; a Tensor it returns replaces
+    the gradient (for a leaf, before it is added into .grad)."""
+    if not t.requires_grad:
+        raise GraphError("cannot register a hook on a tensor that does not require grad")
+    if t.grad_fn is None:
+        entry = _leaf_hooks.get(id(t))
+        if entry is None or entry[0]() is not t:
+            key = id(t)
+            ref = weakref.ref(t, lambda _, key=key: _leaf_hooks.pop(key, None))
+            entry = _leaf_hooks[key] = (ref, {})
+        hooks = entry[1]
+    else:
+        node = t.grad_fn
+        if node.tensor_hooks is None:
+            node.tensor_hooks = {}
+        hooks = node.tensor_hooks
+    return add_hook(hooks, fn)
+
+
+def _run_hooks(hooks: dict[int, Any], g: Any, backend: Any, create_graph: bool) -> Any:
+    """Pass a gradient through tensor hooks in the order they were registered."""
+    for fn in list(hooks.values()):
+        given = g if isinstance(g, Tensor) else _make(g, backend, None)
+        out = fn(given)
+        if out is None:
+            continue
+        if not isinstance(out, Tensor):
+            raise TypeError(f"a tensor hook must return a Tensor or None, got {type(out).__name__}")
+        if out.shape != given.shape:
+            raise ShapeError(
+                f"a tensor hook returned a gradient of shape {out.shape}; it must keep the "
+                f"gradient's shape {given.shape}"
+            )
+        g = out if create_graph else out.data
+    return g
+
+
+def _check_finite(node: Function, grads: Sequence[Any]) -> None:
+    """Under detect_anomaly: raise if the node produced a NaN or inf gradient."""
+    for i, gx in enumerate(grads):
+        if gx is None:
+            continue
+        data = gx.data if isinstance(gx, Tensor) else gx
+        if not bool(node.xp.xp.isfinite(data).all()):
+            where = "".join(node.trace[-6:]) if node.trace else "(made before detect_anomaly)\n"
+            raise AnomalyError(
+                f"{node.name} returned a gradient with NaN or inf values for its input {i} "
+                f"(shape {tuple(data.shape)}). The forward op was made at:\n{where}"
+            )
 
 
 def _give_retained(node: Function, g: Any) -> None:

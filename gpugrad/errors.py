@@ -47,3 +47,7 @@ class DataFormatError(GpugradError, ValueError):
 
 class NonFiniteNormError(GpugradError, RuntimeError):
     """The total gradient norm is NaN or infinite (clip_grad_norm_ with error_if_nonfinite)."""
+
+
+class AnomalyError(GpugradError, RuntimeError):
+    """Under detect_anomaly: a backward step produced NaN or inf."""

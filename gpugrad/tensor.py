@@ -225,6 +225,11 @@ class Tensor:
             node.retained = []
         node.retained.append(weakref.ref(self))
 
+    def register_hook(self, hook: Any) -> Any:
+        """Call hook(grad) each time backward computes this tensor's gradient; a Tensor the
+        hook returns replaces it. Returns a handle whose remove() unregisters the hook."""
+        return autograd.register_tensor_hook(self, hook)
+
     def backward(
         self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False
     ) -> None:

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .. import autograd
+from ..autograd import Function, RemovableHandle, add_hook
 from ..backend import Device
 from ..dtypes import is_floating, to_dtype
-from ..errors import CheckpointError, ShapeError
+from ..errors import CheckpointError, GraphError, ShapeError
 from ..ops import astype, to_device
 from ..tensor import Tensor, _is_device_name
 from .parameter import Parameter
@@ -90,7 +91,30 @@ class Module:
         raise TypeError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(*args, **kwargs)
+        hooks = self.__dict__.get("_hooks")
+        if hooks is None:  # the usual case costs one dict lookup
+            return self.forward(*args, **kwargs)
+        return _call_with_hooks(self, hooks, args, kwargs)
+
+    # --- hooks ---------------------------------------------------------------------------
+    def _hook_table(self, kind: str) -> dict[int, Callable[..., Any]]:
+        hooks = self.__dict__.setdefault("_hooks", {"pre": {}, "forward": {}, "backward": {}})
+        return hooks[kind]
+
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call hook(module, args) before forward; a tuple it returns replaces the args."""
+        return add_hook(self._hook_table("pre"), hook)
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call hook(module, args, output) after forward; a value it returns replaces the
+        output. Returns a handle whose remove() unregisters the hook."""
+        return add_hook(self._hook_table("forward"), hook)
+
+    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """Call hook(module, grad_input, grad_output) when backward reaches this module's
+        input; a tuple it returns replaces grad_input. Modules with one tensor input and one
+        tensor output (layers, activations) are supported; others raise when called."""
+        return add_hook(self._hook_table("backward"), hook)
 
     # --- walking the tree ----------------------------------------------------------------
     def named_modules(
@@ -302,3 +326,87 @@ class Module:
         if not lines:
             return head + ")"
         return head + "\n  " + "\n  ".join(lines) + "\n)"
+
+
+# --- calling through hooks -------------------------------------------------------------------
+class _BackwardRecord:
+    """What one call of a module with backward hooks learns during backward."""
+
+    def __init__(self, module: Module, hooks: dict[int, Any], input_wants_grad: bool) -> None:
+        self.module, self.hooks, self.grad_output = module, hooks, None
+        # False when no input wants a gradient: the hooks then run from the output's side.
+        self.waiting_for_input = input_wants_grad
+
+    def fire(self, grad_input: Any) -> Any:
+        """Run the hooks with (grad_input,), (grad_output,); return the grad_input to use."""
+        for hook in list(self.hooks.values()):
+            replaced = hook(self.module, (grad_input,), (self.grad_output,))
+            if replaced is not None:
+                grad_input = replaced[0]
+        return grad_input
+
+
+class _HookOutput(Function):
+    """Identity on the module's output; its backward notes grad_output."""
+
+    def forward(self, x, record):
+        self.record = record
+        return x
+
+    def backward(self, xp, g):
+        self.record.grad_output = g if isinstance(g, Tensor) else _tensor(g, self.xp)
+        if self.record.waiting_for_input is False:  # no input wants a gradient
+            self.record.fire(None)
+        return g
+
+
+class _HookInput(Function):
+    """Identity on the module's input; its backward runs the hooks on grad_input."""
+
+    def forward(self, x, record):
+        self.record = record
+        return x
+
+    def backward(self, xp, g):
+        given = g if isinstance(g, Tensor) else _tensor(g, self.xp)
+        out = self.record.fire(given)
+        if out is None:
+            return None
+        return out if isinstance(g, Tensor) else out.data
+
+
+def _tensor(array: Any, backend: Any) -> Tensor:
+    from ..tensor import _make
+
+    return _make(array, backend, None)
+
+
+def _call_with_hooks(module: Module, hooks: dict[str, dict[int, Any]], args: tuple, kwargs: dict):
+    for hook in list(hooks["pre"].values()):
+        replaced = hook(module, args)
+        if replaced is not None:
+            args = replaced if isinstance(replaced, tuple) else (replaced,)
+    record = None
+    if hooks["backward"] and autograd.is_grad_enabled():
+        if len(args) != 1 or kwargs or not isinstance(args[0], Tensor):
+            raise GraphError(
+                f"{type(module).__name__}: full backward hooks need a module called with one "
+                f"tensor argument, got {len(args)} positional and {len(kwargs)} keyword ones"
+            )
+        record = _BackwardRecord(module, hooks["backward"], args[0].requires_grad)
+        if args[0].requires_grad:
+            args = (_HookInput.apply(args[0], record=record),)
+    output = module.forward(*args, **kwargs)
+    for hook in list(hooks["forward"].values()):
+        replaced = hook(module, args, output)
+        if replaced is not None:
+            output = replaced
+    if record is not None:
+        if not isinstance(output, Tensor):
+            raise GraphError(
+                f"{type(module).__name__}: full backward hooks need one tensor output, "
+                f"got {type(output).__name__}"
+            )
+        if output.requires_grad:
+            output = _HookOutput.apply(output, record=record)
+    return output
