@@ -15,6 +15,8 @@ class Adagrad(Optimizer):
     starts at `initial_accumulator_value`; `weight_decay` adds `wd·w` to `g`.
     """
 
+    non_negative = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
+
     def __init__(
         self,
         params: ParamsT,
@@ -34,12 +36,6 @@ class Adagrad(Optimizer):
             "eps": eps,
         }
         super().__init__(params, defaults, flat=flat)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        super()._check_group(group)
-        for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
-            if group[key] < 0:
-                raise ValueError(f"invalid {key}: {group[key]} (must be >= 0)")
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)

@@ -18,6 +18,8 @@ class Adam(Optimizer):
     `g` (L2); `amsgrad` uses the running maximum of `v`.
     """
 
+    non_negative = ("lr", "eps", "weight_decay")
+
     decoupled = False  # AdamW: decay the weights directly instead of through the gradient
 
     def __init__(
@@ -45,10 +47,6 @@ class Adam(Optimizer):
         group["betas"] = tuple(group["betas"])
         if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
             raise ValueError(f"invalid betas: {group['betas']} (two values in [0, 1))")
-        if group["eps"] < 0:
-            raise ValueError(f"invalid eps: {group['eps']} (must be >= 0)")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay: {group['weight_decay']} (must be >= 0)")
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         names = ("exp_avg", "exp_avg_sq")

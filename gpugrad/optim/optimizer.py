@@ -115,10 +115,15 @@ class Optimizer:
         """The initial value of state array `name`."""
         return 0.0
 
+    # Hyperparameters that must not be negative; subclasses list theirs.
+    non_negative: tuple[str, ...] = ("lr",)
+
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Raise ValueError for invalid hyperparameters."""
-        if group["lr"] < 0:
-            raise ValueError(f"invalid learning rate: {group['lr']} (must be >= 0)")
+        """Raise ValueError for invalid hyperparameters (subclasses add their own checks)."""
+        for key in self.non_negative:
+            if group[key] < 0:
+                what = "learning rate" if key == "lr" else key
+                raise ValueError(f"invalid {what}: {group[key]} (must be >= 0)")
 
     def _update(
         self,

@@ -16,6 +16,8 @@ class RMSprop(Optimizer):
     and the step `lr·buf`. `weight_decay` adds `wd·w` to `g`.
     """
 
+    non_negative = ("lr", "alpha", "eps", "weight_decay", "momentum")
+
     def __init__(
         self,
         params: ParamsT,
@@ -37,12 +39,6 @@ class RMSprop(Optimizer):
             "centered": centered,
         }
         super().__init__(params, defaults, flat=flat)
-
-    def _check_group(self, group: dict[str, Any]) -> None:
-        super()._check_group(group)
-        for key in ("alpha", "eps", "weight_decay", "momentum"):
-            if group[key] < 0:
-                raise ValueError(f"invalid {key}: {group[key]} (must be >= 0)")
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         names = ("square_avg",)

@@ -17,6 +17,8 @@ class SGD(Optimizer):
     is the gradient itself) and the step uses `buf`, or `d + momentum·buf` with `nesterov`.
     """
 
+    non_negative = ("lr", "momentum", "weight_decay")
+
     def __init__(
         self,
         params: ParamsT,
@@ -39,10 +41,6 @@ class SGD(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"invalid momentum: {group['momentum']} (must be >= 0)")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"invalid weight_decay: {group['weight_decay']} (must be >= 0)")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
 
