@@ -75,3 +75,4 @@ from .tensor import Tensor
 # isort: split
 # The training stack, importable as gg.nn, gg.optim, gg.data, stands on everything above.
 from . import data, nn, optim
+from . import viz as viz  # drawing the graph; needs the whole stack above
