@@ -73,6 +73,5 @@ from .serialization import load, save
 from .tensor import Tensor
 
 # isort: split
-# The training stack, importable as gg.nn, gg.optim, gg.data, stands on everything above.
-from . import data, nn, optim
-from . import viz as viz  # drawing the graph; needs the whole stack above
+# The training stack (gg.nn, gg.optim, gg.data) and graph drawing (gg.viz) stand on the above.
+from . import data, nn, optim, viz
