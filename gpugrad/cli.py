@@ -130,9 +130,11 @@ def train(args: argparse.Namespace) -> float:
         return F.cross_entropy(logits, target, label_smoothing=args.label_smoothing)
 
     progress = False if args.quiet else None
+    diagnostics = bool(args.plot) if args.diagnostics is None else args.diagnostics
     trainer = Trainer(
-        model, loss_fn, optimizer, device=device, scheduler=scheduler, progress=progress
-    )
+        model, loss_fn, optimizer, device=device, scheduler=scheduler, progress=progress,
+        diagnostics=diagnostics,
+    )  # fmt: skip
 
     print(
         f"gpugrad {__version__}: {shape} "
@@ -150,8 +152,30 @@ def train(args: argparse.Namespace) -> float:
     trained = (trainer.epoch - first_epoch) * len(x_train)
     rate = f", {trained / elapsed:,.0f} samples/s" if elapsed > 0 and trained else ""
     summary = f"loss {result['loss']:.4f}, {elapsed:.1f} s{rate}"
+    if diagnostics:
+        print_diagnostics(trainer.history)
     print(f"test accuracy: {result['accuracy']:.1%}  ({summary})")
     return result["accuracy"]
+
+
+def print_diagnostics(history: dict[str, list[float]]) -> None:
+    """The last epoch's diagnostics, one line per parameter and per ReLU."""
+    from .diagnostics import DEAD_RELU, GRAD_NORM, UPDATE_RATIO
+
+    last = {key: values[-1] for key, values in history.items() if values}
+    params = [k.removeprefix(GRAD_NORM) for k in last if k.startswith(GRAD_NORM)]
+    relus = [k.removeprefix(DEAD_RELU) for k in last if k.startswith(DEAD_RELU)]
+    if not params and not relus:
+        return
+    print("diagnostics, last epoch:")
+    width = max(map(len, params + relus))
+    for name in params:
+        ratio = last.get(UPDATE_RATIO + name, math.nan)
+        print(
+            f"  {name:<{width}}  grad norm {last[GRAD_NORM + name]:.3e}  update/weight {ratio:.3e}"
+        )
+    for name in relus:
+        print(f"  {name:<{width}}  dead ReLU units {last[DEAD_RELU + name]:.1%}")
 
 
 def info() -> None:
@@ -199,6 +223,13 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--checkpoint", default=None, help="save here each epoch; resume if it exists")
     t.add_argument("--plot", default=None, help="write training curves to this PNG (matplotlib)")
+    t.add_argument(
+        "--diagnostics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="record per-layer gradient norms, update/weight ratios and dead-ReLU fractions "
+        "in the history, plot them and summarise them at the end (default: on with --plot)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("info", help="version, backends, CuPy/CUDA versions and GPUs")

@@ -4,7 +4,8 @@ Each step is the backpropagation recipe: forward, loss, zero the gradients, back
 optimizer's update (w ← w − lr·grad for plain SGD). Losses and metrics are summed on the
 device and read back once per epoch, so a GPU is never made to wait inside an epoch.
 Checkpoints hold everything needed to continue (model, optimizer, scheduler, random state,
-history) and are written atomically.
+history) and are written atomically. With `diagnostics=True` the history also records, per
+layer, gradient norms, update/weight ratios and dead-ReLU fractions (see `gpugrad.diagnostics`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 from . import autograd
 from .backend import device as parse_device
 from .backend import loaded_backends
+from .diagnostics import DEAD_RELU, GRAD_NORM, UPDATE_RATIO, EpochDiagnostics, is_diagnostic
 from .errors import CheckpointError
 from .serialization import load, save
 from .tensor import Tensor
@@ -59,6 +62,10 @@ class Trainer:
     `metrics` names entries of `METRICS` ("accuracy", "mae") or maps names to functions
     `(output, target) -> Tensor` returning a per-batch sum. `progress` shows a tqdm bar per
     epoch (default: only when stderr is a terminal); `log` receives one line per epoch.
+    `diagnostics=True` adds to the history, per training epoch, each parameter's mean gradient
+    norm (`grad_norm/<param>`) and update/weight ratio (`update_ratio/<param>`), and each
+    `nn.ReLU`'s fraction of units that never fired (`dead_relu/<module>`); they are measured
+    on the device and read back with the epoch's metrics, and not printed in the epoch line.
     """
 
     def __init__(
@@ -72,6 +79,7 @@ class Trainer:
         progress: bool | None = None,
         log: Callable[[str], None] | None = print,
         scheduler_interval: str = "epoch",
+        diagnostics: bool = False,
     ) -> None:
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(f"scheduler_interval is 'epoch' or 'step', got {scheduler_interval!r}")
@@ -90,6 +98,7 @@ class Trainer:
             self.metrics = {name: METRICS[name] for name in metrics}
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
+        self.diagnostics = diagnostics
         self.epoch = 0  # epochs completed
         self.history: dict[str, list[float]] = {}
         self.best: float | None = None  # best monitored value so far
@@ -110,16 +119,23 @@ class Trainer:
         self.model.train(train)
         sums: dict[str, Tensor | float] = {name: 0.0 for name in ("loss", *self.metrics)}
         samples = 0
+        # Diagnostics off: no hooks, no object, one `is None` test per step.
+        diag = EpochDiagnostics(self.model, self.device) if train and self.diagnostics else None
         bar = _progress(_length(loader), description, self.progress)
         start = time.perf_counter()
-        with autograd.set_grad_enabled(train):
+        # The diagnostics' ReLU hooks live only while this epoch runs, even if it fails.
+        with autograd.set_grad_enabled(train), diag if diag is not None else nullcontext():
             for inputs, target in self._batches(loader):
                 output = self.model(inputs)
                 loss = self.loss_fn(output, target)
                 if train:
                     self.optimizer.zero_grad()
                     loss.backward()
+                    if diag is not None:
+                        diag.after_backward()
                     self.optimizer.step()
+                    if diag is not None:
+                        diag.after_step()
                     if self.scheduler is not None and self.scheduler_interval == "step":
                         self.scheduler.step()
                 n = len(target)
@@ -137,6 +153,8 @@ class Trainer:
             raise ValueError(f"the {description} loader yielded no batches")
         # The one host sync of the epoch.
         result = {name: _to_float(total) / samples for name, total in sums.items()}
+        if diag is not None:
+            result.update(diag.read())  # one more read, however many steps and layers
         result["samples_per_s"] = samples / elapsed if elapsed > 0 else math.inf
         return result
 
@@ -276,7 +294,7 @@ def _length(loader: Any) -> int:
 def _epoch_line(epoch: int, epochs: int, row: dict[str, float]) -> str:
     parts = [f"epoch {epoch:>{len(str(epochs))}}/{epochs}"]
     for key, value in row.items():
-        if key == "samples_per_s":
+        if key == "samples_per_s" or is_diagnostic(key):
             continue
         shown = f"{value:.2%}" if key.endswith("accuracy") else f"{value:.4f}"
         parts.append(f"{key} {shown}")
@@ -284,8 +302,18 @@ def _epoch_line(epoch: int, epochs: int, row: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
+# Diagnostic panels: (key prefix, title, log scale)
+_DIAGNOSTIC_PANELS = (
+    (GRAD_NORM, "gradient norm per layer", True),
+    (UPDATE_RATIO, "update / weight ratio per layer", True),
+    (DEAD_RELU, "dead ReLU fraction", False),
+)
+
+
 def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
-    """Draw the training curves (loss, and each metric, with validation) to a PNG file."""
+    """Draw the training curves (loss, and each metric, with validation) to a PNG file, and,
+    when the history has diagnostics, one panel each of gradient norms and update/weight
+    ratios per layer (log scale) and of dead-ReLU fractions."""
     try:
         import matplotlib
 
@@ -293,16 +321,50 @@ def plot_history(history: dict[str, list[float]], path: str | Path) -> Path:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise ImportError('plotting needs matplotlib: pip install "gpugrad[plot]"') from exc
-    names = [k for k in history if not k.startswith("val_") and k != "samples_per_s"]
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label="train")
+    names = [
+        k
+        for k in history
+        if not k.startswith("val_") and k != "samples_per_s" and not is_diagnostic(k)
+    ]
+    panels = [
+        (p, t, log) for p, t, log in _DIAGNOSTIC_PANELS if any(k.startswith(p) for k in history)
+    ]
+    count = len(names) + len(panels)
+    cols = min(count, 3)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.5 * rows), squeeze=False)
+    flat = list(axes.flat)
+    epochs_done = max((len(v) for v in history.values()), default=0)
+
+    def x_of(values: list[float]) -> range:
+        # A resumed run may have started recording a key later: align every curve at the end.
+        return range(epochs_done - len(values) + 1, epochs_done + 1)
+
+    for ax, name in zip(flat, names):
+        ax.plot(x_of(history[name]), history[name], label="train")
         if f"val_{name}" in history:
-            ax.plot(epochs, history[f"val_{name}"], label="validation")
+            ax.plot(x_of(history[f"val_{name}"]), history[f"val_{name}"], label="validation")
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
+    for ax, (prefix, title, log) in zip(flat[len(names) :], panels):
+        everything: list[float] = []
+        for key, values in history.items():
+            if key.startswith(prefix):
+                ax.plot(x_of(values), values, label=key.removeprefix(prefix))
+                everything += values
+        if log:
+            positive = all(v > 0 for v in everything)
+            ax.set_yscale(
+                "log" if positive else "symlog", **({} if positive else {"linthresh": 1e-8})
+            )
+        else:
+            ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+    for ax in flat[count:]:
+        ax.set_visible(False)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

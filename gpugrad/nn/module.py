@@ -92,8 +92,8 @@ class Module:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hooks = self.__dict__.get("_hooks")
-        if hooks is None:  # the usual case costs one dict lookup
-            return self.forward(*args, **kwargs)
+        if hooks is None or not (hooks["pre"] or hooks["forward"] or hooks["backward"]):
+            return self.forward(*args, **kwargs)  # no hooks (or all removed): one lookup
         return _call_with_hooks(self, hooks, args, kwargs)
 
     # --- hooks ---------------------------------------------------------------------------
