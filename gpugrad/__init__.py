@@ -75,3 +75,4 @@ from .tensor import Tensor
 # isort: split
 # The training stack (gg.nn, gg.optim, gg.data) and graph drawing (gg.viz) stand on the above.
 from . import data, nn, optim, viz
+from .explain import explain
