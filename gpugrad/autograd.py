@@ -543,11 +543,11 @@ def _run_backward(
     finally:
         _mode.enabled = previous_mode
 
-    if _leaf_hooks:
+    if _any_leaf_hooks[0]:
         for leaf, g in leaf_grads.items():
-            entry = _leaf_hooks.get(id(leaf))
-            if entry is not None and entry[0]() is leaf and entry[1]:
-                leaf_grads[leaf] = _run_hooks(entry[1], g, leaf._backend, create_graph)
+            hooks = leaf_hooks(leaf)
+            if hooks:
+                leaf_grads[leaf] = _run_hooks(hooks, g, leaf._backend, create_graph)
     if capture is not None:
         return {**leaf_grads, **grads_of_captured}
     for leaf, g in leaf_grads.items():
@@ -609,9 +609,17 @@ def _owned(g: Any, upstream: Any) -> Any:
 
 
 # --- hooks -----------------------------------------------------------------------------------
-# Leaf tensors' hooks, by id (a WeakKeyDictionary would compare Tensors with their
-# elementwise ==); each entry goes away with its tensor.
-_leaf_hooks: dict[int, tuple[weakref.ref[Tensor], dict[int, Callable[..., Any]]]] = {}
+# A leaf's hooks live on the leaf itself (its `_hooks` slot, unset until the first one), so a
+# hook that refers to its tensor forms a cycle the garbage collector can free. The flag spares
+# backward from looking while no leaf has ever had a hook.
+_any_leaf_hooks = [False]
+
+
+def leaf_hooks(t: Tensor) -> dict[int, Callable[..., Any]] | None:
+    """The hook table of leaf `t` (None when it has none)."""
+    return getattr(t, "_hooks", None)
+
+
 _hook_ids = itertools.count()
 
 
@@ -643,12 +651,10 @@ def register_tensor_hook(t: Tensor, fn: Callable[[Tensor], Any]) -> RemovableHan
     if not t.requires_grad:
         raise GraphError("cannot register a hook on a tensor that does not require grad")
     if t.grad_fn is None:
-        entry = _leaf_hooks.get(id(t))
-        if entry is None or entry[0]() is not t:
-            key = id(t)
-            ref = weakref.ref(t, lambda _, key=key: _leaf_hooks.pop(key, None))
-            entry = _leaf_hooks[key] = (ref, {})
-        hooks = entry[1]
+        hooks = leaf_hooks(t)
+        if hooks is None:
+            hooks = t._hooks = {}
+            _any_leaf_hooks[0] = True
     else:
         node = t.grad_fn
         if node.tensor_hooks is None:

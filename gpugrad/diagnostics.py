@@ -141,5 +141,5 @@ class EpochDiagnostics:
 
 
 def _norm(xp: Any, array: Any) -> Any:
-    flat = array.ravel()
+    flat = array.ravel().astype("float64")  # squares of float16 values overflow fast
     return xp.sqrt(xp.dot(flat, flat))

@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .autograd import _check_versions, _epoch, _leaf_hooks, _seed, no_grad
+from .autograd import _check_versions, _epoch, _seed, leaf_hooks, no_grad
 from .errors import GraphError, ShapeError
 from .tensor import Tensor
 from .viz import _name_table
@@ -730,11 +730,7 @@ def explain(
 
 
 def _leaf_hooked(leaves: Iterable[Tensor]) -> bool:
-    for leaf in leaves:
-        entry = _leaf_hooks.get(id(leaf))
-        if entry is not None and entry[0]() is leaf and entry[1]:
-            return True
-    return False
+    return any(leaf_hooks(leaf) for leaf in leaves)
 
 
 setattr(Tensor, "explain", explain)  # noqa: B010  (y.explain(...), like the ops' methods)

@@ -69,7 +69,17 @@ class Tensor:
     `Tensor(data, ...)` does the same as `gg.tensor(data, ...)`.
     """
 
-    __slots__ = ("__weakref__", "_backend", "_version", "data", "grad", "grad_fn", "requires_grad")
+    # `_hooks` stays unset (no cost) until a hook is registered on the tensor.
+    __slots__ = (
+        "__weakref__",
+        "_backend",
+        "_hooks",
+        "_version",
+        "data",
+        "grad",
+        "grad_fn",
+        "requires_grad",
+    )
     __array_priority__ = 1000  # so `ndarray * Tensor` defers to Tensor.__rmul__
     __hash__ = object.__hash__  # by identity: == is elementwise, as in NumPy
 

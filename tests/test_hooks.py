@@ -139,3 +139,17 @@ def test_anomaly_detection_is_off_by_default(device):
         assert w.grad_fn.trace is None  # no stack captured
         (w * 0).sum().backward()  # NaN gradients pass silently, as in PyTorch
     assert np.isnan(z.grad.numpy()).any()
+
+
+def test_a_hook_that_refers_to_its_tensor_does_not_keep_it_alive(device):
+    import gc
+    import weakref
+
+    def make():
+        t = leaf([1.0, 2.0], device)
+        t.register_hook(lambda g: g * 2 if t is not None else g)
+        return weakref.ref(t)
+
+    ref = make()
+    gc.collect()
+    assert ref() is None
