@@ -8,6 +8,10 @@
 3. The real kernel bodies run on the host through a launch shim under ASan/UBSan over many sizes
    and grid/block shapes: every output element written, nothing out of bounds (with controls).
 
+4. The optimizer update math (kernels/optim.cuh) agrees with sgd_step / adam_step of the cpu
+   backend over several steps (a variant with eps inside the sqrt must be caught); the optimizer
+   kernels (kernels/optim.cu) also run through the launch shim of part 3.
+
 What only a GPU shows (device rounding, -ftz, races, loading, speed) is bench/gpu_check's job.
 Each part skips, saying why, when its compiler is not on PATH.
 """
@@ -15,6 +19,7 @@ Each part skips, saying why, when its compiler is not on PATH.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 import shutil
@@ -205,11 +210,14 @@ def test_comparison_catches_wrong_formulas(host_lib, dtype) -> None:
 
 
 # --- 3. the real kernel bodies through the launch shim, under ASan/UBSan ---------------------
-def _kernel_names() -> set[str]:
-    """Every kernel that kernels/activations.cu defines, for both dtypes."""
-    text = (KERNELS / "activations.cu").read_text(encoding="utf-8")
-    stems = re.findall(r'extern "C" __global__ void (\w+)_##S\(', text)
-    return {f"{stem}_{suffix}" for stem in stems for suffix in ("f32", "f64")}
+def _kernel_names(*files: str) -> set[str]:
+    """Every kernel that the given kernels/*.cu files (default: all) define, for both dtypes."""
+    names = set()
+    for src in [KERNELS / f for f in files] or CU_FILES:
+        text = src.read_text(encoding="utf-8")
+        stems = re.findall(r'extern "C" __global__ void (\w+)_##S\(', text)
+        names |= {f"{stem}_{suffix}" for stem in stems for suffix in ("f32", "f64")}
+    return names
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +239,7 @@ def _run_shim(exe: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_kernels_have_twins() -> None:
-    names = _kernel_names()
+    names = _kernel_names("activations.cu")
     assert names, "no kernels found in kernels/activations.cu"
     expected = {
         f"activation_{kind}_{act}_{suffix}"
@@ -241,13 +249,16 @@ def test_kernels_have_twins() -> None:
     }
     assert names == expected
     assert set(ELEMENTWISE) <= set(FORWARD)
+    optim = {f"{k}_step_{suffix}" for k in ("sgd", "adam") for suffix in ("f32", "f64")}
+    assert _kernel_names("optim.cu") == optim
+    assert all(hasattr(get_backend("cpu"), f"{k}_step") for k in ("sgd", "adam"))
 
 
 def test_kernel_bodies_cover_every_element_in_bounds(launch_check: Path) -> None:
     proc = _run_shim(launch_check)
     assert proc.returncode == 0, f"launch shim check failed:\n{proc.stdout}\n{proc.stderr}"
     checked = set(re.findall(r"^kernel (\w+)$", proc.stdout, re.MULTILINE))
-    assert checked == _kernel_names(), "launch_check.cpp must run every kernel of the .cu file"
+    assert checked == _kernel_names(), "launch_check.cpp must run every kernel of the .cu files"
     assert re.search(r"checked \d+ elements in \d+ launches, 0 mismatches", proc.stdout)
 
 
@@ -261,3 +272,156 @@ def test_launch_shim_control_unwritten_element_is_reported(launch_check: Path) -
     proc = _run_shim(launch_check, "control-unwritten")
     assert proc.returncode == 1
     assert "MISMATCH control_unwritten" in proc.stdout
+
+
+# --- 4. optimizer update math (kernels/optim.cuh) against the NumPy twins --------------------
+SGD_CASES = [
+    dict(lr=0.1),
+    dict(lr=0.05, weight_decay=0.01),
+    dict(lr=0.1, momentum=0.9),
+    dict(lr=0.1, momentum=0.9, dampening=0.1),
+    dict(lr=0.01, momentum=0.8, nesterov=True),
+    dict(lr=0.03, momentum=0.9, dampening=0.25, weight_decay=1e-3, nesterov=True),
+]
+ADAM_CASES = [
+    dict(lr=1e-3),
+    dict(lr=1e-2, beta1=0.8, beta2=0.99, eps=1e-6),
+    dict(lr=1e-3, weight_decay=0.01),  # Adam: L2 in the gradient
+    dict(lr=1e-3, weight_decay=0.1, decoupled=True),  # AdamW
+]
+OPTIM_STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def optim_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
+    gxx = _require("g++")
+    lib = tmp_path_factory.mktemp("optim") / "liboptim_host.so"
+    src = HOST / "optim_host.cpp"
+    proc = _run([gxx, "-O2", "-shared", "-fPIC", *GXX_FLAGS, "-o", str(lib), str(src)])
+    assert proc.returncode == 0, f"g++ failed:\n{proc.stderr}"
+    return ctypes.CDLL(str(lib))
+
+
+def _optim_fn(lib: ctypes.CDLL, name: str, dtype, arrays: int, doubles: int, tail: list):
+    fn = getattr(lib, f"gg_{name}_{'f32' if dtype == np.float32 else 'f64'}")
+    fn.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * arrays + [ctypes.c_double] * doubles
+    fn.argtypes += tail
+    fn.restype = None
+    return fn
+
+
+def _optim_grads(dtype, n: int, steps: int) -> list[np.ndarray]:
+    """Gradients for each step: magnitudes 1e-8..1e2 (so sqrt(v) meets eps), exact zeros, and in
+    the last few elements inf and NaN (the twins must agree on where the state goes non-finite)."""
+    rng = np.random.default_rng(20261126)
+    grads = []
+    for _ in range(steps):
+        g = 10.0 ** rng.uniform(-8, 2, n) * rng.choice([-1.0, 1.0], n)
+        g[: n // 50] = 0.0
+        g[-3:] = [np.inf, -np.inf, np.nan]
+        grads.append(g.astype(dtype))
+    return grads
+
+
+def _optim_bad(got: np.ndarray, ref: np.ndarray, before: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """`_bad` for one updated array: the scale is the value before and after the step plus the
+    gradient (what the update is made of); non-finite values must be identical."""
+    eps = np.finfo(ref.dtype).eps
+    with np.errstate(all="ignore"):
+        tol = ULPS * eps * (np.abs(ref) + np.abs(before) + np.abs(g))
+        close = np.abs(got - ref) <= tol
+    exact = ~(np.isfinite(ref) & np.isfinite(before) & np.isfinite(g))
+    same = (got == ref) | (np.isnan(got) & np.isnan(ref))
+    return np.where(exact, ~same, ~close)
+
+
+def _run_optim(lib, kind: str, case: dict, dtype, host_name: str | None = None) -> dict:
+    """OPTIM_STEPS updates by the twin and by the host header, each step from the same inputs
+    (the host's state is reset to the twin's before each step, so errors cannot compound).
+    Returns {array name: number of elements outside the bound, summed over the steps}."""
+    cpu = get_backend("cpu")
+    n = 20_000
+    rng = np.random.default_rng(7)
+    p = rng.standard_normal(n).astype(dtype)
+    state = {"param": p}
+    if kind == "sgd":
+        state["momentum_buffer"] = np.zeros(n, dtype)
+    else:
+        state["exp_avg"] = np.zeros(n, dtype)
+        state["exp_avg_sq"] = np.zeros(n, dtype)
+    bad = dict.fromkeys(state, 0)
+    for step, g in enumerate(_optim_grads(dtype, n, OPTIM_STEPS), start=1):
+        twin = {k: v.copy() for k, v in state.items()}
+        host = {k: v.copy() for k, v in state.items()}
+        with np.errstate(all="ignore"):
+            if kind == "sgd":
+                cpu.sgd_step(twin["param"], g, twin["momentum_buffer"], first=step == 1, **case)
+                fn = _optim_fn(lib, host_name or "sgd", dtype, 3, 4, [ctypes.c_int] * 2)
+                c = {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, **case}
+                fn(
+                    n,
+                    host["param"].ctypes.data,
+                    g.ctypes.data,
+                    host["momentum_buffer"].ctypes.data,
+                    c["lr"],
+                    c["momentum"],
+                    c["dampening"],
+                    c["weight_decay"],
+                    int(c.get("nesterov", False)),
+                    int(step == 1),
+                )
+            else:
+                cpu.adam_step(
+                    twin["param"], g, twin["exp_avg"], twin["exp_avg_sq"], None, step, **case
+                )
+                c = {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, **case}
+                step_size = c["lr"] / (1.0 - c["beta1"] ** step)
+                correction2_sqrt = math.sqrt(1.0 - c["beta2"] ** step)
+                fn = _optim_fn(
+                    lib, host_name or "adam", dtype, 4, 5, [ctypes.c_int] + [ctypes.c_double] * 2
+                )
+                fn(
+                    n,
+                    host["param"].ctypes.data,
+                    g.ctypes.data,
+                    host["exp_avg"].ctypes.data,
+                    host["exp_avg_sq"].ctypes.data,
+                    c["lr"],
+                    c["beta1"],
+                    c["beta2"],
+                    c["eps"],
+                    c["weight_decay"],
+                    int(c.get("decoupled", False)),
+                    step_size,
+                    correction2_sqrt,
+                )
+        for k in state:
+            mask = _optim_bad(host[k], twin[k], state[k], g)
+            if mask.any() and host_name is None:
+                print(
+                    f"{kind} {case} step {step} {k}: "
+                    + _describe(mask, host[k], twin[k], state[k], g)
+                )
+            bad[k] += int(mask.sum())
+        state = twin
+    return bad
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", SGD_CASES, ids=[str(c) for c in SGD_CASES])
+def test_sgd_header_matches_numpy_twin(optim_lib, case, dtype) -> None:
+    bad = _run_optim(optim_lib, "sgd", case, dtype)
+    assert not any(bad.values()), f"elements outside the bound: {bad} (see stdout)"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("case", ADAM_CASES, ids=[str(c) for c in ADAM_CASES])
+def test_adam_header_matches_numpy_twin(optim_lib, case, dtype) -> None:
+    bad = _run_optim(optim_lib, "adam", case, dtype)
+    assert not any(bad.values()), f"elements outside the bound: {bad} (see stdout)"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_optim_comparison_catches_eps_inside_sqrt(optim_lib, dtype) -> None:
+    bad = _run_optim(optim_lib, "adam", ADAM_CASES[0], dtype, host_name="adam_wrong")
+    assert bad["param"] > 1000

@@ -1,4 +1,4 @@
-// Runs every kernel of kernels/activations.cu on the host through launch_shim.h, built with
+// Runs every kernel of kernels/activations.cu and kernels/optim.cu on the host through launch_shim.h, built with
 // -fsanitize=address,undefined by tests/test_kernels.py. For each kernel, size n and grid/block
 // shape: inputs are exactly n elements on the heap (so any out-of-bounds access is an ASan
 // report), the output is poisoned with NaN first, and afterwards every element must equal, bit
@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "launch_shim.h"
-// The real kernel file, unchanged.
+// The real kernel files, unchanged.
 #include "activations.cu"
+#include "optim.cu"
 
 namespace {
 
@@ -132,6 +133,87 @@ void check(Stats& st, const char* name, int inputs, Launch launch_kernel, Refere
              threshold);                                                                         \
   } while (0)
 
+// In-place kernels (the optimizer updates): `arrays` arrays of exactly n elements, all read and
+// written. For each size and shape every array is refilled with the same inputs; afterwards every
+// element of every array must equal, bit for bit, what reference(n, arrays) leaves in a copy (an
+// element never visited keeps its input, which the update changes: the inputs below make every
+// update change every element). launch_kernel(grid, block, n, arrays) as for check().
+template <typename T, typename Launch, typename Reference>
+void check_inplace(Stats& st, const char* name, int arrays, Launch launch_kernel,
+                   Reference reference) {
+  for (long long n : sizes()) {
+    std::vector<T*> a(arrays), want(arrays);
+    for (int k = 0; k < arrays; ++k) {
+      a[k] = new T[n];
+      want[k] = new T[n];
+      for (long long i = 0; i < n; ++i) want[k][i] = input_value<T>(i, k) + T(5 + k);
+    }
+    reference(n, want.data());
+    for (const auto& shape : kShapes) {
+      for (int k = 0; k < arrays; ++k) {
+        for (long long i = 0; i < n; ++i) a[k][i] = input_value<T>(i, k) + T(5 + k);
+      }
+      launch_kernel(dim3(shape[0]), dim3(shape[1]), n, a.data());
+      ++st.launches;
+      for (int k = 0; k < arrays; ++k) {
+        for (long long i = 0; i < n; ++i) {
+          if (std::memcmp(&want[k][i], &a[k][i], sizeof(T)) != 0 && st.failures++ < 10) {
+            std::printf("MISMATCH %s array %d n=%lld grid=%u block=%u i=%lld: got %.17g want %.17g\n",
+                        name, k, n, shape[0], shape[1], i, (double)a[k][i], (double)want[k][i]);
+          }
+        }
+      }
+      st.elements += n;
+    }
+    for (int k = 0; k < arrays; ++k) {
+      delete[] a[k];
+      delete[] want[k];
+    }
+  }
+  std::printf("kernel %s\n", name);
+}
+
+// Optimizer kernels of one dtype T (suffix S), in several configurations each; inputs are
+// shifted to [1, 13] so every update moves every element. SGD without momentum gets a null
+// momentum buffer: the kernel must not touch it (a dereference would be an ASan/UBSan report).
+#define GG_CHECK_OPTIM(T, S)                                                                    \
+  do {                                                                                          \
+    const double sgd_cfg[][6] = {/* lr, momentum, dampening, wd, nesterov, first */             \
+                                 {0.1, 0, 0, 0, 0, 0},     {0.1, 0.9, 0, 0.01, 0, 1},           \
+                                 {0.1, 0.9, 0.1, 0, 0, 0}, {0.05, 0.8, 0, 0.001, 1, 0}};        \
+    for (const auto& c : sgd_cfg) {                                                             \
+      const bool mom = c[1] != 0;                                                               \
+      check_inplace<T>(                                                                         \
+          st, "sgd_step_" #S, mom ? 3 : 2,                                                      \
+          [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
+            launch(sgd_step_##S, gr, bl, n, a[0], (const T*)a[1], mom ? a[2] : (T*)nullptr,     \
+                   c[0], c[1], c[2], c[3], (int)c[4], (int)c[5]);                               \
+          },                                                                                    \
+          [&](long long n, T** a) {                                                             \
+            for (long long i = 0; i < n; ++i)                                                   \
+              gg::sgd_update(a[0][i], a[1][i], mom ? a[2] + i : nullptr, c[0], c[1], c[2], c[3], \
+                             c[4] != 0, c[5] != 0);                                             \
+          });                                                                                   \
+    }                                                                                           \
+    const double adam_cfg[][5] = {/* lr, wd, decoupled, step_size, correction2_sqrt */          \
+                                  {1e-3, 0, 0, 1e-2, 0.0316},                                   \
+                                  {1e-3, 0.01, 0, 5e-3, 0.05},                                  \
+                                  {1e-3, 0.1, 1, 2e-3, 0.1}};                                   \
+    for (const auto& c : adam_cfg) {                                                            \
+      check_inplace<T>(                                                                         \
+          st, "adam_step_" #S, 4,                                                               \
+          [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
+            launch(adam_step_##S, gr, bl, n, a[0], (const T*)a[1], a[2], a[3], c[0], 0.9, 0.999, \
+                   1e-8, c[1], (int)c[2], c[3], c[4]);                                          \
+          },                                                                                    \
+          [&](long long n, T** a) {                                                             \
+            for (long long i = 0; i < n; ++i)                                                   \
+              gg::adam_update(a[0][i], a[1][i], a[2][i], a[3][i], c[0], 0.9, 0.999, 1e-8, c[1], \
+                              c[2] != 0, c[3], c[4]);                                           \
+          });                                                                                   \
+    }                                                                                           \
+  } while (0)
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,6 +225,8 @@ int main(int argc, char** argv) {
   } else {
     GG_CHECK_ALL(float, f32);
     GG_CHECK_ALL(double, f64);
+    GG_CHECK_OPTIM(float, f32);
+    GG_CHECK_OPTIM(double, f64);
   }
   std::printf("checked %lld elements in %lld launches, %lld mismatches\n", st.elements,
               st.launches, st.failures);

@@ -1,0 +1,91 @@
+// Fused optimizer update math, per element, for float and double.
+//
+// These are the CUDA twins of gpugrad/backend/optimizer_math.py (sgd_step, adam_step). Each
+// function is the NumPy update transliterated operation by operation: the same operations in
+// the same order, every hyperparameter rounded to T the way NumPy rounds a Python float next to
+// an array of dtype T (NEP 50), and derived scalars (1 - beta1, 1 - lr*weight_decay, ...) formed
+// in double first, as Python forms them. Hyperparameters therefore arrive as double.
+//
+// Products go through gg::rn::mul, which on the device is __fmul_rn/__dmul_rn: those are never
+// contracted into an FMA, so the device rounds every operation like NumPy does (given correctly
+// rounded sqrt and division, nvcc's default; -ftz still changes subnormals).
+//
+// The same header compiles with nvcc, NVRTC (no standard headers) and a host C++ compiler
+// (tests/kernels_host/optim_host.cpp compares it with NumPy on a CPU).
+#pragma once
+
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+#include <cmath>
+#define __host__
+#define __device__
+#define __forceinline__ inline
+#endif
+
+namespace gg {
+namespace rn {
+#if defined(__CUDA_ARCH__)
+__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
+#else
+__host__ __forceinline__ float mul(float a, float b) { return a * b; }
+__host__ __forceinline__ double mul(double a, double b) { return a * b; }
+#endif
+__host__ __device__ __forceinline__ float sqrt(float x) { return ::sqrtf(x); }
+__host__ __device__ __forceinline__ double sqrt(double x) { return ::sqrt(x); }
+}  // namespace rn
+
+// SGD, one element. p: parameter, g: gradient (read only), buf: momentum buffer (touched only
+// when momentum != 0). first: this is the buffer's first step (torch seeds it with d, undamped).
+//   d = g (+ weight_decay*p); with momentum: buf = d on the first step, else
+//   buf = momentum*buf + (1 - dampening)*d; d = d + momentum*buf (nesterov) or buf;
+//   p = p - lr*d.
+template <typename T>
+__host__ __device__ __forceinline__ void sgd_update(T& p, T g, T* buf, double lr, double momentum,
+                                                    double dampening, double weight_decay,
+                                                    bool nesterov, bool first) {
+  T d = g;
+  if (weight_decay != 0.0) d = g + rn::mul(p, T(weight_decay));
+  if (momentum != 0.0) {
+    T b;
+    if (first) {
+      b = d;
+    } else {
+      b = rn::mul(*buf, T(momentum));
+      if (dampening == 0.0) {
+        b = d + b;
+      } else {
+        b = b + rn::mul(d, T(1.0 - dampening));
+      }
+    }
+    *buf = b;
+    d = nesterov ? d + rn::mul(b, T(momentum)) : b;
+  }
+  p = p - rn::mul(d, T(lr));
+}
+
+// Adam / AdamW, one element. m, v: first and second moments. step_size = lr / (1 - beta1^t) and
+// correction2_sqrt = sqrt(1 - beta2^t) are computed on the host in double (t: this update's
+// step count, 1 for the first), as adam_step does.
+//   weight decay: decoupled (AdamW): p = p*(1 - lr*weight_decay); else g = g + weight_decay*p;
+//   m = m + (g - m)*(1 - beta1); v = v*beta2 + g*g*(1 - beta2);
+//   p = p - m / (sqrt(v) / correction2_sqrt + eps) * step_size.
+template <typename T>
+__host__ __device__ __forceinline__ void adam_update(T& p, T g, T& m, T& v, double lr,
+                                                     double beta1, double beta2, double eps,
+                                                     double weight_decay, bool decoupled,
+                                                     double step_size, double correction2_sqrt) {
+  if (weight_decay != 0.0) {
+    if (decoupled) {
+      // 1 - lr*wd in double, as Python computes it; rn::mul keeps it from becoming an FMA.
+      p = rn::mul(p, T(1.0 - rn::mul(lr, weight_decay)));
+    } else {
+      g = g + rn::mul(p, T(weight_decay));
+    }
+  }
+  m = m + rn::mul(g - m, T(1.0 - beta1));
+  v = rn::mul(v, T(beta2)) + rn::mul(rn::mul(g, g), T(1.0 - beta2));
+  const T denom = rn::sqrt(v) / T(correction2_sqrt) + T(eps);  // eps outside the sqrt
+  p = p - rn::mul(m / denom, T(step_size));
+}
+
+}  // namespace gg
