@@ -98,7 +98,7 @@ class EpochDiagnostics:
         for i, (_, param) in enumerate(self.params):
             grad = param.grad
             if grad is not None:  # no gradient this step counts as a zero norm
-                norm = _norm(self.backend.xp, grad.data)
+                norm = self.backend.l2_norm(grad.data)
                 total = self._grad_sums[i]
                 self._grad_sums[i] = norm if total is None else total + norm
             self._before[i] = param.data.copy()
@@ -109,8 +109,9 @@ class EpochDiagnostics:
             before = self._before[i]
             if before is None:
                 continue
-            xp = self.backend.xp
-            ratio = _norm(xp, param.data - before) / xp.maximum(_norm(xp, before), 1e-12)
+            backend = self.backend
+            change = backend.l2_norm(param.data - before)
+            ratio = change / backend.xp.maximum(backend.l2_norm(before), 1e-12)
             total = self._ratio_sums[i]
             self._ratio_sums[i] = ratio if total is None else total + ratio
             self._before[i] = None
@@ -138,8 +139,3 @@ class EpochDiagnostics:
         stacked = xp.stack([xp.asarray(v, dtype=xp.float64) for v in values])
         host = _make(stacked, self.backend, None).tolist()  # the one host read
         return dict(zip(keys, host))
-
-
-def _norm(xp: Any, array: Any) -> Any:
-    flat = array.ravel().astype("float64")  # squares of float16 values overflow fast
-    return xp.sqrt(xp.dot(flat, flat))

@@ -55,20 +55,11 @@ def _describe(shape: Any, dtype: Any, device: Any) -> str:
     return f"{tuple(shape)} {dtype} {device}"
 
 
-def _norm(t: Tensor) -> float:
-    """The L2 norm of a tensor's values, as a Python float (computed in float64)."""
-    xp = t._backend.xp
-    data = t.data
-    if data.size == 0:
-        return 0.0
-    return float(xp.sqrt((data.astype(xp.float64) ** 2).sum()))
-
-
 def _grad_line(t: Tensor) -> str | None:
     g = t.grad
     if g is None:
         return None
-    value = _norm(g)
+    value = float(g._backend.l2_norm(g.data))  # float64 on the tensor's device
     return f"grad norm {value:.4g}" if math.isfinite(value) else f"grad norm {value}"
 
 

@@ -104,5 +104,11 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
             out[index] = values
         return out
 
+    def l2_norm(self, array: Any) -> Any:
+        """The L2 norm of all of `array`'s values, a 0-d float64 array on this device
+        (summed in float64: squares of float16 values overflow fast)."""
+        flat = array.ravel().astype("float64")
+        return self.xp.sqrt(self.xp.dot(flat, flat))
+
     def synchronize(self) -> None:
         """Wait for queued work on this device to finish (a no-op on the CPU)."""
