@@ -5,6 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from ..autograd import _device_mismatch
 from ..errors import DeviceError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
@@ -62,10 +63,15 @@ def as_tensor_like(x: Any, like: Tensor) -> Tensor:
     return make_tensor(to_array(x, backend), backend, None)
 
 
-def as_operand(x: Any, like: Tensor) -> Any:
+def as_operand(x: Any, like: Tensor, op: str = "this operation") -> Any:
     """Python scalars pass through (they act as weak-typed constants); NumPy scalars become
-    Python scalars; everything else becomes a Tensor on `like`'s device."""
-    if isinstance(x, Tensor) or type(x) in PY_SCALARS:
+    Python scalars; Tensors must be on `like`'s device (DeviceError naming `op` otherwise);
+    everything else becomes a Tensor on `like`'s device."""
+    if isinstance(x, Tensor):
+        if x._backend is not like._backend:
+            raise _device_mismatch(op, (like, x))
+        return x
+    if type(x) in PY_SCALARS:
         return x
     if hasattr(x, "item") and getattr(x, "ndim", 1) == 0 and not isinstance(x, Tensor):
         return x.item()

@@ -250,14 +250,14 @@ def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise larger of a and b (ties share the gradient equally)."""
     if not isinstance(a, Tensor):
         a, b = b, a
-    return Maximum.apply(a, as_operand(b, a))
+    return Maximum.apply(a, as_operand(b, a, "maximum"))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise smaller of a and b (ties share the gradient equally)."""
     if not isinstance(a, Tensor):
         a, b = b, a
-    return Minimum.apply(a, as_operand(b, a))
+    return Minimum.apply(a, as_operand(b, a, "minimum"))
 
 
 def neg(x: Tensor) -> Tensor:

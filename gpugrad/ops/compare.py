@@ -17,11 +17,7 @@ def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor
     fn = getattr(backend, name) if hasattr(backend, name) else getattr(backend.xp, name)
     if unary:
         return make_tensor(backend.xp.asarray(fn(a.data)), backend, None)
-    a, b = as_operand(a, like), as_operand(b, like)
-    if isinstance(a, Tensor) and isinstance(b, Tensor) and a._backend is not b._backend:
-        from ..autograd import _device_mismatch
-
-        raise _device_mismatch(name, (a, b))
+    a, b = as_operand(a, like, name), as_operand(b, like, name)
     av = a.data if isinstance(a, Tensor) else a
     bv = b.data if isinstance(b, Tensor) else b
     return make_tensor(backend.xp.asarray(fn(av, bv)), backend, None)
@@ -113,8 +109,8 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     like = next((t for t in (a, b, cond) if isinstance(t, Tensor)), None)
     if like is None:
         raise TypeError("where() needs at least one Tensor argument")
-    a, b = as_operand(a, like), as_operand(b, like)
-    cond_t = cond if isinstance(cond, Tensor) else as_operand(cond, like)
+    a, b = as_operand(a, like, "where"), as_operand(b, like, "where")
+    cond_t = as_operand(cond, like, "where")
     cond_arr = cond_t.data if isinstance(cond_t, Tensor) else like._backend.xp.asarray(cond_t)
     if cond_arr.dtype != bool:
         cond_arr = cond_arr.astype(bool)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..autograd import Function, alias_info, bump_version, is_grad_enabled
-from ..errors import DTypeError, InplaceError
+from ..errors import DTypeError, IndexOutOfRangeError, InplaceError, ShapeError
 from ..tensor import Tensor
 from ._support import as_operand, make_tensor, unbroadcast
 from .arithmetic import add, div, mul, sub
@@ -94,19 +94,13 @@ def _raw(x: Tensor, other: Any, ufunc: str, what: str) -> Tensor:
             f"{what}: cannot store a {dtype} result in a {x.dtype} tensor in place"
         ) from exc
     except ValueError as exc:
-        from ..errors import ShapeError
-
         raise ShapeError(f"{what}: {exc} (tensor shape {x.shape})") from exc
     bump_version(x)
     return x
 
 
 def _arith(x: Tensor, other: Any, op: Callable, ufunc: str, what: str) -> Tensor:
-    other = as_operand(other, x)
-    if isinstance(other, Tensor) and other._backend is not x._backend:
-        from ..autograd import _device_mismatch
-
-        raise _device_mismatch(what, (x, other))
+    other = as_operand(other, x, what)
     if _tracking(x, other):
         return _record(x, lambda s: op(s, other), what)
     return _raw(x, other, ufunc, what)
@@ -164,11 +158,7 @@ class SetItem(Function):
 def setitem(x: Tensor, index: Any, value: Any, writer: Any = None) -> None:
     """x[index] = value, in place (recorded when x or value is part of a graph)."""
     index, advanced, _ = normalize_index(index, x)
-    value = as_operand(value, x)
-    if isinstance(value, Tensor) and value._backend is not x._backend:
-        from ..autograd import _device_mismatch
-
-        raise _device_mismatch("setitem", (x, value))
+    value = as_operand(value, x, "setitem")
     if not advanced and _is_slice_of(value, x, index):
         return  # `x[i] op= y` already changed x[i] through the slice: nothing left to write
     if _tracking(x, value):
@@ -178,8 +168,6 @@ def setitem(x: Tensor, index: Any, value: Any, writer: Any = None) -> None:
     try:
         x.data[index] = value.data if isinstance(value, Tensor) else value
     except (ValueError, IndexError) as exc:
-        from ..errors import IndexOutOfRangeError, ShapeError
-
         kind = IndexOutOfRangeError if isinstance(exc, IndexError) else ShapeError
         raise kind(f"x[index] = value: {exc} (tensor shape {x.shape})") from exc
     bump_version(x)
