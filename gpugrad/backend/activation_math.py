@@ -151,19 +151,38 @@ def erf_formula(ns: Any, x: Any) -> Any:
     return ns.where(x < 0, -magnitude, magnitude)
 
 
+def written_into(result: Any, into: Any) -> Any:
+    """`result`, or `into` holding its values when an output array was given."""
+    if into is None:
+        return result
+    into[...] = result
+    return into
+
+
 class ActivationPrimitives:
     """Fused activation forward/backward, written with `self.xp` (NumPy or CuPy)."""
 
     ACTIVATIONS = tuple(FORWARD)
 
-    def activation_forward(self, name: str, x: Any, param: Any = None) -> Any:
-        """The activation `name` of array `x` (one fused kernel on GPU)."""
-        return FORWARD[name](self, x, param)
+    def activation_forward(self, name: str, x: Any, param: Any = None, *, into: Any = None) -> Any:
+        """The activation `name` of array `x` (one fused kernel on GPU), written into `into`
+        when given."""
+        return written_into(FORWARD[name](self, x, param), into)
 
-    def activation_backward(self, name: str, g: Any, x: Any, out: Any, param: Any = None) -> Any:
+    def activation_backward(
+        self, name: str, g: Any, x: Any, out: Any, param: Any = None, *, into: Any = None
+    ) -> Any:
         """dL/dx of activation `name` from g = dL/dout and the forward's input and/or output
-        (`x` or `out` may be None when the formula does not read it; see USES_INPUT)."""
-        return BACKWARD[name](self, g, x, out, param)
+        (`x` or `out` may be None when the formula does not read it; see USES_INPUT), written
+        into `into` when given."""
+        return written_into(BACKWARD[name](self, g, x, out, param), into)
+
+    def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:
+        """Activation `name` of z + bias, bias running along z's last axis (a Linear layer's
+        product and bias). `z` is the caller's own scratch array: the twin adds the bias into
+        it in place; the GPU kernel (relu, sigmoid, tanh) only reads it. Returns a new array."""
+        self.xp.add(z, bias, out=z)
+        return FORWARD[name](self, z, param)
 
     def erf(self, x: Any) -> Any:
         """The error function, elementwise, in x's dtype."""

@@ -1,13 +1,19 @@
-// Runs every kernel of kernels/activations.cu and kernels/optim.cu on the host through launch_shim.h, built with
+// Runs every kernel of kernels/*.cu on the host through launch_shim.h, built with
 // -fsanitize=address,undefined by tests/test_kernels.py. For each kernel, size n and grid/block
 // shape: inputs are exactly n elements on the heap (so any out-of-bounds access is an ASan
-// report), the output is poisoned with NaN first, and afterwards every element must equal, bit
+// report), the output is poisoned with a NaN first, and afterwards every element must equal, bit
 // for bit, the header function applied to that element's inputs (so every element was written,
-// by the right index). Prints "kernel <name>" per kernel, then "checked <elements> elements in
-// <launches> launches, <m> mismatches"; exits 0, or 1 after printing the first mismatches.
+// by the right index). The loss kernels are checked the same way per row: (rows, classes)
+// logits, and every loss or gradient element must equal the header's row function. Prints
+// "kernel <name>" per kernel, then "checked <elements> elements in <launches> launches, <m>
+// mismatches"; exits 0, or 1 after printing the first mismatches.
 //
-// argv[1] = "control-oob" or "control-unwritten" runs only a deliberately broken kernel instead:
-// the test expects ASan to report the first and this program to report the second.
+// argv[1] picks a group: "activations", "optim" or "losses" (the test runs the groups side by
+// side); none runs them all. "control-oob" or "control-unwritten" runs only a deliberately
+// broken kernel instead: the test expects ASan to report the first and this program to report
+// the second.
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
@@ -16,6 +22,8 @@
 #include "launch_shim.h"
 // The real kernel files, unchanged.
 #include "activations.cu"
+#include "bias_activation.cu"
+#include "losses.cu"
 #include "optim.cu"
 
 namespace {
@@ -46,6 +54,10 @@ std::vector<long long> sizes() {
   return s;
 }
 
+// For the further configurations of a kernel already run over sizes(): they change the
+// per-element math and which buffers are null, not the indexing, so fewer sizes do.
+std::vector<long long> few_sizes() { return {0, 1, 2, 31, 32, 33, 255, 256, 257, 1000, 4097}; }
+
 // (grid, block): fewer threads than elements, about equal, and many more.
 const unsigned kShapes[][2] = {{1, 1},  {1, 32},  {3, 7},   {1, 256}, {4, 128},
                                {7, 33}, {64, 1},  {2, 1024}, {64, 256}};
@@ -57,6 +69,21 @@ T input_value(long long i, int k) {
   h ^= h >> 13;
   h *= 0x9E3779B97F4A7C15ULL;
   return T((long long)(h >> 40) % 8001 - 4000) / T(1000);
+}
+
+// Poison for outputs: a quiet NaN with a payload that no arithmetic here produces (the kernels'
+// own NaN, nan(""), has none), so an element still holding it was never written.
+template <typename T>
+T poison() {
+  T v;
+  if (sizeof(T) == sizeof(std::uint32_t)) {
+    const std::uint32_t bits = 0x7fc0deadu;
+    std::memcpy(&v, &bits, sizeof v);
+  } else {
+    const std::uint64_t bits = 0x7ff80000deadbeefull;
+    std::memcpy(&v, &bits, sizeof v);
+  }
+  return v;
 }
 
 // launch_kernel(grid, block, n, arrays): arrays[0..inputs-1] are the kernel's inputs,
@@ -73,7 +100,7 @@ void check(Stats& st, const char* name, int inputs, Launch launch_kernel, Refere
     std::vector<T> want(n);
     reference(n, a.data(), want.data());
     for (const auto& shape : kShapes) {
-      for (long long i = 0; i < n; ++i) a[inputs][i] = std::numeric_limits<T>::quiet_NaN();
+      std::fill(a[inputs], a[inputs] + n, poison<T>());
       launch_kernel(dim3(shape[0]), dim3(shape[1]), n, a.data());
       ++st.launches;
       for (long long i = 0; i < n; ++i) {
@@ -133,26 +160,79 @@ void check(Stats& st, const char* name, int inputs, Launch launch_kernel, Refere
              threshold);                                                                         \
   } while (0)
 
+// The bias + activation kernels: z of rows x cols elements and a bias of exactly cols (so
+// reading past either is an ASan report); the output poisoned, then every element must equal
+// the header function of z + bias[column], bit for bit.
+template <typename T, typename Kernel, typename F>
+void check_bias(Stats& st, const char* name, Kernel kernel, F f) {
+  for (long long cols : {1LL, 2LL, 3LL, 31LL, 32LL, 33LL, 130LL}) {
+    for (long long rows : {0LL, 1LL, 2LL, 5LL, 17LL, 64LL}) {
+      const long long n = rows * cols;
+      T* z = new T[n];
+      T* bias = new T[cols];
+      T* out = new T[n];
+      for (long long i = 0; i < n; ++i) z[i] = input_value<T>(i, 0);
+      for (long long c = 0; c < cols; ++c) bias[c] = input_value<T>(c, 1);
+      for (const auto& shape : kShapes) {
+        std::fill(out, out + n, poison<T>());
+        launch(kernel, dim3(shape[0]), dim3(shape[1]), n, cols, z, bias, out);
+        ++st.launches;
+        for (long long i = 0; i < n; ++i) {
+          const T want = f(T(z[i] + bias[i % cols]));
+          if (std::memcmp(&want, &out[i], sizeof(T)) != 0 && st.failures++ < 10) {
+            std::printf("MISMATCH %s rows=%lld cols=%lld grid=%u block=%u i=%lld\n", name, rows,
+                        cols, shape[0], shape[1], i);
+          }
+        }
+        st.elements += n;
+      }
+      delete[] z;
+      delete[] bias;
+      delete[] out;
+    }
+  }
+  std::printf("kernel %s\n", name);
+}
+
+#define GG_CHECK_BIAS(T, S)                                                                    \
+  do {                                                                                         \
+    check_bias<T>(st, "bias_activation_forward_relu_" #S, bias_activation_forward_relu_##S,   \
+                  [](T v) { return gg::relu_fwd(v); });                                        \
+    check_bias<T>(st, "bias_activation_forward_sigmoid_" #S,                                   \
+                  bias_activation_forward_sigmoid_##S, [](T v) { return gg::sigmoid_fwd(v); }); \
+    check_bias<T>(st, "bias_activation_forward_tanh_" #S, bias_activation_forward_tanh_##S,   \
+                  [](T v) { return gg::tanh_fwd(v); });                                        \
+  } while (0)
+
+// Inputs of in-place array k: in [1 + k, 9 + k], or for the arrays in the bit mask `small`, in
+// [0.001, 0.009] (a running maximum below the new value, so it must change; a running mean small
+// enough that s - a*a stays positive).
+template <typename T>
+T inplace_input(long long i, int k, unsigned small) {
+  const T v = input_value<T>(i, k) + T(5);
+  return (small >> k) & 1u ? v / T(1000) : v + T(k);
+}
+
 // In-place kernels (the optimizer updates): `arrays` arrays of exactly n elements, all read and
 // written. For each size and shape every array is refilled with the same inputs; afterwards every
 // element of every array must equal, bit for bit, what reference(n, arrays) leaves in a copy (an
-// element never visited keeps its input, which the update changes: the inputs below make every
-// update change every element). launch_kernel(grid, block, n, arrays) as for check().
+// element never visited keeps its input, which the update changes: the inputs make every update
+// change every element of param and of each state array the configuration uses; an array passed
+// as null must keep its input). launch_kernel(grid, block, n, arrays) as for check().
 template <typename T, typename Launch, typename Reference>
-void check_inplace(Stats& st, const char* name, int arrays, Launch launch_kernel,
-                   Reference reference) {
-  for (long long n : sizes()) {
+void check_inplace(Stats& st, const char* name, const std::vector<long long>& ns, int arrays,
+                   unsigned small, Launch launch_kernel, Reference reference) {
+  for (long long n : ns) {
     std::vector<T*> a(arrays), want(arrays);
+    std::vector<std::vector<T>> init(arrays, std::vector<T>(n));
     for (int k = 0; k < arrays; ++k) {
       a[k] = new T[n];
       want[k] = new T[n];
-      for (long long i = 0; i < n; ++i) want[k][i] = input_value<T>(i, k) + T(5 + k);
+      for (long long i = 0; i < n; ++i) init[k][i] = want[k][i] = inplace_input<T>(i, k, small);
     }
     reference(n, want.data());
     for (const auto& shape : kShapes) {
-      for (int k = 0; k < arrays; ++k) {
-        for (long long i = 0; i < n; ++i) a[k][i] = input_value<T>(i, k) + T(5 + k);
-      }
+      for (int k = 0; k < arrays; ++k) std::copy(init[k].begin(), init[k].end(), a[k]);
       launch_kernel(dim3(shape[0]), dim3(shape[1]), n, a.data());
       ++st.launches;
       for (int k = 0; k < arrays; ++k) {
@@ -173,9 +253,12 @@ void check_inplace(Stats& st, const char* name, int arrays, Launch launch_kernel
   std::printf("kernel %s\n", name);
 }
 
-// Optimizer kernels of one dtype T (suffix S), in several configurations each; inputs are
-// shifted to [1, 13] so every update moves every element. SGD without momentum gets a null
-// momentum buffer: the kernel must not touch it (a dereference would be an ASan/UBSan report).
+// Optimizer kernels of one dtype T (suffix S), in several configurations each, the first over
+// sizes() and the others over few_sizes(); inputs are shifted to [1, 13] so every update moves
+// every element. A state array that a configuration
+// does not use is passed as null (SGD without momentum, Adam without amsgrad, RMSprop neither
+// centered nor with momentum): the kernel must not touch it (a dereference would be an
+// ASan/UBSan report). Array order is the kernel's: param, grad, state....
 #define GG_CHECK_OPTIM(T, S)                                                                    \
   do {                                                                                          \
     const double sgd_cfg[][6] = {/* lr, momentum, dampening, wd, nesterov, first */             \
@@ -184,7 +267,7 @@ void check_inplace(Stats& st, const char* name, int arrays, Launch launch_kernel
     for (const auto& c : sgd_cfg) {                                                             \
       const bool mom = c[1] != 0;                                                               \
       check_inplace<T>(                                                                         \
-          st, "sgd_step_" #S, mom ? 3 : 2,                                                      \
+          st, "sgd_step_" #S, &c == sgd_cfg ? sizes() : few_sizes(), mom ? 3 : 2, 0u,           \
           [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
             launch(sgd_step_##S, gr, bl, n, a[0], (const T*)a[1], mom ? a[2] : (T*)nullptr,     \
                    c[0], c[1], c[2], c[3], (int)c[4], (int)c[5]);                               \
@@ -195,38 +278,202 @@ void check_inplace(Stats& st, const char* name, int arrays, Launch launch_kernel
                              c[4] != 0, c[5] != 0);                                             \
           });                                                                                   \
     }                                                                                           \
-    const double adam_cfg[][5] = {/* lr, wd, decoupled, step_size, correction2_sqrt */          \
-                                  {1e-3, 0, 0, 1e-2, 0.0316},                                   \
-                                  {1e-3, 0.01, 0, 5e-3, 0.05},                                  \
-                                  {1e-3, 0.1, 1, 2e-3, 0.1}};                                   \
+    /* lr, wd, decoupled, amsgrad, step_size, correction2_sqrt, small vmax */                   \
+    const double adam_cfg[][7] = {{1e-3, 0, 0, 0, 1e-2, 0.0316, 0},                             \
+                                  {1e-3, 0.01, 0, 0, 5e-3, 0.05, 0},                            \
+                                  {1e-3, 0.1, 1, 0, 2e-3, 0.1, 0},                              \
+                                  {1e-3, 0, 0, 1, 1e-2, 0.0316, 1},                             \
+                                  {1e-3, 0.1, 1, 1, 2e-3, 0.1, 0}};                             \
     for (const auto& c : adam_cfg) {                                                            \
+      const bool ams = c[3] != 0;                                                               \
       check_inplace<T>(                                                                         \
-          st, "adam_step_" #S, 4,                                                               \
+          st, "adam_step_" #S, &c == adam_cfg ? sizes() : few_sizes(), ams ? 5 : 4,             \
+          c[6] != 0 ? 1u << 4 : 0u,                                                             \
           [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
-            launch(adam_step_##S, gr, bl, n, a[0], (const T*)a[1], a[2], a[3], c[0], 0.9, 0.999, \
-                   1e-8, c[1], (int)c[2], c[3], c[4]);                                          \
+            launch(adam_step_##S, gr, bl, n, a[0], (const T*)a[1], a[2], a[3],                  \
+                   ams ? a[4] : (T*)nullptr, c[0], 0.9, 0.999, 1e-8, c[1], (int)c[2],           \
+                   (int)c[3], c[4], c[5]);                                                      \
           },                                                                                    \
           [&](long long n, T** a) {                                                             \
             for (long long i = 0; i < n; ++i)                                                   \
-              gg::adam_update(a[0][i], a[1][i], a[2][i], a[3][i], c[0], 0.9, 0.999, 1e-8, c[1], \
-                              c[2] != 0, c[3], c[4]);                                           \
+              gg::adam_update(a[0][i], a[1][i], a[2][i], a[3][i], ams ? a[4] + i : nullptr,     \
+                              c[0], 0.9, 0.999, 1e-8, c[1], c[2] != 0, ams, c[4], c[5]);        \
           });                                                                                   \
     }                                                                                           \
+    /* lr, alpha, wd, momentum, centered; arrays param, grad, square_avg, grad_avg, buf */      \
+    const double rmsprop_cfg[][5] = {{1e-2, 0.99, 0, 0, 0},                                     \
+                                     {1e-2, 0.9, 0.01, 0, 0},                                   \
+                                     {1e-2, 0.99, 0, 0, 1},                                     \
+                                     {1e-2, 0.99, 0, 0.9, 0},                                   \
+                                     {1e-3, 0.95, 1e-3, 0.5, 1}};                               \
+    for (const auto& c : rmsprop_cfg) {                                                         \
+      const bool centered = c[4] != 0, mom = c[3] > 0;                                          \
+      check_inplace<T>(                                                                         \
+          st, "rmsprop_step_" #S, &c == rmsprop_cfg ? sizes() : few_sizes(), 5, 1u << 3,        \
+          [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
+            launch(rmsprop_step_##S, gr, bl, n, a[0], (const T*)a[1], a[2],                     \
+                   centered ? a[3] : (T*)nullptr, mom ? a[4] : (T*)nullptr, c[0], c[1], 1e-8,   \
+                   c[2], c[3], (int)c[4]);                                                      \
+          },                                                                                    \
+          [&](long long n, T** a) {                                                             \
+            for (long long i = 0; i < n; ++i)                                                   \
+              gg::rmsprop_update(a[0][i], a[1][i], a[2][i], centered ? a[3] + i : nullptr,      \
+                                 mom ? a[4] + i : nullptr, c[0], c[1], 1e-8, c[2], c[3],        \
+                                 centered);                                                     \
+          });                                                                                   \
+    }                                                                                           \
+    const double adagrad_cfg[][3] = {/* clr, wd, eps */ {1e-2, 0, 1e-10}, {0.05, 1e-3, 1e-6}};  \
+    for (const auto& c : adagrad_cfg) {                                                         \
+      check_inplace<T>(                                                                         \
+          st, "adagrad_step_" #S, &c == adagrad_cfg ? sizes() : few_sizes(), 3, 0u,             \
+          [&](dim3 gr, dim3 bl, long long n, T** a) {                                           \
+            launch(adagrad_step_##S, gr, bl, n, a[0], (const T*)a[1], a[2], c[0], c[1], c[2]);  \
+          },                                                                                    \
+          [&](long long n, T** a) {                                                             \
+            for (long long i = 0; i < n; ++i)                                                   \
+              gg::adagrad_update(a[0][i], a[1][i], a[2][i], c[0], c[1], c[2]);                  \
+          });                                                                                   \
+    }                                                                                           \
+  } while (0)
+
+// Row kernels (softmax cross-entropy). Rows 0..70 and a few larger counts, for each (classes,
+// label_smoothing) below; logits in [-80, 80] with some -inf (the paths where push_logit skips)
+// and an occasional NaN; labels mostly valid, every 7th row ignore_index, every 11th out of
+// range (classes, or -1), which must give NaN. The output (rows losses, or rows x classes
+// gradients) is poisoned, and after each launch every element must equal what the header's row
+// function gives, bit for bit. launch_kernel(grid, block, rows, classes, ls, logits, labels, g,
+// out); reference(rows, classes, ls, logits, labels, g, want).
+const long long kIgnore = -100;
+const struct {
+  long long classes;
+  double label_smoothing;
+} kRowCases[] = {{1, 0.1}, {2, 0.0}, {10, 0.1}, {33, 0.0}, {33, 0.1}};
+
+std::vector<long long> row_sizes() {
+  std::vector<long long> s;
+  for (long long r = 0; r <= 70; ++r) s.push_back(r);
+  for (long long r : {127, 128, 129, 255, 256, 257, 1000}) s.push_back(r);
+  return s;
+}
+
+template <typename T>
+T logit_value(long long i) {
+  if (i % 13 == 5) return -std::numeric_limits<T>::infinity();
+  if (i % 1009 == 7) return std::numeric_limits<T>::quiet_NaN();
+  return input_value<T>(i, 0) * T(20);
+}
+
+long long label_value(long long r, long long classes) {
+  if (r % 7 == 3) return kIgnore;
+  if (r % 11 == 4) return r % 2 ? classes : -1;
+  return (r * 7 + 1) % classes;
+}
+
+template <typename T, typename Launch, typename Reference>
+void check_rows(Stats& st, const char* name, bool per_class, Launch launch_kernel,
+                Reference reference) {
+  for (const auto& cfg : kRowCases) {
+    const long long classes = cfg.classes;
+    for (long long rows : row_sizes()) {
+      const long long n = rows * classes, out_n = per_class ? n : rows;
+      // Exactly as many elements as the kernel may touch: one more is an ASan report.
+      T* x = new T[n];
+      long long* labels = new long long[rows];
+      T* g = new T[rows];
+      T* out = new T[out_n];
+      for (long long i = 0; i < n; ++i) x[i] = logit_value<T>(i);
+      for (long long r = 0; r < rows; ++r) {
+        labels[r] = label_value(r, classes);
+        g[r] = input_value<T>(r, 1);
+      }
+      std::vector<T> want(out_n);
+      reference(rows, classes, cfg.label_smoothing, x, labels, g, want.data());
+      for (const auto& shape : kShapes) {
+        std::fill(out, out + out_n, poison<T>());
+        launch_kernel(dim3(shape[0]), dim3(shape[1]), rows, classes, cfg.label_smoothing, x,
+                      labels, g, out);
+        ++st.launches;
+        for (long long i = 0; i < out_n; ++i) {
+          if (std::memcmp(&want[i], &out[i], sizeof(T)) != 0 && st.failures++ < 10) {
+            std::printf("MISMATCH %s classes=%lld rows=%lld grid=%u block=%u i=%lld: got %.17g "
+                        "want %.17g\n",
+                        name, classes, rows, shape[0], shape[1], i, (double)out[i],
+                        (double)want[i]);
+          }
+        }
+        st.elements += out_n;
+      }
+      delete[] x;
+      delete[] labels;
+      delete[] g;
+      delete[] out;
+    }
+  }
+  std::printf("kernel %s\n", name);
+}
+
+#define GG_CHECK_LOSSES(T, S)                                                                   \
+  do {                                                                                          \
+    check_rows<T>(                                                                              \
+        st, "softmax_cross_entropy_forward_" #S, false,                                         \
+        [&](dim3 gr, dim3 bl, long long rows, long long classes, double ls, const T* x,         \
+            const long long* labels, const T*, T* out) {                                        \
+          launch(softmax_cross_entropy_forward_##S, gr, bl, rows, classes, x, labels, out,      \
+                 kIgnore, ls);                                                                  \
+        },                                                                                      \
+        [&](long long rows, long long classes, double ls, const T* x, const long long* labels,  \
+            const T*, T* want) {                                                                \
+          for (long long r = 0; r < rows; ++r)                                                  \
+            want[r] = gg::softmax_xent_forward_row(classes, x + r * classes, labels[r],         \
+                                                   kIgnore, ls);                                \
+        });                                                                                     \
+    check_rows<T>(                                                                              \
+        st, "softmax_cross_entropy_backward_" #S, true,                                         \
+        [&](dim3 gr, dim3 bl, long long rows, long long classes, double ls, const T* x,         \
+            const long long* labels, const T* g, T* out) {                                      \
+          launch(softmax_cross_entropy_backward_##S, gr, bl, rows, classes, g, x, labels, out,  \
+                 kIgnore, ls);                                                                  \
+        },                                                                                      \
+        [&](long long rows, long long classes, double ls, const T* x, const long long* labels,  \
+            const T* g, T* want) {                                                              \
+          for (long long r = 0; r < rows; ++r)                                                  \
+            gg::softmax_xent_backward_row(classes, g[r], x + r * classes, labels[r], kIgnore,   \
+                                          ls, want + r * classes);                              \
+        });                                                                                     \
   } while (0)
 
 }  // namespace
 
 int main(int argc, char** argv) {
   Stats st;
-  if (argc > 1 && !std::strcmp(argv[1], "control-oob")) {
+  const char* group = argc > 1 ? argv[1] : "all";
+  const bool all = !std::strcmp(group, "all");
+  if (!std::strcmp(group, "control-oob")) {
     GG_CHECK(float, control_oob, 1, a[0][i], a[0], a[1]);
-  } else if (argc > 1 && !std::strcmp(argv[1], "control-unwritten")) {
+  } else if (!std::strcmp(group, "control-unwritten")) {
     GG_CHECK(float, control_unwritten, 1, a[0][i], a[0], a[1]);
   } else {
-    GG_CHECK_ALL(float, f32);
-    GG_CHECK_ALL(double, f64);
-    GG_CHECK_OPTIM(float, f32);
-    GG_CHECK_OPTIM(double, f64);
+    const bool activations = all || !std::strcmp(group, "activations");
+    const bool optim = all || !std::strcmp(group, "optim");
+    const bool losses = all || !std::strcmp(group, "losses");
+    if (!activations && !optim && !losses) {
+      std::printf("unknown group %s\n", group);
+      return 2;
+    }
+    if (activations) {
+      GG_CHECK_ALL(float, f32);
+      GG_CHECK_ALL(double, f64);
+      GG_CHECK_BIAS(float, f32);
+      GG_CHECK_BIAS(double, f64);
+    }
+    if (optim) {
+      GG_CHECK_OPTIM(float, f32);
+      GG_CHECK_OPTIM(double, f64);
+    }
+    if (losses) {
+      GG_CHECK_LOSSES(float, f32);
+      GG_CHECK_LOSSES(double, f64);
+    }
   }
   std::printf("checked %lld elements in %lld launches, %lld mismatches\n", st.elements,
               st.launches, st.failures);
