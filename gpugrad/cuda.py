@@ -1,10 +1,24 @@
-"""`gg.cuda`: is a GPU usable, how many, and waiting for queued GPU work."""
+"""`gg.cuda`: is a GPU usable, how many, waiting for queued GPU work, and GPU memory in use.
+
+Memory figures come from CuPy's memory pool, which gpugrad's arrays are allocated from: bytes
+held by live arrays (`memory_allocated`), its peak, and bytes the pool keeps from the driver
+(`memory_reserved`), as PyTorch's functions of the same names report.
+"""
 
 from __future__ import annotations
 
 from .backend import cuda_device_count, cuda_is_available, get_backend
 
-__all__ = ["device_count", "is_available", "synchronize"]
+__all__ = [
+    "device_count",
+    "empty_cache",
+    "is_available",
+    "max_memory_allocated",
+    "memory_allocated",
+    "memory_reserved",
+    "reset_peak_memory_stats",
+    "synchronize",
+]
 
 
 def is_available() -> bool:
@@ -20,3 +34,36 @@ def device_count() -> int:
 def synchronize(device: str = "cuda") -> None:
     """Block until all queued work on a CUDA device is done."""
     get_backend(device).synchronize()
+
+
+def _cuda_backend(device: str, what: str):
+    backend = get_backend(device)
+    if backend.device.type != "cuda":
+        raise ValueError(f"gg.cuda.{what} takes a CUDA device, got '{backend.device}'")
+    return backend
+
+
+def memory_allocated(device: str = "cuda") -> int:
+    """Bytes of GPU memory held by live arrays on `device`."""
+    return _cuda_backend(device, "memory_allocated").memory_allocated()
+
+
+def max_memory_allocated(device: str = "cuda") -> int:
+    """The peak of `memory_allocated` since the device was first used or the last
+    `reset_peak_memory_stats`."""
+    return _cuda_backend(device, "max_memory_allocated").max_memory_allocated()
+
+
+def reset_peak_memory_stats(device: str = "cuda") -> None:
+    """Start `max_memory_allocated` over from the bytes in use now."""
+    _cuda_backend(device, "reset_peak_memory_stats").reset_peak_memory_stats()
+
+
+def memory_reserved(device: str = "cuda") -> int:
+    """Bytes the memory pool holds from the driver on `device`: in use plus cached."""
+    return _cuda_backend(device, "memory_reserved").memory_reserved()
+
+
+def empty_cache(device: str = "cuda") -> None:
+    """Return the pool's cached, unused GPU memory to the driver (live arrays stay)."""
+    _cuda_backend(device, "empty_cache").empty_cache()

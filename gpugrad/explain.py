@@ -102,6 +102,11 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     # linear algebra and layers
     "MatMul": (("A", "B"), "∂(A@B)/∂A = g@Bᵀ, ∂(A@B)/∂B = Aᵀ@g"),
     "_Linear": (("x", "W", "b"), "y = x@Wᵀ + b: ∂/∂x = g@W, ∂/∂W = gᵀ@x, ∂/∂b = Σ g over rows"),
+    "LinearActivation": (
+        ("x", "W", "b"),
+        "y = f(z), z = x@Wᵀ + b (f: relu, sigmoid or tanh, read from y): gz = g·f'(z); "
+        "∂/∂x = gz@W, ∂/∂W = gzᵀ@x, ∂/∂b = Σ gz over rows",
+    ),
     "_Embedding": (("W",), "rows of W picked by index: ∂/∂W adds each row of g into its row"),
     "_Conv": (
         ("x", "w", "b"),

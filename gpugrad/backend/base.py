@@ -38,6 +38,8 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
 
     xp: ModuleType
     device: Device
+    # Whether nn.Sequential should run Linear + activation as one node (a fused kernel).
+    fuses_bias_activation = False
 
     def __init__(self, xp: ModuleType, device: Device) -> None:
         self.xp = xp

@@ -13,17 +13,60 @@ import cupyx
 import numpy as np
 
 from .base import Backend
+from .cupy_kernels import CupyKernels
 from .device import Device
+from .fused_primitives import FusedPrimitives
 
 
-class CupyBackend(Backend):
-    """Backend for `device="cuda:N"`, built on CuPy; arrays are allocated on GPU N."""
+class _PeakMemory:
+    """Peak bytes in use per device: CuPy's pool counts bytes in use but keeps no peak, so
+    allocations go through this wrapper of the pool's malloc, which notes the count after each.
+    (The count only grows at an allocation, so frees need no hook.)"""
+
+    def __init__(self, pool: cupy.cuda.MemoryPool) -> None:
+        self.pool = pool
+        self.peak: dict[int, int] = {}
+
+    def malloc(self, size: int) -> cupy.cuda.MemoryPointer:
+        memory = self.pool.malloc(size)
+        used = self.pool.used_bytes()
+        device = memory.device_id
+        if used > self.peak.get(device, 0):
+            self.peak[device] = used
+        return memory
+
+
+_peak_memory: list[_PeakMemory | None] = [None]
+
+
+def _track_peak_memory() -> _PeakMemory | None:
+    """Install the peak-tracking allocator once, if CuPy still uses its default pool (an
+    allocator the user set is left alone; the peak then stays unknown)."""
+    if _peak_memory[0] is None:
+        pool = cupy.get_default_memory_pool()
+        if cupy.cuda.get_allocator() == pool.malloc:
+            _peak_memory[0] = _PeakMemory(pool)
+            cupy.cuda.set_allocator(_peak_memory[0].malloc)
+    return _peak_memory[0]
+
+
+class CupyBackend(FusedPrimitives, Backend):
+    """Backend for `device="cuda:N"`, built on CuPy; arrays are allocated on GPU N.
+
+    Activations, their backward, softmax cross-entropy and the optimizer updates run as the
+    fused kernels of `kernels/` (see `FusedPrimitives`); everything else is stock CuPy.
+    """
 
     def __init__(self, index: int) -> None:
         super().__init__(cupy, Device("cuda", index))
         self.index = index
+        self.kernels = CupyKernels(index)
+        self._peak = _track_peak_memory()
         with cupy.cuda.Device(index):
             self.rng = cupy.random.default_rng()
+
+    def launch_kernel(self, name: str, n: int, args: tuple) -> None:
+        self.kernels.launch(name, n, args)
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> cupy.ndarray:
         with cupy.cuda.Device(self.index):
@@ -58,6 +101,33 @@ class CupyBackend(Backend):
 
     def scatter_add(self, target: cupy.ndarray, index: Any, values: cupy.ndarray) -> None:
         cupyx.scatter_add(target, index, values)
+
+    def memory_allocated(self) -> int:
+        """Bytes of GPU memory held by live arrays on this device (CuPy's pool, in use)."""
+        with cupy.cuda.Device(self.index):
+            return int(cupy.get_default_memory_pool().used_bytes())
+
+    def max_memory_allocated(self) -> int:
+        """The most bytes `memory_allocated` has reached since the backend was made or the
+        last `reset_peak_memory_stats` (0 when another allocator replaced CuPy's pool)."""
+        if self._peak is None:
+            return 0
+        return max(self._peak.peak.get(self.index, 0), self.memory_allocated())
+
+    def reset_peak_memory_stats(self) -> None:
+        """Start the peak over from the bytes in use now."""
+        if self._peak is not None:
+            self._peak.peak[self.index] = self.memory_allocated()
+
+    def empty_cache(self) -> None:
+        """Give the pool's cached, unused blocks back to the driver."""
+        with cupy.cuda.Device(self.index):
+            cupy.get_default_memory_pool().free_all_blocks()
+
+    def memory_reserved(self) -> int:
+        """Bytes of GPU memory CuPy's pool holds on this device, in use or cached for reuse."""
+        with cupy.cuda.Device(self.index):
+            return int(cupy.get_default_memory_pool().total_bytes())
 
     def synchronize(self) -> None:
         with cupy.cuda.Device(self.index):

@@ -8,9 +8,10 @@ checkout. This module only reads text files; it never imports CuPy.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-__all__ = ["kernels_dir", "read_kernel"]
+__all__ = ["NVRTC_OPTIONS", "kernel_file", "kernels_dir", "module_source", "read_kernel"]
 
 # .../gpugrad/backend/kernel_source.py -> .../gpugrad
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -66,3 +67,47 @@ def read_kernel(name: str) -> str:
             f"kernel source {name!r} not found in '{root}'; available: {', '.join(available)}"
         )
     return path.read_text(encoding="utf-8")
+
+
+# Options the CuPy backend gives NVRTC for every kernel file (CuPy adds the architecture,
+# -ftz=true and --device-as-default-execution-space itself; tests/test_nvrtc.py compiles with
+# all of them). No -use_fast_math: the kernels are checked against NumPy to a few ulps.
+NVRTC_OPTIONS = ("--std=c++17",)
+
+# Which file defines a kernel, by the start of its name.
+_FILE_BY_PREFIX = (
+    ("activation_", "activations.cu"),
+    ("bias_activation_", "bias_activation.cu"),
+    ("softmax_cross_entropy_", "losses.cu"),
+    ("sgd_step_", "optim.cu"),
+    ("adam_step_", "optim.cu"),
+    ("rmsprop_step_", "optim.cu"),
+    ("adagrad_step_", "optim.cu"),
+)
+
+_INCLUDE = re.compile(r'^#include "([^"]+)"\s*$', re.MULTILINE)
+
+
+def kernel_file(kernel: str) -> str:
+    """The kernels/*.cu file that defines `kernel` (e.g. "sgd_step_f32" -> "optim.cu")."""
+    for prefix, file in _FILE_BY_PREFIX:
+        if kernel.startswith(prefix):
+            return file
+    raise KeyError(f"no kernels/*.cu file defines a kernel named {kernel!r}")
+
+
+def module_source(name: str) -> str:
+    """The text of kernel file `name` with its local `#include "..."` headers pasted in.
+
+    One self-contained source needs no include path at run time, and CuPy's on-disk cache of
+    compiled modules, which is keyed by the source text, sees every change to a header.
+    """
+    seen: set[str] = set()
+
+    def expand(file: str) -> str:
+        if file in seen:  # headers use #pragma once; paste each once
+            return ""
+        seen.add(file)
+        return _INCLUDE.sub(lambda m: expand(m.group(1)), read_kernel(file))
+
+    return expand(name)

@@ -12,12 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from .activation_math import written_into
+
 
 class LossPrimitives:
     """Fused loss forward/backward, written with `self.xp` (NumPy or CuPy)."""
 
     def softmax_cross_entropy_forward(
-        self, logits: Any, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+        self,
+        logits: Any,
+        labels: Any,
+        ignore_index: int = -100,
+        label_smoothing: float = 0.0,
+        *,
+        into: Any = None,
     ) -> Any:
         """Per-row loss −log softmax(logits)[label] for logits (rows, classes) and integer
         labels (rows,); 0 for rows labelled `ignore_index`. With label smoothing ε the
@@ -33,7 +41,7 @@ class LossPrimitives:
         if label_smoothing:
             spread = log_norm - shifted.mean(axis=1)
             loss = loss * (1 - label_smoothing) + spread * label_smoothing
-        return xp.where(valid, loss, 0)
+        return written_into(xp.where(valid, loss, 0), into)
 
     def softmax_cross_entropy_backward(
         self,
@@ -42,9 +50,11 @@ class LossPrimitives:
         labels: Any,
         ignore_index: int = -100,
         label_smoothing: float = 0.0,
+        *,
+        into: Any = None,
     ) -> Any:
         """Gradient w.r.t. the logits given g = dL/d(per-row loss): (softmax − target)·g
-        row by row, zero on ignored rows."""
+        row by row, zero on ignored rows. Both write into `into` when given."""
         xp = self.xp
         rows, classes = logits.shape
         e = xp.exp(logits - logits.max(axis=1, keepdims=True))
@@ -53,4 +63,4 @@ class LossPrimitives:
             grad -= label_smoothing / classes
         valid = labels != ignore_index
         grad[xp.arange(rows), xp.where(valid, labels, 0)] -= 1 - label_smoothing
-        return grad * xp.where(valid, g, 0)[:, None]
+        return written_into(grad * xp.where(valid, g, 0)[:, None], into)

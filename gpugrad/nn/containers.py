@@ -11,6 +11,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, overload
 
+from ..tensor import Tensor
+from .fusion import forward_fused
 from .module import Module
 
 __all__ = ["ModuleList", "Sequential"]
@@ -97,7 +99,10 @@ class Sequential(_IndexedModules):
         return self
 
     def forward(self, x: Any) -> Any:
-        """Feed x through every module in order."""
+        """Feed x through every module in order. On a backend with fused kernels (CUDA), a
+        Linear followed by an activation runs as one node (see `nn.fusion`)."""
+        if isinstance(x, Tensor) and x._backend.fuses_bias_activation:
+            return forward_fused(list(self._modules.values()), x)
         for module in self._modules.values():
             x = module(x)
         return x

@@ -62,6 +62,12 @@ class _Linear(Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as in PyTorch."""
+    check_linear(x, weight, bias)
+    return _Linear.apply(x, weight, bias)
+
+
+def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """Raise a ShapeError or DTypeError naming the shapes when x, weight and bias don't fit."""
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
@@ -74,7 +80,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
             f"linear: input is {x.dtype} but the weight is {weight.dtype}; cast one of them "
             "(x.to(weight.dtype), or model.float() / model.double())"
         )
-    return _Linear.apply(x, weight, bias)
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

@@ -1,0 +1,54 @@
+"""Compiling and launching the kernels of `kernels/` on one GPU, through `cupy.RawModule`.
+
+Each kernels/*.cu file becomes one module, compiled by NVRTC the first time one of its kernels
+is launched on this device (float32 and float64 kernels together) and then kept; CuPy also
+caches the compiled binary on disk, keyed by the source, so later processes skip NVRTC.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import cupy
+
+from .kernel_source import NVRTC_OPTIONS, kernel_file, module_source
+
+THREADS_PER_BLOCK = 256
+# Grid-stride kernels need no more blocks than keep every SM busy; more only adds scheduling.
+BLOCKS_PER_SM = 32
+
+
+class CupyKernels:
+    """The fused kernels of one CUDA device: compiled on first use, launched by name."""
+
+    def __init__(self, index: int) -> None:
+        self.device = cupy.cuda.Device(index)
+        self.max_blocks = self.device.attributes["MultiProcessorCount"] * BLOCKS_PER_SM
+        self._modules: dict[str, cupy.RawModule] = {}
+        self._functions: dict[str, Any] = {}
+        # Launches per kernel name since this device's backend was made: lets bench/gpu_check
+        # show that an optimizer step is one launch per parameter group.
+        self.launch_counts: Counter[str] = Counter()
+
+    def function(self, name: str) -> Any:
+        """The compiled kernel `name`, compiling its file on first use."""
+        fn = self._functions.get(name)
+        if fn is None:
+            file = kernel_file(name)
+            module = self._modules.get(file)
+            if module is None:
+                module = cupy.RawModule(code=module_source(file), options=NVRTC_OPTIONS)
+                self._modules[file] = module
+            with self.device:
+                fn = self._functions[name] = module.get_function(name)
+        return fn
+
+    def launch(self, name: str, n: int, args: tuple) -> None:
+        """Run kernel `name` over `n` work items: enough blocks of 256 threads to cover them,
+        capped at a few per SM (the kernels' grid-stride loops take the rest)."""
+        fn = self._functions.get(name) or self.function(name)
+        blocks = min((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, self.max_blocks)
+        with self.device:
+            fn((max(blocks, 1),), (THREADS_PER_BLOCK,), args)
+        self.launch_counts[name] += 1

@@ -1,0 +1,86 @@
+"""Linear + activation in one node, so the bias add and the activation are one GPU kernel.
+
+`Sequential` hands its modules to `forward_fused` when the input lives on a backend with fused
+kernels (the CuPy backend). A `Linear` with a bias followed directly by ReLU, Sigmoid or Tanh
+then runs as `linear_activation`: the product x @ wᵀ, then one kernel that adds the bias and
+applies the activation, one pass over the (batch, features) array. Unfused, the in-place bias
+add and the activation are a kernel and a full read and write of the array each.
+
+Only exact module types are fused, and only when neither module has hooks, so a subclass
+with its own forward or a hook always sees its own call. On the CPU nothing here runs: the
+NumPy backend has no fused kernels, and models there build the same graph as ever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..autograd import Function
+from ..tensor import Tensor
+from . import activation as act
+from .layers import Linear, check_linear
+from .module import Module
+
+# Exact activation module types that fuse, and the activation each computes: those whose
+# backward reads only their output, so the fused node keeps no pre-activation array (an
+# activation that reads its input would need x·wᵀ + b kept as well, which saves little).
+FUSABLE: dict[type, str] = {act.ReLU: "relu", act.Sigmoid: "sigmoid", act.Tanh: "tanh"}
+
+
+class LinearActivation(Function):
+    """activation(x @ wᵀ + b): one product and one fused bias-activation pass forward; the
+    activation's fused backward, then Linear's three products, backward."""
+
+    def forward(self, x, w, b, kind):
+        self.kind = kind
+        z = x.reshape(-1, x.shape[-1]) @ w.T  # a fresh array, the primitive's to use
+        out = self.xp.bias_activation_forward(kind, z, b).reshape(*x.shape[:-1], w.shape[0])
+        # The output is saved as the very array returned, so that changing it in place after
+        # the forward is noticed.
+        self.save(x, w, out)
+        return out
+
+    def backward(self, xp, g, x, w, out):
+        features = w.shape[0]
+        out = out.reshape(-1, features)
+        gz = xp.activation_backward(self.kind, g.reshape(-1, features), None, out)
+        gx = (gz @ w).reshape(x.shape) if self.needs_grad(0) else None
+        gw = gz.T @ x.reshape(-1, w.shape[1]) if self.needs_grad(1) else None
+        return gx, gw, (gz.sum(axis=0) if self.needs_grad(2) else None)
+
+
+def linear_activation(x: Tensor, weight: Tensor, bias: Tensor, kind: str) -> Tensor:
+    """activation `kind` ("relu", "sigmoid" or "tanh") of x @ weightᵀ + bias, as one graph
+    node (see the module docstring)."""
+    if kind not in FUSABLE.values():
+        raise ValueError(f"linear_activation: kind must be one of {sorted(FUSABLE.values())}")
+    check_linear(x, weight, bias)
+    return LinearActivation.apply(x, weight, bias, kind=kind)
+
+
+def _has_hooks(module: Module) -> bool:
+    hooks = module.__dict__.get("_hooks")
+    return hooks is not None and bool(hooks["pre"] or hooks["forward"] or hooks["backward"])
+
+
+def forward_fused(modules: Sequence[Module], x: Any) -> Any:
+    """Run `modules` in order on x, each Linear-with-bias + activation pair as one node."""
+    i, count = 0, len(modules)
+    while i < count:
+        module = modules[i]
+        after = modules[i + 1] if i + 1 < count else None
+        kind = FUSABLE.get(type(after))
+        if (
+            kind is not None
+            and type(module) is Linear
+            and module.bias is not None
+            and not _has_hooks(module)
+            and not _has_hooks(after)
+        ):
+            x = linear_activation(x, module.weight, module.bias, kind)
+            i += 2
+        else:
+            x = module(x)
+            i += 1
+    return x

@@ -1,0 +1,115 @@
+"""Linear + activation as one node (gpugrad/nn/fusion.py): the same values and first and second
+derivatives as Linear followed by the activation, and Sequential fuses only where it should.
+
+The fused Function runs on every backend; Sequential uses it only on backends with fused
+kernels (CUDA, or the host build of the kernels in tests/test_fused_host.py), so on the CPU
+these tests call it directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import check, leaf
+
+import gpugrad as gg
+from gpugrad import nn
+from gpugrad.nn.fusion import FUSABLE, LinearActivation, forward_fused, linear_activation
+
+MODULES = [nn.ReLU(), nn.Sigmoid(), nn.Tanh()]
+IDS = [type(m).__name__ for m in MODULES]
+
+
+def _weights(rng, device, in_features=3, out_features=4):
+    w = leaf(rng.standard_normal((out_features, in_features)), device)
+    b = leaf(rng.standard_normal(out_features), device)
+    return w, b
+
+
+@pytest.mark.parametrize("module", MODULES, ids=IDS)
+@pytest.mark.parametrize("shape", [(5, 3), (3,), (2, 1, 3)])
+def test_fused_equals_linear_then_activation(device, rng, module, shape):
+    x = leaf(rng.standard_normal(shape) * 2, device)
+    w, b = _weights(rng, device)
+    fused = linear_activation(x, w, b, FUSABLE[type(module)])
+    plain = module(nn.functional.linear(x, w, b))
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-12, atol=1e-14)
+    assert fused.shape == plain.shape and type(fused.grad_fn) is LinearActivation
+    g = rng.standard_normal(plain.shape)
+    grads = gg.grad([fused], [x, w, b], [gg.tensor(g, device=device)])
+    ref = gg.grad([plain], [x, w, b], [gg.tensor(g, device=device)])
+    for got, want in zip(grads, ref):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=IDS)
+def test_fused_gradients_against_finite_differences(device, rng, module):
+    kind = FUSABLE[type(module)]
+    x = leaf(rng.standard_normal((4, 3)), device)
+    w, b = _weights(rng, device)
+    check(lambda x, w, b: linear_activation(x, w, b, kind), x, w, b)
+
+
+def test_changing_the_fused_output_in_place_is_caught(device, rng):
+    x = leaf(rng.standard_normal((2, 3)), device)
+    w, b = _weights(rng, device)
+    y = linear_activation(x, w, b, "relu")  # relu's backward reads the output
+    y.mul_(2)
+    with pytest.raises(gg.InplaceError):
+        y.sum().backward()
+
+
+def test_fused_checks_shapes_and_kind(rng):
+    w, b = _weights(rng, "cpu")
+    with pytest.raises(gg.ShapeError, match="in_features=3"):
+        linear_activation(gg.ones(2, 5, dtype=gg.float64), w, b, "relu")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        linear_activation(gg.ones(2, 3, dtype=gg.float64), w, b, "gelu")
+
+
+def _model():
+    return nn.Sequential(
+        nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 4), nn.Dropout(0.0), nn.Tanh(), nn.Linear(4, 2)
+    )
+
+
+def test_forward_fused_pairs_only_linear_and_activation(rng):
+    model = _model()
+    x = gg.tensor(rng.standard_normal((5, 3)), dtype=gg.float32)
+    out = forward_fused(list(model), x)
+    np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-6)
+    # Linear→ReLU fused; Linear→Dropout→Tanh and the last Linear are not pairs.
+    names, node = [], out.grad_fn
+    while node is not None:
+        names.append(type(node).__name__)
+        node = next((e for e in node.edges if e is not None and not isinstance(e, gg.Tensor)), None)
+    assert names.count("LinearActivation") == 1
+
+
+def test_hooks_and_subclasses_are_never_fused(rng):
+    model = _model()
+    x = gg.tensor(rng.standard_normal((5, 3)), dtype=gg.float32)
+    seen = []
+    handle = model[1].register_forward_hook(lambda m, args, out: seen.append(out.shape))
+    out = forward_fused(list(model), x)
+    assert seen == [(5, 4)]  # the hook ran: ReLU was called as a module
+    handle.remove()
+
+    class MyReLU(nn.ReLU):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    model[1] = MyReLU()
+    out = forward_fused(list(model), x)
+    np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-6)
+
+
+def test_sequential_does_not_fuse_on_the_plain_cpu_backend(rng):
+    model = _model()
+    out = model(gg.tensor(rng.standard_normal((5, 3)), dtype=gg.float32))
+    node = out.grad_fn
+    kinds = set()
+    while node is not None:
+        kinds.add(type(node).__name__)
+        node = next((e for e in node.edges if e is not None and not isinstance(e, gg.Tensor)), None)
+    assert "LinearActivation" not in kinds
