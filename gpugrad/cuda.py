@@ -1,5 +1,9 @@
 """`gg.cuda`: is a GPU usable, how many, waiting for queued GPU work, and GPU memory in use.
 
+CuPy runs every kernel on the *current* CUDA device, which is device 0 unless changed. Tensors
+on `cuda:N` for N > 0 are computed with inside `with gg.cuda.device(N):` (as with
+`cupy.cuda.Device(N)`); an op on arrays of another device than the current one fails in CuPy.
+
 Memory figures come from CuPy's memory pool, which gpugrad's arrays are allocated from: bytes
 held by live arrays (`memory_allocated`), its peak, and bytes the pool keeps from the driver
 (`memory_reserved`), as PyTorch's functions of the same names report.
@@ -7,9 +11,13 @@ held by live arrays (`memory_allocated`), its peak, and bytes the pool keeps fro
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from .backend import cuda_device_count, cuda_is_available, get_backend
 
 __all__ = [
+    "device",
     "device_count",
     "empty_cache",
     "is_available",
@@ -29,6 +37,17 @@ def is_available() -> bool:
 def device_count() -> int:
     """How many CUDA GPUs are usable (0 without CuPy or a GPU)."""
     return cuda_device_count()
+
+
+@contextmanager
+def device(index: int | str) -> Iterator[None]:
+    """Make CUDA device `index` (an int, or "cuda:N") the current one inside the block, where
+    work on tensors of `cuda:N` must run when N is not the current device."""
+    backend = _cuda_backend(index if isinstance(index, str) else f"cuda:{int(index)}", "device")
+    import cupy
+
+    with cupy.cuda.Device(backend.device.index):
+        yield
 
 
 def synchronize(device: str = "cuda") -> None:

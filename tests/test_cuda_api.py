@@ -41,6 +41,29 @@ def test_cupy_backend_module_imports_where_cupy_is_installed():
     assert cupy_kernels.THREADS_PER_BLOCK % 32 == 0
 
 
+def test_device_context_takes_only_cuda_devices():
+    with pytest.raises(ValueError, match=r"gg\.cuda\.device takes a CUDA device, got 'cpu'"):
+        gg.cuda.device("cpu").__enter__()
+
+
+@pytest.mark.skipif(gg.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_device_context_without_a_gpu_says_so():
+    with pytest.raises(gg.BackendUnavailableError):
+        gg.cuda.device(0).__enter__()
+
+
+@pytest.mark.gpu
+def test_device_context_makes_the_device_current():
+    import cupy
+
+    last = gg.cuda.device_count() - 1
+    with gg.cuda.device(last):
+        assert cupy.cuda.Device().id == last
+        x = gg.ones(3, device=f"cuda:{last}", requires_grad=True)
+        (x * x).sum().backward()
+        assert x.grad.device == f"cuda:{last}"
+
+
 @pytest.mark.gpu
 def test_memory_allocated_follows_arrays():
     gg.cuda.synchronize()
