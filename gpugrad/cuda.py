@@ -44,9 +44,7 @@ def device(index: int | str) -> Iterator[None]:
     """Make CUDA device `index` (an int, or "cuda:N") the current one inside the block, where
     work on tensors of `cuda:N` must run when N is not the current device."""
     backend = _cuda_backend(index if isinstance(index, str) else f"cuda:{int(index)}", "device")
-    import cupy
-
-    with cupy.cuda.Device(backend.device.index):
+    with backend.device_context():
         yield
 
 

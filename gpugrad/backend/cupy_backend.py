@@ -102,6 +102,10 @@ class CupyBackend(FusedPrimitives, Backend):
     def scatter_add(self, target: cupy.ndarray, index: Any, values: cupy.ndarray) -> None:
         cupyx.scatter_add(target, index, values)
 
+    def device_context(self) -> cupy.cuda.Device:
+        """A context manager that makes this backend's GPU the current CUDA device."""
+        return cupy.cuda.Device(self.index)
+
     def memory_allocated(self) -> int:
         """Bytes of GPU memory held by live arrays on this device (CuPy's pool, in use)."""
         with cupy.cuda.Device(self.index):
