@@ -49,6 +49,7 @@ from gpugrad.backend import Backend, cuda_info, get_backend  # noqa: E402
 from gpugrad.backend.activation_math import ActivationPrimitives  # noqa: E402
 from gpugrad.backend.fused_primitives import (  # noqa: E402
     ACTIVATION_KERNELS,
+    ACTIVATION_SUFFIX,
     BIAS_ACTIVATION_KERNELS,
     SUFFIX,
 )
@@ -75,6 +76,11 @@ ACTIVATION_PARAMS: dict[str, Any] = {"leaky_relu": 0.01, "elu": 1.0, "softplus":
 # thousands of eps in float32.
 TRANSCENDENTAL_EPS = 64
 PLAIN_EPS = 16
+# The float16 activation kernels compute in float32 and round once, so they are compared with
+# the float32 twin on the same (float16-valued) inputs, rounded to float16: the device's float32
+# math differs from the twin's by a few float32 ulps, which can move a result across one float16
+# rounding boundary (1 float16 eps relative); 2 allows that and nothing a real bug would give.
+HALF_EPS = 2
 EXACT_ACTIVATIONS = frozenset({"relu", "leaky_relu"})
 
 # --- bars ------------------------------------------------------------------------------------
@@ -670,9 +676,13 @@ def activation_row(
 ) -> Row:
     """One activation kernel (forward or backward) against the twin, into a NaN-filled array."""
     param = ACTIVATION_PARAMS.get(name)
-    kernel = f"activation_{direction}_{name}_{SUFFIX[x.dtype]}"
-    check = KernelCheck(kernel, x.dtype, tolerance_eps("activation_", name))
-    ref_out = ctx.ref.activation_forward(name, x, param)
+    kernel = f"activation_{direction}_{name}_{ACTIVATION_SUFFIX[x.dtype]}"
+    half = x.dtype == np.float16
+    tol = HALF_EPS if half else tolerance_eps("activation_", name)
+    check = KernelCheck(kernel, x.dtype, tol)
+    math = np.float32 if half else x.dtype  # the f16 kernels compute in float32
+    x_m, g_m = x.astype(math), g.astype(math)
+    ref_out = ctx.ref.activation_forward(name, x_m, param).astype(x.dtype)
     into = ctx.dev.xp.full(x.shape, np.nan, dtype=x.dtype)  # NaN: an unwritten element shows
     if direction == "forward":
         ref, floor = ref_out, 1 + np.abs(x.astype(np.float64))
@@ -680,7 +690,8 @@ def activation_row(
             ctx.dev.activation_forward(name, xd, param, into=into)
     else:
         # Both sides get the twin's forward output, so only the backward is compared.
-        ref = ctx.ref.activation_backward(name, g, x, ref_out, param)
+        ref = ctx.ref.activation_backward(name, g_m, x_m, ref_out.astype(math), param)
+        ref = ref.astype(x.dtype)
         floor = np.abs(g.astype(np.float64)) * (1 + np.abs(x.astype(np.float64)))
         out_d = ctx.to_dev(ref_out)
         with LaunchWatch(ctx.dev, kernel) as watch:
@@ -696,7 +707,7 @@ def check_activations(ctx: Context, report: Report, dtype: Any) -> None:
     xd, gd = ctx.to_dev(x), ctx.to_dev(g)
     for name in ACTIVATION_KERNELS:
         for direction in ("forward", "backward"):
-            kernel = f"activation_{direction}_{name}_{SUFFIX[np.dtype(dtype)]}"
+            kernel = f"activation_{direction}_{name}_{ACTIVATION_SUFFIX[np.dtype(dtype)]}"
             with guarded(report, "kernels", kernel):
                 report.add(activation_row(ctx, direction, name, x, g, xd, gd))
 
@@ -715,17 +726,22 @@ def check_bias_activations(ctx: Context, report: Report, dtype: Any) -> None:
     """bias_activation_forward (activation of z + bias, bias along the last axis) of every
     activation with that fused kernel, over a wide and a ragged shape."""
     rng = np.random.default_rng(4)
-    sfx = SUFFIX[np.dtype(dtype)]
+    sfx = ACTIVATION_SUFFIX[np.dtype(dtype)]
+    half = np.dtype(dtype) == np.float16
+    math = np.float32 if half else dtype  # the f16 kernels add and compute in float32
     shapes = ((max(ctx.settings.kernel_n // 500, 1), 500), (3, 7))
     for name in BIAS_ACTIVATION_KERNELS:
         kernel = f"bias_activation_forward_{name}_{sfx}"
         with guarded(report, "kernels", kernel):
-            check = KernelCheck(kernel, np.dtype(dtype), tolerance_eps(kernel, name))
+            tol = HALF_EPS if half else tolerance_eps(kernel, name)
+            check = KernelCheck(kernel, np.dtype(dtype), tol)
             for shape in shapes:
                 z = (rng.standard_normal(shape) * 3).astype(dtype)
                 bias = rng.standard_normal(shape[1]).astype(dtype)
-                pre = z + bias  # what the activation sees, for the floor
-                ref = ctx.ref.bias_activation_forward(name, z.copy(), bias)  # twin: z in place
+                pre = z.astype(math) + bias.astype(math)  # what the activation sees: the floor
+                # The twin adds into z in place, so it gets a copy.
+                ref = ctx.ref.bias_activation_forward(name, z.astype(math), bias.astype(math))
+                ref = ref.astype(dtype)
                 zd, bd = ctx.to_dev(z), ctx.to_dev(bias)
                 poisoned_empty(ctx.dev, shape, dtype)
                 with LaunchWatch(ctx.dev, kernel) as watch:
@@ -872,7 +888,13 @@ def check_optimizer(ctx: Context, report: Report, stem: str, dtype: Any) -> None
 
 
 def section_kernels(ctx: Context, report: Report) -> None:
-    """Section 2: every fused primitive against its NumPy twin, float32 and float64."""
+    """Section 2: every fused primitive against its NumPy twin, float32 and float64; the
+    activation kernels also in float16 (against the float32 twin, rounded)."""
+    for dtype in (np.float16,):  # only the activation kernels come in float16
+        with guarded(report, "kernels", f"activations {np.dtype(dtype)}"):
+            check_activations(ctx, report, dtype)
+        with guarded(report, "kernels", f"bias activations {np.dtype(dtype)}"):
+            check_bias_activations(ctx, report, dtype)
     for dtype in (np.float32, np.float64):
         with guarded(report, "kernels", f"activations {np.dtype(dtype)}"):
             check_activations(ctx, report, dtype)

@@ -1,4 +1,5 @@
-// Elementwise activation math: forward and fused backward, for float and double.
+// Elementwise activation math: forward and fused backward, for float and double, and the
+// binary16 (half) conversions that let the same math serve half arrays.
 //
 // These are the CUDA twins of gpugrad/backend/activation_math.py (FORWARD / BACKWARD). Each
 // function is the NumPy formula transliterated operation by operation (same stable forms, same
@@ -8,7 +9,7 @@
 //
 // The same header compiles three ways: nvcc (kernels/activations.cu), NVRTC (what CuPy uses at
 // run time; it has no standard headers) and a plain host C++ compiler (tests/kernels_host/, which
-// checks this math against NumPy on a CPU). Half precision (math in float) is for later.
+// checks this math against NumPy on a CPU). Half arrays compute in float: see load / store below.
 #pragma once
 
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
@@ -17,6 +18,10 @@
 #define __host__
 #define __device__
 #define __forceinline__ inline
+#endif
+#if !defined(__CUDACC_RTC__)
+// memcpy for the host's bit casts (nvcc's host pass too); NVRTC compiles only device code.
+#include <cstring>
 #endif
 
 namespace gg {
@@ -151,5 +156,101 @@ __host__ __device__ __forceinline__ T softplus_bwd(T g, T x, T beta, T threshold
   const T bx = x * beta;
   return bx > threshold ? g : g * sigmoid_fwd(bx);
 }
+
+// --- binary16 storage: half arrays, math in float ------------------------------------------
+//
+// A half array holds IEEE binary16 bit patterns as unsigned short. Not __half from cuda_fp16.h:
+// NVRTC under CuPy has no include path to it, and the host build that checks this code has no
+// half type at all. The conversions are integer bit manipulation, exact for every input, and
+// independent of -ftz=true (which CuPy passes): they do no float arithmetic on a subnormal (a
+// subnormal float to convert is only read as bits), so nothing can be flushed.
+
+// Bit casts: intrinsics on the device, memcpy on the host (a union or pointer cast would be
+// undefined behaviour in C++).
+__host__ __device__ __forceinline__ unsigned int float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  unsigned int u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+#endif
+}
+
+__host__ __device__ __forceinline__ float bits_float(unsigned int u) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(u);
+#else
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+#endif
+}
+
+// Exact (every binary16 value is a float). A NaN keeps its payload, shifted up, as NumPy's
+// astype(np.float32) does.
+__host__ __device__ __forceinline__ float half_to_float(unsigned short h) {
+  const unsigned int sign = (unsigned int)(h & 0x8000u) << 16;
+  const unsigned int exponent = (h >> 10) & 0x1fu;
+  const unsigned int mantissa = h & 0x3ffu;
+  if (exponent == 0x1fu) return bits_float(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN
+  if (exponent != 0) return bits_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  // ±0 and subnormals, mantissa · 2^-24: exact in float, and a normal float (never flushed).
+  return bits_float(sign | float_bits((float)mantissa * 5.9604644775390625e-8f));
+}
+
+// Round to nearest, ties to even, as NumPy's astype(np.float16): overflow (|f| >= 65520, the
+// midpoint between 65504 and 2^16) gives ±inf, |f| <= 2^-25 gives ±0 (2^-25 itself is a tie
+// with 0, which is even), values between become binary16 subnormals. A NaN stays NaN: the top
+// 10 bits of its payload (the quiet bit among them), never the all-zero pattern of inf.
+__host__ __device__ __forceinline__ unsigned short float_to_half(float f) {
+  const unsigned int u = float_bits(f);
+  const unsigned int sign = (u >> 16) & 0x8000u;
+  const unsigned int a = u & 0x7fffffffu;  // |f|
+  if (a == 0x7f800000u) return (unsigned short)(sign | 0x7c00u);  // ±inf
+  if (a > 0x7f800000u) {
+    const unsigned int payload = (a >> 13) & 0x3ffu;
+    return (unsigned short)(sign | 0x7c00u | (payload != 0 ? payload : 1u));  // NaN
+  }
+  if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);
+  if (a >= 0x38800000u) {
+    // A normal half (|f| >= 2^-14): rebias the exponent (127 -> 15) and drop 13 mantissa bits,
+    // adding just under half of the dropped unit, plus one when the kept part is odd (ties to
+    // even). A carry out of the mantissa steps the exponent up, which is the right result.
+    const unsigned int rounded = a + 0xfffu + ((a >> 13) & 1u);
+    return (unsigned short)(sign | ((rounded - 0x38000000u) >> 13));
+  }
+  if (a > 0x33000000u) {
+    // A subnormal half k · 2^-24 (or 2^-14 when k rounds up to 1024): the 24-bit significand
+    // m · 2^(e-150) shifted right by 126 - e, which is 14..24 here; rounded to nearest even.
+    const unsigned int shift = 126u - (a >> 23);
+    const unsigned int m = (a & 0x7fffffu) | 0x800000u;
+    const unsigned int k = m >> shift;
+    const unsigned int rest = m & ((1u << shift) - 1u);
+    const unsigned int halfway = 1u << (shift - 1u);
+    const unsigned int up = rest > halfway || (rest == halfway && (k & 1u)) ? 1u : 0u;
+    return (unsigned short)(sign | (k + up));
+  }
+  return (unsigned short)sign;  // ±0
+}
+
+// Array element -> math type, and math type -> array element. float and double arrays compute
+// in their own type (no conversion); half arrays in float, rounded once on the store. Kernels
+// go through these for every element, so one kernel body serves all three storage types.
+__host__ __device__ __forceinline__ float load(float v) { return v; }
+__host__ __device__ __forceinline__ double load(double v) { return v; }
+__host__ __device__ __forceinline__ float load(unsigned short h) { return half_to_float(h); }
+__host__ __device__ __forceinline__ void store(float& dst, float v) { dst = v; }
+__host__ __device__ __forceinline__ void store(double& dst, double v) { dst = v; }
+__host__ __device__ __forceinline__ void store(unsigned short& dst, float v) {
+  dst = float_to_half(v);
+}
+// Any other pairing (a double result into a float array, an int element) is a compile error
+// rather than a silent conversion: these templates match exactly, so they win overload
+// resolution over an overload above that would need a conversion.
+template <typename V>
+void load(V) = delete;
+template <typename D, typename V>
+void store(D&, V) = delete;
 
 }  // namespace gg

@@ -48,7 +48,13 @@ SCALAR_TYPES = {
     "float": ((np.float32,), ctypes.c_float),
     "double": ((float, np.float64), ctypes.c_double),
 }
-POINTEE_DTYPES = {"float": np.float32, "double": np.float64, "long long": np.int64}
+# The f16 kernels take binary16 arrays as unsigned short (bit patterns): a float16 array.
+POINTEE_DTYPES = {
+    "float": np.float32,
+    "double": np.float64,
+    "long long": np.int64,
+    "unsigned short": np.float16,
+}
 _KERNEL = re.compile(r'extern\s+"C"\s+void\s+(\w+)\s*\(([^)]*)\)')
 
 
@@ -194,6 +200,40 @@ def test_activation_kernels_match_twins(fused, rng, name, dtype) -> None:
     ]
 
 
+def _assert_f16_close(got: np.ndarray, ref32: np.ndarray) -> None:
+    """`got` (float16) within 1 binary16 ulp of `ref32` (a float32 twin result) rounded to
+    float16, or within the float32 check's absolute tolerance of it: where the float32 math
+    cancels (gelu_tanh near x = -5, f ~ 1e-6) kernel and twin already differ by more than a
+    binary16 ulp before rounding (tests/test_kernels.py bounds that)."""
+    assert got.dtype == np.float16
+    keys = []
+    for a in (got, ref32.astype(np.float16)):
+        b = np.ascontiguousarray(a).view(np.uint16).astype(np.int32)
+        keys.append(np.where(b & 0x8000, -(b & 0x7FFF), b))  # value order, ±0 the same
+    ulps = np.abs(keys[0] - keys[1])
+    near = np.abs(got.astype(np.float64) - ref32) <= _tol(np.float32)["atol"]
+    bad = (ulps > 1) & ~near
+    assert not bad.any(), f"{bad.sum()} beyond 1 ulp: {got[bad][:5]} for {ref32[bad][:5]}"
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_KERNELS))
+def test_f16_activation_kernels_match_float32_twin(fused, rng, name) -> None:
+    """float16 arrays run the f16 kernels (math in float32, one rounding): each result is within
+    1 binary16 ulp of the float32 twin on the same float16 values, rounded to float16. The
+    backward reads the kernel's own float16 forward output, as autograd saves it."""
+    cpu = get_backend("cpu")
+    param = ACTIVATION_PARAMS.get(name)
+    x = (rng.standard_normal((7, 33)) * 4).astype(np.float16).T
+    g = np.broadcast_to(rng.standard_normal((1, 7)).astype(np.float16), x.shape)
+    out = fused.activation_forward(name, x, param)
+    assert out.dtype == np.float16 and out.shape == x.shape
+    _assert_f16_close(out, cpu.activation_forward(name, x.astype(np.float32), param))
+    dx = fused.activation_backward(name, g, x, out, param)
+    g32, x32, out32 = (a.astype(np.float32) for a in (g, x, out))
+    _assert_f16_close(dx, cpu.activation_backward(name, g32, x32, out32, param))
+    assert fused.launched == [f"activation_forward_{name}_f16", f"activation_backward_{name}_f16"]
+
+
 def test_activation_into_writes_the_given_array(fused, rng) -> None:
     x = rng.standard_normal(100).astype(np.float32)
     into = np.full_like(x, np.nan)
@@ -206,11 +246,37 @@ def test_activation_into_writes_the_given_array(fused, rng) -> None:
 
 
 def test_activation_cases_without_kernels_fall_back(fused, rng) -> None:
-    x16 = rng.standard_normal(10).astype(np.float16)
-    fused.activation_forward("relu", x16)
     x = rng.standard_normal((3, 4))
     fused.activation_forward("softmax", x, 1)
+    fused.activation_forward("softmax", x.astype(np.float16), 1)
+    # A saved array of another dtype than the gradient: no kernel takes that mix.
+    x16 = x.astype(np.float16)
+    fused.activation_backward("gelu", x16, x.astype(np.float32), None)
+    # float16 has activation kernels only: cross-entropy and optimizer steps use the twin.
+    labels = np.array([0, 3, 1])
+    loss = fused.softmax_cross_entropy_forward(x16, labels)
+    assert loss.dtype == np.float16
+    fused.softmax_cross_entropy_backward(np.ones(3, np.float16), x16, labels)
+    p16, m16 = x16.copy(), np.zeros_like(x16)
+    fused.sgd_step(p16, x16, m16, 0.1, momentum=0.9)
+    fused.adam_step(p16, x16, m16, np.zeros_like(x16), None, 1, 1e-3)
     assert fused.launched == []
+
+
+@pytest.mark.parametrize("name", BIAS_ACTIVATION_KERNELS)
+@pytest.mark.parametrize(("rows", "cols"), [(1, 1), (5, 7), (33, 130)])
+def test_f16_bias_activation_kernels_match_float32_twin(fused, rng, name, rows, cols) -> None:
+    """f(z + bias) in float32, rounded once: within 1 binary16 ulp of the float32 twin on the
+    same float16 values."""
+    z = (rng.standard_normal((rows, cols)) * 3).astype(np.float16)
+    bias = rng.standard_normal(cols).astype(np.float16)
+    got = fused.bias_activation_forward(name, z.copy(), bias)
+    assert got.shape == z.shape
+    cpu = get_backend("cpu")
+    _assert_f16_close(
+        got, cpu.bias_activation_forward(name, z.astype(np.float32), bias.astype(np.float32))
+    )
+    assert fused.launched == [f"bias_activation_forward_{name}_f16"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

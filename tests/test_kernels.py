@@ -3,7 +3,10 @@
 1. The activation math (kernels/activations.cuh) built with g++ into a ctypes library agrees with
    the NumPy twins (activation_forward / activation_backward of the cpu backend) to a few ulps
    over random and special inputs; deliberately wrong formulas must be caught by the same
-   comparison.
+   comparison. The header's binary16 conversions are bit-identical to NumPy's astype (every
+   half, every float32 next to a rounding boundary, random bit patterns; wrong roundings must be
+   caught), and the half (f16) math is the float32 math rounded once, bit for bit, within one
+   binary16 ulp of the float64 twin (plus the float32 math's own bound where it cancels).
 2. The optimizer update math (kernels/optim.cuh: SGD, Adam/AdamW with and without amsgrad,
    RMSprop, Adagrad) agrees with the twins over several steps (a variant with eps inside the sqrt
    must be caught).
@@ -58,7 +61,7 @@ GXX_FLAGS = ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", f
 # Host libraries (tests/kernels_host/<name>_host.cpp) built for ctypes.
 HOST_LIBS = ("activations", "optim", "losses")
 # Groups of launch_check.cpp, run side by side (one process each).
-SHIM_GROUPS = ("activations", "optim", "losses")
+SHIM_GROUPS = ("activations", "activations-f16", "optim", "losses")
 
 # Elementwise activations with kernels, and the params they are checked with (softmax and
 # log_softmax are reductions: their kernels are not written yet).
@@ -174,11 +177,19 @@ def host_lib(builds: dict) -> ctypes.CDLL:
     return _host_lib(builds, "activations")
 
 
+# The host functions' suffix and scalar type per array dtype (float16 computes in float).
+HOST_TYPES = {
+    np.dtype(np.float64): ("f64", ctypes.c_double),
+    np.dtype(np.float32): ("f32", ctypes.c_float),
+    np.dtype(np.float16): ("f16", ctypes.c_float),
+}
+
+
 def _host_call(lib: ctypes.CDLL, kind: str, name: str, arrays: list, param) -> np.ndarray:
     """Run the host build of `name`'s forward or backward over `arrays` (all the same dtype)."""
     dtype = arrays[0].dtype
-    ctype = ctypes.c_float if dtype == np.float32 else ctypes.c_double
-    fn = getattr(lib, f"gg_{kind}_{'f32' if dtype == np.float32 else 'f64'}")
+    suffix, ctype = HOST_TYPES[dtype]
+    fn = getattr(lib, f"gg_{kind}_{suffix}")
     fn.argtypes = [ctypes.c_char_p, ctypes.c_longlong] + [ctypes.c_void_p] * (len(arrays) + 1)
     fn.argtypes += [ctype, ctype]
     p0, p1 = param if isinstance(param, tuple) else (param or 0.0, 0.0)
@@ -257,6 +268,197 @@ def test_comparison_catches_wrong_formulas(host_lib, dtype) -> None:
         host_lib, "sigmoid", None, dtype, host_bwd="wrong_sigmoid"
     )
     assert _bad(got_dx, dx, x, g).sum() > 1000
+
+
+# --- 1b. binary16 conversions and the half (f16) math --------------------------------------
+def _to_half(lib: ctypes.CDLL, f: np.ndarray, variant: int = 0) -> np.ndarray:
+    """gg::float_to_half over a float32 array (variant 1, 2: the wrong roundings); uint16 bits."""
+    f = np.ascontiguousarray(f, dtype=np.float32)
+    h = np.empty(f.shape, np.uint16)
+    fn = lib.gg_float_to_half
+    fn.argtypes = [ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int]
+    fn.restype = None
+    fn(f.size, f.ctypes.data, h.ctypes.data, variant)
+    return h
+
+
+def _to_float(lib: ctypes.CDLL, h: np.ndarray) -> np.ndarray:
+    """gg::half_to_float over a uint16 array of binary16 bits."""
+    h = np.ascontiguousarray(h, dtype=np.uint16)
+    f = np.empty(h.shape, np.float32)
+    fn = lib.gg_half_to_float
+    fn.argtypes = [ctypes.c_longlong, ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = None
+    fn(h.size, h.ctypes.data, f.ctypes.data)
+    return f
+
+
+ALL_HALVES = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16)
+
+
+def _numpy_half(f: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):  # beyond 65504 is inf, on purpose
+        return np.asarray(f, np.float32).astype(np.float16).view(np.uint16)
+
+
+def _half_mismatches(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Mask of binary16 bit patterns that differ; two NaNs (any payload) count as equal."""
+    got_nan = np.isnan(got.view(np.float16))
+    want_nan = np.isnan(want.view(np.float16))
+    return np.where(want_nan, ~got_nan, got != want)
+
+
+def _boundary_floats() -> np.ndarray:
+    """Every float32 within 3 ulps of a binary16 value or of the midpoint between neighbours
+    (the ties), both signs: every place where rounding to binary16 can go wrong, including the
+    overflow threshold 65520, the tie 2^-25 with zero, and the float32 subnormals."""
+    lo = ALL_HALVES[:0x7C00].view(np.float16).astype(np.float64)  # +0 .. 65504
+    hi = np.append(lo[1:], 65536.0)  # the next value up; 65536 stands for inf
+    points = np.concatenate([lo, (lo + hi) / 2]).astype(np.float32)  # all exact in float32
+    bits = points.view(np.uint32).astype(np.int64)[:, None] + np.arange(-3, 4)
+    bits = bits[(bits >= 0) & (bits < 0x7F800000)].astype(np.uint32)
+    bits = np.concatenate([bits, np.arange(64, dtype=np.uint32), [0x7F800000, 0x7FC00000]])
+    return np.concatenate([bits, bits | np.uint32(0x80000000)]).view(np.float32)
+
+
+def test_half_to_float_matches_numpy_for_every_half(host_lib) -> None:
+    got = _to_float(host_lib, ALL_HALVES)
+    want = ALL_HALVES.view(np.float16).astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+    # Every half survives the round trip through float; NaN stays NaN, sign kept.
+    back = _to_half(host_lib, got)
+    assert not _half_mismatches(back, ALL_HALVES).any()
+    assert np.array_equal(back >> 15, ALL_HALVES >> 15)
+
+
+def test_float_to_half_matches_numpy_rounding(host_lib) -> None:
+    boundary = _boundary_floats()
+    rng = np.random.default_rng(16)
+    random = rng.integers(0, 1 << 32, 2_000_000, dtype=np.uint64).astype(np.uint32)
+    for floats in (boundary, random.view(np.float32)):
+        bad = _half_mismatches(_to_half(host_lib, floats), _numpy_half(floats))
+        assert not bad.any(), f"{bad.sum()} differ from NumPy, e.g. {floats[bad][:5]!r}"
+    # Overflow, underflow and ties (to even), spelled out: value -> binary16 bits.
+    cases = {
+        65504.0: 0x7BFF,
+        65519.99: 0x7BFF,  # float32 65519.9921875, just below the midpoint to 2^16
+        65520.0: 0x7C00,  # the midpoint: ties to "even" 2^16, which is inf
+        1e9: 0x7C00,
+        -65520.0: 0xFC00,
+        2.0**-25: 0x0000,  # half the smallest subnormal: ties to 0
+        -(2.0**-25): 0x8000,
+        2.0**-24 * 1.5: 0x0002,  # subnormal ties: 1.5 -> 2, 2.5 -> 2
+        2.0**-24 * 2.5: 0x0002,
+        2.0**-14 - 2.0**-25: 0x0400,  # largest subnormal and smallest normal: up to the normal
+        1.0 + 2.0**-11: 0x3C00,  # normal ties: down to even, then up to even
+        1.0 + 3 * 2.0**-11: 0x3C02,
+    }
+    got = _to_half(host_lib, np.array(list(cases), np.float32))
+    assert [hex(v) for v in got] == [hex(v) for v in cases.values()]
+
+
+def test_half_conversion_checks_catch_wrong_rounding(host_lib) -> None:
+    """Truncation, and ties rounded away from zero instead of to even, must both be caught by the
+    boundary set (random bit patterns alone almost never land on a tie)."""
+    boundary = _boundary_floats()
+    want = _numpy_half(boundary)
+    assert _half_mismatches(_to_half(host_lib, boundary, variant=1), want).sum() > 10_000
+    assert _half_mismatches(_to_half(host_lib, boundary, variant=2), want).sum() > 10_000
+
+
+def _half_key(h: np.ndarray) -> np.ndarray:
+    """binary16 bits as integers in value order (-0 and +0 both 0; +inf one step past 65504), so
+    the difference of two keys is the distance in binary16 ulps."""
+    b = h.view(np.uint16).astype(np.int32)
+    return np.where(b & 0x8000, -(b & 0x7FFF), b)
+
+
+def _f16_points() -> tuple[np.ndarray, np.ndarray]:
+    """x: every binary16 value (all 65536 bit patterns); g: random normal binary16 values, with
+    every 64th one special (0, -0, ±inf, NaN, ±60000, a subnormal)."""
+    rng = np.random.default_rng(1616)
+    x = ALL_HALVES.view(np.float16)
+    g = rng.standard_normal(x.size).astype(np.float16)
+    special = np.array([0, -0.0, np.inf, -np.inf, np.nan, 6e4, -6e4, 3e-6], np.float16)
+    g[::64] = np.resize(special, g[::64].size)
+    return x, g
+
+
+def _f16_run(lib, name: str, param, x16: np.ndarray, g16: np.ndarray, fwd=None, bwd=None):
+    """The host f16 forward and backward of `name` (the backward on the f16 forward's output, as
+    autograd saves it), the float32 header math on the same inputs rounded once, and the float64
+    and float32 twins on the same inputs."""
+    cpu = get_backend("cpu")
+    out16 = _host_call(lib, "forward", fwd or name, [x16], param)
+    dx16 = _host_call(lib, "backward", bwd or name, [g16, x16, out16], param)
+    x32, g32, out32 = (a.astype(np.float32) for a in (x16, g16, out16))
+    x64, g64, out64 = (a.astype(np.float64) for a in (x16, g16, out16))
+    with np.errstate(all="ignore"):  # inf/NaN inputs and float16 overflow on purpose
+        return {
+            "out": out16,
+            "dx": dx16,
+            "out32": _host_call(lib, "forward", name, [x32], param).astype(np.float16),
+            "dx32": _host_call(lib, "backward", name, [g32, x32, out32], param).astype(np.float16),
+            "ref": cpu.activation_forward(name, x64, param),
+            "dref": cpu.activation_backward(name, g64, x64, out64, param),
+            "ref32": cpu.activation_forward(name, x32, param).astype(np.float16),
+            "dref32": cpu.activation_backward(name, g32, x32, out32, param).astype(np.float16),
+        }
+
+
+def _f16_vs_float64(got, ref, ref32, x, g):
+    """(ulps, bad): the distance in binary16 ulps between `got` and the float64 twin's result
+    rounded to binary16, and the mask of elements beyond the bound. Bound: 1 ulp (what one
+    rounding of a float32 result a few float32 ulps from the exact value can cost next to a tie),
+    or, where the float32 math itself cancels, the float32 header's own bound
+    ULPS·eps32·(|ref| + |g|·(1+|x|)) on top of half an ulp. A NaN must be matched by a NaN.
+    Where x or g is inf or NaN the float64 twin is not the reference (e.g. inf·f'(x) where f'
+    underflows in float32 but not in float64): there `got` must equal `ref32`, the float32
+    twin's result rounded to binary16, exactly (ulps reported as 0)."""
+    with np.errstate(all="ignore"):
+        ref16 = ref.astype(np.float16)
+        ulps = np.abs(_half_key(got) - _half_key(ref16))
+        spacing = np.where(np.abs(ref16) < 2.0**-14, 2.0**-24, np.abs(np.spacing(ref16)))
+        x64, g64, got64 = (a.astype(np.float64) for a in (x, g, got))
+        tol32 = ULPS * np.finfo(np.float32).eps * (np.abs(ref) + np.abs(g64) * (1 + np.abs(x64)))
+        within = np.abs(got64 - ref) <= tol32 + spacing.astype(np.float64) / 2
+    nan_ref, nan_got = np.isnan(ref16), np.isnan(got)
+    ok = np.where(nan_ref | nan_got, nan_ref & nan_got, (ulps <= 1) | within)
+    special = ~(np.isfinite(x) & np.isfinite(g))
+    ok = np.where(special, ~_half_mismatches(got.view(np.uint16), ref32.view(np.uint16)), ok)
+    return np.where(nan_ref | nan_got | special, 0, ulps), ~ok
+
+
+@pytest.mark.parametrize(("name", "param"), CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_f16_math_is_float32_math_rounded_once(host_lib, name, param) -> None:
+    x, g = _f16_points()
+    r = _f16_run(host_lib, name, param, x, g)
+    for got, want in ((r["out"], r["out32"]), (r["dx"], r["dx32"])):
+        bad = _half_mismatches(got.view(np.uint16), want.view(np.uint16))
+        assert not bad.any(), f"{name}: {bad.sum()} differ from float32 rounded once"
+    ones = np.ones_like(x)
+    ulps, bad = _f16_vs_float64(r["out"], r["ref"], r["ref32"], x, ones)
+    assert not bad.any(), f"{name} forward: " + _describe(bad, r["out"], r["ref"], x, ones)
+    dulps, dbad = _f16_vs_float64(r["dx"], r["dref"], r["dref32"], x, g)
+    assert not dbad.any(), f"{name} backward: " + _describe(dbad, r["dx"], r["dref"], x, g)
+    # Beyond 1 ulp only where the float32 math cancels: gelu and gelu_tanh for x near -4..-6,
+    # where f or f' is a small difference of values near 1 (measured: 17 forward and 193
+    # backward elements of 65536 in all, see kernels/README.md); never a sizeable share.
+    assert (ulps > 1).sum() + (dulps > 1).sum() < 0.01 * x.size
+    print(
+        f"{name} {param}: forward/backward beyond 1 binary16 ulp (within the float32 bound): "
+        f"{(ulps > 1).sum()}/{(dulps > 1).sum()} of {x.size}, worst {ulps.max()}/{dulps.max()}"
+    )
+
+
+def test_f16_comparison_catches_wrong_formulas(host_lib) -> None:
+    # sigmoid' written as s(1+s). (gelu_tanh's 0.0447 for 0.044715 is a change of 3e-4 relative
+    # in a term of the argument, below binary16's resolution: it is caught in float32 only.)
+    x, g = _f16_points()
+    r = _f16_run(host_lib, "sigmoid", None, x, g, bwd="wrong_sigmoid")
+    assert _f16_vs_float64(r["dx"], r["dref"], r["dref32"], x, g)[1].sum() > 1000
 
 
 # --- 2. optimizer update math (kernels/optim.cuh) against the NumPy twins --------------------
@@ -726,12 +928,16 @@ def test_xent_comparison_catches_wrong_formulas(losses_lib, dtype) -> None:
 
 # --- 4. the real kernel bodies through the launch shim, under ASan/UBSan ---------------------
 def _kernel_names(*files: str) -> set[str]:
-    """Every kernel that the given kernels/*.cu files (default: all) define, for both dtypes."""
+    """Every kernel that the given kernels/*.cu files (default: all) define: each kernel stem of
+    the file's macro with each suffix the file instantiates it for (the last argument of its
+    top-level GG_..._KERNELS(...) lines)."""
     names = set()
     for src in [KERNELS / f for f in files] or CU_FILES:
         text = src.read_text(encoding="utf-8")
         stems = re.findall(r'extern "C" __global__ void (\w+)_##S\(', text)
-        names |= {f"{stem}_{suffix}" for stem in stems for suffix in ("f32", "f64")}
+        suffixes = re.findall(r"^GG_\w+_KERNELS\(.*,\s*(\w+)\)$", text, re.MULTILINE)
+        assert stems and suffixes, f"no kernels or no instantiations found in {src.name}"
+        names |= {f"{stem}_{suffix}" for stem in stems for suffix in suffixes}
     return names
 
 
@@ -757,7 +963,7 @@ def test_kernels_have_twins() -> None:
         f"activation_{kind}_{act}_{suffix}"
         for kind in ("forward", "backward")
         for act in ELEMENTWISE
-        for suffix in ("f32", "f64")
+        for suffix in ("f32", "f64", "f16")
     }
     assert names == expected
     assert set(ELEMENTWISE) <= set(FORWARD)
@@ -773,7 +979,7 @@ def test_kernels_have_twins() -> None:
     bias = {
         f"bias_activation_forward_{act}_{suffix}"
         for act in ("relu", "sigmoid", "tanh")
-        for suffix in ("f32", "f64")
+        for suffix in ("f32", "f64", "f16")
     }
     assert _kernel_names("bias_activation.cu") == bias
     cpu = get_backend("cpu")

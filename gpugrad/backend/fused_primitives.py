@@ -2,9 +2,11 @@
 
 `FusedPrimitives` overrides the primitives of `ActivationPrimitives`, `LossPrimitives` and
 `OptimizerPrimitives` (the NumPy twins) with one kernel launch each, wherever a kernel exists for
-the case at hand: float32 or float64 arrays and an activation or optimizer option the kernels
-cover. Anything else (float16, softmax along an axis, a gradient of another dtype) falls back to
-the twin, which on CuPy is the same formula as a handful of stock CuPy kernels.
+the case at hand: float32 or float64 arrays (and float16 ones for the elementwise activations and
+bias + activation, whose f16 kernels compute in float32 and round once) and an activation or
+optimizer option the kernels cover. Anything else (float16 optimizer steps and cross-entropy,
+softmax along an axis, a gradient of another dtype) falls back to the twin, which on CuPy is the
+same formula as a handful of stock CuPy kernels.
 
 This layer knows nothing of CuPy. It prepares the arguments exactly as the kernels declare them
 (C-contiguous arrays, `long long` sizes as `numpy.int64`, scalars of the kernel's dtype or
@@ -27,6 +29,16 @@ from .optimizer_math import OptimizerPrimitives
 
 # The suffix of a kernel's name for each dtype the kernels are written for.
 SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+# The activation and bias + activation kernels also come in float16 (binary16 arrays, math in
+# float32, one rounding per element).
+ACTIVATION_SUFFIX = {**SUFFIX, np.dtype(np.float16): "f16"}
+# The type of an activation kernel's scalar params (slope, alpha, beta, threshold): its math
+# type, float32 for the f16 kernels.
+PARAM_TYPE = {
+    np.dtype(np.float32): np.float32,
+    np.dtype(np.float64): np.float64,
+    np.dtype(np.float16): np.float32,
+}
 
 # Elementwise activations with a forward and a fused backward kernel, and which saved arrays
 # each backward kernel reads, in its argument order (kernels/activations.cu).
@@ -50,10 +62,13 @@ LOSS_KERNELS = ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward
 
 def kernel_names() -> set[str]:
     """Every kernel name `FusedPrimitives` may launch (each must exist in kernels/*.cu)."""
-    stems = [f"activation_{d}_{a}" for a in ACTIVATION_KERNELS for d in ("forward", "backward")]
-    stems += [f"bias_activation_forward_{a}" for a in BIAS_ACTIVATION_KERNELS]
-    stems += [*OPTIMIZER_KERNELS, *LOSS_KERNELS]
-    return {f"{stem}_{suffix}" for stem in stems for suffix in SUFFIX.values()}
+    activations = [
+        f"activation_{d}_{a}" for a in ACTIVATION_KERNELS for d in ("forward", "backward")
+    ]
+    activations += [f"bias_activation_forward_{a}" for a in BIAS_ACTIVATION_KERNELS]
+    names = {f"{stem}_{suffix}" for stem in activations for suffix in ACTIVATION_SUFFIX.values()}
+    others = [*OPTIMIZER_KERNELS, *LOSS_KERNELS]
+    return names | {f"{stem}_{suffix}" for stem in others for suffix in SUFFIX.values()}
 
 
 def _activation_params(name: str, param: Any, scalar: type) -> tuple:
@@ -95,12 +110,12 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
 
     # --- activations -----------------------------------------------------------------------
     def activation_forward(self, name: str, x: Any, param: Any = None, *, into: Any = None) -> Any:
-        suffix = SUFFIX.get(x.dtype)
+        suffix = ACTIVATION_SUFFIX.get(x.dtype)
         if suffix is None or name not in ACTIVATION_KERNELS:
             return super().activation_forward(name, x, param, into=into)
         x = self._contiguous(x)
         out = self._output(x.shape, x.dtype, into)
-        params = _activation_params(name, param, x.dtype.type)
+        params = _activation_params(name, param, PARAM_TYPE[x.dtype])
         if x.size:
             self.launch_kernel(
                 f"activation_forward_{name}_{suffix}", x.size, (np.int64(x.size), x, out, *params)
@@ -113,7 +128,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
         saved_names = ACTIVATION_KERNELS.get(name)
         saved_by_name = {"x": x, "out": out}
         saved = [saved_by_name[s] for s in saved_names] if saved_names else []
-        suffix = SUFFIX.get(g.dtype)
+        suffix = ACTIVATION_SUFFIX.get(g.dtype)
         if (
             suffix is None
             or saved_names is None
@@ -123,7 +138,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
         g = self._contiguous(g)
         saved = [self._contiguous(s) for s in saved]
         dx = self._output(g.shape, g.dtype, into)
-        params = _activation_params(name, param, g.dtype.type)
+        params = _activation_params(name, param, PARAM_TYPE[g.dtype])
         if g.size:
             self.launch_kernel(
                 f"activation_backward_{name}_{suffix}",
@@ -133,7 +148,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
         return dx
 
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:
-        suffix = SUFFIX.get(z.dtype)
+        suffix = ACTIVATION_SUFFIX.get(z.dtype)
         if (
             suffix is None
             or name not in BIAS_ACTIVATION_KERNELS

@@ -3,13 +3,15 @@
 // shape: inputs are exactly n elements on the heap (so any out-of-bounds access is an ASan
 // report), the output is poisoned with a NaN first, and afterwards every element must equal, bit
 // for bit, the header function applied to that element's inputs (so every element was written,
-// by the right index). The loss kernels are checked the same way per row: (rows, classes)
+// by the right index). Half (f16) kernels are checked the same way on binary16 arrays
+// (unsigned short bits) against gg::store(f(gg::load(...))), the header's float math rounded
+// once. The loss kernels are checked the same way per row: (rows, classes)
 // logits, and every loss or gradient element must equal the header's row function. Prints
 // "kernel <name>" per kernel, then "checked <elements> elements in <launches> launches, <m>
 // mismatches"; exits 0, or 1 after printing the first mismatches.
 //
-// argv[1] picks a group: "activations", "optim" or "losses" (the test runs the groups side by
-// side); none runs them all. "control-oob" or "control-unwritten" runs only a deliberately
+// argv[1] picks a group: "activations" (f32, f64), "activations-f16", "optim" or "losses" (the
+// test runs the groups side by side); none runs them all. "control-oob" or "control-unwritten" runs only a deliberately
 // broken kernel instead: the test expects ASan to report the first and this program to report
 // the second.
 #include <algorithm>
@@ -62,17 +64,28 @@ std::vector<long long> few_sizes() { return {0, 1, 2, 31, 32, 33, 255, 256, 257,
 const unsigned kShapes[][2] = {{1, 1},  {1, 32},  {3, 7},   {1, 256}, {4, 128},
                                {7, 33}, {64, 1},  {2, 1024}, {64, 256}};
 
+unsigned long long input_hash(long long i, int k) {
+  unsigned long long h = (unsigned long long)(i * 2654435761LL + k * 40503LL + 12345);
+  h ^= h >> 13;
+  return h * 0x9E3779B97F4A7C15ULL;
+}
+
 // Reproducible inputs in [-4, 4] (no <random>: the same values on every libstdc++).
 template <typename T>
 T input_value(long long i, int k) {
-  unsigned long long h = (unsigned long long)(i * 2654435761LL + k * 40503LL + 12345);
-  h ^= h >> 13;
-  h *= 0x9E3779B97F4A7C15ULL;
-  return T((long long)(h >> 40) % 8001 - 4000) / T(1000);
+  return T((long long)(input_hash(i, k) >> 40) % 8001 - 4000) / T(1000);
 }
 
 // Poison for outputs: a quiet NaN with a payload that no arithmetic here produces (the kernels'
 // own NaN, nan(""), has none), so an element still holding it was never written.
+template <typename T>
+T poison();
+// binary16: a signaling NaN. gg::float_to_half of an arithmetic (quiet) NaN keeps the quiet bit,
+// and the half inputs never hold this pattern, so no kernel passes it through either.
+template <>
+unsigned short poison<unsigned short>() {
+  return 0x7dadu;
+}
 template <typename T>
 T poison() {
   T v;
@@ -85,6 +98,21 @@ T poison() {
   }
   return v;
 }
+
+// binary16 inputs (bit patterns): the float inputs rounded to half, and one element in 16 an
+// arbitrary pattern (subnormals, ±inf, NaN, up to ±65504), except the output poison.
+template <>
+unsigned short input_value<unsigned short>(long long i, int k) {
+  if ((i + 3 * k) % 16 == 5) {
+    const unsigned short bits = (unsigned short)(input_hash(i, k) >> 48);
+    return bits == poison<unsigned short>() ? (unsigned short)(bits ^ 1u) : bits;
+  }
+  return gg::float_to_half(input_value<float>(i, k));
+}
+
+// An element as a number, for the mismatch report (binary16 bits as their value).
+double shown(double v) { return v; }
+double shown(unsigned short h) { return gg::half_to_float(h); }
 
 // launch_kernel(grid, block, n, arrays): arrays[0..inputs-1] are the kernel's inputs,
 // arrays[inputs] its output. reference(n, arrays, want) writes the expected output by calling
@@ -106,7 +134,7 @@ void check(Stats& st, const char* name, int inputs, Launch launch_kernel, Refere
       for (long long i = 0; i < n; ++i) {
         if (std::memcmp(&want[i], &a[inputs][i], sizeof(T)) != 0 && st.failures++ < 10) {
           std::printf("MISMATCH %s n=%lld grid=%u block=%u i=%lld: got %.17g want %.17g\n", name,
-                      n, shape[0], shape[1], i, (double)a[inputs][i], (double)want[i]);
+                      n, shape[0], shape[1], i, shown(a[inputs][i]), shown(want[i]));
         }
       }
       st.elements += n;
@@ -116,48 +144,53 @@ void check(Stats& st, const char* name, int inputs, Launch launch_kernel, Refere
   std::printf("kernel %s\n", name);  // the test compares this list with the .cu file's kernels
 }
 
-// One kernel: INPUTS arrays in, REF the expected element i, then the kernel's arguments after n.
-#define GG_CHECK(T, KERNEL, INPUTS, REF, ...)                                                    \
-  check<T>(st, #KERNEL, INPUTS,                                                                \
+// One kernel: INPUTS arrays in, REF the expected element i (in the math type: it is stored with
+// gg::store, as the kernel stores), then the kernel's arguments after n.
+#define GG_CHECK(T, KERNEL, INPUTS, REF, ...)                                                     \
+  check<T>(st, #KERNEL, INPUTS,                                                                   \
            [&](dim3 gr, dim3 bl, long long n, T** a) { launch(KERNEL, gr, bl, n, __VA_ARGS__); }, \
-           [&](long long n, T** a, T* want) {                                            \
-             for (long long i = 0; i < n; ++i) want[i] = REF;                            \
+           [&](long long n, T** a, T* want) {                                                     \
+             for (long long i = 0; i < n; ++i) gg::store(want[i], REF);                           \
            })
 
-// Every kernel of one dtype T (name suffix S); x, g, out are a[0], a[1], a[2] in kernel order.
-#define GG_CHECK_ALL(T, S)                                                                       \
-  do {                                                                                           \
-    const T slope = T(0.1), alpha = T(0.7), beta = T(2), threshold = T(3);                       \
-    GG_CHECK(T, activation_forward_relu_##S, 1, gg::relu_fwd(a[0][i]), a[0], a[1]);             \
-    GG_CHECK(T, activation_forward_leaky_relu_##S, 1, gg::leaky_relu_fwd(a[0][i], slope), a[0], \
-             a[1], slope);                                                                       \
-    GG_CHECK(T, activation_forward_elu_##S, 1, gg::elu_fwd(a[0][i], alpha), a[0], a[1], alpha); \
-    GG_CHECK(T, activation_forward_gelu_##S, 1, gg::gelu_fwd(a[0][i]), a[0], a[1]);             \
-    GG_CHECK(T, activation_forward_gelu_tanh_##S, 1, gg::gelu_tanh_fwd(a[0][i]), a[0], a[1]);   \
-    GG_CHECK(T, activation_forward_silu_##S, 1, gg::silu_fwd(a[0][i]), a[0], a[1]);             \
-    GG_CHECK(T, activation_forward_sigmoid_##S, 1, gg::sigmoid_fwd(a[0][i]), a[0], a[1]);       \
-    GG_CHECK(T, activation_forward_tanh_##S, 1, gg::tanh_fwd(a[0][i]), a[0], a[1]);             \
-    GG_CHECK(T, activation_forward_softplus_##S, 1, gg::softplus_fwd(a[0][i], beta, threshold), \
-             a[0], a[1], beta, threshold);                                                       \
-    GG_CHECK(T, activation_backward_relu_##S, 2, gg::relu_bwd(a[0][i], a[1][i]), a[0], a[1],    \
-             a[2]);                                                                              \
-    GG_CHECK(T, activation_backward_leaky_relu_##S, 2,                                          \
-             gg::leaky_relu_bwd(a[0][i], a[1][i], slope), a[0], a[1], a[2], slope);             \
-    GG_CHECK(T, activation_backward_elu_##S, 3, gg::elu_bwd(a[0][i], a[1][i], a[2][i], alpha),  \
-             a[0], a[1], a[2], a[3], alpha);                                                     \
-    GG_CHECK(T, activation_backward_gelu_##S, 2, gg::gelu_bwd(a[0][i], a[1][i]), a[0], a[1],    \
-             a[2]);                                                                              \
-    GG_CHECK(T, activation_backward_gelu_tanh_##S, 2, gg::gelu_tanh_bwd(a[0][i], a[1][i]), a[0], \
-             a[1], a[2]);                                                                        \
-    GG_CHECK(T, activation_backward_silu_##S, 2, gg::silu_bwd(a[0][i], a[1][i]), a[0], a[1],    \
-             a[2]);                                                                              \
-    GG_CHECK(T, activation_backward_sigmoid_##S, 2, gg::sigmoid_bwd(a[0][i], a[1][i]), a[0],    \
-             a[1], a[2]);                                                                        \
-    GG_CHECK(T, activation_backward_tanh_##S, 2, gg::tanh_bwd(a[0][i], a[1][i]), a[0], a[1],    \
-             a[2]);                                                                              \
-    GG_CHECK(T, activation_backward_softplus_##S, 2,                                            \
-             gg::softplus_bwd(a[0][i], a[1][i], beta, threshold), a[0], a[1], a[2], beta,       \
-             threshold);                                                                         \
+// Input k of element i in the math type, as the kernels load it.
+#define GG_IN(k) gg::load(a[k][i])
+
+// Every kernel of one array type T, math type M (name suffix S); x, g, out are a[0], a[1], a[2]
+// in kernel order.
+#define GG_CHECK_ALL(T, M, S)                                                                     \
+  do {                                                                                            \
+    const M slope = M(0.1), alpha = M(0.7), beta = M(2), threshold = M(3);                        \
+    GG_CHECK(T, activation_forward_relu_##S, 1, gg::relu_fwd(GG_IN(0)), a[0], a[1]);              \
+    GG_CHECK(T, activation_forward_leaky_relu_##S, 1, gg::leaky_relu_fwd(GG_IN(0), slope), a[0],  \
+             a[1], slope);                                                                        \
+    GG_CHECK(T, activation_forward_elu_##S, 1, gg::elu_fwd(GG_IN(0), alpha), a[0], a[1], alpha);  \
+    GG_CHECK(T, activation_forward_gelu_##S, 1, gg::gelu_fwd(GG_IN(0)), a[0], a[1]);              \
+    GG_CHECK(T, activation_forward_gelu_tanh_##S, 1, gg::gelu_tanh_fwd(GG_IN(0)), a[0], a[1]);    \
+    GG_CHECK(T, activation_forward_silu_##S, 1, gg::silu_fwd(GG_IN(0)), a[0], a[1]);              \
+    GG_CHECK(T, activation_forward_sigmoid_##S, 1, gg::sigmoid_fwd(GG_IN(0)), a[0], a[1]);        \
+    GG_CHECK(T, activation_forward_tanh_##S, 1, gg::tanh_fwd(GG_IN(0)), a[0], a[1]);              \
+    GG_CHECK(T, activation_forward_softplus_##S, 1, gg::softplus_fwd(GG_IN(0), beta, threshold),  \
+             a[0], a[1], beta, threshold);                                                        \
+    GG_CHECK(T, activation_backward_relu_##S, 2, gg::relu_bwd(GG_IN(0), GG_IN(1)), a[0], a[1],    \
+             a[2]);                                                                               \
+    GG_CHECK(T, activation_backward_leaky_relu_##S, 2,                                            \
+             gg::leaky_relu_bwd(GG_IN(0), GG_IN(1), slope), a[0], a[1], a[2], slope);             \
+    GG_CHECK(T, activation_backward_elu_##S, 3, gg::elu_bwd(GG_IN(0), GG_IN(1), GG_IN(2), alpha), \
+             a[0], a[1], a[2], a[3], alpha);                                                      \
+    GG_CHECK(T, activation_backward_gelu_##S, 2, gg::gelu_bwd(GG_IN(0), GG_IN(1)), a[0], a[1],    \
+             a[2]);                                                                               \
+    GG_CHECK(T, activation_backward_gelu_tanh_##S, 2, gg::gelu_tanh_bwd(GG_IN(0), GG_IN(1)),      \
+             a[0], a[1], a[2]);                                                                   \
+    GG_CHECK(T, activation_backward_silu_##S, 2, gg::silu_bwd(GG_IN(0), GG_IN(1)), a[0], a[1],    \
+             a[2]);                                                                               \
+    GG_CHECK(T, activation_backward_sigmoid_##S, 2, gg::sigmoid_bwd(GG_IN(0), GG_IN(1)), a[0],    \
+             a[1], a[2]);                                                                         \
+    GG_CHECK(T, activation_backward_tanh_##S, 2, gg::tanh_bwd(GG_IN(0), GG_IN(1)), a[0], a[1],    \
+             a[2]);                                                                               \
+    GG_CHECK(T, activation_backward_softplus_##S, 2,                                              \
+             gg::softplus_bwd(GG_IN(0), GG_IN(1), beta, threshold), a[0], a[1], a[2], beta,       \
+             threshold);                                                                          \
   } while (0)
 
 // The bias + activation kernels: z of rows x cols elements and a bias of exactly cols (so
@@ -178,7 +211,8 @@ void check_bias(Stats& st, const char* name, Kernel kernel, F f) {
         launch(kernel, dim3(shape[0]), dim3(shape[1]), n, cols, z, bias, out);
         ++st.launches;
         for (long long i = 0; i < n; ++i) {
-          const T want = f(T(z[i] + bias[i % cols]));
+          T want;
+          gg::store(want, f(gg::load(z[i]) + gg::load(bias[i % cols])));
           if (std::memcmp(&want, &out[i], sizeof(T)) != 0 && st.failures++ < 10) {
             std::printf("MISMATCH %s rows=%lld cols=%lld grid=%u block=%u i=%lld\n", name, rows,
                         cols, shape[0], shape[1], i);
@@ -194,14 +228,14 @@ void check_bias(Stats& st, const char* name, Kernel kernel, F f) {
   std::printf("kernel %s\n", name);
 }
 
-#define GG_CHECK_BIAS(T, S)                                                                    \
-  do {                                                                                         \
-    check_bias<T>(st, "bias_activation_forward_relu_" #S, bias_activation_forward_relu_##S,   \
-                  [](T v) { return gg::relu_fwd(v); });                                        \
-    check_bias<T>(st, "bias_activation_forward_sigmoid_" #S,                                   \
-                  bias_activation_forward_sigmoid_##S, [](T v) { return gg::sigmoid_fwd(v); }); \
-    check_bias<T>(st, "bias_activation_forward_tanh_" #S, bias_activation_forward_tanh_##S,   \
-                  [](T v) { return gg::tanh_fwd(v); });                                        \
+#define GG_CHECK_BIAS(T, M, S)                                                                    \
+  do {                                                                                            \
+    check_bias<T>(st, "bias_activation_forward_relu_" #S, bias_activation_forward_relu_##S,       \
+                  [](M v) { return gg::relu_fwd(v); });                                           \
+    check_bias<T>(st, "bias_activation_forward_sigmoid_" #S,                                      \
+                  bias_activation_forward_sigmoid_##S, [](M v) { return gg::sigmoid_fwd(v); });   \
+    check_bias<T>(st, "bias_activation_forward_tanh_" #S, bias_activation_forward_tanh_##S,       \
+                  [](M v) { return gg::tanh_fwd(v); });                                           \
   } while (0)
 
 // Inputs of in-place array k: in [1 + k, 9 + k], or for the arrays in the bit mask `small`, in
@@ -454,17 +488,22 @@ int main(int argc, char** argv) {
     GG_CHECK(float, control_unwritten, 1, a[0][i], a[0], a[1]);
   } else {
     const bool activations = all || !std::strcmp(group, "activations");
+    const bool half = all || !std::strcmp(group, "activations-f16");
     const bool optim = all || !std::strcmp(group, "optim");
     const bool losses = all || !std::strcmp(group, "losses");
-    if (!activations && !optim && !losses) {
+    if (!activations && !half && !optim && !losses) {
       std::printf("unknown group %s\n", group);
       return 2;
     }
     if (activations) {
-      GG_CHECK_ALL(float, f32);
-      GG_CHECK_ALL(double, f64);
-      GG_CHECK_BIAS(float, f32);
-      GG_CHECK_BIAS(double, f64);
+      GG_CHECK_ALL(float, float, f32);
+      GG_CHECK_ALL(double, double, f64);
+      GG_CHECK_BIAS(float, float, f32);
+      GG_CHECK_BIAS(double, double, f64);
+    }
+    if (half) {
+      GG_CHECK_ALL(unsigned short, float, f16);
+      GG_CHECK_BIAS(unsigned short, float, f16);
     }
     if (optim) {
       GG_CHECK_OPTIM(float, f32);
