@@ -12,13 +12,7 @@
 // checks this math against NumPy on a CPU). Half arrays compute in float: see load / store below.
 #pragma once
 
-#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
-// Host compiler: the CUDA qualifiers mean nothing here, and the math comes from libm.
-#include <cmath>
-#define __host__
-#define __device__
-#define __forceinline__ inline
-#endif
+#include "portable.cuh"
 #if !defined(__CUDACC_RTC__)
 // memcpy for the host's bit casts (nvcc's host pass too); NVRTC compiles only device code.
 #include <cstring>

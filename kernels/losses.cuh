@@ -29,26 +29,12 @@
 // (tests/kernels_host/losses_host.cpp compares it with NumPy on a CPU).
 #pragma once
 
-#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
-#include <cmath>
-#define __host__
-#define __device__
-#define __forceinline__ inline
-#endif
+#include "portable.cuh"
 
 namespace gg {
 // Own names, so that this header can sit in one translation unit with the other kernel headers
 // and still be used alone (each .cu includes only its own header).
 namespace xent {
-#if defined(__CUDA_ARCH__)
-// Products that must not be contracted into an FMA with the following add, so the device rounds
-// like NumPy (and like the host build, compiled with -ffp-contract=off).
-__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
-#else
-__host__ __forceinline__ float mul(float a, float b) { return a * b; }
-__host__ __forceinline__ double mul(double a, double b) { return a * b; }
-#endif
 // The float function for float (an unqualified exp(float) on the host could be the C double one).
 __host__ __device__ __forceinline__ float exp(float x) { return ::expf(x); }
 __host__ __device__ __forceinline__ double exp(double x) { return ::exp(x); }
@@ -78,7 +64,7 @@ __host__ __device__ __forceinline__ bool xent_label_in_range(long long label, lo
 template <typename T>
 __host__ __device__ __forceinline__ void push_logit(T& m, T& s, T x) {
   if (x > m) {
-    s = xent::mul(s, xent::exp(m - x));
+    s = rn::mul(s, xent::exp(m - x));
     m = x;
   }
   if (!xent::is_neg_inf(x)) s = s + xent::exp(x - m);
@@ -122,8 +108,8 @@ __host__ __device__ __forceinline__ T softmax_xent_forward_row(long long classes
     if (!xent::is_neg_inf(first)) {
       mean_shifted = spread_sum / double(classes) - (double(m) - double(first));
     }
-    const T smoothing = T(xent::mul(double(log_norm) - mean_shifted, label_smoothing));
-    loss = xent::mul(loss, T(1.0 - label_smoothing)) + smoothing;
+    const T smoothing = T(rn::mul(double(log_norm) - mean_shifted, label_smoothing));
+    loss = rn::mul(loss, T(1.0 - label_smoothing)) + smoothing;
   }
   return loss;
 }

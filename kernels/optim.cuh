@@ -7,34 +7,17 @@
 // (1 - beta1, 1 - alpha, 1 - lr*weight_decay, ...) formed in double first, as Python forms them.
 // Hyperparameters therefore arrive as double.
 //
-// Products go through gg::rn::mul, which on the device is __fmul_rn/__dmul_rn: those are never
-// contracted into an FMA, so the device rounds every operation like NumPy does (given correctly
-// rounded sqrt and division, nvcc's default; -ftz still changes subnormals).
+// Products go through gg::rn::mul (portable.cuh), never contracted into an FMA, so the device
+// rounds every operation like NumPy does (given correctly rounded sqrt and division, nvcc's
+// default; -ftz still changes subnormals).
 //
 // The same header compiles with nvcc, NVRTC (no standard headers) and a host C++ compiler
 // (tests/kernels_host/optim_host.cpp compares it with NumPy on a CPU).
 #pragma once
 
-#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
-#include <cmath>
-#define __host__
-#define __device__
-#define __forceinline__ inline
-#endif
+#include "portable.cuh"
 
 namespace gg {
-namespace rn {
-#if defined(__CUDA_ARCH__)
-__device__ __forceinline__ float mul(float a, float b) { return __fmul_rn(a, b); }
-__device__ __forceinline__ double mul(double a, double b) { return __dmul_rn(a, b); }
-#else
-__host__ __forceinline__ float mul(float a, float b) { return a * b; }
-__host__ __forceinline__ double mul(double a, double b) { return a * b; }
-#endif
-__host__ __device__ __forceinline__ float sqrt(float x) { return ::sqrtf(x); }
-__host__ __device__ __forceinline__ double sqrt(double x) { return ::sqrt(x); }
-}  // namespace rn
-
 // SGD, one element. p: parameter, g: gradient (read only), buf: momentum buffer (touched only
 // when momentum != 0). first: this is the buffer's first step (torch seeds it with d, undamped).
 //   d = g (+ weight_decay*p); with momentum: buf = d on the first step, else
