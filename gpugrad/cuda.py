@@ -2,7 +2,8 @@
 
 CuPy runs every kernel on the *current* CUDA device, which is device 0 unless changed. Tensors
 on `cuda:N` for N > 0 are computed with inside `with gg.cuda.device(N):` (as with
-`cupy.cuda.Device(N)`); an op on arrays of another device than the current one fails in CuPy.
+`cupy.cuda.Device(N)`); otherwise CuPy's own kernels refuse arrays of another device, and
+gpugrad's fused kernels raise a DeviceError saying so.
 
 Memory figures come from CuPy's memory pool, which gpugrad's arrays are allocated from: bytes
 held by live arrays (`memory_allocated`), its peak, and bytes the pool keeps from the driver
@@ -66,8 +67,9 @@ def memory_allocated(device: str = "cuda") -> int:
 
 
 def max_memory_allocated(device: str = "cuda") -> int:
-    """The peak of `memory_allocated` since the device was first used or the last
-    `reset_peak_memory_stats`."""
+    """The peak of `memory_allocated` since peak tracking began (the first call of this or of
+    `reset_peak_memory_stats`) or the last reset: call `reset_peak_memory_stats()` before the
+    work you want to measure."""
     return _cuda_backend(device, "max_memory_allocated").max_memory_allocated()
 
 

@@ -132,15 +132,17 @@ class HostFusedBackend(FusedPrimitives, NumpyBackend):
         converted = []
         for arg, (base, pointer, pname) in zip(args, params):
             where = f"{name}({pname})"
-            if pointer:
+            if pointer and arg is None:
+                # What the backend passes for a buffer the kernel ignores: CuPy makes None a
+                # null pointer, and so does ctypes (a kernel that follows it crashes the test).
+                converted.append(None)
+            elif pointer:
                 assert isinstance(arg, np.ndarray), (
                     f"{where}: a pointer needs an array, got {arg!r}"
                 )
                 assert arg.dtype == POINTEE_DTYPES[base], f"{where}: {arg.dtype} for {base}*"
                 assert arg.flags.c_contiguous, f"{where}: array is not C-contiguous"
-                # An empty array is what the backend passes for a buffer the kernel ignores;
-                # on the GPU its data pointer is null, so it is here too.
-                converted.append(arg.ctypes.data if arg.size else None)
+                converted.append(arg.ctypes.data)
             else:
                 allowed = SCALAR_TYPES[base][0]
                 assert type(arg) in allowed, (
@@ -232,6 +234,15 @@ def test_f16_activation_kernels_match_float32_twin(fused, rng, name) -> None:
     g32, x32, out32 = (a.astype(np.float32) for a in (g, x, out))
     _assert_f16_close(dx, cpu.activation_backward(name, g32, x32, out32, param))
     assert fused.launched == [f"activation_forward_{name}_f16", f"activation_backward_{name}_f16"]
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu"])
+def test_zero_dimensional_arrays_keep_their_shape(fused, name) -> None:
+    x = np.array(1.5)
+    out = fused.activation_forward(name, x)
+    dx = fused.activation_backward(name, np.array(2.0), x, out)
+    assert out.shape == () and dx.shape == ()
+    np.testing.assert_allclose(dx, get_backend("cpu").activation_backward(name, 2.0, x, out))
 
 
 def test_activation_into_writes_the_given_array(fused, rng) -> None:

@@ -103,6 +103,12 @@ def test_hooks_and_subclasses_are_never_fused(rng):
     out = forward_fused(list(model), x)
     np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-6)
 
+    relu = nn.ReLU()
+    relu.forward = lambda x: x.relu() * 3  # a forward set on the instance
+    model[1] = relu
+    out = forward_fused(list(model), x)
+    np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-6)
+
 
 def test_sequential_does_not_fuse_on_the_plain_cpu_backend(rng):
     model = _model()

@@ -6,6 +6,7 @@ CuPy installed.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import cupy
@@ -37,17 +38,25 @@ class _PeakMemory:
 
 
 _peak_memory: list[_PeakMemory | None] = [None]
+_peak_lock = threading.Lock()
 
 
 def _track_peak_memory() -> _PeakMemory | None:
-    """Install the peak-tracking allocator once, if CuPy still uses its default pool (an
-    allocator the user set is left alone; the peak then stays unknown)."""
-    if _peak_memory[0] is None:
-        pool = cupy.get_default_memory_pool()
-        if cupy.cuda.get_allocator() == pool.malloc:
-            _peak_memory[0] = _PeakMemory(pool)
-            cupy.cuda.set_allocator(_peak_memory[0].malloc)
-    return _peak_memory[0]
+    """Install the peak-tracking allocator, once. Only on demand (the first call of
+    max_memory_allocated or reset_peak_memory_stats): it puts a Python call in every CuPy
+    allocation of the process, and in older CuPy `used_bytes` walks the pool. An allocator the
+    user set is left alone (the peak then stays unknown)."""
+    with _peak_lock:
+        if _peak_memory[0] is None:
+            pool = cupy.get_default_memory_pool()
+            if cupy.cuda.get_allocator() == pool.malloc:
+                tracker = _PeakMemory(pool)
+                try:
+                    cupy.cuda.set_allocator(tracker.malloc)
+                except ValueError:  # inside cupy.cuda.using_allocator: not ours to replace
+                    return None
+                _peak_memory[0] = tracker
+        return _peak_memory[0]
 
 
 class CupyBackend(FusedPrimitives, Backend):
@@ -61,7 +70,6 @@ class CupyBackend(FusedPrimitives, Backend):
         super().__init__(cupy, Device("cuda", index))
         self.index = index
         self.kernels = CupyKernels(index)
-        self._peak = _track_peak_memory()
         with cupy.cuda.Device(index):
             self.rng = cupy.random.default_rng()
 
@@ -112,16 +120,21 @@ class CupyBackend(FusedPrimitives, Backend):
             return int(cupy.get_default_memory_pool().used_bytes())
 
     def max_memory_allocated(self) -> int:
-        """The most bytes `memory_allocated` has reached since the backend was made or the
-        last `reset_peak_memory_stats` (0 when another allocator replaced CuPy's pool)."""
-        if self._peak is None:
-            return 0
-        return max(self._peak.peak.get(self.index, 0), self.memory_allocated())
+        """The most bytes `memory_allocated` has reached since peak tracking began: at the
+        first call of this or `reset_peak_memory_stats` (call that before the work to
+        measure). Without tracking (another allocator replaced CuPy's pool), the bytes now."""
+        tracker = _track_peak_memory()
+        now = self.memory_allocated()
+        if tracker is None:
+            return now
+        peak = tracker.peak.setdefault(self.index, now)
+        return max(peak, now)
 
     def reset_peak_memory_stats(self) -> None:
         """Start the peak over from the bytes in use now."""
-        if self._peak is not None:
-            self._peak.peak[self.index] = self.memory_allocated()
+        tracker = _track_peak_memory()
+        if tracker is not None:
+            tracker.peak[self.index] = self.memory_allocated()
 
     def empty_cache(self) -> None:
         """Give the pool's cached, unused blocks back to the driver."""

@@ -12,6 +12,7 @@ from typing import Any
 
 import cupy
 
+from ..errors import DeviceError
 from .kernel_source import NVRTC_OPTIONS, kernel_file, module_source
 
 THREADS_PER_BLOCK = 256
@@ -23,6 +24,7 @@ class CupyKernels:
     """The fused kernels of one CUDA device: compiled on first use, launched by name."""
 
     def __init__(self, index: int) -> None:
+        self.index = index
         self.device = cupy.cuda.Device(index)
         self.max_blocks = self.device.attributes["MultiProcessorCount"] * BLOCKS_PER_SM
         self._modules: dict[str, cupy.RawModule] = {}
@@ -47,8 +49,15 @@ class CupyKernels:
     def launch(self, name: str, n: int, args: tuple) -> None:
         """Run kernel `name` over `n` work items: enough blocks of 256 threads to cover them,
         capped at a few per SM (the kernels' grid-stride loops take the rest)."""
+        current = cupy.cuda.runtime.getDevice()
+        if current != self.index:
+            # The arrays around this launch (outputs, work buffers) were allocated on the current
+            # device, and a kernel would follow their pointers from this one: refuse instead.
+            raise DeviceError(
+                f"{name}: tensors on cuda:{self.index} are being computed while cuda:{current} "
+                f"is the current CUDA device; run that work inside gg.cuda.device({self.index})"
+            )
         fn = self._functions.get(name) or self.function(name)
         blocks = min((n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, self.max_blocks)
-        with self.device:
-            fn((max(blocks, 1),), (THREADS_PER_BLOCK,), args)
+        fn((max(blocks, 1),), (THREADS_PER_BLOCK,), args)
         self.launch_counts[name] += 1

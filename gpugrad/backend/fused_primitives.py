@@ -94,7 +94,9 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
 
     # --- helpers ---------------------------------------------------------------------------
     def _contiguous(self, array: Any) -> Any:
-        return self.xp.ascontiguousarray(array)
+        """`array` itself when C-contiguous, else a C-contiguous copy of the same shape
+        (ascontiguousarray alone would also turn a 0-d array into shape (1,))."""
+        return array if array.flags.c_contiguous else self.xp.ascontiguousarray(array)
 
     def _output(self, shape: tuple[int, ...], dtype: Any, into: Any) -> Any:
         """`into` when given (it must be C-contiguous, of this shape and dtype), else a new
@@ -253,13 +255,12 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
             return None
         return self._contiguous(grad)
 
-    def _state(self, array: Any, used: bool, param: Any) -> Any:
+    @staticmethod
+    def _state(array: Any, used: bool) -> Any:
         """A state buffer for the kernel: the array when the kernel touches it (it must be
-        contiguous, like `param`), else an empty array, which reaches the kernel as a null
-        pointer it never follows."""
-        if used:
-            return array
-        return self.xp.empty(0, dtype=param.dtype)
+        contiguous, like `param`), else None, which CuPy passes as a null pointer (the kernel
+        never follows it)."""
+        return array if used else None
 
     @staticmethod
     def _states_ok(param: Any, *arrays: Any) -> bool:
@@ -293,7 +294,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 f"sgd_step_{SUFFIX[param.dtype]}",
                 param.size,
                 (np.int64(param.size), param, flat,
-                 self._state(momentum_buffer, uses_buffer, param), float(lr), float(momentum),
+                 self._state(momentum_buffer, uses_buffer), float(lr), float(momentum),
                  float(dampening), float(weight_decay), np.int32(bool(nesterov)),
                  np.int32(bool(first))),
             )  # fmt: skip
@@ -331,7 +332,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 f"adam_step_{SUFFIX[param.dtype]}",
                 param.size,
                 (np.int64(param.size), param, flat, exp_avg, exp_avg_sq,
-                 self._state(max_exp_avg_sq, bool(amsgrad), param), lr, beta1, beta2,
+                 self._state(max_exp_avg_sq, bool(amsgrad)), lr, beta1, beta2,
                  float(eps), float(weight_decay), np.int32(bool(decoupled)),
                  np.int32(bool(amsgrad)), step_size, correction2_sqrt),
             )  # fmt: skip
@@ -365,8 +366,8 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 f"rmsprop_step_{SUFFIX[param.dtype]}",
                 param.size,
                 (np.int64(param.size), param, flat, square_avg,
-                 self._state(grad_avg, bool(centered), param),
-                 self._state(momentum_buffer, uses_buffer, param), float(lr), float(alpha),
+                 self._state(grad_avg, bool(centered)),
+                 self._state(momentum_buffer, uses_buffer), float(lr), float(alpha),
                  float(eps), float(weight_decay), float(momentum), np.int32(bool(centered))),
             )  # fmt: skip
 

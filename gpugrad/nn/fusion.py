@@ -6,9 +6,10 @@ then runs as `linear_activation`: the product x @ wᵀ, then one kernel that add
 applies the activation, one pass over the (batch, features) array. Unfused, the in-place bias
 add and the activation are a kernel and a full read and write of the array each.
 
-Only exact module types are fused, and only when neither module has hooks, so a subclass
-with its own forward or a hook always sees its own call. On the CPU nothing here runs: the
-NumPy backend has no fused kernels, and models there build the same graph as ever.
+Only exact module types are fused, and only when neither module has hooks or a forward of its
+own set on the instance, so a subclass, a replaced forward or a hook always sees its own call.
+On the CPU nothing here runs: the NumPy backend has no fused kernels, and models there build
+the same graph as ever.
 """
 
 from __future__ import annotations
@@ -59,9 +60,13 @@ def linear_activation(x: Tensor, weight: Tensor, bias: Tensor, kind: str) -> Ten
     return LinearActivation.apply(x, weight, bias, kind=kind)
 
 
-def _has_hooks(module: Module) -> bool:
+def _called_as_is(module: Module) -> bool:
+    """True when calling `module` is just its class's forward: no hooks, and no forward set on
+    the instance itself."""
     hooks = module.__dict__.get("_hooks")
-    return hooks is not None and bool(hooks["pre"] or hooks["forward"] or hooks["backward"])
+    if hooks is not None and (hooks["pre"] or hooks["forward"] or hooks["backward"]):
+        return False
+    return "forward" not in module.__dict__
 
 
 def forward_fused(modules: Sequence[Module], x: Any) -> Any:
@@ -75,8 +80,8 @@ def forward_fused(modules: Sequence[Module], x: Any) -> Any:
             kind is not None
             and type(module) is Linear
             and module.bias is not None
-            and not _has_hooks(module)
-            and not _has_hooks(after)
+            and _called_as_is(module)
+            and _called_as_is(after)
         ):
             x = linear_activation(x, module.weight, module.bias, kind)
             i += 2
