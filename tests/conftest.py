@@ -38,3 +38,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("gpu") is not None:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def host_kernels(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The kernels of kernels/*.cu built for the host (tests/host_kernels.py), once per run."""
+    from host_kernels import build_host_kernels
+
+    kernels = build_host_kernels(tmp_path_factory.mktemp("host_kernels"))
+    if kernels is None:
+        pytest.skip("g++ is not on PATH, so the host build of the kernels cannot be made")
+    return kernels

@@ -187,6 +187,27 @@ def test_kernel_checks_catch_holes_wrong_values_and_missing_launches(lib) -> Non
     assert "0 launches" in rows["activation_backward_tanh_f32"].result
 
 
+def test_kernel_section_passes_against_the_real_kernels_built_for_the_host(lib, host_kernels):
+    """The kernel section as a GPU run would do it, but with the kernels of kernels/*.cu built
+    for the host (tests/host_kernels.py) as the device: every row must pass with launches
+    counted, the float16 rows over every binary16 value included. So the tolerances, floors and
+    NaN poisoning are known to let correct kernels through."""
+    from host_kernels import HostFusedBackend
+
+    dev = HostFusedBackend(host_kernels)
+    ctx = _context(lib, dev)
+    report = lib.Report(ctx.settings)
+    lib.section_kernels(ctx, report)
+    rows = {r.check: r for r in report.rows}
+    assert set(rows) == kernel_names()
+    failed = {name: row.result for name, row in rows.items() if row.status != "PASS"}
+    assert not failed, failed
+    for name, row in rows.items():
+        assert " launches in " in row.result and "0 launches" not in row.result, (name, row.result)
+    half = dev.kernels.launch_counts
+    assert half["activation_forward_gelu_f16"] >= 1 and half["bias_activation_forward_relu_f16"]
+
+
 def test_optimizer_check_catches_a_wrong_eps(lib) -> None:
     ctx = _context(lib, PosingBackend({"adam eps"}))
     report = lib.Report(ctx.settings)
