@@ -1103,6 +1103,29 @@ def mlp_row(ctx: Context, optimizer: str, batch: int, torch_info: tuple) -> Row:
     return Row("mlp", check, result, bar, status, detail)
 
 
+def stock_row(ctx: Context, optimizer: str, batch: int, fused: Row) -> Row:
+    """The same step on stock CuPy (the backend GPUGRAD_FUSED_KERNELS=0 selects), swapped in
+    for the device while it runs: what the fused kernels gain. Shown, not judged."""
+    from gpugrad.backend import _backends
+    from gpugrad.backend.cupy_backend import StockCupyBackend
+
+    s, device = ctx.settings, ctx.dev.device
+    _backends[device] = StockCupyBackend(device.index)
+    try:
+        step = gpugrad_mlp_step(str(device), batch, optimizer)
+        stock = summary(ctx.clock.wall_times(step, s.mlp_steps, s.mlp_warmup))
+    finally:
+        _backends[device] = ctx.dev
+    ours = fused.detail["gpugrad"]["median_s"]
+    result = (
+        f"stock CuPy {stock['median_s'] * 1e3:.2f} ms, fused {ours * 1e3:.2f} ms: "
+        f"{stock['median_s'] / ours:.2f}x faster with the fused kernels"
+    )
+    detail = {"stock": stock, "fused_median_s": ours}
+    return Row("mlp", f"{optimizer} batch {batch} without fused kernels", result, "(info)", INFO,
+               detail)  # fmt: skip
+
+
 def launches_row(ctx: Context, optimizer: str, rows: list[Row]) -> Row:
     """Fused optimizer launches per step over all of one optimizer's timed rows."""
     kernel = f"{optimizer}_step_f32"
@@ -1134,6 +1157,11 @@ def section_mlp(ctx: Context, report: Report) -> None:
                 rows.append(report.add(mlp_row(ctx, optimizer, batch, torch_info)))
         with guarded(report, "mlp", f"{optimizer} launches/step"):
             report.add(launches_row(ctx, optimizer, rows))
+        at_bar = [r for r in rows if r.check == f"{optimizer} batch {ctx.settings.mlp_bar_batch}"]
+        if at_bar and launch_counts(ctx.dev) is not None:  # a backend with fused kernels
+            check = f"{optimizer} batch {ctx.settings.mlp_bar_batch} without fused kernels"
+            with guarded(report, "mlp", check):
+                report.add(stock_row(ctx, optimizer, ctx.settings.mlp_bar_batch, at_bar[0]))
     free_device_memory(ctx.dev)
 
 

@@ -99,3 +99,20 @@ def test_cuda_primitives_run_the_fused_kernels():
         "softmax_cross_entropy_backward_f32": 1,
         "adam_step_f32": 1,  # the whole group in one launch
     }
+
+
+@pytest.mark.gpu
+def test_fused_kernels_can_be_switched_off(monkeypatch):
+    from gpugrad.backend.cupy_backend import CupyBackend, StockCupyBackend
+
+    dev = gg.device("cuda:0")
+    monkeypatch.setenv("GPUGRAD_FUSED_KERNELS", "0")
+    monkeypatch.delitem(gg.backend._backends, dev, raising=False)
+    backend = gg.backend.get_backend(dev)
+    assert type(backend) is StockCupyBackend and not backend.fuses_bias_activation
+    x = gg.randn(5, device="cuda", requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), (x.numpy() > 0).astype(np.float32))
+    monkeypatch.delitem(gg.backend._backends, dev)
+    monkeypatch.setenv("GPUGRAD_FUSED_KERNELS", "1")
+    assert type(gg.backend.get_backend(dev)) is CupyBackend

@@ -208,6 +208,31 @@ def test_kernel_section_passes_against_the_real_kernels_built_for_the_host(lib, 
     assert half["activation_forward_gelu_f16"] >= 1 and half["bias_activation_forward_relu_f16"]
 
 
+def test_stock_row_times_the_step_without_fused_kernels_and_restores_the_backend(
+    lib, monkeypatch
+) -> None:
+    """stock_row swaps the backend without fused kernels in for the device while it times the
+    step (on a GPU, StockCupyBackend; here a plain cpu backend stands in) and puts the device's
+    own backend back afterwards."""
+    from gpugrad.backend import cupy_backend
+
+    dev = PosingBackend(set())
+    monkeypatch.setitem(gg.backend._backends, Device("cpu"), dev)
+    made = []
+
+    def stand_in(index):
+        made.append(index)
+        return NumpyBackend()
+
+    monkeypatch.setattr(cupy_backend, "StockCupyBackend", stand_in)
+    ctx = _context(lib, dev)
+    fused = lib.Row("mlp", "sgd batch 16", "", "", "INFO", {"gpugrad": {"median_s": 0.01}})
+    row = lib.stock_row(ctx, "sgd", 16, fused)
+    assert made == [None] and gg.backend._backends[Device("cpu")] is dev
+    assert row.check == "sgd batch 16 without fused kernels" and row.status == "INFO"
+    assert "stock CuPy" in row.result and row.detail["stock"]["median_s"] > 0
+
+
 def test_optimizer_check_catches_a_wrong_eps(lib) -> None:
     ctx = _context(lib, PosingBackend({"adam eps"}))
     report = lib.Report(ctx.settings)

@@ -1,12 +1,15 @@
 """Backends and devices: the only place that knows which array library holds a tensor's data.
 
 `get_backend(device)` returns the backend for a device, creating it on first use. The CUDA
-backend is imported lazily, and asking for it where CuPy or a GPU is missing raises one clear
-`BackendUnavailableError` saying what to install or that no GPU was found.
+backend (with the fused kernels of `kernels/`; stock CuPy alone when the environment variable
+GPUGRAD_FUSED_KERNELS is 0) is imported lazily, and asking for it where CuPy or a GPU is
+missing raises one clear `BackendUnavailableError` saying what to install or that no GPU was
+found.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ..errors import BackendUnavailableError
@@ -97,8 +100,10 @@ def _make_cuda_backend(dev: Device) -> Backend:
             f"device '{dev}' was requested, but only {count} CUDA GPU(s) were found "
             f"(valid: {', '.join(f'cuda:{i}' for i in range(count))})"
         )
-    from .cupy_backend import CupyBackend
+    from .cupy_backend import CupyBackend, StockCupyBackend
 
+    if os.environ.get("GPUGRAD_FUSED_KERNELS", "1").strip() == "0":
+        return StockCupyBackend(dev.index)
     return CupyBackend(dev.index)
 
 

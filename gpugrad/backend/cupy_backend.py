@@ -59,22 +59,17 @@ def _track_peak_memory() -> _PeakMemory | None:
         return _peak_memory[0]
 
 
-class CupyBackend(FusedPrimitives, Backend):
-    """Backend for `device="cuda:N"`, built on CuPy; arrays are allocated on GPU N.
-
-    Activations, their backward, softmax cross-entropy and the optimizer updates run as the
-    fused kernels of `kernels/` (see `FusedPrimitives`); everything else is stock CuPy.
-    """
+class StockCupyBackend(Backend):
+    """Backend for `device="cuda:N"` on stock CuPy alone: every primitive is its NumPy-twin
+    formula run by CuPy's own kernels. Chosen with GPUGRAD_FUSED_KERNELS=0 (to tell a fused
+    kernel's fault from the rest, or to time what the fusion gains); `CupyBackend` is the
+    default."""
 
     def __init__(self, index: int) -> None:
         super().__init__(cupy, Device("cuda", index))
         self.index = index
-        self.kernels = CupyKernels(index)
         with cupy.cuda.Device(index):
             self.rng = cupy.random.default_rng()
-
-    def launch_kernel(self, name: str, n: int, args: tuple) -> None:
-        self.kernels.launch(name, n, args)
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> cupy.ndarray:
         with cupy.cuda.Device(self.index):
@@ -149,3 +144,19 @@ class CupyBackend(FusedPrimitives, Backend):
     def synchronize(self) -> None:
         with cupy.cuda.Device(self.index):
             cupy.cuda.get_current_stream().synchronize()
+
+
+class CupyBackend(FusedPrimitives, StockCupyBackend):
+    """Backend for `device="cuda:N"`, built on CuPy; arrays are allocated on GPU N.
+
+    Activations, their backward, bias + activation, softmax cross-entropy and the optimizer
+    updates run as the fused kernels of `kernels/` (see `FusedPrimitives`); everything else is
+    stock CuPy.
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.kernels = CupyKernels(index)
+
+    def launch_kernel(self, name: str, n: int, args: tuple) -> None:
+        self.kernels.launch(name, n, args)
