@@ -64,6 +64,34 @@ def test_device_context_makes_the_device_current():
         assert x.grad.device == f"cuda:{last}"
 
 
+def test_a_kernel_that_fails_to_compile_says_how_to_go_on(monkeypatch):
+    """On a GPU, NVRTC compiles kernels/*.cu at the first launch; a failure there (a driver or
+    NVRTC too old, say) names the file and the way to run without the fused kernels."""
+    pytest.importorskip("cupy")
+    import contextlib
+
+    from cupy.cuda.compiler import CompileException
+
+    from gpugrad.backend import cupy_kernels
+
+    class FailingModule:
+        def __init__(self, code, options):
+            self.code = code
+
+        def get_function(self, name):
+            raise CompileException("error: identifier undefined", self.code, "k.cu", (), "nvrtc")
+
+    monkeypatch.setattr(cupy_kernels.cupy, "RawModule", FailingModule)
+    kernels = object.__new__(cupy_kernels.CupyKernels)  # no GPU here to make one properly
+    kernels.index, kernels.device = 0, contextlib.nullcontext()
+    kernels._modules, kernels._functions = {}, {}
+    with pytest.raises(gg.BackendUnavailableError) as info:
+        kernels.function("adam_step_f32")
+    message = str(info.value)
+    assert "kernels/optim.cu" in message and "identifier undefined" in message
+    assert "GPUGRAD_FUSED_KERNELS=0" in message
+
+
 @pytest.mark.gpu
 def test_memory_allocated_follows_arrays():
     gg.cuda.synchronize()

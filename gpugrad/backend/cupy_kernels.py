@@ -11,8 +11,9 @@ from collections import Counter
 from typing import Any
 
 import cupy
+from cupy.cuda.compiler import CompileException
 
-from ..errors import DeviceError
+from ..errors import BackendUnavailableError, DeviceError
 from .kernel_source import NVRTC_OPTIONS, kernel_file, module_source
 
 THREADS_PER_BLOCK = 256
@@ -42,8 +43,16 @@ class CupyKernels:
             if module is None:
                 module = cupy.RawModule(code=module_source(file), options=NVRTC_OPTIONS)
                 self._modules[file] = module
-            with self.device:
-                fn = self._functions[name] = module.get_function(name)
+            try:
+                with self.device:
+                    fn = module.get_function(name)  # NVRTC compiles the file here, once
+            except CompileException as exc:
+                raise BackendUnavailableError(
+                    f"NVRTC could not compile kernels/{file} for cuda:{self.index}: {exc}\n"
+                    "Set the environment variable GPUGRAD_FUSED_KERNELS=0 to run on stock CuPy "
+                    "without gpugrad's fused kernels, and please report this."
+                ) from exc
+            self._functions[name] = fn
         return fn
 
     def launch(self, name: str, n: int, args: tuple) -> None:
