@@ -17,7 +17,6 @@ the host, through ctypes, which checks every argument's type against the kernel'
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 
 from .activation_math import ActivationPrimitives
 from .loss_math import LossPrimitives
-from .optimizer_math import OptimizerPrimitives
+from .optimizer_math import OptimizerPrimitives, adagrad_step_lr, adam_bias_corrections
 
 # The suffix of a kernel's name for each dtype the kernels are written for.
 SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
@@ -241,10 +240,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
             if any(piece.dtype != param.dtype for piece in grad):
                 return None
             if sum(piece.size for piece in grad) != param.size:
-                raise ValueError(
-                    f"gradient pieces hold {sum(p.size for p in grad)} elements, "
-                    f"parameters {param.size}"
-                )
+                return None  # the twin raises, naming both sizes
             # One copy (one launch) into a work buffer; a bank whose gradients were zeroed in
             # place (zero_grad(set_to_none=False)) arrives here as one flat array instead.
             flat = self._scratch(scratch, 0, param).reshape(-1)
@@ -324,9 +320,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 weight_decay, amsgrad, decoupled, scratch,
             )  # fmt: skip
         lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
-        # The bias corrections in double on the host, exactly as the twin forms them.
-        step_size = lr / (1.0 - beta1**step)
-        correction2_sqrt = math.sqrt(1.0 - beta2**step)
+        step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
         if param.size:
             self.launch_kernel(
                 f"adam_step_{SUFFIX[param.dtype]}",
@@ -388,7 +382,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
             return super().adagrad_step(
                 param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, scratch
             )
-        clr = float(lr) / (1.0 + (step - 1) * float(lr_decay))  # as the twin computes it
+        clr = adagrad_step_lr(lr, lr_decay, step)
         if param.size:
             self.launch_kernel(
                 f"adagrad_step_{SUFFIX[param.dtype]}",

@@ -30,6 +30,17 @@ from collections.abc import Callable
 from typing import Any
 
 
+def adam_bias_corrections(lr: float, beta1: float, beta2: float, step: int) -> tuple[float, float]:
+    """(lr / (1 − β1^t), √(1 − β2^t)) for update `step` = t, in double on the host: the twin
+    and the fused kernel (which takes them as arguments) use these same two numbers."""
+    return lr / (1.0 - beta1**step), math.sqrt(1.0 - beta2**step)
+
+
+def adagrad_step_lr(lr: float, lr_decay: float, step: int) -> float:
+    """Adagrad's learning rate for update `step` = t: lr / (1 + (t − 1)·lr_decay)."""
+    return float(lr) / (1.0 + (step - 1) * float(lr_decay))
+
+
 class OptimizerPrimitives:
     """Fused optimizer updates, written with `self.xp` (NumPy or CuPy) and `out=` ufuncs."""
 
@@ -168,8 +179,7 @@ class OptimizerPrimitives:
         if amsgrad:
             xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
             second = max_exp_avg_sq
-        step_size = lr / (1.0 - beta1**step)
-        correction2_sqrt = math.sqrt(1.0 - beta2**step)
+        step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
         # eps goes outside the square root, after the bias correction.
         xp.sqrt(second, out=work)
         xp.divide(work, correction2_sqrt, out=work)
@@ -249,7 +259,7 @@ class OptimizerPrimitives:
             g = self._decayed_grad(
                 param, grad, float(weight_decay), self._scratch(scratch, 1, param)
             )
-        clr = float(lr) / (1.0 + (step - 1) * float(lr_decay))
+        clr = adagrad_step_lr(lr, lr_decay, step)
         work = self._scratch(scratch, 0, param)
         self._with_grad(xp.multiply, g, g, work)
         xp.add(state_sum, work, out=state_sum)
