@@ -9,8 +9,10 @@ from .autograd import (
     detect_anomaly,
     enable_grad,
     grad,
+    inference_mode,
     is_anomaly_enabled,
     is_grad_enabled,
+    is_inference_mode_enabled,
     no_grad,
     set_grad_enabled,
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+import inspect
 import itertools
 import os
 import threading
@@ -100,13 +101,14 @@ def is_grad_enabled() -> bool:
 class _SetGradMode:
     """Context manager and decorator that sets grad mode and restores it afterwards."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool | None) -> None:
+        self.enabled = enabled  # None: leave the mode as it is
         self.saved: list[bool] = []
 
     def __enter__(self) -> None:
         self.saved.append(_mode.enabled)
-        _mode.enabled = self.enabled
+        if self.enabled is not None:
+            _mode.enabled = self.enabled
 
     def __exit__(self, *exc: object) -> None:
         _mode.enabled = self.saved.pop()
@@ -120,14 +122,31 @@ class _SetGradMode:
         return wrapper  # type: ignore[return-value]
 
 
-def no_grad() -> _SetGradMode:
-    """Stop recording the graph: `with gg.no_grad(): ...` or `@gg.no_grad()`."""
-    return _SetGradMode(False)
+def no_grad(fn: F | None = None) -> Any:
+    """Stop recording the graph: `with gg.no_grad(): ...`, `@gg.no_grad()` or `@gg.no_grad`."""
+    mode = _SetGradMode(False)
+    return mode if fn is None else mode(fn)
 
 
-def enable_grad() -> _SetGradMode:
+def enable_grad(fn: F | None = None) -> Any:
     """Record the graph again inside a `no_grad` block (context manager or decorator)."""
-    return _SetGradMode(True)
+    mode = _SetGradMode(True)
+    return mode if fn is None else mode(fn)
+
+
+def inference_mode(mode: Any = True) -> Any:
+    """Run without recording the graph, for evaluation and serving: `with gg.inference_mode():`,
+    `@gg.inference_mode()` or `@gg.inference_mode`. gpugrad's no_grad already keeps no autograd
+    state, so the two behave alike; `inference_mode(False)` changes nothing (as in PyTorch, it
+    is the switch's off position)."""
+    if callable(mode):  # used bare as a decorator
+        return _SetGradMode(False)(mode)
+    return _SetGradMode(False if mode else None)
+
+
+def is_inference_mode_enabled() -> bool:
+    """True inside `inference_mode()` (and, in gpugrad, anywhere recording is off)."""
+    return not _mode.enabled
 
 
 def set_grad_enabled(enabled: bool) -> _SetGradMode:
@@ -146,7 +165,7 @@ class Function:
     `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
     """
 
-    __slots__ = ("__dict__", "edges", "seq", "xp")
+    __slots__ = ("__dict__", "edges", "out_shape", "seq", "xp")
     # Class-level defaults, overridden per node only when used (keeps apply short).
     saved: tuple[Any, ...] | None = ()  # what forward kept for backward; None once freed
     inputs: tuple[Any, ...] | None = None  # kept only by nodes that saved arrays, and views
@@ -156,6 +175,13 @@ class Function:
     retained: list[Any] | None = None  # weak references to non-leaf tensors that retain_grad()
     tensor_hooks: dict[int, Callable[..., Any]] | None = None  # hooks of the output tensor
     trace: list[str] | None = None  # where the op was made (under detect_anomaly)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(inspect.getattr_static(cls, "forward", None), staticmethod):
+            from .custom_function import make_ctx_style  # PyTorch-style: forward(ctx, ...)
+
+            make_ctx_style(cls)
 
     def save(self, *arrays: Any) -> None:
         """Keep the forward's inputs and/or output for backward (they are passed to it)."""
@@ -185,7 +211,7 @@ class Function:
             track = x.requires_grad
             edges = (x.grad_fn or x,)
             try:
-                out = node.forward(x.data, **params)
+                out = node.forward(x._data, **params)
             except (ValueError, TypeError, IndexError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
         elif len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor:
@@ -194,7 +220,7 @@ class Function:
             backend = node.xp = a._backend
             if b._backend is not backend:
                 raise _device_mismatch(node.name, inputs)
-            a_data, b_data = a.data, b.data
+            a_data, b_data = a._data, b._data
             if a_data is b_data and a is not b:  # x and x.detach(): see the general case
                 b_data = b_data.view()
                 node.input_views = {id(b_data): 1}
@@ -218,7 +244,7 @@ class Function:
                         backend = x._backend
                     elif x._backend is not backend:
                         raise _device_mismatch(node.name, inputs)
-                    data = x.data
+                    data = x._data
                     for earlier in arrays:
                         if earlier is data:
                             # Another input holds this very array (x and x.detach()): give this
@@ -248,6 +274,7 @@ class Function:
         if not (track and _mode.enabled):
             return _make(out, backend, None)
         node.edges = edges
+        node.out_shape = out.shape
         node.seq = next(_sequence)
         if _anomaly.enabled:  # the user's frames: gpugrad's own add nothing to look at
             node.trace = [f for f in traceback.format_stack()[:-1] if _PACKAGE not in f]
@@ -414,6 +441,11 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
         g = root._backend.xp.ones_like(root.data)
         return _make(g, root._backend, None) if create_graph else g
     if not isinstance(gradient, Tensor):
+        if isinstance(gradient, (str, bytes)) or not _is_array_like(gradient, root._backend):
+            raise DTypeError(
+                f"backward's gradient must be a Tensor of shape {root.shape}, got "
+                f"{type(gradient).__name__} {gradient!r:.60}"
+            )
         gradient = _make(root._backend.asarray(gradient, dtype=root.dtype), root._backend, None)
     if gradient._backend is not root._backend:
         raise DeviceError(
@@ -426,25 +458,36 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
     return gradient if create_graph else gradient.data
 
 
+def _is_array_like(x: Any, backend: Any) -> bool:
+    """A number, a (nested) list of numbers, or an array of `backend`."""
+    if isinstance(x, (bool, int, float)) or backend.is_array(x):
+        return True
+    if isinstance(x, (list, tuple)):
+        return all(_is_array_like(v, backend) for v in x)
+    return hasattr(x, "__array_interface__") and backend.device.type == "cpu"
+
+
 def _as_array(g: Any, backend: Any) -> Any:
     return g if isinstance(g, backend.xp.ndarray) else backend.xp.asarray(g)
 
 
 def _deposit(leaf: Tensor, g: Any, create_graph: bool) -> None:
-    """Add a leaf's total gradient into `leaf.grad` (in place when one is already there)."""
+    """Add a leaf's total gradient into `leaf.grad` (in place when one is already there).
+    Shapes were checked as gradients left each node, so the slot is written directly."""
+    total = leaf._grad
     if create_graph:
-        leaf.grad = g if leaf.grad is None else leaf.grad + g
+        leaf._grad = g if total is None else total + g
         return
     backend = leaf._backend
     g = _as_array(g, backend)
-    if g.dtype != leaf.data.dtype:
-        g = g.astype(leaf.data.dtype)
-    if leaf.grad is None:
-        leaf.grad = _make(g, backend, None)
-    elif leaf.grad.requires_grad:  # a graph-carrying grad from an earlier create_graph pass
-        leaf.grad = _make(leaf.grad.data + g, backend, None)
+    if g.dtype != leaf._data.dtype:
+        g = g.astype(leaf._data.dtype)
+    if total is None:
+        leaf._grad = _make(g, backend, None)
+    elif total.requires_grad:  # a graph-carrying grad from an earlier create_graph pass
+        leaf._grad = _make(total._data + g, backend, None)
     else:
-        leaf.grad.data += g
+        total._data += g
 
 
 def _run_backward(
@@ -512,13 +555,17 @@ def _run_backward(
                 gs = node.backward(namespace, g, *_saved_as_tensors(node))
             else:
                 gs = node.backward(node.xp, g, *node.saved)
-            if len(edges) == 1:
-                gs = (gs,)
+            if type(gs) is not tuple:
+                gs = (gs,) if len(edges) == 1 or type(gs) is not list else tuple(gs)
+            if len(gs) != len(edges):
+                raise _wrong_count(node, gs)
             if check_finite:
                 _check_finite(node, gs)
-            for edge, gx in zip(edges, gs):
+            for i, (edge, gx) in enumerate(zip(edges, gs)):
                 if gx is None or edge is None:
                     continue
+                if gx.shape != (edge.shape if isinstance(edge, Tensor) else edge.out_shape):
+                    raise _wrong_shape(node, i, gx, edge)
                 if isinstance(edge, Tensor):  # a leaf
                     if needed is not None and edge not in capture_leaves:
                         continue
@@ -550,9 +597,32 @@ def _run_backward(
                 leaf_grads[leaf] = _run_hooks(hooks, g, leaf._backend, create_graph)
     if capture is not None:
         return {**leaf_grads, **grads_of_captured}
-    for leaf, g in leaf_grads.items():
-        _deposit(leaf, g, create_graph)
+    # Threads may backpropagate into the same leaf: adding into .grad is read-modify-write
+    # (and NumPy releases the GIL inside `+=`), so deposits take turns.
+    with _deposit_lock:
+        for leaf, g in leaf_grads.items():
+            _deposit(leaf, g, create_graph)
     return None
+
+
+_deposit_lock = threading.Lock()
+
+
+def _wrong_count(node: Function, gs: Sequence[Any]) -> ShapeError:
+    n = len(node.edges)
+    return ShapeError(
+        f"{node.name}.backward returned {len(gs)} gradient(s) for its {n} input(s); it must "
+        f"return one per input (None for an input without a gradient)"
+    )
+
+
+def _wrong_shape(node: Function, i: int, gx: Any, edge: Any) -> ShapeError:
+    expected = edge.shape if isinstance(edge, Tensor) else edge.out_shape
+    return ShapeError(
+        f"{node.name}.backward returned a gradient of shape {tuple(gx.shape)} for its input "
+        f"{i}, whose shape is {tuple(expected)}; a gradient must have its input's shape "
+        "(sum broadcast axes away with unbroadcast)"
+    )
 
 
 def _nodes_leading_to(
@@ -671,7 +741,9 @@ def _run_hooks(hooks: dict[int, Any], g: Any, backend: Any, create_graph: bool) 
         if out is None:
             continue
         if not isinstance(out, Tensor):
-            raise TypeError(f"a tensor hook must return a Tensor or None, got {type(out).__name__}")
+            raise DTypeError(
+                f"a tensor hook must return a Tensor or None, got {type(out).__name__}"
+            )
         if out.shape != given.shape:
             raise ShapeError(
                 f"a tensor hook returned a gradient of shape {out.shape}; it must keep the "

@@ -15,7 +15,7 @@ from . import autograd
 from .backend import Backend, Device, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
-from .errors import DTypeError, GraphError, ShapeError
+from .errors import DeviceError, DTypeError, GraphError, ShapeError
 
 _new = object.__new__
 
@@ -23,11 +23,11 @@ _new = object.__new__
 def _make(data: Any, backend: Backend, grad_fn: Any) -> Tensor:
     """Wrap an array without copying or checking: the fast path every op output takes."""
     t = _new(Tensor)
-    t.data = data
+    t._data = data
     t._backend = backend
     t.grad_fn = grad_fn
     t.requires_grad = grad_fn is not None
-    t.grad = None
+    t._grad = None
     t._version = [0, 0]  # [changes in place, epoch of the last one]
     return t
 
@@ -58,6 +58,18 @@ def to_array(data: Any, backend: Backend, dtype: Any = None, copy: bool = False)
     return array
 
 
+def _check_grad(t: Tensor, g: Any) -> None:
+    """A gradient assigned to `t.grad` must be a Tensor like `t`: same shape, dtype, device."""
+    if not isinstance(g, Tensor):
+        raise DTypeError(f"a .grad must be a Tensor or None, got {type(g).__name__}")
+    if g._backend is not t._backend:
+        raise DeviceError(f"the gradient is on '{g.device}' but the tensor is on '{t.device}'")
+    if g.shape != t.shape:
+        raise ShapeError(f"the gradient has shape {g.shape} but the tensor has shape {t.shape}")
+    if g.dtype != t.dtype:
+        raise DTypeError(f"the gradient has dtype {g.dtype} but the tensor has dtype {t.dtype}")
+
+
 def _is_device_name(name: str) -> bool:
     return name.strip().lower().partition(":")[0] in DEVICE_TYPES
 
@@ -70,13 +82,15 @@ class Tensor:
     """
 
     # `_hooks` stays unset (no cost) until a hook is registered on the tensor.
+    # `data` and `grad` are properties over `_data` and `_grad`, so that what is assigned to
+    # them is checked (the engine's hot path reads and writes the slots directly).
     __slots__ = (
         "__weakref__",
         "_backend",
+        "_data",
+        "_grad",
         "_hooks",
         "_version",
-        "data",
-        "grad",
         "grad_fn",
         "requires_grad",
     )
@@ -93,14 +107,54 @@ class Tensor:
         if device is None and isinstance(data, Tensor):
             device = data.device
         backend = get_backend(device)
-        self.data = to_array(data, backend, dtype, copy=True)
+        self._data = to_array(data, backend, dtype, copy=True)
         self._backend = backend
         self.grad_fn = None
-        self.grad = None
+        self._grad = None
         self._version = [0, 0]
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
+
+    # --- the array and its gradient ------------------------------------------------------
+    @property
+    def data(self) -> Any:
+        """The raw array (numpy.ndarray on cpu, cupy.ndarray on cuda), outside autograd."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        # `p.data += -lr * p.grad` ends in `p.data = <Tensor>` (the array defers `+=` to
+        # Tensor.__radd__): keep the array, never a Tensor, as PyTorch's `.data` does.
+        if isinstance(value, Tensor):
+            if value._backend is not self._backend:
+                raise DeviceError(
+                    f"cannot assign data on '{value.device}' to a tensor on '{self.device}'; "
+                    "move it with .to(device) first"
+                )
+            value = value._data
+        elif not self._backend.is_array(value):
+            raise DTypeError(
+                f"data must be a {self._backend.array_type.__name__} or a Tensor on "
+                f"'{self.device}', got {type(value).__name__}"
+            )
+        if self.requires_grad and not is_floating(value.dtype):
+            raise DTypeError(
+                f"cannot assign {value.dtype} data to a tensor that requires grad "
+                "(only floating-point tensors can have gradients)"
+            )
+        self._data = value
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient backward accumulated here (None until then), same shape and device."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            _check_grad(self, value)
+        self._grad = value
 
     # --- what it is --------------------------------------------------------------------
     @property

@@ -410,10 +410,13 @@ def test_module_cast_after_making_the_optimizer(flat, device, rng):
 def test_gradient_that_does_not_fit_raises(device):
     p = gg.ones(3, device=device, requires_grad=True)
     opt = optim.SGD([p], lr=0.1)
-    p.grad = gg.ones(4, device=device)
+    with pytest.raises(gg.ShapeError, match=r"\(4,\).*\(3,\)"):
+        p.grad = gg.ones(4, device=device)  # refused when assigned
+    p.grad = gg.ones(3, device=device)
+    p.grad.data = gg.ones(4, device=device).data  # behind the check's back
     with pytest.raises(gg.ShapeError):
         opt.step()
-    p.grad = gg.ones(3, dtype="float64", device=device)
+    p.grad.data = gg.ones(3, dtype="float64", device=device).data
     with pytest.raises(gg.DTypeError):
         opt.step()
 

@@ -18,10 +18,10 @@ class Parameter(Tensor):
 
     def __init__(self, data: Any, requires_grad: bool = True) -> None:
         if isinstance(data, Tensor):
-            self.data = data.data
+            self._data = data._data
             self._backend = data._backend
             self.grad_fn = None
-            self.grad = None
+            self._grad = None
             self._version = [0, 0]
             self.requires_grad = False
         else:

@@ -1,0 +1,143 @@
+"""PyTorch-style custom functions: static `forward(ctx, ...)` and `backward(ctx, ...)` on Tensors.
+
+gpugrad's own ops subclass `autograd.Function` with instance methods on raw arrays (see
+`autograd.py`). A subclass whose `forward` is a `@staticmethod` is written the PyTorch way
+instead, and `Function.__init_subclass__` hands it to `make_ctx_style` here:
+
+    class Cube(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x * x
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * x * x * g
+
+    y = Cube.apply(x)
+
+`forward` runs on Tensors with recording off; `backward` gets one gradient Tensor and returns one
+gradient (or None) per argument of `forward`. With `create_graph=True` the backward's ops are
+recorded, so a backward written with gpugrad ops can be differentiated again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from .autograd import Function, _make, _new, _sequence, _SetGradMode, is_grad_enabled
+from .errors import DeviceError, DTypeError, GraphError, InplaceError, ShapeError
+from .tensor import Tensor
+
+
+class FunctionCtx:
+    """The `ctx` of a custom function: what forward leaves for backward.
+
+    Any attribute may be set on it (`ctx.k = 3`); tensors go through `save_for_backward`, so
+    an in-place change made to them before backward is caught.
+    """
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
+        self.needs_input_grad = needs_input_grad
+        self._saved: tuple[tuple[Tensor | None, int], ...] = ()
+        self._non_differentiable: set[int] = set()
+
+    def save_for_backward(self, *tensors: Tensor | None) -> None:
+        """Keep tensors (inputs or outputs of forward) for backward's `ctx.saved_tensors`."""
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise DTypeError(
+                    f"save_for_backward takes Tensors (or None); argument {i} is "
+                    f"{type(t).__name__}: keep other values as attributes of ctx instead"
+                )
+        self._saved = tuple((t, t._version[0] if t is not None else 0) for t in tensors)
+
+    @property
+    def saved_tensors(self) -> tuple[Tensor | None, ...]:
+        """The tensors given to `save_for_backward`, checked for in-place changes since."""
+        for i, (t, version) in enumerate(self._saved):
+            if t is not None and t._version[0] != version:
+                raise InplaceError(
+                    f"saved tensor {i} (shape {t.shape}) was modified in place after "
+                    f"save_for_backward (version {version} -> {t._version[0]}), so the "
+                    "gradient would be wrong; clone() it before changing it"
+                )
+        return tuple(t for t, _ in self._saved)
+
+    def mark_non_differentiable(self, *tensors: Tensor) -> None:
+        """Outputs of forward (integer indices, masks) that get no gradient."""
+        self._non_differentiable.update(id(t) for t in tensors)
+
+
+def make_ctx_style(cls: type[Function]) -> None:
+    """Give a Function subclass with a static `forward(ctx, ...)` its `apply` and the engine's
+    view of its `backward`."""
+    backward = inspect.getattr_static(cls, "backward")
+    if isinstance(backward, staticmethod):
+        cls._user_backward = backward  # type: ignore[attr-defined]
+    elif not hasattr(cls, "_user_backward"):
+        raise GraphError(
+            f"{cls.__name__}: forward is a @staticmethod taking ctx, so backward must be one "
+            "too: @staticmethod def backward(ctx, *grads)"
+        )
+    cls.backward = _engine_backward  # type: ignore[method-assign]
+    cls.apply = classmethod(_apply)  # type: ignore[assignment, method-assign]
+
+
+def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
+    """Run `cls.forward(ctx, *args)` without recording, then record one node for it."""
+    backend = None
+    for a in args:
+        if isinstance(a, Tensor):
+            if backend is None:
+                backend = a._backend
+            elif a._backend is not backend:
+                devices = ", ".join(f"'{x.device}'" for x in args if isinstance(x, Tensor))
+                raise DeviceError(f"{cls.__name__}: tensors on different devices ({devices})")
+    needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+    ctx = FunctionCtx(needs)
+    with _SetGradMode(False):
+        out = cls.forward(ctx, *args, **kwargs)
+    if not isinstance(out, Tensor):
+        raise DTypeError(f"{cls.__name__}.forward must return one Tensor, got {type(out).__name__}")
+    if not (any(needs) and is_grad_enabled()) or id(out) in ctx._non_differentiable:
+        return out
+    if out._backend is not backend:
+        raise DeviceError(f"{cls.__name__}.forward returned a tensor on '{out.device}'")
+    node = _new(cls)
+    node.ctx = ctx
+    node.xp = backend
+    node.edges = tuple(
+        (a.grad_fn or a) if isinstance(a, Tensor) and a.requires_grad else None for a in args
+    )
+    node.out_shape = out.shape
+    node.seq = next(_sequence)
+    return _make(out._data, backend, node)
+
+
+def _engine_backward(node: Function, xp: Any, g: Any, *saved: Any) -> tuple[Any, ...]:
+    """What the engine calls: the user's backward on Tensors, its results as the engine's."""
+    recording = isinstance(g, Tensor)  # create_graph=True hands over Tensors
+    grads = type(node)._user_backward(node.ctx, g if recording else _make(g, xp, None))
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    if len(grads) != len(node.edges):
+        raise ShapeError(
+            f"{node.name}.backward returned {len(grads)} gradient(s) for the "
+            f"{len(node.edges)} argument(s) of forward; return one per argument (None for "
+            "those without a gradient)"
+        )
+    result = []
+    for i, gx in enumerate(grads):
+        if gx is None or node.edges[i] is None:
+            result.append(None)
+        elif isinstance(gx, Tensor):
+            result.append(gx if recording else gx._data)
+        else:
+            raise DTypeError(
+                f"{node.name}.backward returned {type(gx).__name__} for argument {i}; "
+                "gradients must be Tensors (or None)"
+            )
+    return tuple(result)

@@ -1,0 +1,325 @@
+"""PyTorch habits that used to give wrong answers silently, and the engine's checks against them:
+`.data` assignment, `.grad` assignment, a backward that returns the wrong gradients, threads that
+backpropagate into one leaf, PyTorch-style custom functions, inference_mode."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad.errors import DeviceError, DTypeError, GraphError, InplaceError, ShapeError
+
+
+# --- p.data updates (makemore's `p.data += -lr * p.grad`) -------------------------------------
+@pytest.mark.parametrize(
+    "update",
+    [
+        "p.data += -lr * p.grad",
+        "p.data -= lr * p.grad",
+        "p.data = p.data - lr * p.grad",
+        "p.data *= 0.5 + 0 * p.grad",
+    ],
+)
+def test_data_update_with_tensors_keeps_a_raw_array(device, update):
+    p = gg.tensor([1.0, -2.0, 3.0], device=device, requires_grad=True)
+    (p * p).sum().backward()  # grad = 2p
+    before = p.numpy().copy()
+    lr = 0.1
+    exec(update, {"p": p, "lr": lr})
+    assert type(p.data) is type(p.grad.data)  # the backend's array, never a Tensor
+    expected = {
+        "p.data += -lr * p.grad": before - lr * 2 * before,
+        "p.data -= lr * p.grad": before - lr * 2 * before,
+        "p.data = p.data - lr * p.grad": before - lr * 2 * before,
+        "p.data *= 0.5 + 0 * p.grad": before * 0.5,
+    }[update]
+    np.testing.assert_allclose(p.numpy(), expected, rtol=1e-6)
+    assert isinstance(p.numpy(), np.ndarray)
+    assert p.is_leaf and p.requires_grad
+    (p * p).sum().backward()  # still a working parameter
+
+
+def test_data_assignment_refuses_what_is_not_an_array_of_the_device(device):
+    p = gg.zeros(2, device=device, requires_grad=True)
+    with pytest.raises(DTypeError, match="list"):
+        p.data = [1.0, 2.0]
+    with pytest.raises(DTypeError, match="int64"):
+        p.data = gg.tensor([1, 2], device=device).data  # integer data cannot carry a gradient
+    np.testing.assert_array_equal(p.numpy(), [0.0, 0.0])  # untouched by the failed assignments
+
+
+@pytest.mark.gpu
+def test_data_assignment_refuses_another_device():
+    with pytest.raises(DeviceError, match="cuda"):
+        gg.zeros(2).data = gg.zeros(2, device="cuda")
+
+
+# --- .grad assignment ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("make_grad", "error", "named"),
+    [
+        (lambda d: gg.ones(4, device=d), ShapeError, r"\(4,\)"),
+        (lambda d: gg.ones(3, dtype="float64", device=d), DTypeError, "float64"),
+        (lambda d: [1.0, 2.0, 3.0], DTypeError, "list"),
+        (lambda d: gg.ones(3, device=d).data, DTypeError, "ndarray"),
+    ],
+)
+def test_grad_assignment_is_checked(device, make_grad, error, named):
+    p = gg.zeros(3, device=device, requires_grad=True)
+    with pytest.raises(error, match=named):
+        p.grad = make_grad(device)
+    assert p.grad is None
+    p.grad = gg.ones(3, device=device)  # the right one is taken
+    p.grad = None
+
+
+# --- a Function.backward that returns the wrong gradients ----------------------------------
+class _WrongCount(gg.autograd.Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, xp, g):
+        return (g,)  # two inputs, one gradient
+
+
+class _WrongShape(gg.autograd.Function):
+    def forward(self, a):
+        return a * 2
+
+    def backward(self, xp, g):
+        return g.sum(axis=0)  # lost an axis
+
+
+def test_backward_returning_too_few_gradients_raises(device):
+    a = gg.ones(2, 3, device=device, requires_grad=True)
+    b = gg.ones(2, 3, device=device, requires_grad=True)
+    with pytest.raises(ShapeError, match=r"_WrongCount.*1 gradient.*2 input"):
+        _WrongCount.apply(a, b).sum().backward()
+
+
+def test_backward_returning_a_wrong_shape_names_op_position_and_shapes(device):
+    a = gg.ones(2, 3, device=device, requires_grad=True)
+    with pytest.raises(ShapeError, match=r"_WrongShape.*\(3,\).*input 0.*\(2, 3\)"):
+        _WrongShape.apply(a).sum().backward()
+    inner = a * 1.0  # a non-leaf input is checked against its own shape too
+    with pytest.raises(ShapeError, match=r"\(3,\).*\(2, 3\)"):
+        _WrongShape.apply(inner).sum().backward()
+    assert a.grad is None  # nothing was deposited
+
+
+def test_backward_gradient_argument_must_be_array_like(device):
+    y = gg.ones(2, device=device, requires_grad=True) * 2
+    with pytest.raises(DTypeError, match="str"):
+        y.backward(gradient="abc")
+    with pytest.raises(DTypeError, match="dict"):
+        y.backward(gradient={"a": 1})
+
+
+def test_hook_returning_a_non_tensor_raises_typed_error(device):
+    x = gg.ones(2, device=device, requires_grad=True)
+    x.register_hook(lambda g: 3)
+    with pytest.raises(DTypeError, match="int"):
+        (x * 2).sum().backward()
+
+
+# --- threads backpropagating into one leaf --------------------------------------------------
+def test_threads_accumulating_into_one_leaf_lose_nothing():
+    wrong = 0
+    for _ in range(150):
+        x = gg.ones(200_000, requires_grad=True)
+
+        def work(i, x=x):
+            (x * float(i + 1)).sum().backward()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wrong += not bool((x.grad.numpy() == 10.0).all())
+    assert wrong == 0
+
+
+# --- PyTorch-style custom functions ---------------------------------------------------------
+class Cube(gg.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return x * x * x * scale
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g * ctx.scale, None
+
+
+class MulAdd(gg.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, b, c):
+        ctx.save_for_backward(a, b)
+        return a * b + c
+
+    @staticmethod
+    def backward(ctx, g):
+        a, b = ctx.saved_tensors
+        ga = gg.ops.unbroadcast(g * b, a.shape) if ctx.needs_input_grad[0] else None
+        gb = gg.ops.unbroadcast(g * a, b.shape) if ctx.needs_input_grad[1] else None
+        gc = gg.ops.unbroadcast(g, c_shape(ctx)) if ctx.needs_input_grad[2] else None
+        return ga, gb, gc
+
+
+def c_shape(ctx):
+    return ctx.c_shape
+
+
+class MulAddShapes(MulAdd):
+    @staticmethod
+    def forward(ctx, a, b, c):
+        ctx.c_shape = c.shape
+        return MulAdd.forward(ctx, a, b, c)
+
+
+def test_ctx_function_values_and_gradients(device, rng):
+    x = gg.tensor(rng.normal(size=(3, 4)), dtype="float64", device=device, requires_grad=True)
+    y = Cube.apply(x, 2.0)
+    assert y.grad_fn is not None and "Cube" in repr(y.grad_fn)
+    np.testing.assert_allclose(y.numpy(), 2.0 * x.numpy() ** 3)
+    assert gg.gradcheck(lambda t: Cube.apply(t, 2.0), [x])
+    assert gg.gradgradcheck(lambda t: Cube.apply(t, 2.0), [x])  # backward made of gpugrad ops
+
+
+@pytest.mark.parametrize(("sa", "sb", "sc"), [((3, 1), (1, 4), (4,)), ((2, 3), (2, 3), ())])
+def test_ctx_function_with_broadcasting_and_needs_input_grad(device, rng, sa, sb, sc):
+    a = gg.tensor(rng.normal(size=sa), dtype="float64", device=device, requires_grad=True)
+    b = gg.tensor(rng.normal(size=sb), dtype="float64", device=device, requires_grad=True)
+    c = gg.tensor(rng.normal(size=sc), dtype="float64", device=device, requires_grad=True)
+    assert gg.gradcheck(MulAddShapes.apply, [a, b, c])
+    frozen = b.detach()
+    seen = []
+
+    class Spy(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, u, v):
+            seen.append(ctx.needs_input_grad)
+            return u * v
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, None
+
+    Spy.apply(a, frozen)
+    assert seen == [(True, False)]
+
+
+def test_ctx_function_without_grad_records_nothing(device):
+    x = gg.ones(3, device=device)
+    assert Cube.apply(x, 1.0).grad_fn is None
+    with gg.no_grad():
+        assert Cube.apply(gg.ones(3, device=device, requires_grad=True), 1.0).grad_fn is None
+
+
+def test_ctx_function_catches_in_place_change_of_a_saved_tensor(device):
+    x = gg.ones(3, device=device, requires_grad=True)
+    h = x * 1.0
+    y = Cube.apply(h, 1.0)
+    h.add_(1.0)
+    with pytest.raises(InplaceError, match="save_for_backward"):
+        y.sum().backward()
+
+
+def test_ctx_function_misuse_raises_typed_errors(device):
+    x = gg.ones(3, device=device, requires_grad=True)
+
+    class TooMany(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    with pytest.raises(ShapeError, match="2 gradient"):
+        TooMany.apply(x).sum().backward()
+
+    class NotATensor(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return 1.0
+
+    with pytest.raises(DTypeError, match="float"):
+        NotATensor.apply(x).sum().backward()
+
+    class SavesAList(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward([x])
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(DTypeError, match="list"):
+        SavesAList.apply(x)
+
+    with pytest.raises(GraphError, match="staticmethod"):
+
+        class MixedStyles(gg.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x
+
+            def backward(self, xp, g):
+                return g
+
+
+def test_ctx_function_trains_like_the_builtin_op(device, rng):
+    w0 = rng.normal(size=(4,))
+    runs = []
+    for use_custom in (True, False):
+        w = gg.tensor(w0, dtype="float64", device=device, requires_grad=True)
+        opt = gg.optim.SGD([w], lr=0.01)
+        for _ in range(5):
+            y = Cube.apply(w, 1.0) if use_custom else w * w * w
+            loss = (y * y).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        runs.append(w.numpy().copy())
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-12)
+
+
+# --- inference_mode ------------------------------------------------------------------------
+def test_inference_mode_as_context_and_decorator(device):
+    x = gg.ones(2, device=device, requires_grad=True)
+    with gg.inference_mode():
+        assert (x * 2).grad_fn is None
+        assert gg.is_inference_mode_enabled()
+        with gg.inference_mode(False):  # the switch's off position changes nothing
+            assert (x * 2).grad_fn is None
+    assert (x * 2).grad_fn is not None
+    assert not gg.is_inference_mode_enabled()
+
+    @gg.inference_mode()
+    def called():
+        return (x * 2).requires_grad
+
+    @gg.inference_mode
+    def bare():
+        return (x * 2).requires_grad
+
+    @gg.no_grad
+    def bare_no_grad():
+        return (x * 2).requires_grad
+
+    assert called() is False and bare() is False and bare_no_grad() is False
+    assert (x * 2).requires_grad
