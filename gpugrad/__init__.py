@@ -65,6 +65,7 @@ from .errors import (
     GradcheckError,
     GraphError,
     InplaceError,
+    KeywordError,
     NonFiniteNormError,
     ShapeError,
 )  # fmt: skip
@@ -78,3 +79,14 @@ from .tensor import Tensor
 # The training stack (gg.nn, gg.optim, gg.data) and graph drawing (gg.viz) stand on the above.
 from . import data, nn, optim, viz
 from .explain import explain
+
+# isort: split
+# Last, once every public function exists: PyTorch's dim=/keepdim= get a message naming axis=.
+import sys as _sys
+
+from . import torch_names as _torch_names
+
+_torch_names.install(
+    [ops, _sys.modules[__name__], nn.functional],
+    [Tensor, *(c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.Module))],
+)

@@ -51,3 +51,7 @@ class NonFiniteNormError(GpugradError, RuntimeError):
 
 class AnomalyError(GpugradError, RuntimeError):
     """Under detect_anomaly: a backward step produced NaN or inf."""
+
+
+class KeywordError(GpugradError, TypeError):
+    """A keyword gpugrad spells differently: PyTorch's dim=/keepdim= are axis=/keepdims= here."""
