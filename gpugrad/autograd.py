@@ -238,6 +238,7 @@ class Function:
             arrays = []
             edge_list = []
             track = False
+            seen = set()  # ids of the arrays taken so far: a set keeps n inputs linear in n
             for x in inputs:
                 if isinstance(x, Tensor):
                     if backend is None:
@@ -245,13 +246,12 @@ class Function:
                     elif x._backend is not backend:
                         raise _device_mismatch(node.name, inputs)
                     data = x._data
-                    for earlier in arrays:
-                        if earlier is data:
-                            # Another input holds this very array (x and x.detach()): give this
-                            # one its own view object, so saved arrays map back to their input.
-                            data = data.view()
-                            node.input_views = {**node.input_views, id(data): len(arrays)}
-                            break
+                    if id(data) in seen:
+                        # Another input holds this very array (x and x.detach()): give this
+                        # one its own view object, so saved arrays map back to their input.
+                        data = data.view()
+                        node.input_views = {**node.input_views, id(data): len(arrays)}
+                    seen.add(id(data))
                     arrays.append(data)
                     if x.requires_grad:
                         track = True
