@@ -3,7 +3,7 @@
 from . import autograd  # first: the engine and Tensor know each other
 
 # isort: split
-from . import cuda, ops
+from . import accelerator, backends, cuda, ops
 from ._version import __version__
 from .autograd import (
     detect_anomaly,

@@ -305,23 +305,36 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph, create_graph)
 
     # --- moving and casting -------------------------------------------------------------
-    def to(self, *args: Any, dtype: Any = None, device: Any = None) -> Tensor:
-        """Move to a device and/or cast: `t.to("cuda")`, `t.to(gg.float64)`, both at once.
+    def to(
+        self,
+        *args: Any,
+        dtype: Any = None,
+        device: Any = None,
+        non_blocking: bool = False,
+        copy: bool = False,
+    ) -> Tensor:
+        """Move to a device and/or cast: `t.to("cuda")`, `t.to(gg.float64)`, both at once, or
+        `t.to(other)` for other's device and dtype. `copy=True` always returns a new tensor;
+        `non_blocking` is accepted for PyTorch code (CuPy's copies are ordered on the stream).
 
         Differentiable: gradients flow back to the original device and dtype.
         """
         for arg in args:
-            if isinstance(arg, Device) or (isinstance(arg, str) and _is_device_name(arg)):
+            if isinstance(arg, Tensor):
+                device, dtype = arg.device, arg.dtype
+            elif isinstance(arg, Device) or (isinstance(arg, str) and _is_device_name(arg)):
                 device = arg
             else:
                 dtype = arg
-        from .ops import astype, to_device
+        from .ops import astype, clone, to_device
 
         out = self
         if device is not None:
             out = to_device(out, device)
         if dtype is not None:
             out = astype(out, dtype)
+        if copy and out is self:
+            out = clone(self)
         return out
 
     def cpu(self) -> Tensor:
