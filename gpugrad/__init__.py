@@ -54,6 +54,7 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     AnomalyError,
+    ArgumentError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
@@ -64,6 +65,7 @@ from .errors import (
     GraphError,
     InplaceError,
     NonFiniteNormError,
+    SaveError,
     ShapeError,
 )  # fmt: skip
 from .gradcheck import gradcheck, gradgradcheck
