@@ -120,9 +120,7 @@ def save(obj: Any, path: PathLike | BinaryIO) -> None:
     except OSError as exc:
         # The hidden temporary's name would only confuse: say which checkpoint failed.
         message = f"cannot save {target}: {exc.strerror or exc}"
-        error = SaveError(message) if exc.errno is None else SaveError(exc.errno, message)
-        error.filename = str(target)
-        raise error from exc
+        raise (SaveError(message) if exc.errno is None else SaveError(exc.errno, message)) from exc
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
