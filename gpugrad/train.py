@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 import sys
-from numbers import Integral
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
