@@ -67,6 +67,8 @@ class Trainer:
     norm (`grad_norm/<param>`) and update/weight ratio (`update_ratio/<param>`), and each
     `nn.ReLU`'s fraction of units that never fired (`dead_relu/<module>`); they are measured
     on the device and read back with the epoch's metrics, and not printed in the epoch line.
+    `metadata` (plain data: numbers, strings, lists, dicts) is saved in every checkpoint, so
+    that whoever resumes can check it (the `gpugrad` command records its options there).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Trainer:
         log: Callable[[str], None] | None = print,
         scheduler_interval: str = "epoch",
         diagnostics: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         if scheduler_interval not in ("epoch", "step"):
             raise ArgumentError(
@@ -112,6 +115,9 @@ class Trainer:
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
         self.diagnostics = diagnostics
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ArgumentError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+        self.metadata = metadata
         self.epoch = 0  # epochs completed
         self.history: dict[str, list[float]] = {}
         self.best: float | None = None  # best monitored value so far
@@ -296,6 +302,8 @@ class Trainer:
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+        if self.metadata is not None:
+            state["metadata"] = self.metadata
         return state
 
     def save_checkpoint(self, path: str | Path) -> None:
