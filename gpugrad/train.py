@@ -275,6 +275,13 @@ class Trainer:
             mode = "min" if monitor.removeprefix("val_") in LOWER_IS_BETTER else "max"
         if mode not in ("min", "max"):
             raise ArgumentError(f"mode is 'min' or 'max', got {mode!r}")
+        if monitor.startswith("val_"):
+            if val_loader is None:
+                raise ArgumentError(f"cannot monitor {monitor!r} without a val_loader")
+        elif monitor not in ("loss", *self.metrics) and not is_diagnostic(monitor):
+            raise ArgumentError(
+                f"cannot monitor {monitor!r}: training measures {['loss', *self.metrics]}"
+            )
         return monitor, mode
 
     def _track(self, monitor: str, row: dict[str, float], mode: str) -> bool:
