@@ -121,4 +121,3 @@ def test_cnn_beats_the_mlp_on_digits_with_the_same_seed_and_epochs(capsys):
         accuracies[model] = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
     assert "CNN (2 conv 3x3, max pool, linear)" in out
     assert accuracies["cnn"] > accuracies["mlp"], accuracies
-
