@@ -226,10 +226,10 @@ def train(args: argparse.Namespace) -> float:
     start = time.perf_counter()
     try:
         trainer.fit(train_loader, args.epochs, checkpoint=args.checkpoint, plot=args.plot)
+        elapsed = time.perf_counter() - start
+        result = trainer.evaluate(test_loader)
     except KeyboardInterrupt:
         raise Interrupted(trainer.checkpoint_epoch if args.checkpoint else None) from None
-    elapsed = time.perf_counter() - start
-    result = trainer.evaluate(test_loader)
     trained = (trainer.epoch - first_epoch) * len(x_train)
     rate = f", {trained / elapsed:,.0f} samples/s" if elapsed > 0 and trained else ""
     summary = f"loss {result['loss']:.4f}, {elapsed:.1f} s{rate}"

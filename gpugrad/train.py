@@ -148,7 +148,7 @@ class Trainer:
             for inputs, target in self._batches(loader):
                 output = self.model(inputs)
                 loss = self.loss_fn(output, target)
-                if not isinstance(loss, Tensor) or loss.shape not in ((), (1,)):
+                if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                     raise ArgumentError(_not_a_loss(loss))
                 if train:
                     self.optimizer.zero_grad()
@@ -366,7 +366,7 @@ def _short(value: Any) -> str:
 
 def _not_a_loss(loss: Any) -> str:
     if isinstance(loss, Tensor):
-        return f"loss_fn returned a Tensor of shape {loss.shape}; it must return a scalar Tensor"
+        return f"loss_fn returned a Tensor of shape {loss.shape}; it must return one number"
     return (
         f"loss_fn returned {type(loss).__name__} {_short(loss)}; it must return a scalar Tensor "
         "(keep the loss in gpugrad ops so it can be differentiated)"

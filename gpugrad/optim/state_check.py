@@ -4,7 +4,6 @@ loaded, not steps later inside an update."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from ..errors import CheckpointError
@@ -16,17 +15,15 @@ def _is_number(value: Any) -> bool:
 
 def check_like(where: str, saved: Any, current: Any) -> None:
     """Raise CheckpointError naming `where` unless `saved` can stand in for `current`: a bool
-    for a bool, a number for a number (a whole one for an int), a str for a str, a list or
-    tuple of as many fitting items, a dict with the same keys. None, and kinds the check does
-    not know, accept a value of the same type (None accepts anything)."""
+    for a bool, a number for a number, a str for a str, a list or tuple of as many fitting
+    items, a dict with the same keys. A kind the check does not know takes a value of the
+    same type; a current None takes anything (there is nothing to compare with)."""
     if current is None:
         return
     if isinstance(current, bool):
         ok = isinstance(saved, bool)
-    elif _is_number(current):
+    elif _is_number(current):  # ints and floats stand in for each other, as in Python
         ok = _is_number(saved)
-        if ok and isinstance(current, int) and not isinstance(saved, int):
-            ok = math.isfinite(saved) and float(saved).is_integer()
     elif isinstance(current, (list, tuple)):
         ok = isinstance(saved, (list, tuple)) and len(saved) == len(current)
         if ok:
