@@ -141,14 +141,18 @@ def _remove_stale_temporaries(target: Path) -> None:
     for name in names:
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        pid = name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        # Exactly "<pid>.<random>" in between: a longer middle belongs to another file
+        # whose name extends ours (".c.npz.1.<pid>.<random>.tmp" is c.npz.1's).
+        middle = name[len(prefix) : -len(".tmp")].split(".")
+        if len(middle) == 2 and middle[0].isdigit() and not _process_alive(int(middle[0])):
             (target.parent / name).unlink(missing_ok=True)
 
 
 def _process_alive(pid: int) -> bool:
-    if os.name != "posix" or pid == os.getpid():  # elsewhere os.kill(pid, 0) is no probe
-        return True  # another thread of ours may be saving to the same path right now
+    if os.name != "posix":  # os.kill(pid, 0) is no probe there: assume alive, delete nothing
+        return True
+    if pid == os.getpid():  # another thread of ours may be saving to the same path now
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

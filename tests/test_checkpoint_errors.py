@@ -275,10 +275,11 @@ def test_the_next_save_removes_only_dead_processes_temporaries(tmp_path):
     stale = tmp_path / f".c.npz.{dead}.abc123.tmp"
     alive = tmp_path / f".c.npz.{os.getppid()}.def456.tmp"  # a save still running elsewhere
     other = tmp_path / f".d.npz.{dead}.abc123.tmp"  # another checkpoint's business
-    for leftover in (stale, alive, other):
+    longer = tmp_path / f".c.npz.{dead}.{dead}.abc123.tmp"  # ... of c.npz.<dead> here
+    for leftover in (stale, alive, other, longer):
         leftover.write_bytes(b"half a checkpoint")
     gg.save({"x": 1}, path)
-    assert not stale.exists() and alive.exists() and other.exists()
+    assert not stale.exists() and alive.exists() and other.exists() and longer.exists()
 
 
 def test_temporaries_carry_the_pid_of_their_process(tmp_path, monkeypatch):
