@@ -247,7 +247,7 @@ class _Reader:
         if key not in node:
             raise self._bad(node, f"it has no {key!r}")
         value = node[key]
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)):
+        if not isinstance(value, kinds):
             raise self._bad(node, f"its {key!r} is {type(value).__name__}")
         return value
 
@@ -317,10 +317,6 @@ class _Reader:
             raise  # a real device this machine lacks, not a tampered file
         except (GpugradError, TypeError, ValueError) as exc:
             raise self._bad(node, f"device {spec!r}: {exc}") from None
-
-
-def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 def load(path: PathLike | BinaryIO, device: str | Device | None = None) -> Any:
