@@ -15,7 +15,7 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -287,7 +287,7 @@ def info() -> None:
 class _Parser(argparse.ArgumentParser):
     """argparse, with errors as the one line `gpugrad train: error: ...` (exit status 2)."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -384,7 +384,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--epochs", type=positive_int, default=1500, help="default: %(default)s")
     d.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
-    return parser  # fmt: skip
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
