@@ -33,6 +33,7 @@ from .cli_args import (
     smoothing,
     writable_file,
 )
+from .errors import SaveError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.05}
@@ -388,8 +389,9 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `gpugrad` command: 0 on success, 2 for a bad argument, 130 after
-    Ctrl-C, 141 when the reader of its output went away (`gpugrad info | head -1`)."""
+    """Entry point of the `gpugrad` command: 0 on success, 2 for a bad argument, 1 when a
+    checkpoint cannot be written, 130 after Ctrl-C, 141 when the reader of its output went
+    away (`gpugrad info | head -1`)."""
     args = make_parser().parse_args(argv)
     try:
         if args.command == "train":
@@ -404,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except SaveError as exc:  # e.g. the disk filled up mid-run; the last checkpoint stands
+        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except (Interrupted, KeyboardInterrupt) as exc:
         epoch = exc.checkpoint_epoch if isinstance(exc, Interrupted) else None
         saved = f"; checkpoint saved after epoch {epoch}" if epoch is not None else ""

@@ -164,6 +164,24 @@ def test_ctrl_c_exits_130_and_says_what_was_saved(tmp_path, capsys, monkeypatch,
     assert err == ("interrupted; checkpoint saved after epoch 1\n" if extra else "interrupted\n")
 
 
+def test_a_checkpoint_that_cannot_be_written_mid_run_is_one_line_and_exit_status_1(
+    tmp_path, capsys, monkeypatch
+):
+    ckpt = tmp_path / "c.npz"
+    real = Trainer.save_checkpoint
+
+    def disk_full_after_epoch_1(self, path):
+        if self.epoch == 2:
+            raise gg.SaveError(28, f"cannot save {path}: No space left on device")
+        real(self, path)
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", disk_full_after_epoch_1)
+    code, _, err = run(["train", *QUICK, "--epochs", "3", "--checkpoint", str(ckpt)], capsys)
+    assert code == 1 and err.count("\n") == 1
+    assert err == f"gpugrad train: error: [Errno 28] cannot save {ckpt}: No space left on device\n"
+    assert gg.load(ckpt)["epoch"] == 1
+
+
 def test_info_into_a_closed_pipe_exits_quietly():
     child = subprocess.Popen(
         [sys.executable, "-m", "gpugrad", "info"], cwd=ROOT,
