@@ -24,7 +24,7 @@ def snapshot(trainer: Trainer) -> dict:
         for name, value in entry.items():
             out[f"opt/{index}/{name}"] = value if name == "step" else value.numpy().copy()
     out["opt/groups"] = repr(opt["param_groups"])
-    out["scheduler"] = repr(trainer.scheduler.state_dict())
+    out["scheduler"] = repr(trainer.scheduler and trainer.scheduler.state_dict())
     out["progress"] = (trainer.epoch, repr(trainer.history), trainer.best, trainer.stale_epochs)
     return out
 
@@ -260,3 +260,63 @@ def test_memory_stays_flat_over_10000_steps():
     growth = current_rss_bytes() - start
     assert trainer.epoch == 11
     assert growth < 5 * 2**20, f"RSS grew {growth / 2**20:.1f} MB over 10,000 steps"
+
+
+def bad_module_entry(value):
+    def corrupt(model_state, opt_state):
+        model_state[last_key(model_state)] = value
+
+    return corrupt
+
+
+def bad_optimizer_entry(key, value):
+    def corrupt(model_state, opt_state):
+        opt_state["state"][last_key(opt_state["state"])][key] = value
+
+    return corrupt
+
+
+# (case, edit of a good (model, optimizer) state, words): one late entry each.
+BAD_STATE_ENTRIES = [
+    ("module-shape", bad_module_entry(np.zeros(3, np.float32)), "shape (3,)"),
+    ("module-strings", bad_module_entry(np.array(["a", "b"])), "dtype str"),
+    ("module-complex", bad_module_entry(np.ones(2, np.complex64)), "complex64"),
+    ("module-not-an-array", bad_module_entry(object()), "object"),
+    ("optimizer-shape", bad_optimizer_entry("exp_avg", gg.zeros(3)), "(3,)"),
+    ("optimizer-int-state", bad_optimizer_entry("exp_avg", gg.zeros(2, dtype="int64")), "int64"),
+    ("optimizer-step", bad_optimizer_entry("step", -2), "-2"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "corrupt, words", [c[1:] for c in BAD_STATE_ENTRIES], ids=[c[0] for c in BAD_STATE_ENTRIES]
+)
+def test_module_and_optimizer_load_all_or_nothing(corrupt, words):
+    trainer = make_trainer("cpu")
+    train, _ = moons_loaders("cpu", n=64)
+    trainer.fit(train, epochs=1)
+    model_state = {k: v.numpy().copy() for k, v in trainer.model.state_dict().items()}
+    opt_state = trainer.optimizer.state_dict()
+    trainer.fit(train, epochs=2)  # move on, so that loading would change everything
+    corrupt(model_state, opt_state)
+    before = snapshot_model_and_optimizer(trainer)
+    for owner, state in ((trainer.model, model_state), (trainer.optimizer, opt_state)):
+        try:
+            owner.load_state_dict(state)
+        except gg.CheckpointError as exc:
+            assert words in str(exc)
+            break
+    else:
+        pytest.fail("no CheckpointError")
+    if owner is trainer.model:
+        assert_same(before, snapshot_model_and_optimizer(trainer))
+    else:  # the model loaded its good state; the optimizer must be untouched
+        after = snapshot_model_and_optimizer(trainer)
+        assert_same(
+            {k: v for k, v in before.items() if k.startswith("opt")},
+            {k: v for k, v in after.items() if k.startswith("opt")},
+        )
+
+
+def snapshot_model_and_optimizer(trainer: Trainer) -> dict:
+    return {k: v for k, v in snapshot(trainer).items() if k.startswith(("model", "opt"))}

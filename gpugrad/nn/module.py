@@ -398,7 +398,8 @@ def _value_for(key: str, value: Any, target: Tensor) -> Any:
             value = Tensor(value)
         except (GpugradError, TypeError, ValueError) as exc:
             raise CheckpointError(
-                f"state_dict[{key!r}] is not an array ({type(value).__name__}): {exc}"
+                f"state_dict[{key!r}], a {type(value).__name__}, cannot be loaded into "
+                f"the model's {key}: {exc}"
             ) from None
     if value.shape != target.shape:
         raise CheckpointError(
