@@ -56,6 +56,7 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     AnomalyError,
+    ArgumentError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
@@ -67,6 +68,7 @@ from .errors import (
     InplaceError,
     KeywordError,
     NonFiniteNormError,
+    SaveError,
     ShapeError,
 )  # fmt: skip
 from .gradcheck import gradcheck, gradgradcheck

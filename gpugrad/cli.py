@@ -1,20 +1,40 @@
 """The `gpugrad` command: `gpugrad train` trains an MLP on a real dataset; `gpugrad info`
-says what this machine offers; `gpugrad demo` runs the tiny spiral demo."""
+says what this machine offers; `gpugrad demo` runs the tiny spiral demo.
+
+Every bad argument is caught before any training, by the argparse `type=` functions in
+`cli_args`, or by the checks `train` makes once the data is loaded; each gives one line
+`gpugrad <command>: error: ...` and exit status 2, never a traceback. Ctrl-C exits with 130.
+"""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
 from . import __version__
+from .cli_args import (
+    DATASETS,
+    UsageError,
+    device_name,
+    existing_dataset,
+    hidden_widths,
+    non_negative_int,
+    plot_file,
+    positive_float,
+    positive_int,
+    smoothing,
+    writable_file,
+)
+from .errors import SaveError
 
-DATASETS = "digits | moons | spirals | mnist:PATH"
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.05}
 
@@ -35,7 +55,7 @@ def load_dataset(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     elif name == "spirals":
         x, y = data.make_spirals(n_samples=2000, noise=0.2, seed=seed)
     else:
-        raise SystemExit(f"gpugrad train: unknown dataset {name!r}; choose from {DATASETS}")
+        raise UsageError(f"unknown dataset {name!r}; choose from {DATASETS}")
     x_train, x_test, y_train, y_test = data.train_test_split(
         x, y, test_size=0.2, seed=seed, stratify=True
     )
@@ -61,7 +81,7 @@ def build_cnn(n_in: int, n_out: int, width: int = 32):
 
     side = math.isqrt(n_in)
     if side * side != n_in or side < 4:
-        raise SystemExit(f"gpugrad train: --model cnn needs square images, got {n_in} features")
+        raise UsageError(f"--model cnn needs square images, got {n_in} features per sample")
 
     class AsImage(nn.Module):
         """Flat rows of side² pixels → (N, 1, side, side) images."""
@@ -94,18 +114,59 @@ def build_optimizer(name: str, params, lr: float):
     }[name](params, lr=lr)
 
 
+# The options a checkpoint records; resuming with a different value of any is refused, since
+# the saved weights, optimizer state or data split would not be the ones this run describes.
+RECORDED_OPTIONS = (
+    "dataset", "model", "hidden", "optimizer", "lr", "schedule", "label_smoothing", "seed",
+    "batch_size",
+)  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training; carries the epoch the checkpoint holds (None without one)."""
+
+    def __init__(self, checkpoint_epoch: int | None) -> None:
+        super().__init__(checkpoint_epoch)
+        self.checkpoint_epoch = checkpoint_epoch
+
+
+def recorded_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options a checkpoint of this run records, as the command line spells them."""
+    options = {key: getattr(args, key) for key in RECORDED_OPTIONS}
+    options["hidden"] = ",".join(map(str, args.hidden))
+    options["lr"] = args.lr or DEFAULT_LR[args.optimizer]
+    return options
+
+
+def check_same_options(path: str, saved: Any, ours: dict[str, Any]) -> None:
+    """UsageError naming the first option whose value differs from the checkpoint's."""
+    if not isinstance(saved, dict):
+        return  # a checkpoint from a Trainer outside the command: nothing recorded
+    for key, value in ours.items():
+        if key in saved and saved[key] != value:
+            flag = "--" + key.replace("_", "-")
+            raise UsageError(
+                f"--checkpoint {path} was made with {flag} {saved[key]}, this run has "
+                f"{flag} {value}; use the same options, or another checkpoint path"
+            )
+
+
 def train(args: argparse.Namespace) -> float:
     """Run `gpugrad train`; returns the test accuracy."""
     import gpugrad as gg
 
     from . import data, optim
+    from .errors import CheckpointError, DataFormatError
     from .nn import functional as F
     from .train import Trainer
 
     gg.manual_seed(args.seed)
-    x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.seed)
+    try:
+        x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.seed)
+    except (DataFormatError, FileNotFoundError) as exc:
+        raise UsageError(f"--dataset {args.dataset}: {exc}") from None
     n_classes = int(max(y_train.max(), y_test.max())) + 1
-    hidden = [int(h) for h in str(args.hidden).split(",") if h]
+    hidden = args.hidden
     if args.model == "cnn":
         model = build_cnn(x_train.shape[1], n_classes)
         shape = "CNN (2 conv 3x3, max pool, linear)"
@@ -133,22 +194,43 @@ def train(args: argparse.Namespace) -> float:
     diagnostics = bool(args.plot) if args.diagnostics is None else args.diagnostics
     trainer = Trainer(
         model, loss_fn, optimizer, device=device, scheduler=scheduler, progress=progress,
-        diagnostics=diagnostics,
+        diagnostics=diagnostics, metadata={"options": recorded_options(args)},
     )  # fmt: skip
 
+    resumed = args.checkpoint and Path(args.checkpoint).exists()
+    if resumed:
+        try:
+            state = gg.load(args.checkpoint, device=device)
+            if isinstance(state, dict) and isinstance(state.get("metadata"), dict):
+                saved = state["metadata"].get("options")
+                check_same_options(args.checkpoint, saved, recorded_options(args))
+            trainer.load_state_dict(state, source=args.checkpoint)
+        except CheckpointError as exc:
+            raise UsageError(f"--checkpoint: {exc}") from None
+        trainer.checkpoint_epoch = trainer.epoch
     print(
         f"gpugrad {__version__}: {shape} "
         f"on {args.dataset} ({len(x_train)} train / {len(x_test)} test), {args.optimizer}, "
         f"device {gg.device(device)}"
     )
-    if args.checkpoint and Path(args.checkpoint).exists():
-        trainer.resume(args.checkpoint)
+    if resumed:
         print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
+        if trainer.epoch >= args.epochs:
+            print(f"the checkpoint has {trainer.epoch} epochs: --epochs {args.epochs} adds none")
+        elif scheduler is not None and scheduler.T_max != args.epochs:
+            # The saved schedule ends at the old horizon (lr 0 from there on): stretch it
+            # over the new one, from the step it had reached.
+            scheduler.T_max = args.epochs
+            scheduler.step(scheduler.last_epoch)
+            print(f"cosine schedule now runs over {args.epochs} epochs")
     first_epoch = trainer.epoch
     start = time.perf_counter()
-    trainer.fit(train_loader, args.epochs, checkpoint=args.checkpoint, plot=args.plot)
-    elapsed = time.perf_counter() - start
-    result = trainer.evaluate(test_loader)
+    try:
+        trainer.fit(train_loader, args.epochs, checkpoint=args.checkpoint, plot=args.plot)
+        elapsed = time.perf_counter() - start
+        result = trainer.evaluate(test_loader)
+    except KeyboardInterrupt:
+        raise Interrupted(trainer.checkpoint_epoch if args.checkpoint else None) from None
     trained = (trainer.epoch - first_epoch) * len(x_train)
     rate = f", {trained / elapsed:,.0f} samples/s" if elapsed > 0 and trained else ""
     summary = f"loss {result['loss']:.4f}, {elapsed:.1f} s{rate}"
@@ -203,52 +285,138 @@ def info() -> None:
         )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with errors as the one line `gpugrad train: error: ...` (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def make_parser() -> argparse.ArgumentParser:
-    """The argument parser for `gpugrad`."""
-    parser = argparse.ArgumentParser(prog="gpugrad", description=__doc__.splitlines()[0])
+    """The argument parser for `gpugrad`. Every option's help shows its default."""
+    parser = _Parser(prog="gpugrad", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gpugrad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     t = commands.add_parser("train", help="train an MLP on a dataset and report test accuracy")
-    t.add_argument("--dataset", default="digits", help=f"{DATASETS} (default: digits)")
-    t.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=None, help="learning rate (default: per optimizer)")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    t.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="network (default: mlp)")
-    t.add_argument("--hidden", default="256", help="hidden widths, comma-separated (default: 256)")
-    t.add_argument("--schedule", choices=("cosine", "none"), default="cosine", help="LR schedule")
-    t.add_argument("--label-smoothing", type=float, default=0.1)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint", default=None, help="save here each epoch; resume if it exists")
-    t.add_argument("--plot", default=None, help="write training curves to this PNG (matplotlib)")
-    t.add_argument(
+    option = t.add_argument
+    option(
+        "--dataset",
+        type=existing_dataset,
+        default="digits",
+        help=f"{DATASETS} (default: %(default)s)",
+    )
+    option(
+        "--device",
+        type=device_name,
+        default="cpu",
+        help="cpu, cuda or cuda:N (default: %(default)s)",
+    )
+    option(
+        "--epochs",
+        type=positive_int,
+        default=40,
+        help="epochs to train, counting those in a resumed checkpoint (default: %(default)s)",
+    )
+    option("--batch-size", type=positive_int, default=32, help="default: %(default)s")
+    option(
+        "--lr",
+        type=positive_float,
+        default=None,
+        help="learning rate (default: per optimizer: "
+        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
+        + ")",
+    )
+    option("--optimizer", choices=OPTIMIZERS, default="adam", help="default: %(default)s")
+    option("--model", choices=("mlp", "cnn"), default="mlp", help="network (default: %(default)s)")
+    option(
+        "--hidden",
+        type=hidden_widths,
+        default="256",
+        help="hidden widths of the MLP, comma-separated (default: %(default)s)",
+    )
+    option(
+        "--schedule",
+        choices=("cosine", "none"),
+        default="cosine",
+        help="learning-rate schedule (default: %(default)s)",
+    )
+    option(
+        "--label-smoothing",
+        type=smoothing,
+        default=0.1,
+        help="label smoothing of the cross-entropy, in [0, 1) (default: %(default)s)",
+    )
+    option(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="seed of the weights, the split and the shuffling (default: %(default)s)",
+    )
+    option(
+        "--checkpoint",
+        type=writable_file,
+        default=None,
+        help="save here each epoch; resume if it exists (default: none)",
+    )
+    option(
+        "--plot",
+        type=plot_file,
+        default=None,
+        help="write training curves to this PNG, needs matplotlib (default: none)",
+    )
+    option(
         "--diagnostics",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="record per-layer gradient norms, update/weight ratios and dead-ReLU fractions "
-        "in the history, plot them and summarise them at the end (default: on with --plot)",
+        help="record per-layer gradient norms, update/weight ratios and dead-ReLU "
+        "fractions in the history, plot them and summarise them at the end "
+        "(default: on with --plot)",
     )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    option("--quiet", action="store_true", help="no progress bar (default: off)")
 
     commands.add_parser("info", help="version, backends, CuPy/CUDA versions and GPUs")
     d = commands.add_parser("demo", help="the tiny spiral demo built from raw Tensor ops")
-    d.add_argument("--device", default="cpu")
-    d.add_argument("--epochs", type=int, default=1500)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument(
+        "--device",
+        type=device_name,
+        default="cpu",
+        help="cpu, cuda or cuda:N (default: %(default)s)",
+    )
+    d.add_argument("--epochs", type=positive_int, default=1500, help="default: %(default)s")
+    d.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `gpugrad` command."""
+    """Entry point of the `gpugrad` command: 0 on success, 2 for a bad argument, 1 when a
+    checkpoint cannot be written, 130 after Ctrl-C, 141 when the reader of its output went
+    away (`gpugrad info | head -1`)."""
     args = make_parser().parse_args(argv)
-    if args.command == "train":
-        train(args)
-    elif args.command == "info":
-        info()
-    else:
-        from .demo import main as demo
+    try:
+        if args.command == "train":
+            train(args)
+        elif args.command == "info":
+            info()
+        else:
+            from .demo import main as demo
 
-        demo(["--device", args.device, "--epochs", str(args.epochs), "--seed", str(args.seed)])
+            demo(["--device", args.device, "--epochs", str(args.epochs), "--seed", str(args.seed)])
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit as a traceback
+    except UsageError as exc:
+        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except SaveError as exc:  # e.g. the disk filled up mid-run; the last checkpoint stands
+        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt) as exc:
+        epoch = exc.checkpoint_epoch if isinstance(exc, Interrupted) else None
+        saved = f"; checkpoint saved after epoch {epoch}" if epoch is not None else ""
+        print(f"interrupted{saved}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Send what is still buffered nowhere, so the exit flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 0

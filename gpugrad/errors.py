@@ -55,3 +55,13 @@ class AnomalyError(GpugradError, RuntimeError):
 
 class KeywordError(GpugradError, TypeError):
     """A keyword gpugrad spells differently: PyTorch's dim=/keepdim= are axis=/keepdims= here."""
+
+
+class SaveError(GpugradError, OSError):
+    """gg.save could not write its file (disk full, size limit, read-only or missing folder);
+    the message names the file, and a checkpoint that was there before is kept."""
+
+
+class ArgumentError(GpugradError, ValueError, TypeError):
+    """An argument of the wrong kind or out of range (`fit(epochs="a")`, an empty loader,
+    a loss function that returns a float); catchable as ValueError or TypeError."""

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from . import autograd
 from .backend import device as parse_device
 from .backend import loaded_backends
 from .diagnostics import DEAD_RELU, GRAD_NORM, UPDATE_RATIO, EpochDiagnostics, is_diagnostic
-from .errors import CheckpointError
+from .errors import ArgumentError, CheckpointError
 from .serialization import load, save
 from .tensor import Tensor
 
@@ -66,6 +67,8 @@ class Trainer:
     norm (`grad_norm/<param>`) and update/weight ratio (`update_ratio/<param>`), and each
     `nn.ReLU`'s fraction of units that never fired (`dead_relu/<module>`); they are measured
     on the device and read back with the epoch's metrics, and not printed in the epoch line.
+    `metadata` (plain data: numbers, strings, lists, dicts) is saved in every checkpoint, so
+    that whoever resumes can check it (the `gpugrad` command records its options there).
     """
 
     def __init__(
@@ -80,9 +83,17 @@ class Trainer:
         log: Callable[[str], None] | None = print,
         scheduler_interval: str = "epoch",
         diagnostics: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         if scheduler_interval not in ("epoch", "step"):
-            raise ValueError(f"scheduler_interval is 'epoch' or 'step', got {scheduler_interval!r}")
+            raise ArgumentError(
+                f"scheduler_interval is 'epoch' or 'step', got {scheduler_interval!r}"
+            )
+        for what, fn in (("model", model), ("loss_fn", loss_fn)):
+            if not callable(fn):
+                raise ArgumentError(f"{what} must be callable, got {type(fn).__name__} {fn!r}")
+        if log is not None and not callable(log):
+            raise ArgumentError(f"log must be callable or None, got {type(log).__name__}")
         self.model = model.to(device)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
@@ -91,19 +102,28 @@ class Trainer:
         self.scheduler_interval = scheduler_interval
         if isinstance(metrics, dict):
             self.metrics = dict(metrics)
+            bad = [name for name, fn in self.metrics.items() if not callable(fn)]
+            if bad:
+                raise ArgumentError(f"metrics {bad} are not callable")
         else:
+            if isinstance(metrics, str):
+                metrics = (metrics,)
             unknown = [m for m in metrics if m not in METRICS]
             if unknown:
-                raise ValueError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
+                raise ArgumentError(f"unknown metrics {unknown}; known: {sorted(METRICS)}")
             self.metrics = {name: METRICS[name] for name in metrics}
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
         self.diagnostics = diagnostics
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ArgumentError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+        self.metadata = metadata
         self.epoch = 0  # epochs completed
         self.history: dict[str, list[float]] = {}
         self.best: float | None = None  # best monitored value so far
         self.stale_epochs = 0  # epochs since it last improved
         self.stopped = False  # early stopping ended the run
+        self.checkpoint_epoch: int | None = None  # the epoch the last checkpoint written holds
 
     # --- one pass over a loader ----------------------------------------------------------
     def _batches(self, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
@@ -128,6 +148,8 @@ class Trainer:
             for inputs, target in self._batches(loader):
                 output = self.model(inputs)
                 loss = self.loss_fn(output, target)
+                if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
+                    raise ArgumentError(_not_a_loss(loss))
                 if train:
                     self.optimizer.zero_grad()
                     loss.backward()
@@ -150,7 +172,7 @@ class Trainer:
         if bar is not None:
             bar.close()
         if samples == 0:
-            raise ValueError(f"the {description} loader yielded no batches")
+            raise ArgumentError(f"the {description} loader yielded no batches")
         # The one host sync of the epoch.
         result = {name: _to_float(total) / samples for name, total in sums.items()}
         if diag is not None:
@@ -184,16 +206,16 @@ class Trainer:
         "max" says how to judge (default: min for losses and errors, max for the rest).
         Returns the history: one list per metric.
         """
-        monitor = monitor or ("val_loss" if val_loader is not None else "loss")
-        if mode is None:
-            mode = "min" if monitor.removeprefix("val_") in LOWER_IS_BETTER else "max"
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode is 'min' or 'max', got {mode!r}")
+        monitor, mode = self._check_fit(
+            train_loader, epochs, val_loader, early_stopping, monitor, mode
+        )
         if self.stopped:
             return self.history  # an early-stopped run (perhaps resumed) stays stopped
         while self.epoch < epochs:
             epoch = self.epoch + 1
-            if hasattr(train_loader, "set_epoch"):  # shuffle as epoch `epoch` of this seed
+            if hasattr(train_loader, "set_epoch"):
+                # Loader epochs count from 0: our epoch `epoch` (counted from 1) is its epoch
+                # `epoch - 1`, the order an uninterrupted loader would serve now.
                 train_loader.set_epoch(self.epoch)
             row = self._run_epoch(train_loader, train=True, description=f"epoch {epoch}/{epochs}")
             if val_loader is not None:
@@ -220,9 +242,51 @@ class Trainer:
             plot_history(self.history, plot)
         return self.history
 
+    def _check_fit(
+        self,
+        train_loader: Any,
+        epochs: Any,
+        val_loader: Any,
+        early_stopping: Any,
+        monitor: str | None,
+        mode: str | None,
+    ) -> tuple[str, str]:
+        """Check fit's arguments before any training; returns (monitor, mode) filled in."""
+        if isinstance(epochs, bool) or not isinstance(epochs, Integral) or epochs < 0:
+            raise ArgumentError(f"epochs must be a non-negative int, got {epochs!r}")
+        if early_stopping is not None and (
+            isinstance(early_stopping, bool) or not isinstance(early_stopping, Integral)
+            or early_stopping < 1
+        ):  # fmt: skip
+            raise ArgumentError(
+                f"early_stopping must be None or a positive int, got {early_stopping!r}"
+            )
+        for what, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
+            if loader is None and what == "val_loader":
+                continue
+            if not hasattr(loader, "__iter__"):
+                raise ArgumentError(f"{what} must be iterable, got {type(loader).__name__}")
+            if hasattr(loader, "__len__") and len(loader) == 0:
+                raise ArgumentError(f"{what} {_short(loader)} is empty: it has no batches")
+        monitor = monitor or ("val_loss" if val_loader is not None else "loss")
+        if not isinstance(monitor, str):
+            raise ArgumentError(f"monitor must be a str, got {monitor!r}")
+        if mode is None:
+            mode = "min" if monitor.removeprefix("val_") in LOWER_IS_BETTER else "max"
+        if mode not in ("min", "max"):
+            raise ArgumentError(f"mode is 'min' or 'max', got {mode!r}")
+        if monitor.startswith("val_"):
+            if val_loader is None:
+                raise ArgumentError(f"cannot monitor {monitor!r} without a val_loader")
+        elif monitor not in ("loss", *self.metrics) and not is_diagnostic(monitor):
+            raise ArgumentError(
+                f"cannot monitor {monitor!r}: training measures {['loss', *self.metrics]}"
+            )
+        return monitor, mode
+
     def _track(self, monitor: str, row: dict[str, float], mode: str) -> bool:
         if monitor not in row:
-            raise ValueError(f"cannot monitor {monitor!r}: this epoch measured {sorted(row)}")
+            raise ArgumentError(f"cannot monitor {monitor!r}: this epoch measured {sorted(row)}")
         value = row[monitor]
         if self.best is None or (value < self.best if mode == "min" else value > self.best):
             self.best, self.stale_epochs = value, 0
@@ -245,38 +309,128 @@ class Trainer:
         }
         if self.scheduler is not None:
             state["scheduler"] = self.scheduler.state_dict()
+        if self.metadata is not None:
+            state["metadata"] = self.metadata
         return state
 
     def save_checkpoint(self, path: str | Path) -> None:
         """Write a checkpoint atomically (the previous file survives a crash mid-write)."""
         save(self.state_dict(), path)
+        self.checkpoint_epoch = self.epoch
 
     def resume(self, path: str | Path) -> int:
-        """Restore a checkpoint written by `save_checkpoint`; returns the epochs completed."""
-        state = load(path, device=self.device)
+        """Restore a checkpoint written by `save_checkpoint`; returns the epochs completed.
+        All or nothing, as `load_state_dict`."""
+        self.load_state_dict(load(path, device=self.device), source=str(path))
+        self.checkpoint_epoch = self.epoch
+        return self.epoch
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "the state") -> None:
+        """Restore what `state_dict` returned. All or nothing: model, optimizer, scheduler,
+        history and random state are all checked before any is changed, so a checkpoint
+        that does not fit raises CheckpointError (naming `source`) and changes nothing."""
         required = {"model", "optimizer", "epoch", "history"}
         if not isinstance(state, dict) or not required <= set(state):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
             raise CheckpointError(
-                f"{path} is not a Trainer checkpoint (needs keys {sorted(required)})"
+                f"{source} is not a Trainer checkpoint (needs keys {sorted(required)}, has {got})"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        progress = _checked_progress(state, source)
+        rng = _checked_rng(state.get("rng", {}), source)
+        parts = [(self.model, state["model"]), (self.optimizer, state["optimizer"])]
         if self.scheduler is not None:
             if "scheduler" not in state:
                 raise CheckpointError(
-                    f"{path} has no scheduler state, but this Trainer has a scheduler"
+                    f"{source} has no scheduler state, but this Trainer has a scheduler"
                 )
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        self.history = {k: list(v) for k, v in state["history"].items()}
-        self.best = state.get("best")
-        self.stale_epochs = int(state.get("stale_epochs", 0))
-        self.stopped = bool(state.get("stopped", False))
-        for backend in loaded_backends():
-            saved = state.get("rng", {}).get(str(backend.device))
-            if saved is not None:
-                backend.set_rng_state(saved)
-        return self.epoch
+            parts.append((self.scheduler, state["scheduler"]))
+        for part, part_state in parts:
+            if hasattr(part, "validate_state_dict"):
+                try:
+                    part.validate_state_dict(part_state)
+                except CheckpointError as exc:
+                    raise CheckpointError(f"{source}: {exc}") from None
+        # Everything fits: apply.
+        for part, part_state in parts:
+            part.load_state_dict(part_state)
+        for name, value in progress.items():
+            setattr(self, name, value)
+        for backend, saved in rng:
+            backend.set_rng_state(saved)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _not_a_loss(loss: Any) -> str:
+    if isinstance(loss, Tensor):
+        return f"loss_fn returned a Tensor of shape {loss.shape}; it must return one number"
+    return (
+        f"loss_fn returned {type(loss).__name__} {_short(loss)}; it must return a scalar Tensor "
+        "(keep the loss in gpugrad ops so it can be differentiated)"
+    )
+
+
+def _checked_progress(state: dict[str, Any], source: str) -> dict[str, Any]:
+    """The Trainer attributes a checkpoint restores, each checked for its kind."""
+
+    def bad(key: str, wanted: str) -> CheckpointError:
+        return CheckpointError(f"{source}: {key!r} is {_short(state.get(key))}, not {wanted}")
+
+    def count(key: str) -> int:
+        value = state.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(key, "a non-negative int")
+        return value
+
+    history = state["history"]
+    if not isinstance(history, dict) or not all(
+        isinstance(k, str)
+        and isinstance(v, list)
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        for k, v in history.items()
+    ):
+        raise bad("history", "a dict of lists of numbers")
+    best = state.get("best")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise bad("best", "a number or None")
+    stopped = state.get("stopped", False)
+    if not isinstance(stopped, bool):
+        raise bad("stopped", "a bool")
+    return {
+        "epoch": count("epoch"),
+        "history": {k: list(v) for k, v in history.items()},
+        "best": best,
+        "stale_epochs": count("stale_epochs"),
+        "stopped": stopped,
+    }
+
+
+def _checked_rng(saved: Any, source: str) -> list[tuple[Any, Any]]:
+    """(backend, state) for each loaded backend the checkpoint has a random state for. Each
+    state is tried on its generator (then the current one is put back) so that a bad one
+    fails here, before anything is restored."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{source}: 'rng' is {type(saved).__name__}, not a dict")
+    checked = []
+    for backend in loaded_backends():
+        state = saved.get(str(backend.device))
+        if state is None:
+            continue
+        current = backend.rng_state()
+        try:
+            backend.set_rng_state(state)
+        except Exception as exc:  # each generator rejects a bad state its own way
+            raise CheckpointError(
+                f"{source}: the random state for {backend.device} does not fit its generator "
+                f"({type(exc).__name__}: {exc})"
+            ) from None
+        finally:
+            backend.set_rng_state(current)
+        checked.append((backend, state))
+    return checked
 
 
 def _to_float(value: Tensor | float) -> float:

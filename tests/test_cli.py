@@ -81,20 +81,21 @@ def test_mnist_from_idx_files(tmp_path, capsys):
     assert float(re.search(r"test accuracy: ([\d.]+)%", out).group(1)) > 90.0
 
 
-def test_checkpoint_resume_and_plot(tmp_path, capsys):
-    ckpt, plot = tmp_path / "digits.npz", tmp_path / "curves.png"
+def test_checkpoint_resume(tmp_path, capsys):
+    ckpt = tmp_path / "digits.npz"
     main(["train", "--epochs", "2", "--checkpoint", str(ckpt), "--quiet"])
     assert ckpt.exists()
-    main(["train", "--epochs", "4", "--checkpoint", str(ckpt), "--plot", str(plot), "--quiet"])
+    main(["train", "--epochs", "4", "--checkpoint", str(ckpt), "--quiet"])
     out = capsys.readouterr().out
     assert "resumed from" in out and "after epoch 2" in out
     assert out.count("epoch 3/4") == 1 and "epoch 1/4" not in out
+
+
+def test_plot(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "curves.png"
+    assert main(["train", "--epochs", "1", "--plot", str(plot), "--quiet"]) == 0
     assert plot.read_bytes()[:4] == b"\x89PNG"
-
-
-def test_unknown_dataset_is_refused():
-    with pytest.raises(SystemExit, match="unknown dataset"):
-        main(["train", "--dataset", "cifar"])
 
 
 def test_info(capsys):
@@ -120,8 +121,3 @@ def test_cnn_beats_the_mlp_on_digits_with_the_same_seed_and_epochs(capsys):
         accuracies[model] = float(re.search(r"test accuracy: ([\d.]+)%", out).group(1))
     assert "CNN (2 conv 3x3, max pool, linear)" in out
     assert accuracies["cnn"] > accuracies["mlp"], accuracies
-
-
-def test_cnn_needs_square_images(capsys):
-    with pytest.raises(SystemExit, match="square images"):
-        main(["train", "--model", "cnn", "--dataset", "moons", "--epochs", "1", "--quiet"])

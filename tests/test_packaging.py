@@ -72,6 +72,7 @@ def test_wheel_contents(wheel: Path) -> None:
         names = set(zf.namelist())
     expected = {
         "gpugrad/__init__.py",
+        "gpugrad/py.typed",
         "gpugrad/backend/kernel_source.py",
         "gpugrad/data/digits.npz",
         "gpugrad/data/DIGITS-LICENSE.txt",

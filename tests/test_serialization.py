@@ -100,9 +100,10 @@ def test_corrupt_and_foreign_files_raise_checkpoint_error(tmp_path):
         pickled, __manifest__=np.frombuffer(b"{}", dtype=np.uint8), a0=np.array([{}], dtype=object)
     )
     for path, words in [(truncated, "not a readable"), (garbage, "not a readable"),
-                        (foreign, "no manifest"), (pickled, "not a readable")]:  # fmt: skip
-        with pytest.raises(gg.CheckpointError, match=words):
+                        (foreign, "no manifest"), (pickled, "cannot be read")]:  # fmt: skip
+        with pytest.raises(gg.CheckpointError, match=words) as info:
             gg.load(path)
+        assert str(path) in str(info.value) and "allow_pickle" not in str(info.value)
 
 
 def test_manifest_pointing_at_a_missing_array(tmp_path):

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 from .. import autograd
 from ..autograd import Function, RemovableHandle, add_hook
 from ..backend import Device
-from ..dtypes import is_floating, to_dtype
-from ..errors import CheckpointError, GraphError, ShapeError
+from ..dtypes import SUPPORTED, is_floating, to_dtype
+from ..errors import CheckpointError, GpugradError, GraphError
 from ..ops import astype, to_device
 from ..tensor import Tensor, _is_device_name
 from .parameter import Parameter
@@ -285,32 +285,48 @@ class Module:
     def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
         """Copy values from `state_dict` into this module's parameters and buffers, in place.
 
-        With `strict`, any missing or unexpected key raises CheckpointError listing them;
-        a value of the wrong shape always raises ShapeError naming the key and both shapes.
+        All or nothing: every entry is checked first (see `validate_state_dict`), so a
+        dict that does not fit raises CheckpointError and leaves the module unchanged.
+        Without `strict`, missing and unexpected keys are returned instead of raised.
         """
+        values, result = self._checked_state(state_dict, strict)
+        with autograd.no_grad():
+            for target, value in values:
+                target.data[...] = value
+        for target, _ in values:
+            autograd.bump_version(target)
+        return result
+
+    def validate_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> None:
+        """Raise CheckpointError if `load_state_dict(state_dict, strict)` would fail: not a
+        dict, missing or unexpected keys (with `strict`), or a value that is not an array of
+        the parameter's shape (the message names the key and both shapes) or of a dtype
+        gpugrad has. Changes nothing."""
+        self._checked_state(state_dict, strict)
+
+    def _checked_state(
+        self, state_dict: Any, strict: bool
+    ) -> tuple[list[tuple[Tensor, Any]], IncompatibleKeys]:
+        """Each target tensor with the array to copy into it (on its device, in its dtype)."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict):
+            raise CheckpointError(
+                f"{name}.load_state_dict needs a dict of tensors by name, "
+                f"got {type(state_dict).__name__}"
+            )
         own = dict(self._state_items())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
             raise CheckpointError(
-                f"state_dict does not match {type(self).__name__}: "
+                f"state_dict does not match {name}: "
                 f"missing keys {missing}, unexpected keys {unexpected}"
             )
+        values = []
         for key, target in own.items():
-            if key not in state_dict:
-                continue
-            value = state_dict[key]
-            value = value if isinstance(value, Tensor) else Tensor(value)
-            if value.shape != target.shape:
-                raise ShapeError(
-                    f"state_dict[{key!r}] has shape {value.shape}, "
-                    f"but the model's {key} has shape {target.shape}"
-                )
-            with autograd.no_grad():
-                moved = to_device(value, target.device)
-                target.data[...] = moved.data.astype(target.dtype, copy=False)
-            autograd.bump_version(target)
-        return IncompatibleKeys(missing, unexpected)
+            if key in state_dict:
+                values.append((target, _value_for(key, state_dict[key], target)))
+        return values, IncompatibleKeys(missing, unexpected)
 
     # --- printing ------------------------------------------------------------------------
     def extra_repr(self) -> str:
@@ -373,6 +389,31 @@ class _HookInput(Function):
         if out is None:
             return None
         return out if isinstance(g, Tensor) else out.data
+
+
+def _value_for(key: str, value: Any, target: Tensor) -> Any:
+    """`value` as an array ready to copy into `target`, or CheckpointError naming `key`."""
+    if not isinstance(value, Tensor):
+        try:
+            value = Tensor(value)
+        except (GpugradError, TypeError, ValueError) as exc:
+            raise CheckpointError(
+                f"state_dict[{key!r}], a {type(value).__name__}, cannot be loaded into "
+                f"the model's {key}: {exc}"
+            ) from None
+    if value.shape != target.shape:
+        raise CheckpointError(
+            f"state_dict[{key!r}] has shape {value.shape}, "
+            f"but the model's {key} has shape {target.shape}"
+        )
+    if value.dtype not in SUPPORTED or (is_floating(value.dtype) and not is_floating(target.dtype)):
+        raise CheckpointError(
+            f"state_dict[{key!r}] has dtype {value.dtype}, which cannot be loaded into "
+            f"the model's {key} of dtype {target.dtype}"
+        )
+    with autograd.no_grad():
+        moved = to_device(value, target.device)
+    return moved.data.astype(target.dtype, copy=False)
 
 
 def _tensor(array: Any, backend: Any) -> Tensor:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 from .optimizer import Optimizer
+from .state_check import check_like
 
 
 class LRScheduler:
@@ -65,15 +66,23 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned; raises CheckpointError for another kind."""
-        expected = set(self.state_dict())
-        if not isinstance(state_dict, dict) or set(state_dict) != expected:
+        """Restore what `state_dict` returned. All or nothing: a dict of another kind of
+        schedule, or with a value of the wrong kind, raises CheckpointError naming it."""
+        self.validate_state_dict(state_dict)
+        self.__dict__.update(state_dict)
+
+    def validate_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise CheckpointError if `load_state_dict(state_dict)` would not fit; changes
+        nothing."""
+        expected = self.state_dict()
+        if not isinstance(state_dict, dict) or set(state_dict) != set(expected):
             got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
             raise CheckpointError(
                 f"{type(self).__name__}.load_state_dict: expected keys {sorted(expected)}, "
                 f"got {got}"
             )
-        self.__dict__.update(state_dict)
+        for key, value in expected.items():
+            check_like(f"{type(self).__name__} state {key!r}", state_dict[key], value)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self._last_lr})"
@@ -355,15 +364,26 @@ class SequentialLR(LRScheduler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned."""
-        inner = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
-        if not isinstance(inner, (list, tuple)) or len(inner) != len(self._schedulers):
-            raise CheckpointError("SequentialLR.load_state_dict: the inner schedulers differ")
-        for s, sd in zip(self._schedulers, inner):
+        """Restore what `state_dict` returned (all or nothing, as the base class)."""
+        self.validate_state_dict(state_dict)
+        for s, sd in zip(self._schedulers, state_dict["_schedulers"]):
             s.load_state_dict(sd)
         self.last_epoch = int(state_dict["last_epoch"])
         self._milestones = [int(m) for m in state_dict["_milestones"]]
         self._last_lr = list(state_dict["_last_lr"])
+
+    def validate_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise CheckpointError unless the dict and every inner scheduler's state fit."""
+        inner = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
+        if not isinstance(inner, (list, tuple)) or len(inner) != len(self._schedulers):
+            raise CheckpointError("SequentialLR.load_state_dict: the inner schedulers differ")
+        ours = self.state_dict()
+        for key in ("last_epoch", "_milestones", "_last_lr"):
+            if key not in state_dict:
+                raise CheckpointError(f"SequentialLR.load_state_dict: no {key!r}")
+            check_like(f"SequentialLR state {key!r}", state_dict[key], ours[key])
+        for s, sd in zip(self._schedulers, inner):
+            s.validate_state_dict(sd)
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from ..backend import Backend
 from ..dtypes import is_floating
 from ..errors import CheckpointError, DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor, _make
+from .state_check import check_like
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
 
@@ -381,68 +382,9 @@ class Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load what `state_dict` returned (of an optimizer of the same kind over the same
         parameters): options and state; training then continues as if never interrupted.
-        Raises CheckpointError when the dict does not fit this optimizer."""
-        name = type(self).__name__
-        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
-            raise CheckpointError(
-                f"{name}.load_state_dict needs a dict with 'state' and "
-                "'param_groups' (what Optimizer.state_dict() returns)"
-            )
-        saved_groups = state_dict["param_groups"]
-        if isinstance(saved_groups, dict):  # tolerate groups stored by position as a dict
-            saved_groups = [saved_groups[k] for k in sorted(saved_groups, key=int)]
-        if len(saved_groups) != len(self.param_groups):
-            raise CheckpointError(
-                f"{name}: the state dict has {len(saved_groups)} param "
-                f"groups, this optimizer {len(self.param_groups)}"
-            )
-        new_groups, by_index = [], {}
-        for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
-            ids = list(saved.get("params", ()))
-            if len(ids) != len(ours["params"]):
-                raise CheckpointError(
-                    f"{name}: param group {i} holds {len(ours['params'])} "
-                    f"parameters, the state dict's {len(ids)}"
-                )
-            missing = [k for k in self.defaults if k not in saved]
-            if missing:
-                raise CheckpointError(
-                    f"{name}: param group {i} of the state dict lacks "
-                    f"{missing}; was it saved by another optimizer?"
-                )
-            group = dict(ours)
-            for key, value in saved.items():
-                if key != "params":
-                    group[key] = tuple(value) if isinstance(ours.get(key), tuple) else value
-            self._check_group(group)
-            new_groups.append(group)
-            for saved_id, p in zip(ids, ours["params"]):
-                by_index[int(saved_id)] = (p, group)
-        new_state: dict[Tensor, dict[str, Any]] = {}
-        for key, saved in state_dict["state"].items():
-            if int(key) not in by_index:
-                raise CheckpointError(
-                    f"{name}: the state dict has state for parameter {key}, "
-                    "which no param group lists"
-                )
-            p, group = by_index[int(key)]
-            expected = {"step", *self._state_names(group)}
-            if set(saved) != expected:
-                raise CheckpointError(
-                    f"{name}: state of parameter {key} has {sorted(saved)}, "
-                    f"expected {sorted(expected)}"
-                )
-            entry: dict[str, Any] = {"step": int(saved["step"])}
-            for k in expected - {"step"}:
-                value = Tensor(saved[k], dtype=p.dtype, device=p.device).data
-                if value.shape != p.data.shape:
-                    raise CheckpointError(
-                        f"{name}: state {k!r} of parameter {key} has shape "
-                        f"{value.shape}, the parameter {p.shape}"
-                    )
-                entry[k] = value
-            new_state[p] = entry
-        # Everything fits: replace options and state, then rebuild the banks.
+        All or nothing: a dict that does not fit raises CheckpointError naming what does not
+        fit, and leaves the optimizer unchanged."""
+        new_groups, new_state = self._checked_state(state_dict)
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
         for ours in self.param_groups:
@@ -455,6 +397,119 @@ class Optimizer:
             for index in range(len(self.param_groups)):
                 self._pack(index)
 
+    def validate_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise CheckpointError if `load_state_dict(state_dict)` would fail; changes nothing."""
+        self._checked_state(state_dict)
+
+    def _checked_state(
+        self, state_dict: Any
+    ) -> tuple[list[dict[str, Any]], dict[Tensor, dict[str, Any]]]:
+        """The param groups and per-parameter state that loading `state_dict` would set."""
+        name = type(self).__name__
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise CheckpointError(
+                f"{name}.load_state_dict needs a dict with 'state' and "
+                f"'param_groups' (what Optimizer.state_dict() returns), got {got}"
+            )
+        saved_groups = state_dict["param_groups"]
+        if isinstance(saved_groups, dict):  # tolerate groups stored by position as a dict
+            if not all(_is_index(k) for k in saved_groups):
+                raise CheckpointError(f"{name}: param_groups has keys {sorted(saved_groups)}")
+            saved_groups = [saved_groups[k] for k in sorted(saved_groups, key=int)]
+        if not isinstance(saved_groups, (list, tuple)):
+            raise CheckpointError(
+                f"{name}: param_groups is a {type(saved_groups).__name__}, not a list"
+            )
+        if len(saved_groups) != len(self.param_groups):
+            raise CheckpointError(
+                f"{name}: the state dict has {len(saved_groups)} param "
+                f"groups, this optimizer {len(self.param_groups)}"
+            )
+        new_groups, by_index = [], {}
+        for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            group = self._checked_group(i, ours, saved)
+            new_groups.append(group)
+            for saved_id, p in zip(saved["params"], ours["params"]):
+                by_index[int(saved_id)] = (p, group)
+        saved_state = state_dict["state"]
+        if not isinstance(saved_state, dict):
+            raise CheckpointError(f"{name}: state is a {type(saved_state).__name__}, not a dict")
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for key, saved in saved_state.items():
+            if not _is_index(key) or int(key) not in by_index:
+                raise CheckpointError(
+                    f"{name}: the state dict has state for parameter {key!r}, "
+                    "which no param group lists"
+                )
+            p, group = by_index[int(key)]
+            new_state[p] = self._checked_param_state(key, p, group, saved)
+        return new_groups, new_state
+
+    def _checked_group(self, i: int, ours: dict[str, Any], saved: Any) -> dict[str, Any]:
+        name = type(self).__name__
+        if not isinstance(saved, dict):
+            raise CheckpointError(f"{name}: param group {i} is a {type(saved).__name__}")
+        ids = saved.get("params")
+        if not isinstance(ids, (list, tuple)) or not all(_is_index(k) for k in ids):
+            raise CheckpointError(
+                f"{name}: param group {i} lists params {ids!r}, not parameter numbers"
+            )
+        if len(ids) != len(ours["params"]):
+            raise CheckpointError(
+                f"{name}: param group {i} holds {len(ours['params'])} "
+                f"parameters, the state dict's {len(ids)}"
+            )
+        missing = [k for k in self.defaults if k not in saved]
+        if missing:
+            raise CheckpointError(
+                f"{name}: param group {i} of the state dict lacks "
+                f"{missing}; was it saved by another optimizer?"
+            )
+        group = dict(ours)
+        for key, value in saved.items():
+            if key == "params":
+                continue
+            check_like(f"{name}: param group {i} option {key!r}", value, ours.get(key))
+            group[key] = tuple(value) if isinstance(ours.get(key), tuple) else value
+        try:
+            self._check_group(group)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{name}: param group {i} of the state dict: {exc}") from None
+        return group
+
+    def _checked_param_state(
+        self, key: Any, p: Tensor, group: dict[str, Any], saved: Any
+    ) -> dict[str, Any]:
+        name = type(self).__name__
+        expected = {"step", *self._state_names(group)}
+        if not isinstance(saved, dict) or set(saved) != expected:
+            got = sorted(saved) if isinstance(saved, dict) else type(saved).__name__
+            raise CheckpointError(
+                f"{name}: state of parameter {key} has {got}, expected {sorted(expected)}"
+            )
+        step = saved["step"]
+        if not _is_index(step) or isinstance(step, str):
+            raise CheckpointError(
+                f"{name}: state of parameter {key} has step {step!r}, not a count"
+            )
+        entry: dict[str, Any] = {"step": int(step)}
+        for k in sorted(expected - {"step"}):
+            value = saved[k]
+            kind = getattr(getattr(value, "dtype", None), "kind", None)
+            if kind != "f":
+                raise CheckpointError(
+                    f"{name}: state {k!r} of parameter {key} is {type(value).__name__} "
+                    f"of dtype {getattr(value, 'dtype', None)}, not a floating-point array"
+                )
+            if tuple(value.shape) != p.shape:
+                raise CheckpointError(
+                    f"{name}: state {k!r} of parameter {key} has shape "
+                    f"{tuple(value.shape)}, the parameter {p.shape}"
+                )
+            entry[k] = Tensor(value, dtype=p.dtype, device=p.device).data
+        return entry
+
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):
@@ -462,3 +517,12 @@ class Optimizer:
             for key in sorted(k for k in group if k != "params"):
                 lines.append(f"    {key}: {group[key]}")
         return "\n".join([*lines, ")"])
+
+
+def _is_index(key: Any) -> bool:
+    """A parameter number as a state dict stores it: an int, or its decimal string."""
+    if isinstance(key, bool):
+        return False
+    if isinstance(key, int):
+        return key >= 0
+    return isinstance(key, str) and key.isdigit()
