@@ -54,6 +54,8 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     AnomalyError,
+    ArgumentError,
+    ArgumentTypeError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
@@ -66,9 +68,11 @@ from .errors import (
     NonFiniteNormError,
     ShapeError,
 )  # fmt: skip
+from .generator import Generator
 from .gradcheck import gradcheck, gradgradcheck
 from .interop import from_dlpack
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
+from .sampling import bernoulli, multinomial, normal, randperm
 from .serialization import load, save
 from .tensor import Tensor
 

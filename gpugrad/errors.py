@@ -51,3 +51,13 @@ class NonFiniteNormError(GpugradError, RuntimeError):
 
 class AnomalyError(GpugradError, RuntimeError):
     """Under detect_anomaly: a backward step produced NaN or inf."""
+
+
+class ArgumentError(GpugradError, ValueError):
+    """An argument whose value a function cannot take: a negative size, a zero step, a
+    probability outside [0, 1], a batch_size of 0, options that exclude each other."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a type a function cannot take, such as a size of 2.5 (also a TypeError,
+    as in Python and PyTorch)."""
