@@ -73,9 +73,12 @@ def check_probability(value: Any, name: str, where: str) -> float:
     return p
 
 
-def check_seed(seed: Any, where: str = "seed") -> int:
+def check_seed(seed: Any, where: str) -> int:
     """A seed: an integer in [0, 2**64)."""
-    number = check_int(seed, "seed", where, least=0)
-    if number > MAX_SEED:
-        raise ArgumentError(f"{where}: seed must be below 2**64, got {number}")
+    number = _integer(seed)
+    message = f"{where}: seed must be an integer in [0, 2**64), got {seed!r}"
+    if number is None:
+        raise ArgumentTypeError(message)
+    if not 0 <= number <= MAX_SEED:
+        raise ArgumentError(message)
     return number

@@ -41,8 +41,10 @@ def randperm(
     return _make(backend.xp.argsort(keys).astype(dt), backend, None)
 
 
-def _check_weights(weights: Any, num_samples: Any, replacement: bool) -> int:
-    """Validate multinomial's arguments (before anything is drawn); returns num_samples."""
+def check_weights(weights: Any, num_samples: Any, replacement: bool) -> int:
+    """Validate multinomial's arguments (before anything is drawn): `weights` a floating
+    1-D or 2-D Tensor of finite, non-negative values with a positive one in every row, and
+    enough of them for `num_samples` draws without replacement. Returns num_samples."""
     if not isinstance(weights, Tensor):
         raise ArgumentTypeError(
             f"multinomial takes a Tensor of weights, got {type(weights).__name__}"
@@ -86,7 +88,7 @@ def multinomial(
     Weights need not sum to 1. Without replacement no index repeats within a row, so a row
     needs at least num_samples non-zero weights; zero-weight categories are never drawn.
     """
-    num_samples = _check_weights(input, num_samples, replacement)
+    num_samples = check_weights(input, num_samples, replacement)
     backend = input._backend
     xp, rng = backend.xp, generator_rng(generator, backend, "multinomial")
     w = input.data.reshape(-1, input.shape[-1]).astype(float64)
