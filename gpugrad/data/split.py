@@ -43,7 +43,10 @@ def _split_lengths(n: int, lengths: Sequence[int | float]) -> list[int]:
         if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
             raise ArgumentTypeError(f"random_split: lengths[{i}] must be a number, got {x!r}")
         if not 0.0 <= float(x) <= 1.0:
-            raise ArgumentError(f"random_split: fraction lengths[{i}] must be in [0, 1], got {x!r}")
+            raise ArgumentError(
+                f"random_split: lengths {list(lengths)} are fractions (some are floats), "
+                f"so each must be in [0, 1]; lengths[{i}] is {x!r}"
+            )
         fractions.append(float(x))
     if not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
         raise ArgumentError(
