@@ -123,7 +123,8 @@ def test_loader_with_a_batch_sampler():
 
 
 class EpochRecorder(Sampler):
-    """A sampler that serves its epoch number first, to see what the loader tells it."""
+    """A PyTorch-style sampler that serves its epoch number first, to see what the loader
+    tells it."""
 
     def __init__(self) -> None:
         self.epochs: list[int] = []
@@ -132,8 +133,8 @@ class EpochRecorder(Sampler):
         super().set_epoch(epoch)
         self.epochs.append(epoch)
 
-    def order(self, epoch: int) -> np.ndarray:
-        return np.array([epoch, 10], dtype=np.int64)
+    def __iter__(self):
+        return iter([self.epoch, 10])
 
     def __len__(self) -> int:
         return 2

@@ -153,6 +153,7 @@ class DataLoader:
       two loaders with the same seed agree epoch by epoch and `set_epoch(k)` resumes a run.
       The seed is `seed`, or drawn from `generator` (a cpu `gg.Generator`), or from gpugrad's
       global random state when the loader is made, so `gg.manual_seed(n)` makes it repeat.
+      (`generator` seeds only this default shuffle; give a sampler of your own its own.)
     - sampler: the indices to serve and their order (a `Sampler`, or any iterable of indices;
       excludes shuffle); batch_sampler: lists of indices, one per batch (excludes
       batch_size, shuffle, sampler and drop_last). `set_epoch` reaches either.

@@ -24,9 +24,23 @@ from .dataset import check_seed, draw_seed
 
 
 class Sampler(ABC):
-    """Yields dataset indices; one iteration is one epoch (`epoch` counts them)."""
+    """Yields dataset indices; one iteration is one epoch. Subclass it PyTorch-style (define
+    `__iter__`, and `__len__` if the loader's length is wanted), or any iterable of indices
+    will do as a DataLoader's `sampler=`."""
 
     epoch: int = 0
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[int]:
+        """The indices of the next epoch."""
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration serve epoch `epoch`'s order (to resume a run)."""
+        self.epoch = check_int(epoch, "epoch", "set_epoch", least=0)
+
+
+class _OrderSampler(Sampler):
+    """A sampler whose epochs are computed whole by `order(epoch)`."""
 
     @abstractmethod
     def order(self, epoch: int) -> np.ndarray:
@@ -36,10 +50,6 @@ class Sampler(ABC):
     def __len__(self) -> int:
         """The number of indices per epoch."""
 
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next iteration serve epoch `epoch`'s order (to resume a run)."""
-        self.epoch = check_int(epoch, "epoch", "set_epoch", least=0)
-
     def __iter__(self) -> Iterator[int]:
         """Start the next epoch: its order is fixed now, even if iteration never starts."""
         order = self.order(self.epoch)
@@ -47,7 +57,7 @@ class Sampler(ABC):
         return iter(order.tolist())
 
 
-class SequentialSampler(Sampler):
+class SequentialSampler(_OrderSampler):
     """0, 1, ..., len(data_source)-1, every epoch."""
 
     def __init__(self, data_source: Any) -> None:
@@ -74,7 +84,7 @@ def _pick_seed(seed: int | None, generator: Generator | None, where: str) -> int
     return int(cpu.random_integers(0, 2**63 - 1, (), np.int64, rng))
 
 
-class _SeededSampler(Sampler):
+class _SeededSampler(_OrderSampler):
     """A random sampler whose epoch k draws from a NumPy generator keyed by (seed, k)."""
 
     seed: int
