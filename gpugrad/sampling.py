@@ -13,7 +13,7 @@ from typing import Any
 from .arguments import check_int, check_number, check_size
 from .backend import Device, get_backend
 from .backend.base import Backend
-from .dtypes import DEFAULT_FLOAT, float64, int64, is_floating, to_dtype
+from .dtypes import DEFAULT_FLOAT, float32, float64, int64, is_floating, to_dtype
 from .errors import ArgumentError, ArgumentTypeError, DeviceError, DTypeError, ShapeError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make
@@ -126,7 +126,10 @@ def bernoulli(input: Tensor, *, generator: Generator | None = None) -> Tensor:
     bad = xp.logical_not((p >= 0) & (p <= 1))  # NaN fails both comparisons
     if bool(bad.any()):
         raise ArgumentError(f"bernoulli probabilities must be in [0, 1], got {_first(p, bad)}")
-    u = backend.random_uniform(p.shape, p.dtype, generator_rng(generator, backend, "bernoulli"))
+    # Draw in float32 at least: a float16 draw can round up to 1.0, which would turn p = 1
+    # into a 0 now and then.
+    dt = p.dtype if p.dtype.itemsize >= 4 else float32
+    u = backend.random_uniform(p.shape, dt, generator_rng(generator, backend, "bernoulli"))
     return _make((u < p).astype(p.dtype), backend, None)
 
 
