@@ -62,14 +62,17 @@ def check_weights(weights: Any, num_samples: Any, replacement: bool) -> int:
         raise ArgumentError(
             f"multinomial weights must be finite and non-negative, got {_first(w, bad)}"
         )
-    rows = w.reshape(-1, w.shape[-1]) if w.size else w.reshape(-1, max(w.shape[-1], 1))
-    positive = (rows > 0).sum(axis=-1)
-    if rows.shape[-1] == 0 or bool((positive == 0).any()):
+    if weights.shape[-1] == 0:
+        raise ArgumentError(f"multinomial needs at least one category, got shape {weights.shape}")
+    positive = (w.reshape(-1, w.shape[-1]) > 0).sum(axis=-1)
+    empty = positive == 0
+    if bool(empty.any()):
+        row = int(xp.argmax(empty))
         raise ArgumentError(
-            f"multinomial needs a positive weight in every row; weights of shape "
-            f"{weights.shape} have a row of zeros (or no categories)"
+            f"multinomial needs a positive weight in every row; row {row} of weights of "
+            f"shape {weights.shape} is all zeros"
         )
-    fewest = int(positive.min())
+    fewest = int(positive.min()) if positive.size else num_samples
     if not replacement and num_samples > fewest:
         raise ArgumentError(
             f"multinomial without replacement cannot draw num_samples={num_samples} from a "
@@ -93,7 +96,9 @@ def multinomial(
     xp, rng = backend.xp, generator_rng(generator, backend, "multinomial")
     w = input.data.reshape(-1, input.shape[-1]).astype(float64)
     rows, categories = w.shape
-    if replacement:
+    if rows == 0:  # weights of shape (0, K): no rows, nothing to draw
+        picks = xp.zeros((0, num_samples), dtype=int64)
+    elif replacement:
         # Inverse CDF: the first category whose running total exceeds u * total.
         cdf = xp.cumsum(w, axis=-1)
         u = backend.random_uniform((rows, num_samples), float64, rng) * cdf[:, -1:]

@@ -173,6 +173,10 @@ def test_multinomial_frequencies_follow_the_weights(device, replacement):
     assert _chi_square(counts, expected) < 30
 
 
+def test_multinomial_of_no_rows_is_empty(device):
+    assert gg.multinomial(gg.zeros(0, 3, device=device), 2).shape == (0, 2)
+
+
 def test_multinomial_with_replacement_many_samples_one_row(device):
     weights = np.array([0.5, 0.25, 0.0, 0.25])
     picks = gg.multinomial(gg.tensor(weights, device=device), 8000, replacement=True).numpy()
@@ -251,7 +255,8 @@ RANDOM_ERRORS = [
     (lambda: gg.multinomial(gg.tensor([0.5, -0.5]), 1), gg.ArgumentError, "-0.5"),
     (lambda: gg.multinomial(gg.tensor([0.5, float("nan")]), 1), gg.ArgumentError, "nan"),
     (lambda: gg.multinomial(gg.tensor([0.5, float("inf")]), 1), gg.ArgumentError, "inf"),
-    (lambda: gg.multinomial(ZERO_ROW, 1), gg.ArgumentError, "row of zeros"),
+    (lambda: gg.multinomial(ZERO_ROW, 1), gg.ArgumentError, "row 1 .* all zeros"),
+    (lambda: gg.multinomial(gg.zeros(3, 0), 1), gg.ArgumentError, r"\(3, 0\)"),
     (lambda: gg.multinomial(gg.tensor([0.0, 1.0, 1.0]), 3), gg.ArgumentError, "only 2"),
     (lambda: gg.multinomial(gg.tensor([1.0]), 0), gg.ArgumentError, "num_samples"),
     (lambda: gg.multinomial(gg.tensor([1.0]), 1.5), gg.ArgumentTypeError, "1.5"),

@@ -209,7 +209,7 @@ SAMPLER_ERRORS = [
     (lambda: RandomSampler(range(3), generator=CUDA_GENERATOR), gg.DeviceError, "cuda:1"),
     (lambda: list(RandomSampler([], replacement=True, num_samples=2)), gg.ArgumentError, "empty"),
     (lambda: WeightedRandomSampler([1.0, -1.0], 2), gg.ArgumentError, "-1.0"),
-    (lambda: WeightedRandomSampler([0.0, 0.0], 2), gg.ArgumentError, "zeros"),
+    (lambda: WeightedRandomSampler([0.0, 0.0], 2), gg.ArgumentError, "all zeros"),
     (lambda: WeightedRandomSampler([[1.0]], 1), gg.ArgumentError, r"\(1, 1\)"),
     (lambda: WeightedRandomSampler(["a"], 1), gg.ArgumentTypeError, "'a'"),
     (lambda: WeightedRandomSampler([1.0, 1.0], 3, replacement=False), gg.ArgumentError, "3"),
