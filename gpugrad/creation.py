@@ -56,9 +56,9 @@ def from_numpy(array: Any) -> Tensor:
 
 
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
+    shape = check_size(size, fill)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
-    shape = check_size(size, fill)
     return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
 
 
@@ -97,12 +97,17 @@ def arange(
     """Evenly spaced values in [start, end): integers unless any argument is a float."""
     if end is None:
         start, end = 0, start
-    first, last, stride = (check_number(v, n, "arange") for v, n in
-                           ((start, "start"), (end, "end"), (step, "step")))  # fmt: skip
-    if stride == 0 or (last - first) * stride < 0:
+    first = check_number(start, "start", "arange")
+    last = check_number(end, "end", "arange")
+    stride = check_number(step, "step", "arange")
+    if stride == 0:
         raise ArgumentError(
-            f"arange: step {step!r} cannot go from start {start!r} to end {end!r}"
-            + (" (step must not be 0)" if stride == 0 else " (the step has the wrong sign)")
+            f"arange: step must not be 0, got step 0 (start {start!r}, end {end!r})"
+        )
+    if (last - first) * stride < 0:
+        raise ArgumentError(
+            f"arange: step {step!r} goes away from end {end!r} (start {start!r}); "
+            "use a step of the other sign"
         )
     backend = get_backend(device)
     dt = to_dtype(dtype)

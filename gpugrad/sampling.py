@@ -173,7 +173,7 @@ def normal(
             raise DeviceError(
                 f"normal: device='{device}' but the tensors are on '{backend.device}'"
             )
-        dt = to_dtype(dtype) or tensors[0].dtype
+        dt = to_dtype(dtype) or backend.xp.result_type(*(t.dtype for t in tensors))
         shape = _broadcast_shape(mean, std, backend)
     else:
         backend, dt = get_backend(device), to_dtype(dtype) or DEFAULT_FLOAT
