@@ -24,9 +24,15 @@ from .workers import WorkerPool, load_ahead
 def _host_to(array: Any, backend: Backend, pin: bool = False) -> Tensor:
     """A NumPy array (or nested Python numbers) as a tensor of `backend`: one copy at most
     (with `pin`, staged in page-locked memory first where the backend is a GPU)."""
-    if pin:
-        array = backend.pin(np.ascontiguousarray(array))
-    return _make(to_array(array, backend), backend, None)
+    if not pin:
+        return _make(to_array(array, backend), backend, None)
+    staged = backend.pin(np.ascontiguousarray(array))
+    data = to_array(staged, backend)
+    # A copy from page-locked memory runs asynchronously: wait for it, or `staged` could be
+    # freed and its memory refilled with the next batch while the copy still reads it. (With
+    # workers, this wait is theirs, not the training loop's.)
+    backend.synchronize()
+    return _make(data, backend, None)
 
 
 def _stack_tensors(items: list[Tensor], backend: Backend, pin: bool) -> Tensor:
@@ -166,7 +172,8 @@ class DataLoader:
       The threads stop when the epoch ends or its iterator is dropped, or, with
       `persistent_workers=True`, live on for the next epochs.
     - pin_memory: host batches bound for a GPU are staged in page-locked memory, which
-      copies faster (accepted, with no effect, when `device` is cpu).
+      copies faster, and each copy is waited for before the batch is handed over (best with
+      num_workers > 0, so the workers do the waiting). Accepted, with no effect, on cpu.
 
     TensorDatasets, Tensors and NumPy arrays (and Subsets of them) take a fast path: each
     tensor is indexed once per batch and copied to the device once.
