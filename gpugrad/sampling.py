@@ -41,41 +41,39 @@ def randperm(
     return _make(backend.xp.argsort(keys).astype(dt), backend, None)
 
 
-def check_weights(weights: Any, num_samples: Any, replacement: bool) -> int:
+def check_weights(
+    weights: Any, num_samples: Any, replacement: bool, where: str = "multinomial"
+) -> int:
     """Validate multinomial's arguments (before anything is drawn): `weights` a floating
     1-D or 2-D Tensor of finite, non-negative values with a positive one in every row, and
     enough of them for `num_samples` draws without replacement. Returns num_samples."""
     if not isinstance(weights, Tensor):
-        raise ArgumentTypeError(
-            f"multinomial takes a Tensor of weights, got {type(weights).__name__}"
-        )
+        raise ArgumentTypeError(f"{where} takes a Tensor of weights, got {type(weights).__name__}")
     if weights.ndim not in (1, 2):
-        raise ShapeError(
-            f"multinomial takes a 1-D or 2-D tensor of weights, got shape {weights.shape}"
-        )
+        raise ShapeError(f"{where} takes a 1-D or 2-D tensor of weights, got shape {weights.shape}")
     if not is_floating(weights.dtype):
-        raise DTypeError(f"multinomial takes floating-point weights, got {weights.dtype.name}")
-    num_samples = check_int(num_samples, "num_samples", "multinomial", least=1)
+        raise DTypeError(f"{where} takes floating-point weights, got {weights.dtype.name}")
+    num_samples = check_int(num_samples, "num_samples", where, least=1)
     xp, w = weights._backend.xp, weights.data
     bad = xp.logical_not(xp.isfinite(w)) | (w < 0)
     if bool(bad.any()):
         raise ArgumentError(
-            f"multinomial weights must be finite and non-negative, got {_first(w, bad)}"
+            f"{where} weights must be finite and non-negative, got {_first(w, bad)}"
         )
     if weights.shape[-1] == 0:
-        raise ArgumentError(f"multinomial needs at least one category, got shape {weights.shape}")
+        raise ArgumentError(f"{where} needs at least one category, got shape {weights.shape}")
     positive = (w.reshape(-1, w.shape[-1]) > 0).sum(axis=-1)
     empty = positive == 0
     if bool(empty.any()):
         row = int(xp.argmax(empty))
         raise ArgumentError(
-            f"multinomial needs a positive weight in every row; row {row} of weights of "
+            f"{where} needs a positive weight in every row; row {row} of weights of "
             f"shape {weights.shape} is all zeros"
         )
     fewest = int(positive.min()) if positive.size else num_samples
     if not replacement and num_samples > fewest:
         raise ArgumentError(
-            f"multinomial without replacement cannot draw num_samples={num_samples} from a "
+            f"{where} without replacement cannot draw num_samples={num_samples} from a "
             f"row with only {fewest} non-zero weights"
         )
     return num_samples

@@ -172,7 +172,9 @@ class WeightedRandomSampler(_SeededSampler):
                 f"WeightedRandomSampler weights must be 1-D, got shape {self.weights.shape}"
             )
         self.replacement = bool(replacement)
-        self.num_samples = check_weights(self.weights, num_samples, self.replacement)
+        self.num_samples = check_weights(
+            self.weights, num_samples, self.replacement, "WeightedRandomSampler"
+        )
         self.seed = _pick_seed(seed, generator, "WeightedRandomSampler")
 
     def order(self, epoch: int) -> np.ndarray:
