@@ -151,8 +151,8 @@ def test_randperm_is_a_permutation(device, n):
 
 def test_randperm_dtype_and_variety():
     assert gg.randperm(5, dtype=gg.int32).dtype == np.int32
-    perms = {tuple(gg.randperm(4).numpy()) for _ in range(200)}
-    assert len(perms) == 24  # all 4! orders turn up in 200 draws
+    perms = {tuple(gg.randperm(4).numpy()) for _ in range(500)}
+    assert len(perms) == 24  # all 4! orders turn up in 500 draws (one missing: p < 1e-7)
 
 
 def _chi_square(counts: np.ndarray, expected: np.ndarray) -> float:
