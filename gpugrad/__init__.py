@@ -57,6 +57,7 @@ from .dtypes import (
 from .errors import (
     AnomalyError,
     ArgumentError,
+    ArgumentTypeError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
@@ -71,9 +72,11 @@ from .errors import (
     SaveError,
     ShapeError,
 )  # fmt: skip
+from .generator import Generator
 from .gradcheck import gradcheck, gradgradcheck
 from .interop import from_dlpack
 from .ops import *  # noqa: F403  (every op function: gg.exp, gg.sum, ...)
+from .sampling import bernoulli, multinomial, normal, randperm
 from .serialization import load, save
 from .tensor import Tensor
 

@@ -3,22 +3,21 @@ requires_grad; random draws repeat after `gg.manual_seed(n)`."""
 
 from __future__ import annotations
 
-import builtins
 from typing import Any
 
+from .arguments import check_int, check_number, check_seed, check_size
 from .backend import Device, get_backend, set_seed
 from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
-from .errors import DTypeError
+from .errors import ArgumentError, DTypeError
+from .generator import Generator, generator_rng
 from .tensor import Tensor, _make, to_array
 
 DeviceLike = str | Device | None
 
 
-def _shape(size: tuple[Any, ...]) -> tuple[int, ...]:
-    """Accept zeros(2, 3) and zeros((2, 3)) alike."""
-    if len(size) == 1 and isinstance(size[0], (tuple, list)):
-        size = tuple(size[0])
-    return tuple(int(n) for n in size)
+def _size_arg(size: Any) -> tuple[Any, ...]:
+    """A `size=` argument (an int or a sequence of them) in the form check_size takes."""
+    return size if isinstance(size, (tuple, list)) else (size,)
 
 
 def _finish(data: Any, backend: Any, requires_grad: bool) -> Tensor:
@@ -57,9 +56,10 @@ def from_numpy(array: Any) -> Tensor:
 
 
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
+    shape = check_size(size, fill)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
-    return _finish(getattr(backend, fill)(_shape(size), dtype=dt), backend, requires_grad)
+    return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
 
 
 def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
@@ -82,11 +82,11 @@ def full(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
+    shape = check_size(_size_arg(size), "full")
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
         dt = DEFAULT_FLOAT if isinstance(fill_value, float) else to_array(fill_value, backend).dtype
-    shape = _shape(size if isinstance(size, (tuple, list)) else (size,))
     return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
 
 
@@ -97,6 +97,18 @@ def arange(
     """Evenly spaced values in [start, end): integers unless any argument is a float."""
     if end is None:
         start, end = 0, start
+    first = check_number(start, "start", "arange")
+    last = check_number(end, "end", "arange")
+    stride = check_number(step, "step", "arange")
+    if stride == 0:
+        raise ArgumentError(
+            f"arange: step must not be 0, got step 0 (start {start!r}, end {end!r})"
+        )
+    if (last - first) * stride < 0:
+        raise ArgumentError(
+            f"arange: step {step!r} goes away from end {end!r} (start {start!r}); "
+            "use a step of the other sign"
+        )
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -110,6 +122,9 @@ def linspace(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """`steps` evenly spaced values from start to end, both included."""
+    check_number(start, "start", "linspace")
+    check_number(end, "end", "linspace")
+    steps = check_int(steps, "steps", "linspace", least=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
@@ -120,6 +135,8 @@ def eye(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """An n×m identity matrix (m defaults to n)."""
+    n = check_int(n, "n", "eye", least=0)
+    m = n if m is None else check_int(m, "m", "eye", least=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
@@ -135,31 +152,43 @@ def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     return dt
 
 
-def rand(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
-    """Uniform random numbers in [0, 1)."""
+def rand(
+    *size: Any, generator: Generator | None = None, dtype: Any = None,
+    device: DeviceLike = None, requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """Uniform random numbers in [0, 1), from `generator` or the global stream."""
+    shape, dt = check_size(size, "rand"), _random_dtype(dtype, True, "rand")
     backend = get_backend(device)
-    data = backend.random_uniform(_shape(size), _random_dtype(dtype, True, "rand"))
+    data = backend.random_uniform(shape, dt, generator_rng(generator, backend, "rand"))
     return _finish(data, backend, requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
-    """Standard normal random numbers."""
+def randn(
+    *size: Any, generator: Generator | None = None, dtype: Any = None,
+    device: DeviceLike = None, requires_grad: bool = False,
+) -> Tensor:  # fmt: skip
+    """Standard normal random numbers, from `generator` or the global stream."""
+    shape, dt = check_size(size, "randn"), _random_dtype(dtype, True, "randn")
     backend = get_backend(device)
-    data = backend.random_normal(_shape(size), _random_dtype(dtype, True, "randn"))
+    data = backend.random_normal(shape, dt, generator_rng(generator, backend, "randn"))
     return _finish(data, backend, requires_grad)
 
 
 def randint(
     low: int, high: int | None = None, size: Any = (), dtype: Any = None,
-    device: DeviceLike = None,
+    device: DeviceLike = None, generator: Generator | None = None,
 ) -> Tensor:  # fmt: skip
     """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default."""
     if high is None:
         low, high = 0, low
+    low, high = check_int(low, "low", "randint"), check_int(high, "high", "randint")
+    if low >= high:
+        raise ArgumentError(f"randint needs low < high, got low={low}, high={high}")
+    shape = check_size(_size_arg(size), "randint")
+    dt = _random_dtype(dtype, False, "randint")
     backend = get_backend(device)
-    shape = _shape(size if isinstance(size, (tuple, list)) else (size,))
-    data = backend.random_integers(low, high, shape, _random_dtype(dtype, False, "randint"))
-    return _make(data, backend, None)
+    rng = generator_rng(generator, backend, "randint")
+    return _make(backend.random_integers(low, high, shape, dt, rng), backend, None)
 
 
 def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:
@@ -224,5 +253,6 @@ def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None
 
 
 def manual_seed(seed: int) -> None:
-    """Make random draws repeat: reseeds every device's generator (and those made later)."""
-    set_seed(builtins.int(seed))
+    """Make random draws repeat: reseeds every device's global generator (and those made
+    later). A `gg.Generator` keeps its own stream."""
+    set_seed(check_seed(seed, "manual_seed"))

@@ -63,5 +63,10 @@ class SaveError(GpugradError, OSError):
 
 
 class ArgumentError(GpugradError, ValueError, TypeError):
-    """An argument of the wrong kind or out of range (`fit(epochs="a")`, an empty loader,
-    a loss function that returns a float); catchable as ValueError or TypeError."""
+    """An argument a function cannot take: a negative size, a zero step, a probability outside
+    [0, 1], a batch_size of 0, options that exclude each other, `fit(epochs="a")`, a loss
+    function that returns a float. Catchable as ValueError or TypeError."""
+
+
+class ArgumentTypeError(ArgumentError):
+    """An argument of a type a function cannot take, such as a size of 2.5."""

@@ -65,28 +65,45 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         return isinstance(obj, self.xp.ndarray)
 
     # --- random numbers ----------------------------------------------------------------
-    @abstractmethod
-    def seed(self, seed: int) -> None:
-        """Reset this backend's random generator so draws repeat."""
+    # Every draw takes `rng`: a generator made by `make_rng` (a `gg.Generator`'s own stream),
+    # or None for this backend's global one, `self.rng`, which `gg.manual_seed` resets.
+    rng: Any
 
-    def rng_state(self) -> Any:
-        """The random generator's state, to save in a checkpoint (None where it cannot be)."""
+    @abstractmethod
+    def make_rng(self, seed: int | None) -> Any:
+        """A new random generator of this device, seeded by `seed` (fresh entropy for None)."""
+
+    def seed(self, seed: int) -> None:
+        """Reset this backend's global random generator so draws repeat."""
+        self.rng = self.make_rng(seed)
+
+    def rng_state(self, rng: Any = None) -> Any:
+        """A generator's state (the global one by default) as plain values and NumPy arrays,
+        so `gg.save` can store it and `set_rng_state` restore it."""
         return None
 
-    def set_rng_state(self, state: Any) -> None:
-        """Restore a state from `rng_state` (ignored where the generator cannot be saved)."""
+    def set_rng_state(self, state: Any, rng: Any = None) -> None:
+        """Restore a state from `rng_state` into a generator (the global one by default)."""
 
     @abstractmethod
-    def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> Any:
+    def random_uniform(self, shape: tuple[int, ...], dtype: Any, rng: Any = None) -> Any:
         """Uniform draws in [0, 1)."""
 
     @abstractmethod
-    def random_normal(self, shape: tuple[int, ...], dtype: Any) -> Any:
+    def random_normal(self, shape: tuple[int, ...], dtype: Any, rng: Any = None) -> Any:
         """Standard normal draws."""
 
     @abstractmethod
-    def random_integers(self, low: int, high: int, shape: tuple[int, ...], dtype: Any) -> Any:
+    def random_integers(
+        self, low: int, high: int, shape: tuple[int, ...], dtype: Any, rng: Any = None
+    ) -> Any:
         """Integers drawn uniformly from [low, high)."""
+
+    # --- host staging --------------------------------------------------------------------
+    def pin(self, array: Any) -> Any:
+        """A host (NumPy) array staged for a fast copy to this device: in page-locked memory
+        on a GPU; the array itself where the device is the host."""
+        return array
 
     # --- primitives backward formulas need ---------------------------------------------
     @abstractmethod

@@ -13,6 +13,7 @@ import cupy
 import cupyx
 import numpy as np
 
+from ..errors import CheckpointError
 from .base import Backend
 from .cupy_kernels import CupyKernels
 from .device import Device
@@ -68,8 +69,7 @@ class StockCupyBackend(Backend):
     def __init__(self, index: int) -> None:
         super().__init__(cupy, Device("cuda", index))
         self.index = index
-        with cupy.cuda.Device(index):
-            self.rng = cupy.random.default_rng()
+        self.rng = self.make_rng(None)
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> cupy.ndarray:
         with cupy.cuda.Device(self.index):
@@ -80,27 +80,59 @@ class StockCupyBackend(Backend):
     def to_numpy(self, array: cupy.ndarray) -> np.ndarray:
         return cupy.asnumpy(array)
 
-    def seed(self, seed: int) -> None:
+    # Philox4x32-10 rather than default_rng's XORWOW: seeding XORWOW runs a long skip-ahead
+    # per thread state, while a Philox state is just its key and counter, so a seed (or a new
+    # gg.Generator) costs one short kernel.
+    def make_rng(self, seed: int | None) -> Any:
         with cupy.cuda.Device(self.index):
-            self.rng = cupy.random.default_rng(seed)
+            return cupy.random.Generator(cupy.random.Philox4x3210(seed))
 
-    def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> cupy.ndarray:
+    def rng_state(self, rng: Any = None) -> dict:
+        """The generator's cuRAND states copied to the host (CuPy has no public state API;
+        its BitGenerator keeps them in the int8 device array `_state`)."""
+        bits = (self.rng if rng is None else rng).bit_generator
+        with cupy.cuda.Device(self.index):
+            states = cupy.asnumpy(bits._state).view(np.uint8)
+        return {"bit_generator": type(bits).__name__, "states": states}
+
+    def set_rng_state(self, state: dict, rng: Any = None) -> None:
+        bits = (self.rng if rng is None else rng).bit_generator
+        states = np.asarray(state["states"], dtype=np.uint8)
+        if state.get("bit_generator") != type(bits).__name__ or states.size != bits._state.size:
+            raise CheckpointError(
+                f"a {state.get('bit_generator')} state of {states.size} bytes does not fit "
+                f"this device's {type(bits).__name__} generator ({bits._state.size} bytes)"
+            )
+        with cupy.cuda.Device(self.index):
+            bits._state[...] = cupy.asarray(states.view(np.int8))
+
+    def random_uniform(self, shape: tuple[int, ...], dtype: Any, rng: Any = None) -> cupy.ndarray:
+        rng = self.rng if rng is None else rng
         with cupy.cuda.Device(self.index):
             if np.dtype(dtype) in (np.float32, np.float64):
-                return self.rng.random(shape, dtype=dtype)
-            return self.rng.random(shape).astype(dtype)
+                return rng.random(shape, dtype=dtype)
+            return rng.random(shape).astype(dtype)
 
-    def random_normal(self, shape: tuple[int, ...], dtype: Any) -> cupy.ndarray:
+    def random_normal(self, shape: tuple[int, ...], dtype: Any, rng: Any = None) -> cupy.ndarray:
+        rng = self.rng if rng is None else rng
         with cupy.cuda.Device(self.index):
             if np.dtype(dtype) in (np.float32, np.float64):
-                return self.rng.standard_normal(shape, dtype=dtype)
-            return self.rng.standard_normal(shape).astype(dtype)
+                return rng.standard_normal(shape, dtype=dtype)
+            return rng.standard_normal(shape).astype(dtype)
 
     def random_integers(
-        self, low: int, high: int, shape: tuple[int, ...], dtype: Any
+        self, low: int, high: int, shape: tuple[int, ...], dtype: Any, rng: Any = None
     ) -> cupy.ndarray:
+        rng = self.rng if rng is None else rng
         with cupy.cuda.Device(self.index):
-            return self.rng.integers(low, high, size=shape, dtype=dtype)
+            return rng.integers(low, high, size=shape, dtype=dtype)
+
+    def pin(self, array: np.ndarray) -> np.ndarray:
+        """A copy of `array` in page-locked host memory, which the GPU copies from directly
+        (pageable memory goes through a driver bounce buffer)."""
+        pinned = cupyx.empty_pinned(array.shape, dtype=array.dtype)
+        pinned[...] = array
+        return pinned
 
     def scatter_add(self, target: cupy.ndarray, index: Any, values: cupy.ndarray) -> None:
         cupyx.scatter_add(target, index, values)

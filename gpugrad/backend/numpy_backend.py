@@ -15,7 +15,7 @@ class NumpyBackend(Backend):
 
     def __init__(self) -> None:
         super().__init__(np, Device("cpu"))
-        self.rng = np.random.default_rng()
+        self.rng = self.make_rng(None)
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy:
@@ -25,29 +25,36 @@ class NumpyBackend(Backend):
     def to_numpy(self, array: np.ndarray) -> np.ndarray:
         return array
 
-    def seed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
+    def make_rng(self, seed: int | None) -> np.random.Generator:
+        return np.random.default_rng(seed)
 
-    def rng_state(self) -> dict:
-        return self.rng.bit_generator.state
+    def rng_state(self, rng: np.random.Generator | None = None) -> dict:
+        return (self.rng if rng is None else rng).bit_generator.state
 
-    def set_rng_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state
+    def set_rng_state(self, state: dict, rng: np.random.Generator | None = None) -> None:
+        (self.rng if rng is None else rng).bit_generator.state = state
 
-    def random_uniform(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    def random_uniform(
+        self, shape: tuple[int, ...], dtype: Any, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        rng = self.rng if rng is None else rng
         if np.dtype(dtype) in (np.float32, np.float64):
-            return self.rng.random(shape, dtype=dtype)
-        return self.rng.random(shape).astype(dtype)
+            return rng.random(shape, dtype=dtype)
+        return rng.random(shape).astype(dtype)
 
-    def random_normal(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    def random_normal(
+        self, shape: tuple[int, ...], dtype: Any, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        rng = self.rng if rng is None else rng
         if np.dtype(dtype) in (np.float32, np.float64):
-            return self.rng.standard_normal(shape, dtype=dtype)
-        return self.rng.standard_normal(shape).astype(dtype)
+            return rng.standard_normal(shape, dtype=dtype)
+        return rng.standard_normal(shape).astype(dtype)
 
     def random_integers(
-        self, low: int, high: int, shape: tuple[int, ...], dtype: Any
-    ) -> np.ndarray:
-        return self.rng.integers(low, high, size=shape, dtype=dtype)
+        self, low: int, high: int, shape: tuple[int, ...], dtype: Any,
+        rng: np.random.Generator | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        return (self.rng if rng is None else rng).integers(low, high, size=shape, dtype=dtype)
 
     def scatter_add(self, target: np.ndarray, index: Any, values: np.ndarray) -> None:
         np.add.at(target, index, values)

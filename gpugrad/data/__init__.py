@@ -10,24 +10,41 @@ for xb, yb in loader: ...
 """
 
 from ..errors import DataFormatError
-from .dataset import Dataset, Subset, TensorDataset, train_test_split
+from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, train_test_split
 from .digits import load_digits
 from .loader import DataLoader, default_collate
 from .mnist import load_mnist, read_idx
+from .sampler import (
+    BatchSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+from .split import random_split
 from .synthetic import make_moons, make_regression, make_spirals
 
 __all__ = [
+    "BatchSampler",
+    "ConcatDataset",
     "DataFormatError",
     "DataLoader",
     "Dataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
     "Subset",
+    "SubsetRandomSampler",
     "TensorDataset",
+    "WeightedRandomSampler",
     "default_collate",
     "load_digits",
     "load_mnist",
     "make_moons",
     "make_regression",
     "make_spirals",
+    "random_split",
     "read_idx",
     "train_test_split",
 ]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import bisect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ..arguments import check_seed
 from ..backend import get_backend
-from ..errors import ShapeError
+from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor
 
 
@@ -18,19 +20,12 @@ def make_generator(seed: int | None) -> np.random.Generator:
     `gg.manual_seed(n)` makes the draws repeat."""
     if seed is None:
         seed = draw_seed()
-    return np.random.default_rng(check_seed(seed))
+    return np.random.default_rng(check_seed(seed, "seed"))
 
 
 def draw_seed() -> int:
     """A fresh non-negative seed drawn from gpugrad's (seedable) cpu random state."""
     return int(get_backend("cpu").random_integers(0, 2**63 - 1, (), np.int64))
-
-
-def check_seed(seed: Any) -> int:
-    """`seed` as a non-negative int, or a ValueError naming what was given."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-    return int(seed)
 
 
 class Dataset(ABC):
@@ -102,6 +97,38 @@ class Subset(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.dataset[int(self.indices[index])]
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another: first all of `datasets[0]`, then
+    all of `datasets[1]`, and so on."""
+
+    def __init__(self, datasets: Sequence[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ArgumentError("ConcatDataset needs at least one dataset, got none")
+        for i, dataset in enumerate(self.datasets):
+            if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+                raise ArgumentTypeError(
+                    f"ConcatDataset datasets must have __len__ and __getitem__; "
+                    f"datasets[{i}] is a {type(dataset).__name__}"
+                )
+        # cumulative_sizes[k] = samples in datasets[0..k], as in PyTorch
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return int(self.cumulative_sizes[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexOutOfRangeError(
+                f"index {index} is out of range for a ConcatDataset of {n} samples"
+            )
+        index %= n
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        start = self.cumulative_sizes[which - 1] if which else 0
+        return self.datasets[which][index - start]
 
 
 def _split_sizes(n: int, test_size: float | int) -> int:

@@ -21,6 +21,7 @@ from .. import autograd
 from ..autograd import Function
 from ..creation import empty, ones, tensor, zeros
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
+from ..generator import Generator, generator_rng
 from ..tensor import Tensor, _make
 from . import init
 from .module import Module
@@ -82,11 +83,14 @@ def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
         )
 
 
-def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+def dropout(
+    x: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None
+) -> Tensor:
     """Inverted dropout: zero each element with probability p and scale the rest by 1/(1−p),
     so the expected value is unchanged; the input itself when not training or p is 0.
 
-    The mask comes from the generator of x's device, so `gg.manual_seed` makes it repeat.
+    The mask comes from `generator` (a `gg.Generator` of x's device) or else the global
+    generator of x's device, so `gg.manual_seed` makes it repeat.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
@@ -96,7 +100,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if p == 1.0:
         mask = backend.zeros(x.shape, dtype=x.dtype)
     else:
-        keep = backend.random_uniform(x.shape, x.dtype) >= p
+        rng = generator_rng(generator, backend, "dropout")
+        keep = backend.random_uniform(x.shape, x.dtype, rng) >= p
         mask = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * _make(mask, backend, None)
 
