@@ -54,6 +54,7 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     AnomalyError,
+    ArgumentError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,

@@ -51,3 +51,8 @@ class NonFiniteNormError(GpugradError, RuntimeError):
 
 class AnomalyError(GpugradError, RuntimeError):
     """Under detect_anomaly: a backward step produced NaN or inf."""
+
+
+class ArgumentError(GpugradError, ValueError):
+    """An argument value a function or class does not accept (an unknown mode, a factor out
+    of range, a wrong-length list)."""

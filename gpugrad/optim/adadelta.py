@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
+from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
@@ -33,7 +34,7 @@ class Adadelta(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         if not 0.0 <= group["rho"] <= 1.0:
-            raise ValueError(f"invalid rho: {group['rho']} (must be in [0, 1])")
+            raise ArgumentError(f"invalid rho: {group['rho']} (must be in [0, 1])")
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
+from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
 def check_betas(group: dict[str, Any]) -> None:
-    """Raise ValueError unless the group's betas are two numbers in [0, 1)."""
+    """Raise ArgumentError unless the group's betas are two numbers in [0, 1)."""
     group["betas"] = tuple(group["betas"])
     if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
-        raise ValueError(f"invalid betas: {group['betas']} (two values in [0, 1))")
+        raise ArgumentError(f"invalid betas: {group['betas']} (two values in [0, 1))")
 
 
 class Adamax(Optimizer):
