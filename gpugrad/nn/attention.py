@@ -248,6 +248,7 @@ class MultiheadAttention(Module):
         if is_causal and attn_mask is None:
             raise ArgumentError(f"{fn}: is_causal=True is a hint about attn_mask; pass the "
                                 "causal attn_mask too, as PyTorch requires")  # fmt: skip
+        given = (query.shape, key.shape, value.shape)
         batched = query.ndim == 3
         if not batched:
             query, key, value = (t.unsqueeze(0) for t in (query, key, value))
@@ -259,9 +260,8 @@ class MultiheadAttention(Module):
         n, l, s = query.shape[0], query.shape[1], key.shape[1]
         if key.shape[:2] != value.shape[:2] or key.shape[0] != n:
             raise ShapeError(
-                f"{fn}: query, key and value must share the batch size and key and value the "
-                f"length; got (batch, length) {query.shape[:2]}, {key.shape[:2]}, "
-                f"{value.shape[:2]}"
+                f"{fn}: query {given[0]}, key {given[1]} and value {given[2]} must share the "
+                "batch size, and key and value the length"
             )
         mask = self._additive_mask(attn_mask, key_padding_mask, query, n, l, s)
         p = self.dropout if self.training else 0.0
