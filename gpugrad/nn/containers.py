@@ -168,8 +168,11 @@ def check_key(owner: Module, key: Any) -> str:
 
 
 def pairs_of(kind: str, entries: Any) -> list[tuple[Any, Any]]:
-    """(key, value) pairs from a mapping or an iterable of pairs (as dict.update takes)."""
-    if isinstance(entries, Mapping):
+    """(key, value) pairs from a mapping, a ModuleDict / ParameterDict, or an iterable of
+    pairs (as dict.update takes)."""
+    if isinstance(entries, Mapping) or (
+        isinstance(entries, Module) and callable(getattr(entries, "items", None))
+    ):
         return list(entries.items())
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Iterable):
         raise TypeError(f"{kind}.update takes a mapping or (key, value) pairs, got "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -75,7 +76,8 @@ class ParameterList(Module):
 
 
 class ParameterDict(Module):
-    """A dict of parameters, registered under their keys, in insertion order. Supports
+    """A dict of parameters, registered under their keys, in insertion order (a plain dict's
+    keys are sorted first, as PyTorch does). Supports
     `d[key]`, `d[key] = tensor`, `del d[key]`, `key in d`, `len`, iteration over keys,
     `keys/values/items`, `update`, `pop` and `clear`."""
 
@@ -120,11 +122,14 @@ class ParameterDict(Module):
 
     def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Add or replace entries from a mapping or (key, tensor) pairs; every entry is
-        checked before any is added."""
+        checked before any is added. As in PyTorch, the keys of a plain (unordered) dict are
+        added in sorted order; an OrderedDict, a ParameterDict or pairs keep theirs."""
         pairs = [
             (check_key(self, key), as_parameter("ParameterDict", value))
             for key, value in pairs_of("ParameterDict", parameters)
         ]
+        if isinstance(parameters, Mapping) and not isinstance(parameters, OrderedDict):
+            pairs.sort(key=lambda pair: pair[0])
         for key, value in pairs:
             setattr(self, key, value)
 

@@ -3,8 +3,9 @@ ops (so second derivatives work too).
 
 Norms are clamped from below through their squares (`√max(Σx², eps²)` equals
 `max(√Σx², eps)`), so a zero vector gets a zero gradient instead of the NaN that √0's
-derivative would give. PyTorch gets a zero there too, though, for cosine_similarity, through
-a clamp that autograd does not see, so gradients of vectors shorter than eps differ.
+derivative would give (the same gradients PyTorch gives there). PyTorch's cosine_similarity
+clamps its norms where autograd does not see it, so for a nonzero vector shorter than eps its
+gradient differs from ours.
 """
 
 from __future__ import annotations
