@@ -154,3 +154,25 @@ def test_bad_options_raise_naming_the_value(name, options, named):
     assert next(iter(options)).split("_")[0] in str(info.value) or "learning rate" in str(
         info.value
     )
+
+
+def test_the_fused_backend_runs_the_twin_formula(rng):
+    # The CUDA backend has no kernel for these optimizers: its fused layer must fall back to
+    # the NumPy-twin formula (on CuPy, stock CuPy kernels) and never launch one.
+    from gpugrad.backend.fused_primitives import FusedPrimitives
+    from gpugrad.backend.numpy_backend import NumpyBackend
+
+    class NoKernels(FusedPrimitives, NumpyBackend):
+        def launch_kernel(self, name, n, args):
+            raise AssertionError(f"launched {name}")
+
+    fused, plain = NoKernels(), NumpyBackend()
+    for name, extra in (("adadelta_step", ()), ("adamax_step", (3,)), ("nadam_step", (3,))):
+        param0, grads = rng.standard_normal(6), [rng.standard_normal(2), rng.standard_normal(4)]
+        results = []
+        for backend in (fused, plain):
+            param, state = param0.copy(), [np.full(6, 0.5), np.full(6, 0.25)]
+            getattr(backend, name)(param, grads, *state, *extra, 0.1, weight_decay=0.1)
+            results.append(param)
+        np.testing.assert_array_equal(*results)
+        assert not np.array_equal(results[0], param0)

@@ -26,6 +26,7 @@ Hyperparameters are turned into Python floats first, so a float32 update stays f
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -49,10 +50,11 @@ def nadam_momentum_coefficients(
     where μ_i = β1·(1 − 0.5·0.96^(i·momentum_decay)). The products are formed by multiplying
     in order, as torch.optim.NAdam accumulates its `mu_product`, and remembered."""
     beta1, momentum_decay = float(beta1), float(momentum_decay)
-    products = _NADAM_MU_PRODUCTS.setdefault((beta1, momentum_decay), [1.0])
-    while len(products) <= step + 1:
-        i = len(products)
-        products.append(products[-1] * _nadam_mu(beta1, momentum_decay, i))
+    with _NADAM_LOCK:  # two optimizers stepping in threads must not extend a list twice
+        products = _NADAM_MU_PRODUCTS.setdefault((beta1, momentum_decay), [1.0])
+        while len(products) <= step + 1:
+            i = len(products)
+            products.append(products[-1] * _nadam_mu(beta1, momentum_decay, i))
     mu, mu_next = _nadam_mu(beta1, momentum_decay, step), _nadam_mu(beta1, momentum_decay, step + 1)
     lr = float(lr)
     return -lr * (1.0 - mu) / (1.0 - products[step]), -lr * mu_next / (1.0 - products[step + 1])
@@ -65,6 +67,7 @@ def _nadam_mu(beta1: float, momentum_decay: float, i: int) -> float:
 # Π_{i≤t} μ_i for t = 0, 1, ... per (β1, momentum_decay): a step needs the product up to its
 # own t, and recomputing it from t = 1 would cost O(t) per step.
 _NADAM_MU_PRODUCTS: dict[tuple[float, float], list[float]] = {}
+_NADAM_LOCK = threading.Lock()
 
 
 class OptimizerPrimitives:
