@@ -364,3 +364,15 @@ MHA_ERRORS = [
 def test_multihead_attention_errors(make, error, named):
     with pytest.raises(error, match=named):
         make()
+
+
+def test_float32_attention_stays_float32(device, rng):
+    m = nn.MultiheadAttention(4, 2, batch_first=True, device=device)
+    x = gg.tensor(rng.standard_normal((2, 3, 4)), dtype="float32", device=device)
+    kpm = gg.tensor([[False, False, True], [True, True, True]], device=device)
+    out, weights = m(x, x, x, key_padding_mask=kpm)
+    assert out.dtype == gg.float32 and weights.dtype == gg.float32
+    assert np.all(weights.numpy()[1] == 0)  # the second sequence hides every key
+    causal = F.scaled_dot_product_attention(x, x, x, is_causal=True)
+    assert causal.dtype == gg.float32
+    np.testing.assert_allclose(causal.numpy()[:, 0], x.numpy()[:, 0], rtol=1e-6)
