@@ -55,6 +55,8 @@ def test_parameter_list_api():
     plist[1] = gg.full((3,), 7.0)
     assert plist[1].numpy().tolist() == [7.0, 7.0, 7.0]
     assert "(3): Parameter of shape (5,)" in repr(plist)
+    tail = plist[2:]
+    assert isinstance(tail, nn.ParameterList) and len(tail) == 2 and tail[0] is plist[2]
 
 
 def test_parameter_dict_api():

@@ -27,8 +27,9 @@ def as_parameter(kind: str, value: Any) -> Parameter:
 
 
 class ParameterList(Module):
-    """A list of parameters, registered under "0", "1", ... Supports indexing (ints),
-    assignment, `len`, iteration, `append` and `extend`."""
+    """A list of parameters, registered under "0", "1", ... Supports indexing (ints, and
+    slices, which give a new ParameterList of the same parameters), assignment, `len`,
+    iteration, `append` and `extend`."""
 
     def __init__(self, values: Iterable[Any] | None = None) -> None:
         super().__init__()
@@ -43,7 +44,9 @@ class ParameterList(Module):
             raise IndexOutOfRangeError(f"index {index} is out of range for ParameterList of {n}")
         return str(index % n)
 
-    def __getitem__(self, index: int) -> Parameter:
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):  # a new ParameterList of the same Parameter objects
+            return ParameterList(list(self._parameters.values())[index])
         return self._parameters[self._position(index)]
 
     def __setitem__(self, index: int, value: Any) -> None:
