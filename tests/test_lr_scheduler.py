@@ -223,7 +223,7 @@ def test_state_dict_round_trip_continues(make):
     fresh_opt.load_state_dict(saved_opt)
     fresh.load_state_dict(saved_s)
     rest = trace(fresh, 13)
-    assert rest == full[7:]  # closed forms: exactly the same numbers
+    assert rest == full[7:]  # same state, same arithmetic: exactly the same numbers
 
 
 def test_mismatched_state_dict_raises():

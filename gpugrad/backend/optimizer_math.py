@@ -26,6 +26,7 @@ Hyperparameters are turned into Python floats first, so a float32 update stays f
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,34 @@ def adam_bias_corrections(lr: float, beta1: float, beta2: float, step: int) -> t
 def adagrad_step_lr(lr: float, lr_decay: float, step: int) -> float:
     """Adagrad's learning rate for update `step` = t: lr / (1 + (t − 1)·lr_decay)."""
     return float(lr) / (1.0 + (step - 1) * float(lr_decay))
+
+
+def nadam_momentum_coefficients(
+    lr: float, beta1: float, momentum_decay: float, step: int
+) -> tuple[float, float]:
+    """NAdam's two step sizes for update `step` = t, in double on the host: the gradient's,
+    −lr·(1 − μ_t)/(1 − Π_{i≤t} μ_i), and the first moment's, −lr·μ_{t+1}/(1 − Π_{i≤t+1} μ_i),
+    where μ_i = β1·(1 − 0.5·0.96^(i·momentum_decay)). The products are formed by multiplying
+    in order, as torch.optim.NAdam accumulates its `mu_product`, and remembered."""
+    beta1, momentum_decay = float(beta1), float(momentum_decay)
+    with _NADAM_LOCK:  # two optimizers stepping in threads must not extend a list twice
+        products = _NADAM_MU_PRODUCTS.setdefault((beta1, momentum_decay), [1.0])
+        while len(products) <= step + 1:
+            i = len(products)
+            products.append(products[-1] * _nadam_mu(beta1, momentum_decay, i))
+    mu, mu_next = _nadam_mu(beta1, momentum_decay, step), _nadam_mu(beta1, momentum_decay, step + 1)
+    lr = float(lr)
+    return -lr * (1.0 - mu) / (1.0 - products[step]), -lr * mu_next / (1.0 - products[step + 1])
+
+
+def _nadam_mu(beta1: float, momentum_decay: float, i: int) -> float:
+    return beta1 * (1.0 - 0.5 * (0.96 ** (i * momentum_decay)))
+
+
+# Π_{i≤t} μ_i for t = 0, 1, ... per (β1, momentum_decay): a step needs the product up to its
+# own t, and recomputing it from t = 1 would cost O(t) per step.
+_NADAM_MU_PRODUCTS: dict[tuple[float, float], list[float]] = {}
+_NADAM_LOCK = threading.Lock()
 
 
 class OptimizerPrimitives:
@@ -268,3 +297,127 @@ class OptimizerPrimitives:
         self._with_grad(xp.divide, g, work, work)
         xp.multiply(work, clr, out=work)
         xp.subtract(param, work, out=param)
+
+    # --- Adadelta --------------------------------------------------------------------------
+    def adadelta_step(
+        self,
+        param: Any,
+        grad: Any,
+        square_avg: Any,
+        acc_delta: Any,
+        lr: float,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        weight_decay: float = 0.0,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """Adadelta: s = ρ·s + (1 − ρ)·g²; d = √(a + eps) / √(s + eps) · g;
+        a = ρ·a + (1 − ρ)·d²; param −= lr·d."""
+        xp = self.xp
+        lr, rho, eps = float(lr), float(rho), float(eps)
+        g = grad
+        if weight_decay != 0:
+            g = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
+            )
+        work = self._scratch(scratch, 0, param)
+        delta = self._scratch(scratch, 2, param)
+        xp.multiply(square_avg, rho, out=square_avg)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.multiply(work, 1.0 - rho, out=work)
+        xp.add(square_avg, work, out=square_avg)
+        xp.add(square_avg, eps, out=work)
+        xp.sqrt(work, out=work)  # std
+        xp.add(acc_delta, eps, out=delta)
+        xp.sqrt(delta, out=delta)
+        xp.divide(delta, work, out=delta)
+        self._with_grad(xp.multiply, g, delta, delta)
+        xp.multiply(acc_delta, rho, out=acc_delta)
+        xp.multiply(delta, delta, out=work)
+        xp.multiply(work, 1.0 - rho, out=work)
+        xp.add(acc_delta, work, out=acc_delta)
+        xp.multiply(delta, lr, out=delta)
+        xp.subtract(param, delta, out=param)
+
+    # --- Adamax ----------------------------------------------------------------------------
+    def adamax_step(
+        self,
+        param: Any,
+        grad: Any,
+        exp_avg: Any,
+        exp_inf: Any,
+        step: int,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """Adamax: m += (1 − β1)(g − m); u = max(β2·u, |g| + eps);
+        param −= lr/(1 − β1^t) · m / u, where `step` = t counts this update."""
+        xp = self.xp
+        lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
+        g = grad
+        if weight_decay != 0:
+            g = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
+            )
+        work = self._scratch(scratch, 0, param)
+        self._with_grad(xp.subtract, g, exp_avg, work)
+        xp.multiply(work, 1.0 - beta1, out=work)
+        xp.add(exp_avg, work, out=exp_avg)
+        xp.multiply(exp_inf, beta2, out=exp_inf)
+        self._copy_grad(g, work)
+        xp.abs(work, out=work)
+        xp.add(work, eps, out=work)
+        xp.maximum(exp_inf, work, out=exp_inf)
+        xp.divide(exp_avg, exp_inf, out=work)
+        xp.multiply(work, lr / (1.0 - beta1**step), out=work)
+        xp.subtract(param, work, out=param)
+
+    # --- NAdam -----------------------------------------------------------------------------
+    def nadam_step(
+        self,
+        param: Any,
+        grad: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        step: int,
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        momentum_decay: float = 4e-3,
+        scratch: list[Any] | None = None,
+    ) -> None:
+        """NAdam (Adam with Nesterov momentum and a warming momentum schedule μ_t):
+        m += (1 − β1)(g − m); v = β2·v + (1 − β2)·g²; d = √(v / (1 − β2^t)) + eps;
+        param += c_g·g/d + c_m·m/d with (c_g, c_m) from `nadam_momentum_coefficients`."""
+        xp = self.xp
+        beta1, beta2, eps = float(beta1), float(beta2), float(eps)
+        g = grad
+        if weight_decay != 0:
+            g = self._decayed_grad(
+                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
+            )
+        work = self._scratch(scratch, 0, param)
+        denom = self._scratch(scratch, 2, param)
+        self._with_grad(xp.subtract, g, exp_avg, work)
+        xp.multiply(work, 1.0 - beta1, out=work)
+        xp.add(exp_avg, work, out=exp_avg)
+        xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.multiply(work, 1.0 - beta2, out=work)
+        xp.add(exp_avg_sq, work, out=exp_avg_sq)
+        xp.divide(exp_avg_sq, 1.0 - beta2**step, out=denom)
+        xp.sqrt(denom, out=denom)
+        xp.add(denom, eps, out=denom)
+        grad_coef, avg_coef = nadam_momentum_coefficients(lr, beta1, momentum_decay, step)
+        self._with_grad(xp.divide, g, denom, work)
+        xp.multiply(work, grad_coef, out=work)
+        xp.add(param, work, out=param)
+        xp.divide(exp_avg, denom, out=work)
+        xp.multiply(work, avg_coef, out=work)
+        xp.add(param, work, out=param)

@@ -16,7 +16,8 @@ from .activation import (
     Softplus,
     Tanh,
 )  # fmt: skip
-from .containers import ModuleList, Sequential
+from .attention import MultiheadAttention
+from .containers import ModuleDict, ModuleList, Sequential
 from .conv import Conv1d, Conv2d
 from .layers import BatchNorm1d, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear
 from .layers2d import BatchNorm2d, Dropout2d
@@ -34,6 +35,8 @@ from .loss import (
     SmoothL1Loss,
 )  # fmt: skip
 from .module import IncompatibleKeys, Module
+from .param_containers import ParameterDict, ParameterList
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from .unflatten import Unflatten
 from .utils import clip_grad_norm_, clip_grad_value_

@@ -1,21 +1,23 @@
-"""Containers: Sequential (modules applied in order) and ModuleList (a registered list).
+"""Containers: Sequential (modules applied in order), ModuleList (a registered list) and
+ModuleDict (a registered dict).
 
-Both keep their modules in the Module registry under the names "0", "1", ... (or the names
-of an OrderedDict given to Sequential), so parameters, `to()`, state dicts and the repr see
-them like any other sub-module.
+They keep their modules in the Module registry under the names "0", "1", ... (or the names
+of an OrderedDict given to Sequential, or the ModuleDict's keys), so parameters, `to()`, state
+dicts and the repr see them like any other sub-module.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
+from ..errors import ArgumentError
 from ..tensor import Tensor
 from .fusion import forward_fused
 from .module import Module
 
-__all__ = ["ModuleList", "Sequential"]
+__all__ = ["ModuleDict", "ModuleList", "Sequential"]
 
 
 def _check_module(module: Any, where: str) -> Module:
@@ -148,3 +150,102 @@ class ModuleList(_IndexedModules):
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
+
+
+def check_key(owner: Module, key: Any) -> str:
+    """`key` when it can name an entry of a dict-like container: a str that is not empty,
+    has no "." (state-dict keys are dotted paths) and does not shadow an attribute of the
+    container (such as "forward" or "training"); ArgumentError naming it otherwise."""
+    kind = type(owner).__name__
+    if not isinstance(key, str):
+        raise ArgumentError(f"{kind} keys must be str, got {type(key).__name__} {key!r}")
+    if not key or "." in key:
+        raise ArgumentError(f"{kind} key {key!r} must be non-empty and contain no '.'")
+    registries = (owner._parameters, owner._buffers, owner._modules)
+    if hasattr(owner, key) and not any(key in r for r in registries):
+        raise ArgumentError(f"{kind} key {key!r} would hide the attribute of that name")
+    return key
+
+
+def pairs_of(kind: str, entries: Any) -> list[tuple[Any, Any]]:
+    """(key, value) pairs from a mapping, a ModuleDict / ParameterDict, or an iterable of
+    pairs (as dict.update takes)."""
+    if isinstance(entries, Mapping) or (
+        isinstance(entries, Module) and callable(getattr(entries, "items", None))
+    ):
+        return list(entries.items())
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, Iterable):
+        raise TypeError(f"{kind}.update takes a mapping or (key, value) pairs, got "
+                        f"{type(entries).__name__}")  # fmt: skip
+    pairs = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            raise ArgumentError(f"{kind}.update: entry {i} is not a (key, value) pair: {entry!r}")
+        pairs.append(tuple(entry))
+    return pairs
+
+
+class ModuleDict(Module):
+    """A dict of modules whose parameters are registered, in insertion order; it has no
+    forward of its own. Supports `d[key]`, `d[key] = module`, `del d[key]`, `key in d`,
+    `len`, iteration over keys, `keys/values/items`, `update`, `pop` and `clear`."""
+
+    def __init__(
+        self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]] | None = None
+    ) -> None:
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key: str) -> Module:
+        return self._modules[key]
+
+    def __setitem__(self, key: str, module: Module) -> None:
+        self.add_module(check_key(self, key), _check_module(module, "ModuleDict"))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._modules:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._modules))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules
+
+    def keys(self) -> list[str]:
+        """The keys, in insertion order."""
+        return list(self._modules)
+
+    def values(self) -> list[Module]:
+        """The modules, in insertion order."""
+        return list(self._modules.values())
+
+    def items(self) -> list[tuple[str, Module]]:
+        """(key, module) pairs, in insertion order."""
+        return list(self._modules.items())
+
+    def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
+        """Add or replace entries from a mapping or from (key, module) pairs; every entry is
+        checked before any is added."""
+        pairs = pairs_of("ModuleDict", modules)
+        for key, module in pairs:
+            check_key(self, key)
+            _check_module(module, "ModuleDict")
+        for key, module in pairs:
+            self.add_module(key, module)
+
+    def pop(self, key: str) -> Module:
+        """Remove the entry `key` and return its module."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in list(self._modules):
+            delattr(self, key)

@@ -16,7 +16,7 @@ from typing import Any
 from ..backend import get_backend
 from ..dtypes import is_floating
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
-from ..ops import abs, exp, log, relu, take_along_axis, where
+from ..ops import abs, exp, log, one_hot, relu, take_along_axis, where
 from ..ops._support import as_tensor_like, make_tensor
 from ..ops.activation import (
     elu,
@@ -33,8 +33,11 @@ from ..ops.conv import conv1d, conv2d
 from ..ops.loss import binary_cross_entropy_elementwise, softmax_cross_entropy
 from ..ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from ..tensor import Tensor
+from .attention import scaled_dot_product_attention
 from .layers import batch_norm, dropout, embedding, layer_norm, linear
 from .layers2d import batch_norm2d, dropout2d
+from .padding import pad
+from .similarity import cosine_similarity, normalize
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -73,6 +76,7 @@ __all__ = [
     "softplus",
     "tanh",
 ]  # fmt: skip
+__all__ += ["cosine_similarity", "normalize", "one_hot", "pad", "scaled_dot_product_attention"]
 
 REDUCTIONS = ("mean", "sum", "none")
 _HOST_ARRAY = get_backend("cpu").array_type  # label checks run only on host arrays

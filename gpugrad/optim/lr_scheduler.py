@@ -1,31 +1,37 @@
 """Learning-rate schedules with torch.optim.lr_scheduler's formulas and step semantics.
 
-A scheduler sets each param group's `"lr"` from the group's `"initial_lr"` (recorded when
-the scheduler is made) and a step counter `last_epoch`: making the scheduler takes step 0,
-and each `step()` moves one step on. Every schedule here is computed in closed form from the
-counter, so it never drifts through repeated multiplication, and a schedule restored with
-`load_state_dict` continues exactly where it left off.
+A scheduler changes each param group's `"lr"` as a step counter `last_epoch` advances:
+making the scheduler takes step 0, and each `step()` moves one step on. As in PyTorch, a step
+updates `group["lr"]` from its *current* value (the "chainable" form: StepLR multiplies it by
+gamma at each boundary, CosineAnnealingLR scales its distance to eta_min, ...), so two
+schedulers on one optimizer multiply, and a change made by hand to `group["lr"]` persists.
+`step(epoch)` jumps to an explicit step with the closed form from `group["initial_lr"]`
+(recorded when the first scheduler is made), as PyTorch does.
 
-One difference from PyTorch follows: the learning rate is a function of the step alone, so
-two schedulers on one optimizer do not multiply (the one that steps last sets the lr), and a
-change made by hand to `group["lr"]` lasts only until the next `step()`. Combine schedules
-with `SequentialLR`; change the base rate through `group["initial_lr"]`.
+`LambdaLR` and `OneCycleLR` are closed forms in PyTorch too (the lr is a function of the
+step), `ReduceLROnPlateau` steps on a metric, and `SequentialLR` / `ChainedScheduler` drive
+other schedulers.
 """
 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import CheckpointError
+from ..errors import ArgumentError, CheckpointError
 from .optimizer import Optimizer
 from .state_check import check_like
 
 
 class LRScheduler:
-    """Base class: subclasses define `get_lr()`, the learning rates at step `last_epoch`."""
+    """Base class: subclasses define `get_lr()`, the learning rates at step `last_epoch`
+    computed from the groups' current ones, and may define `_closed_form_lr()`, the same from
+    `base_lrs` alone (used by `step(epoch)`)."""
+
+    # Attributes that are not part of the saved state.
+    _unsaved: tuple[str, ...] = ("optimizer", "_is_initial")
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
@@ -44,11 +50,27 @@ class LRScheduler:
         self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
         self.last_epoch = last_epoch
         self._last_lr: list[float] = []
-        self.step()
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """The step a scheduler takes when it is made (schedules may treat it specially)."""
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
 
     def get_lr(self) -> list[float]:
         """The learning rate of each param group at step `last_epoch`."""
         raise TypeError(f"{type(self).__name__} does not define get_lr()")
+
+    def _closed_form_lr(self) -> list[float]:
+        """The learning rates at step `last_epoch` from `base_lrs` alone (what `step(epoch)`
+        sets); schedules without a closed form use `get_lr()`."""
+        return self.get_lr()
+
+    def _current_lrs(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
 
     def get_last_lr(self) -> list[float]:
         """The learning rates the last `step()` set."""
@@ -56,14 +78,19 @@ class LRScheduler:
 
     def step(self, epoch: int | None = None) -> None:
         """Advance one step (or jump to step `epoch`) and set the groups' learning rates."""
-        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        if epoch is None:
+            self.last_epoch += 1
+            lrs = self.get_lr()
+        else:
+            self.last_epoch = int(epoch)
+            lrs = self._closed_form_lr()
+        for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
-        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        self._last_lr = self._current_lrs()
 
     def state_dict(self) -> dict[str, Any]:
         """The schedule's settings and position (everything but the optimizer)."""
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+        return {k: v for k, v in self.__dict__.items() if k not in self._unsaved}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore what `state_dict` returned. All or nothing: a dict of another kind of
@@ -101,6 +128,12 @@ class StepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The current lr, times gamma when t is a positive multiple of step_size."""
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
         """base_lr · gamma^(t // step_size)."""
         factor = self.gamma ** (self.last_epoch // self.step_size)
         return [base * factor for base in self.base_lrs]
@@ -122,6 +155,14 @@ class MultiStepLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The current lr, times gamma once for each time t is listed as a milestone."""
+        t = self.last_epoch
+        times = bisect_right(self.milestones, t) - bisect_left(self.milestones, t)
+        if times == 0:
+            return self._current_lrs()
+        return [lr * self.gamma**times for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
         """base_lr · gamma^(number of milestones ≤ t)."""
         factor = self.gamma ** bisect_right(self.milestones, self.last_epoch)
         return [base * factor for base in self.base_lrs]
@@ -135,6 +176,12 @@ class ExponentialLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The current lr times gamma (unchanged at the step the scheduler is made)."""
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _closed_form_lr(self) -> list[float]:
         """base_lr · gamma^t."""
         return [base * self.gamma**self.last_epoch for base in self.base_lrs]
 
@@ -152,6 +199,20 @@ class CosineAnnealingLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The current lr's distance to eta_min, scaled by the ratio of consecutive cosine
+        factors (PyTorch's recursive form, which equals the closed form when nothing else
+        changes the lr)."""
+        t, T, eta_min = self.last_epoch, self.T_max, self.eta_min
+        lrs = self._current_lrs()
+        if self._is_initial:
+            return lrs
+        if (t - 1 - T) % (2 * T) == 0:  # leaving the trough, where the ratio would be 0/0
+            rise = (1 - math.cos(math.pi / T)) / 2
+            return [lr + (base - eta_min) * rise for lr, base in zip(lrs, self.base_lrs)]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [ratio * (lr - eta_min) + eta_min for lr in lrs]
+
+    def _closed_form_lr(self) -> list[float]:
         """eta_min + (base_lr − eta_min)·(1 + cos(π·t/T_max))/2."""
         cosine = (1.0 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2.0
         return [self.eta_min + (base - self.eta_min) * cosine for base in self.base_lrs]
@@ -181,6 +242,18 @@ class LinearLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
+        """The current lr times start_factor at step 0, then times the ratio of consecutive
+        factors until total_iters."""
+        t, start, end = self.last_epoch, self.start_factor, self.end_factor
+        lrs = self._current_lrs()
+        if t == 0:
+            return [lr * start for lr in lrs]
+        if self._is_initial or t > self.total_iters:
+            return lrs
+        ratio = 1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start))
+        return [lr * ratio for lr in lrs]
+
+    def _closed_form_lr(self) -> list[float]:
         """base_lr · (start + (end − start)·min(t, total_iters)/total_iters)."""
         done = min(self.total_iters, self.last_epoch) / self.total_iters
         factor = self.start_factor + (self.end_factor - self.start_factor) * done
@@ -311,6 +384,34 @@ class OneCycleLR(LRScheduler):
         return lrs
 
 
+def _check_inner(kind: str, schedulers: Sequence[LRScheduler], optimizer: Optimizer) -> None:
+    """Raise unless every scheduler is a stepping LRScheduler that drives `optimizer`."""
+    if len(schedulers) < 1:
+        raise ArgumentError(f"{kind} needs at least one scheduler, got none")
+    for i, s in enumerate(schedulers):
+        if not isinstance(s, LRScheduler):
+            raise TypeError(f"{kind}: schedulers[{i}] is a {type(s).__name__}, not a scheduler")
+        if isinstance(s, ReduceLROnPlateau):
+            raise ArgumentError(
+                f"{kind} cannot drive ReduceLROnPlateau (schedulers[{i}]): its step needs a "
+                "metric; step it yourself"
+            )
+        if s.optimizer is not optimizer:
+            raise ArgumentError(
+                f"{kind}: schedulers[{i}] ({type(s).__name__}) drives another optimizer; "
+                "every scheduler must drive the same one"
+            )
+
+
+def _validate_inner(kind: str, schedulers: list[LRScheduler], state_dict: Any) -> None:
+    """Check the inner schedulers' states saved under `state_dict["_schedulers"]`."""
+    inner = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
+    if not isinstance(inner, (list, tuple)) or len(inner) != len(schedulers):
+        raise CheckpointError(f"{kind}.load_state_dict: the inner schedulers differ")
+    for s, sd in zip(schedulers, inner):
+        s.validate_state_dict(sd)
+
+
 class SequentialLR(LRScheduler):
     """Run schedulers one after another: `schedulers[i]` drives the lr from milestone i−1
     on, restarting at its step 0 (e.g. a LinearLR warm-up, then CosineAnnealingLR)."""
@@ -322,25 +423,28 @@ class SequentialLR(LRScheduler):
         milestones: Sequence[int],
         last_epoch: int = -1,
     ) -> None:
-        if len(schedulers) < 1 or len(milestones) != len(schedulers) - 1:
-            raise ValueError(
+        _check_inner("SequentialLR", schedulers, optimizer)
+        if len(milestones) != len(schedulers) - 1:
+            raise ArgumentError(
                 f"SequentialLR needs one milestone fewer than schedulers, got "
                 f"{len(schedulers)} schedulers and {len(milestones)} milestones"
             )
-        for s in schedulers:
-            if s.optimizer is not optimizer:
-                raise ValueError("every scheduler of a SequentialLR must drive its optimizer")
         self.optimizer = optimizer
         self._schedulers = list(schedulers)
         self._milestones = [int(m) for m in milestones]
         self.last_epoch = last_epoch + 1
+        # Making the inner schedulers moved the lr; start again from the initial one.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
         for s in self._schedulers:  # undo the step each took when it was made
             s.last_epoch -= 1
-        self._schedulers[0].step()
-        self._last_lr = self._schedulers[0].get_last_lr()
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
 
     def step(self, epoch: int | None = None) -> None:
-        """Advance one step, handing over to the next scheduler at each milestone."""
+        """Advance one step, handing over to the next scheduler at each milestone (which
+        starts at its step 0, from the initial lr)."""
         self.last_epoch += 1
         i = bisect_right(self._milestones, self.last_epoch)
         scheduler = self._schedulers[i]
@@ -374,25 +478,243 @@ class SequentialLR(LRScheduler):
 
     def validate_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Raise CheckpointError unless the dict and every inner scheduler's state fit."""
-        inner = state_dict.get("_schedulers") if isinstance(state_dict, dict) else None
-        if not isinstance(inner, (list, tuple)) or len(inner) != len(self._schedulers):
-            raise CheckpointError("SequentialLR.load_state_dict: the inner schedulers differ")
+        _validate_inner("SequentialLR", self._schedulers, state_dict)
         ours = self.state_dict()
         for key in ("last_epoch", "_milestones", "_last_lr"):
             if key not in state_dict:
                 raise CheckpointError(f"SequentialLR.load_state_dict: no {key!r}")
             check_like(f"SequentialLR state {key!r}", state_dict[key], ours[key])
-        for s, sd in zip(self._schedulers, inner):
-            s.validate_state_dict(sd)
+
+
+class ChainedScheduler(LRScheduler):
+    """Step several schedulers of one optimizer together, each scaling the lr the previous
+    one left (e.g. a LinearLR warm-up with an ExponentialLR decay at the same time)."""
+
+    def __init__(
+        self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None
+    ) -> None:
+        if len(schedulers) < 1:
+            raise ArgumentError("ChainedScheduler needs at least one scheduler, got none")
+        if optimizer is None:
+            optimizer = getattr(schedulers[0], "optimizer", None)
+        _check_inner("ChainedScheduler", schedulers, optimizer)
+        self.optimizer = optimizer
+        self._schedulers = list(schedulers)
+        self._last_lr = self._current_lrs()
+
+    def step(self, epoch: int | None = None) -> None:
+        """Step every scheduler once, in order."""
+        if epoch is not None:
+            raise ArgumentError(f"ChainedScheduler.step takes no epoch, got {epoch!r}")
+        for s in self._schedulers:
+            s.step()
+        self._last_lr = self._current_lrs()
+
+    def get_lr(self) -> list[float]:
+        """The learning rates the last step left."""
+        return self._last_lr
+
+    def state_dict(self) -> dict[str, Any]:
+        """The last learning rates and each inner scheduler's state."""
+        return {
+            "_last_lr": list(self._last_lr),
+            "_schedulers": [s.state_dict() for s in self._schedulers],
+        }
+
+    def validate_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise CheckpointError unless the dict and every inner scheduler's state fit."""
+        _validate_inner("ChainedScheduler", self._schedulers, state_dict)
+        if "_last_lr" not in state_dict:
+            raise CheckpointError("ChainedScheduler.load_state_dict: no '_last_lr'")
+        check_like("ChainedScheduler state '_last_lr'", state_dict["_last_lr"], self._last_lr)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what `state_dict` returned (all or nothing)."""
+        self.validate_state_dict(state_dict)
+        for s, sd in zip(self._schedulers, state_dict["_schedulers"]):
+            s.load_state_dict(sd)
+        self._last_lr = list(state_dict["_last_lr"])
+
+    def __repr__(self) -> str:
+        inner = ", ".join(type(s).__name__ for s in self._schedulers)
+        return f"ChainedScheduler([{inner}], lr={self._last_lr})"
+
+
+def _lr_lambdas(kind: str, optimizer: Optimizer, lr_lambda: Any) -> list[Callable[[int], float]]:
+    """One function per param group: `lr_lambda` itself for all, or a list of one each."""
+    n = len(optimizer.param_groups)
+    lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+    if len(lambdas) != n:
+        raise ArgumentError(f"{kind} got {len(lambdas)} lr_lambdas for {n} param groups")
+    for i, fn in enumerate(lambdas):
+        if not callable(fn):
+            raise TypeError(f"{kind}: lr_lambda {i} is a {type(fn).__name__}, not a function")
+    return lambdas
+
+
+class LambdaLR(LRScheduler):
+    """`lr = base_lr · lr_lambda(t)`, with one function for all groups or one per group.
+
+    The functions are not part of `state_dict()` (they cannot be saved); make the scheduler
+    with the same functions before loading.
+    """
+
+    _unsaved = (*LRScheduler._unsaved, "lr_lambdas")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.lr_lambdas = _lr_lambdas("LambdaLR", optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """base_lr · lr_lambda(t) for each group."""
+        t = self.last_epoch
+        return [base * fn(t) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the current lr by `lr_lambda(t)` at every step after the first (one function
+    for all groups or one per group); the functions are not saved, as with LambdaLR."""
+
+    _unsaved = (*LRScheduler._unsaved, "lr_lambdas")
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.lr_lambdas = _lr_lambdas("MultiplicativeLR", optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The current lr times lr_lambda(t) (unchanged at the step the scheduler is made)."""
+        lrs = self._current_lrs()
+        if self._is_initial:
+            return lrs
+        t = self.last_epoch
+        return [lr * fn(t) for fn, lr in zip(self.lr_lambdas, lrs)]
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Multiply the lr by `factor` when a metric has stopped improving for `patience` steps.
+
+    Call `step(metric)` once per evaluation. A metric improves on the best so far when it is
+    lower (`mode="min"`) or higher (`"max"`) by more than `threshold`, relative to the best
+    (`threshold_mode="rel"`) or absolute (`"abs"`). After a reduction, `cooldown` steps pass
+    before bad steps count again. The lr never goes below `min_lr` (one for all groups or one
+    per group), and a reduction smaller than `eps` is skipped.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | Sequence[float] = 0.0,
+        eps: float = 1e-8,
+    ) -> None:
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if mode not in ("min", "max"):
+            raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ArgumentError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
+        if not 0.0 <= factor < 1.0:
+            raise ArgumentError(f"factor must be in [0, 1) to reduce the lr, got {factor}")
+        for name, value in (("patience", patience), ("cooldown", cooldown)):
+            if int(value) != value or value < 0:
+                raise ArgumentError(f"{name} must be a non-negative integer, got {value}")
+        for name, value in (("threshold", threshold), ("eps", eps)):
+            if value < 0:
+                raise ArgumentError(f"{name} must be >= 0, got {value}")
+        self.optimizer = optimizer
+        n = len(optimizer.param_groups)
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n:
+                raise ArgumentError(f"got {len(min_lr)} min_lr values for {n} param groups")
+            self.min_lrs = [float(m) for m in min_lr]
+        else:
+            self.min_lrs = [float(min_lr)] * n
+        self.mode, self.threshold_mode = mode, threshold_mode
+        self.factor, self.threshold, self.eps = float(factor), float(threshold), float(eps)
+        self.patience, self.cooldown = int(patience), int(cooldown)
+        self.last_epoch = 0
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self._last_lr = self._current_lrs()
+
+    def is_better(self, value: float, best: float) -> bool:
+        """Whether `value` improves on `best` by more than the threshold."""
+        if self.mode == "min":
+            return value < (best * (1.0 - self.threshold) if self.threshold_mode == "rel"
+                            else best - self.threshold)  # fmt: skip
+        return value > (best * (1.0 + self.threshold) if self.threshold_mode == "rel"
+                        else best + self.threshold)  # fmt: skip
+
+    def step(self, metric: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Record one evaluation of the metric; reduce the lr after too many without
+        improvement."""
+        current = float(metric)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            raise ArgumentError(
+                f"the optimizer now has {len(groups)} param groups, ReduceLROnPlateau was "
+                f"made for {len(self.min_lrs)}; set its min_lrs to one value per group"
+            )
+        for group, min_lr in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, min_lr)
+            if old - new > self.eps:
+                group["lr"] = new
+
+    def get_lr(self) -> list[float]:
+        """The learning rates now (this schedule changes them only in `step(metric)`)."""
+        return self._current_lrs()
+
+    def __repr__(self) -> str:
+        return (
+            f"ReduceLROnPlateau(mode={self.mode!r}, factor={self.factor}, "
+            f"patience={self.patience}, best={self.best}, lr={self._last_lr})"
+        )
 
 
 __all__ = [
+    "ChainedScheduler",
     "CosineAnnealingLR",
     "ExponentialLR",
     "LRScheduler",
+    "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
+    "ReduceLROnPlateau",
     "SequentialLR",
     "StepLR",
 ]
