@@ -54,6 +54,8 @@ from .dtypes import (
 )  # fmt: skip
 from .errors import (
     AnomalyError,
+    ArgumentError,
+    ArgumentTypeError,
     BackendUnavailableError,
     CheckpointError,
     DataFormatError,
