@@ -63,8 +63,8 @@ class MaxPool(Function):
         xp = self.xp
         win = _windows(xp, _padded(xp, x, geo, float("-inf")), geo)
         # (N, C, K, *out), the window flattened in row-major order: a copy, as the windows
-        # overlap or skip.
-        flat = win.reshape(*win.shape[:2], -1, *geo.out)
+        # overlap or skip. The window size is spelled out: -1 is ambiguous for an empty batch.
+        flat = win.reshape(*win.shape[:2], math.prod(geo.kernel), *geo.out)
         self.first = flat.argmax(axis=2)[:, :, None]  # the first maximum on ties
         return xp.take_along_axis(flat, self.first, axis=2)[:, :, 0]
 
