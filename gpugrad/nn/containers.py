@@ -11,6 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, overload
 
+from ..errors import ArgumentTypeError
 from ..tensor import Tensor
 from .fusion import forward_fused
 from .module import Module
@@ -19,8 +20,13 @@ __all__ = ["ModuleList", "Sequential"]
 
 
 def _check_module(module: Any, where: str) -> Module:
+    if isinstance(module, type) and issubclass(module, Module):
+        raise ArgumentTypeError(
+            f"{where} takes Module instances, got the class {module.__name__}; "
+            f"did you mean {module.__name__}(...)?"
+        )
     if not isinstance(module, Module):
-        raise TypeError(f"{where} takes Modules, got {type(module).__name__}")
+        raise ArgumentTypeError(f"{where} takes Modules, got {module!r} ({type(module).__name__})")
     return module
 
 
