@@ -38,7 +38,7 @@ class Adam(Optimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": betas,  # checked and made a tuple by _check_group
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
