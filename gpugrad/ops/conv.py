@@ -291,8 +291,8 @@ class _Conv(Function):
         ones = need_w and need_b  # the bias's gradient comes with the weight's product
         wm = w.reshape(groups, o // groups, -1)
         depth = wm.shape[-1]
-        gm = g.reshape(n, groups, o // groups, -1)
-        length = gm.shape[-1]
+        length = math.prod(geo.out)  # not -1: that is ambiguous for an empty batch
+        gm = g.reshape(n, groups, o // groups, length)
         grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
         padded = _pad(xp, x, geo) if need_w else None
         gpadded = xp.zeros(geo.padded_shape, dtype=g.dtype) if need_x else None
@@ -331,13 +331,14 @@ class _Conv(Function):
         """The same gradients as Tensor ops over the whole batch, differentiable again."""
         geo, groups = self.geo, self.groups
         n, o = g.shape[0], g.shape[1]
-        gm = g.reshape(n, groups, o // groups, -1)
-        wm = w.reshape(groups, o // groups, -1)
+        length, depth = math.prod(geo.out), w.size // o  # not -1: ambiguous for an empty batch
+        gm = g.reshape(n, groups, o // groups, length)
+        wm = w.reshape(groups, o // groups, depth)
         gx = gw = gb = None
         if self.needs_grad(0):
             gx = Col2Im.apply((ops.swapaxes(wm, -1, -2) @ gm).reshape(geo.cols_shape), geo=geo)
         if self.needs_grad(1):
-            cols = Im2Col.apply(x, geo=geo).reshape((*gm.shape[:2], -1, gm.shape[-1]))
+            cols = Im2Col.apply(x, geo=geo).reshape((n, groups, depth, length))
             gw = (gm @ ops.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w.shape)
         if self.needs_grad(2):
             gb = g.sum(axis=(0, *range(2, g.ndim)))
