@@ -331,7 +331,7 @@ class _Conv(Function):
         """The same gradients as Tensor ops over the whole batch, differentiable again."""
         geo, groups = self.geo, self.groups
         n, o = g.shape[0], g.shape[1]
-        length, depth = math.prod(geo.out), w.size // o  # not -1: ambiguous for an empty batch
+        length, depth = math.prod(geo.out), math.prod(w.shape[1:])  # -1: ambiguous if empty
         gm = g.reshape(n, groups, o // groups, length)
         wm = w.reshape(groups, o // groups, depth)
         gx = gw = gb = None
