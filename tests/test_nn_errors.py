@@ -11,6 +11,7 @@ import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
 from gpugrad import optim
+from gpugrad.errors import IndexOutOfRangeError
 
 ArgErr, ArgType = gg.ArgumentError, gg.ArgumentTypeError
 
@@ -59,6 +60,34 @@ LAYERS = {
     "sequential_class": (lambda: nn.Sequential(nn.Linear, "relu"), ArgType, r"class Linear"),
     "sequential_str": (lambda: nn.Sequential(nn.ReLU(), "relu"), ArgType, r"'relu' \(str\)"),
     "modulelist_int": (lambda: nn.ModuleList([1]), ArgType, r"got 1 \(int\)"),
+    "sequential_index_type": (lambda: nn.Sequential(nn.ReLU())["0"], ArgType, r"got '0'"),
+    "sequential_index_range": (
+        lambda: nn.Sequential(nn.ReLU())[3],
+        IndexOutOfRangeError,
+        r"index 3 is out of range for Sequential of 1",
+    ),
+    "modulelist_not_iterable": (lambda: nn.ModuleList(5), ArgType, r"got 5 \(int\)"),
+    "init_mode": (
+        lambda: nn.init.kaiming_uniform_(gg.empty(3, 3), mode="fan"),
+        ArgErr,
+        r"mode .*'fan'",
+    ),
+    "init_nonlinearity": (lambda: nn.init.calculate_gain("swish"), ArgErr, r"'swish'"),
+    "clip_norm_negative": (
+        lambda: nn.utils.clip_grad_norm_([_leaf()], max_norm=-1.0),
+        ArgErr,
+        r"max_norm must be >= 0, got -1\.0",
+    ),
+    "clip_norm_type": (
+        lambda: nn.utils.clip_grad_norm_([_leaf()], 1.0, norm_type="fro"),
+        ArgType,
+        r"norm_type .*'fro'",
+    ),
+    "clip_value_negative": (
+        lambda: nn.utils.clip_grad_value_([_leaf()], clip_value=-0.5),
+        ArgErr,
+        r"clip_value must be >= 0, got -0\.5",
+    ),
     "batchnorm_one_value": (
         lambda: nn.BatchNorm1d(3)(gg.randn(1, 3)),
         gg.ShapeError,
@@ -196,6 +225,11 @@ OPTIM = {
         lambda: optim.SGD([_leaf() * 2], lr=0.1),
         ArgErr,
         r"non-leaf Tensor \(position 0, shape \(2,\)",
+    ),
+    "group_without_params": (
+        lambda: optim.SGD([{"lr": 0.1}], lr=0.1),
+        ArgType,
+        r"'params' entry, got a dict with keys \['lr'\]",
     ),
     "group_not_dict": (
         lambda: optim.SGD([_leaf()], lr=0.1).add_param_group([_leaf()]),

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any, overload
 
-from ..errors import ArgumentTypeError
+from ..errors import ArgumentTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
 from .fusion import forward_fused
 from .module import Module
@@ -36,9 +36,13 @@ class _IndexedModules(Module):
     def _position(self, index: int) -> int:
         n = len(self._modules)
         if not isinstance(index, int):
-            raise TypeError(f"{type(self).__name__} indices must be int or slice, got {index!r}")
+            raise ArgumentTypeError(
+                f"{type(self).__name__} indices must be int or slice, got {index!r}"
+            )
         if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for {type(self).__name__} of {n}")
+            raise IndexOutOfRangeError(
+                f"index {index} is out of range for {type(self).__name__} of {n}"
+            )
         return index % n
 
     def _key(self, index: int) -> str:
@@ -141,7 +145,14 @@ class ModuleList(_IndexedModules):
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         """Add each module of an iterable at the end; returns self."""
         if isinstance(modules, Module) and not isinstance(modules, _IndexedModules):
-            raise TypeError("ModuleList.extend takes an iterable of Modules, got one Module")
+            raise ArgumentTypeError(
+                f"ModuleList.extend takes an iterable of Modules, got one {type(modules).__name__}"
+            )
+        if not isinstance(modules, Iterable):
+            raise ArgumentTypeError(
+                f"ModuleList.extend takes an iterable of Modules, got {modules!r} "
+                f"({type(modules).__name__})"
+            )
         for module in list(modules):
             self.append(module)
         return self

@@ -181,9 +181,14 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own options (the defaults fill the rest)."""
         if not isinstance(param_group, dict) or "params" not in param_group:
+            got = (
+                f"a dict with keys {sorted(map(str, param_group))}"
+                if isinstance(param_group, dict)
+                else type(param_group).__name__
+            )
             raise ArgumentTypeError(
                 f"{type(self).__name__}: a param group must be a dict with a 'params' entry, "
-                f"got {type(param_group).__name__}"
+                f"got {got}"
             )
         group = dict(param_group)
         params = group["params"]
