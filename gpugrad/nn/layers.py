@@ -157,9 +157,17 @@ def batch_norm(
     given, moves them towards the batch's mean and *unbiased* variance by `momentum` (in
     place; `momentum` may be an array, as for the cumulative average). Otherwise the running
     statistics are used.
+
+    A float16 input is normalised in float32 and the result cast back, as in `layer_norm`
+    (the running statistics keep their own dtype).
     """
     if x.ndim not in (2, 3):
         raise ShapeError(f"batch_norm expects an (N, C) or (N, C, L) input, got shape {x.shape}")
+    if x.dtype == float16:
+        wide = [None if t is None else t.astype("float32") for t in (x, weight, bias)]
+        out = batch_norm(wide[0], running_mean, running_var, wide[1], wide[2], training,
+                         momentum, eps)  # fmt: skip
+        return out.astype(float16)
     channels = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):  # fmt: skip

@@ -1,5 +1,5 @@
-"""float16 layer_norm computes its statistics in float32 (as PyTorch), so large values do not
-overflow into zeros or NaN, and the result is float16."""
+"""float16 layer_norm and batch_norm compute their statistics in float32 (as PyTorch), so
+large values do not overflow into zeros or NaN, and the result is float16."""
 
 import numpy as np
 import pytest
@@ -59,3 +59,34 @@ def test_float32_and_float64_paths_are_unchanged(device, rng):
         centered = x - x.mean(-1, keepdims=True)
         expected = centered / np.sqrt((centered**2).mean(-1, keepdims=True) + 1e-5)
         np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("layer, shape", [(nn.BatchNorm1d, (8, 3)), (nn.BatchNorm1d, (4, 3, 5)),
+                                          (nn.BatchNorm2d, (2, 3, 4, 4))])  # fmt: skip
+def test_batch_norm_of_large_float16_values_matches_float32(device, rng, layer, shape):
+    # Deviations of ±300 square past float16's 65504; batch statistics only, since running
+    # statistics of that size would not fit a float16 buffer either (as in PyTorch).
+    x = (rng.choice([-1.0, 1.0], shape) * 300 + rng.uniform(-5, 5, shape)).astype("float16")
+    half = layer(3, track_running_stats=False, device=device, dtype="float16")
+    single = layer(3, track_running_stats=False, device=device, dtype="float32")
+    out = half(gg.tensor(x, device=device))
+    expected = single(gg.tensor(x.astype("float32"), device=device)).numpy()
+    assert out.dtype == np.dtype("float16")
+    np.testing.assert_allclose(out.numpy().astype("f4"), expected, atol=5e-3)
+
+
+def test_batch_norm_float16_eval_uses_the_running_statistics(device):
+    bn = nn.BatchNorm1d(2, device=device, dtype="float16").eval()
+    bn.running_mean.data[...] = bn.running_mean.data.dtype.type(500)
+    bn.running_var.data[...] = bn.running_var.data.dtype.type(400)
+    x = gg.tensor([[520.0, 480.0]], dtype="float16", device=device)
+    np.testing.assert_allclose(bn(x).numpy().astype("f4"), [[1.0, -1.0]], atol=1e-3)
+
+
+def test_batch_norm_float16_gradients_stay_float16(device, rng):
+    bn = nn.BatchNorm1d(2, track_running_stats=False, device=device, dtype="float16")
+    x = gg.tensor((rng.standard_normal((6, 2)) * 300).astype("float16"), device=device,
+                  requires_grad=True)  # fmt: skip
+    (bn(x) * gg.tensor(rng.standard_normal((6, 2)).astype("f2"), device=device)).sum().backward()
+    assert x.grad.dtype == bn.weight.grad.dtype == np.dtype("float16")
+    assert np.isfinite(x.grad.numpy()).all() and np.isfinite(bn.weight.grad.numpy()).all()
