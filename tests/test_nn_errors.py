@@ -241,6 +241,26 @@ OPTIM = {
         ArgErr,
         r"lr must be >= 0, got -1",
     ),
+    "step_lr_gamma": (
+        lambda: optim.lr_scheduler.StepLR(optim.SGD([_leaf()], lr=0.1), 2, gamma=-0.5),
+        ArgErr,
+        r"gamma must be >= 0, got -0\.5",
+    ),
+    "exponential_lr_gamma": (
+        lambda: optim.lr_scheduler.ExponentialLR(optim.SGD([_leaf()], lr=0.1), gamma="0.9"),
+        ArgType,
+        r"gamma .*'0\.9'",
+    ),
+    "step_lr_size": (
+        lambda: optim.lr_scheduler.StepLR(optim.SGD([_leaf()], lr=0.1), step_size=0),
+        ArgErr,
+        r"StepLR: step_size must be an int >= 1, got 0",
+    ),
+    "scheduler_without_optimizer": (
+        lambda: optim.lr_scheduler.StepLR([_leaf()], step_size=1),
+        ArgType,
+        r"list is not an Optimizer",
+    ),
 }
 
 
