@@ -17,10 +17,10 @@ from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["choice", "number", "size", "sizes"]
+__all__ = ["choice", "integer", "number", "size", "sizes"]
 
 
-def _integer(owner: str, name: str, value: Any) -> int:
+def integer(owner: str, name: str, value: Any) -> int:
     """`value` as a Python int, for ints and NumPy integers only: a bool, a float (even 3.0)
     or a string is a mistake, not a size."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -32,7 +32,7 @@ def _integer(owner: str, name: str, value: Any) -> int:
 
 def size(owner: str, name: str, value: Any, *, minimum: int = 1) -> int:
     """An integer at least `minimum` (a layer width, a channel count, a kernel size)."""
-    number_ = _integer(owner, name, value)
+    number_ = integer(owner, name, value)
     if number_ < minimum:
         raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
     return number_
@@ -44,9 +44,9 @@ def sizes(owner: str, name: str, value: Any, dims: int, *, minimum: int = 1) -> 
     if isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != dims:
             raise ArgumentError(f"{owner}: {name} must be an int or {dims} ints, got {value!r}")
-        items = tuple(_integer(owner, name, v) for v in value)
+        items = tuple(integer(owner, name, v) for v in value)
     else:
-        items = (_integer(owner, name, value),) * dims
+        items = (integer(owner, name, value),) * dims
     if any(v < minimum for v in items):
         raise ArgumentError(f"{owner}: {name} must be >= {minimum}, got {value!r}")
     return items

@@ -491,7 +491,7 @@ class Embedding(Module):
         _args.size("Embedding", "num_embeddings", num_embeddings)
         _args.size("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
-            _args.size("Embedding", "padding_idx", padding_idx, minimum=-num_embeddings)
+            _args.integer("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise IndexOutOfRangeError(
                     f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings"

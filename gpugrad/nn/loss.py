@@ -120,7 +120,7 @@ class CrossEntropyLoss(_Loss):
     ) -> None:
         super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = _args.integer("CrossEntropyLoss", "ignore_index", ignore_index)
         self.label_smoothing = _args.number(
             "CrossEntropyLoss", "label_smoothing", label_smoothing, low=0, high=1
         )
@@ -150,7 +150,7 @@ class NLLLoss(_Loss):
     ) -> None:
         super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = _args.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.nll_loss(
