@@ -118,8 +118,14 @@ def _target(name: str, input: Tensor, target: Any) -> Tensor:
     return target
 
 
-def _pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
-    """Check a loss whose target has the input's shape; both become Tensors on one device."""
+def _pair(
+    name: str, input: Any, target: Any, reduction: str, *, same_dtype: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Check a loss whose target has the input's shape; both become Tensors on one device.
+
+    An integer or bool target takes the input's dtype (the loss of a float32 input stays
+    float32, as PyTorch's promotion gives, rather than NumPy's float64); with `same_dtype`
+    any target of another dtype raises DTypeError instead."""
     _check_reduction(name, reduction)
     input = _float_input(name, input)
     target = _target(name, input, target)
@@ -128,6 +134,14 @@ def _pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, T
             f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
             "they must be the same (no broadcasting)"
         )
+    if same_dtype and target.dtype != input.dtype:
+        raise DTypeError(
+            f"{name}: target is {target.dtype} but input is {input.dtype}; the target must be "
+            f"floating point of the input's dtype: convert it with "
+            f"target.astype({input.dtype.name!r})"
+        )
+    if not is_floating(target.dtype):
+        target = target.astype(input.dtype)
     return input, target
 
 
@@ -225,14 +239,7 @@ def _binary_pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Te
     Python numbers and lists are constants, made in the input's dtype."""
     if isinstance(input, Tensor) and isinstance(target, (list, tuple, float, int)):
         target = Tensor(target, dtype=input.dtype, device=input.device)
-    input, target = _pair(name, input, target, reduction)
-    if target.dtype != input.dtype:
-        raise DTypeError(
-            f"{name}: target is {target.dtype} but input is {input.dtype}; the target must be "
-            f"floating point of the input's dtype: convert it with "
-            f"target.astype({input.dtype.name!r})"
-        )
-    return input, target
+    return _pair(name, input, target, reduction, same_dtype=True)
 
 
 def _check_probabilities(name: str, input: Tensor, target: Tensor) -> None:
