@@ -105,3 +105,14 @@ def test_a_second_optimizer_over_the_same_parameters_still_packs_them():
     second = optim.SGD(params, lr=0.1)
     assert [len(bank.params) for bank in second._banks[0]] == [2]
     assert second._loose[0] == []
+
+
+def test_from_dlpack_parameter_keeps_sharing_memory():
+    torch = pytest.importorskip("torch")
+    theirs = torch.ones(4)
+    p = gg.from_dlpack(theirs).requires_grad_()
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = gg.ones(4)
+    opt.step()
+    np.testing.assert_array_equal(theirs.numpy(), p.numpy())
+    assert not np.array_equal(p.numpy(), np.ones(4, "f4"))
