@@ -48,11 +48,21 @@ def as_tensor(
 
 
 def from_numpy(array: Any) -> Tensor:
-    """A cpu tensor sharing memory with a NumPy array (changes show in both)."""
+    """A cpu tensor sharing memory with a NumPy array (changes show in both).
+
+    The tensor holds a view of the array, never the array itself, so it never owns the
+    memory: optimizers then update such a parameter where it is (see `optim.optimizer`).
+    A non-native byte order cannot be shared, and raises a DTypeError."""
     backend = get_backend("cpu")
     if not backend.is_array(array):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
-    return _make(to_array(array, backend), backend, None)
+    if not array.dtype.isnative:
+        raise DTypeError(
+            f"from_numpy: the array's dtype {array.dtype.str!r} is not in this machine's byte "
+            "order, so its memory cannot be shared; convert it first with "
+            "array.astype(array.dtype.newbyteorder('=')), or copy it with gg.tensor(array)"
+        )
+    return _make(to_array(array.view(), backend), backend, None)
 
 
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):

@@ -48,6 +48,8 @@ def default_dtype_for(array: np.ndarray, from_python: bool) -> np.dtype:
     int64; arrays keep their own dtype, as `torch.from_numpy` does.
     """
     dt = array.dtype
+    if not dt.isnative:  # a big-endian array is copied into native order (as torch.tensor)
+        dt = dt.newbyteorder("=")
     if from_python and dt == float64:
         return DEFAULT_FLOAT
     if dt not in SUPPORTED:

@@ -186,7 +186,7 @@ def test_dropout_derivatives(device, rng):
 
 def test_dropout_rejects_bad_p():
     for p in (-0.1, 1.5):
-        with pytest.raises(ValueError, match="between 0 and 1"):
+        with pytest.raises(gg.ArgumentError, match=r"p must be in \[0, 1\]"):
             Dropout(p)
 
 

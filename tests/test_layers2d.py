@@ -195,7 +195,7 @@ def test_dropout2d_errors(device):
     with pytest.raises(gg.ShapeError, match=r"\(4, 5\)"):
         dropout2d(gg.ones(4, 5, device=device))
     for p in (-0.1, 1.5):
-        with pytest.raises(ValueError, match="between 0 and 1"):
+        with pytest.raises(gg.ArgumentError, match=r"p must be in \[0, 1\]"):
             Dropout2d(p)
-        with pytest.raises(ValueError, match="between 0 and 1"):
+        with pytest.raises(gg.ArgumentError, match=r"p must be in \[0, 1\]"):
             dropout2d(gg.ones(1, 2, 2, 2, device=device), p)

@@ -235,7 +235,7 @@ def test_mismatched_state_dict_raises():
 
 
 def test_resume_needs_initial_lr_and_explicit_epoch_jumps():
-    with pytest.raises(KeyError, match="initial_lr"):
+    with pytest.raises(gg.ArgumentError, match="initial_lr"):
         sched.StepLR(make_opt(), step_size=2, last_epoch=5)
     opt = make_opt()
     s = sched.ExponentialLR(opt, gamma=0.5)

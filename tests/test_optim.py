@@ -434,7 +434,7 @@ def test_invalid_construction():
         optim.SGD([{"params": [p]}, {"params": [p]}], lr=0.1)
     with pytest.raises(ValueError, match="twice"):
         optim.SGD([p, p], lr=0.1)
-    with pytest.raises(ValueError, match="learning rate"):
+    with pytest.raises(ValueError, match="lr must be >= 0, got -1"):
         optim.Adam([p], lr=-1)
     with pytest.raises(ValueError, match="Nesterov"):
         optim.SGD([p], lr=0.1, nesterov=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .. import _args
+from ..errors import ArgumentError
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
@@ -24,7 +26,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        self.negative_slope = negative_slope
+        self.negative_slope = _args.number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
@@ -38,7 +40,7 @@ class ELU(Module):
 
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
-        self.alpha = alpha
+        self.alpha = _args.number("ELU", "alpha", alpha)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
@@ -52,9 +54,7 @@ class GELU(Module):
 
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
-        self.approximate = approximate
+        self.approximate = _args.choice("GELU", "approximate", approximate, ("none", "tanh"))
 
     def forward(self, x: Tensor) -> Tensor:
         return F.gelu(x, self.approximate)
@@ -89,8 +89,10 @@ class Softplus(Module):
 
     def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
         super().__init__()
+        if _args.number("Softplus", "beta", beta) == 0:
+            raise ArgumentError(f"Softplus: beta must be non-zero, got {beta!r}")
         self.beta = beta
-        self.threshold = threshold
+        self.threshold = _args.number("Softplus", "threshold", threshold)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softplus(x, self.beta, self.threshold)

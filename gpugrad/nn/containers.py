@@ -12,7 +12,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
 from .fusion import forward_fused
 from .module import Module
@@ -21,8 +21,13 @@ __all__ = ["ModuleDict", "ModuleList", "Sequential"]
 
 
 def _check_module(module: Any, where: str) -> Module:
+    if isinstance(module, type) and issubclass(module, Module):
+        raise ArgumentTypeError(
+            f"{where} takes Module instances, got the class {module.__name__}; "
+            f"did you mean {module.__name__}(...)?"
+        )
     if not isinstance(module, Module):
-        raise TypeError(f"{where} takes Modules, got {type(module).__name__}")
+        raise ArgumentTypeError(f"{where} takes Modules, got {module!r} ({type(module).__name__})")
     return module
 
 
@@ -32,9 +37,13 @@ class _IndexedModules(Module):
     def _position(self, index: int) -> int:
         n = len(self._modules)
         if not isinstance(index, int):
-            raise TypeError(f"{type(self).__name__} indices must be int or slice, got {index!r}")
+            raise ArgumentTypeError(
+                f"{type(self).__name__} indices must be int or slice, got {index!r}"
+            )
         if not -n <= index < n:
-            raise IndexError(f"index {index} is out of range for {type(self).__name__} of {n}")
+            raise IndexOutOfRangeError(
+                f"index {index} is out of range for {type(self).__name__} of {n}"
+            )
         return index % n
 
     def _key(self, index: int) -> str:
@@ -137,7 +146,14 @@ class ModuleList(_IndexedModules):
     def extend(self, modules: Iterable[Module]) -> ModuleList:
         """Add each module of an iterable at the end; returns self."""
         if isinstance(modules, Module) and not isinstance(modules, _IndexedModules):
-            raise TypeError("ModuleList.extend takes an iterable of Modules, got one Module")
+            raise ArgumentTypeError(
+                f"ModuleList.extend takes an iterable of Modules, got one {type(modules).__name__}"
+            )
+        if not isinstance(modules, Iterable):
+            raise ArgumentTypeError(
+                f"ModuleList.extend takes an iterable of Modules, got {modules!r} "
+                f"({type(modules).__name__})"
+            )
         for module in list(modules):
             self.append(module)
         return self

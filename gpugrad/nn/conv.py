@@ -10,8 +10,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _args
 from ..creation import empty
-from ..errors import ShapeError
+from ..errors import ArgumentError, ShapeError
 from ..ops.conv import conv1d, conv2d
 from ..tensor import Tensor
 from . import init
@@ -21,15 +22,6 @@ from .parameter import Parameter
 __all__ = ["Conv1d", "Conv2d"]
 
 IntOrTuple = int | Sequence[int]
-
-
-def _ntuple(name: str, value: IntOrTuple, dims: int) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * dims
-    out = tuple(int(v) for v in value)
-    if len(out) != dims:
-        raise ShapeError(f"{name} must be an int or {dims} ints, got {value!r}")
-    return out
 
 
 class _ConvNd(Module):
@@ -51,21 +43,26 @@ class _ConvNd(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        name = type(self).__name__
-        if groups < 1 or in_channels % groups or out_channels % groups:
+        name, dims = type(self).__name__, self.dims
+        self.in_channels = _args.size(name, "in_channels", in_channels)
+        self.out_channels = _args.size(name, "out_channels", out_channels)
+        self.kernel_size = _args.sizes(name, "kernel_size", kernel_size, dims)
+        self.stride = _args.sizes(name, "stride", stride, dims)
+        self.dilation = _args.sizes(name, "dilation", dilation, dims)
+        self.groups = _args.size(name, "groups", groups)
+        if isinstance(padding, str):
+            self.padding = _args.choice(name, "padding", padding, ("valid", "same"))
+            if padding == "same" and any(s != 1 for s in self.stride):
+                raise ArgumentError(
+                    f"{name}: padding='same' needs stride 1, got stride {self.stride}"
+                )
+        else:
+            self.padding = _args.sizes(name, "padding", padding, dims, minimum=0)
+        if in_channels % groups or out_channels % groups:
             raise ShapeError(
-                f"{name}: groups={groups} must be positive and divide in_channels="
-                f"{in_channels} and out_channels={out_channels}"
+                f"{name}: groups={groups} must divide in_channels={in_channels} and "
+                f"out_channels={out_channels}"
             )
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.kernel_size = _ntuple("kernel_size", kernel_size, self.dims)
-        self.stride = _ntuple("stride", stride, self.dims)
-        self.padding = (
-            padding if isinstance(padding, str) else _ntuple("padding", padding, self.dims)
-        )
-        self.dilation = _ntuple("dilation", dilation, self.dims)
-        self.groups = groups
         shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(empty(*shape, device=device, dtype=dtype))
         if bias:

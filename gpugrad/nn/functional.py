@@ -13,9 +13,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import _args
 from ..backend import get_backend
 from ..dtypes import is_floating
-from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    DeviceError,
+    DTypeError,
+    IndexOutOfRangeError,
+    ShapeError,
+)
 from ..ops import abs, exp, log, one_hot, relu, take_along_axis, where
 from ..ops._support import as_tensor_like, make_tensor
 from ..ops.activation import (
@@ -92,13 +100,12 @@ def _reduce(loss: Tensor, reduction: str) -> Tensor:
 
 
 def _check_reduction(name: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> None:
-    if reduction not in allowed:
-        raise ValueError(f"{name}: reduction must be one of {allowed}, got {reduction!r}")
+    _args.choice(name, "reduction", reduction, allowed)
 
 
 def _float_input(name: str, x: Any) -> Tensor:
     if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+        raise ArgumentTypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
     if not is_floating(x.dtype):
         raise DTypeError(f"{name}: input must be a floating-point tensor, got {x.dtype}")
     return x
@@ -115,8 +122,14 @@ def _target(name: str, input: Tensor, target: Any) -> Tensor:
     return target
 
 
-def _pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
-    """Check a loss whose target has the input's shape; both become Tensors on one device."""
+def _pair(
+    name: str, input: Any, target: Any, reduction: str, *, same_dtype: bool = False
+) -> tuple[Tensor, Tensor]:
+    """Check a loss whose target has the input's shape; both become Tensors on one device.
+
+    An integer or bool target takes the input's dtype (the loss of a float32 input stays
+    float32, as PyTorch's promotion gives, rather than NumPy's float64); with `same_dtype`
+    any target of another dtype raises DTypeError instead."""
     _check_reduction(name, reduction)
     input = _float_input(name, input)
     target = _target(name, input, target)
@@ -125,6 +138,14 @@ def _pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, T
             f"{name}: input has shape {input.shape} but target has shape {target.shape}; "
             "they must be the same (no broadcasting)"
         )
+    if same_dtype and target.dtype != input.dtype:
+        raise DTypeError(
+            f"{name}: target is {target.dtype} but input is {input.dtype}; the target must be "
+            f"floating point of the input's dtype: convert it with "
+            f"target.astype({input.dtype.name!r})"
+        )
+    if not is_floating(target.dtype):
+        target = target.astype(input.dtype)
     return input, target
 
 
@@ -193,8 +214,7 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """½d² where |d| < delta, delta·(|d| − ½delta) beyond (d = input − target), reduced."""
     input, target = _pair("huber_loss", input, target, reduction)
-    if delta <= 0:
-        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    _args.number("huber_loss", "delta", delta, low=0, low_open=True)
     diff = input - target
     size = abs(diff)
     return _reduce(where(size < delta, diff * diff * 0.5, (size - 0.5 * delta) * delta), reduction)
@@ -205,8 +225,7 @@ def smooth_l1_loss(
 ) -> Tensor:
     """½d²/beta where |d| < beta, |d| − ½beta beyond; plain L1 when beta is 0."""
     input, target = _pair("smooth_l1_loss", input, target, reduction)
-    if beta < 0:
-        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    _args.number("smooth_l1_loss", "beta", beta, low=0)
     diff = input - target
     size = abs(diff)
     if beta == 0:  # the quadratic branch would divide by zero
@@ -218,12 +237,50 @@ def _weighted(loss: Tensor, weight: Any) -> Tensor:
     return loss if weight is None else loss * as_tensor_like(weight, loss)
 
 
+def _binary_pair(name: str, input: Any, target: Any, reduction: str) -> tuple[Tensor, Tensor]:
+    """`_pair` for the binary cross-entropies, whose target must be floating point of the
+    input's dtype (PyTorch refuses other targets; promoting would change the loss's dtype).
+    Python numbers and lists are constants, made in the input's dtype."""
+    if isinstance(input, Tensor) and isinstance(target, (list, tuple, float, int)):
+        target = Tensor(target, dtype=input.dtype, device=input.device)
+    return _pair(name, input, target, reduction, same_dtype=True)
+
+
+def _check_probabilities(name: str, input: Tensor, target: Tensor) -> None:
+    """Raise ArgumentError unless every element of input and target lies in [0, 1]. NaN
+    fails no comparison, so it passes (and the loss is NaN). One reduction, one read back."""
+    p, y = input.data, target.data
+    outside_p = (p < 0) | (p > 1)
+    outside = outside_p | (y < 0) | (y > 1)
+    if not outside.size or not bool(outside.any()):
+        return
+    which, values, bad = (
+        ("input", p, outside_p) if bool(outside_p.any()) else ("target", y, outside)
+    )
+    hint = "; for logits use binary_cross_entropy_with_logits" if which == "input" else ""
+    raise ArgumentError(
+        f"{name}: all elements of {which} should be between 0 and 1 (probabilities), got "
+        f"{values[bad].ravel()[0].item()!r} in the {which} of shape {values.shape}{hint}"
+    )
+
+
+def _check_margin_p(name: str, p: Any) -> None:
+    """multi_margin_loss's exponent: 1 or 2."""
+    if isinstance(p, bool) or p not in (1, 2):
+        raise ArgumentError(f"{name}: p must be 1 or 2, got {p!r}")
+
+
 def binary_cross_entropy(
     input: Tensor, target: Any, weight: Any = None, reduction: str = "mean"
 ) -> Tensor:
     """−(y·log p + (1−y)·log(1−p)) for probabilities p = input, each log floored at −100
-    (as PyTorch), optionally times `weight`; reduced."""
-    input, target = _pair("binary_cross_entropy", input, target, reduction)
+    (as PyTorch), optionally times `weight`; reduced.
+
+    Input and target must lie in [0, 1] (ArgumentError otherwise, as PyTorch refuses them);
+    a NaN input passes the check and gives a NaN loss. On a GPU the check costs one
+    reduction read back to the host."""
+    input, target = _binary_pair("binary_cross_entropy", input, target, reduction)
+    _check_probabilities("binary_cross_entropy", input, target)
     loss = binary_cross_entropy_elementwise(input, target)
     return _reduce(_weighted(loss, weight), reduction)
 
@@ -237,7 +294,7 @@ def binary_cross_entropy_with_logits(
 ) -> Tensor:
     """Binary cross-entropy of σ(input) against target, computed from the logits without
     overflow; `pos_weight` (broadcast along the last axis) weighs the positive term."""
-    input, target = _pair("binary_cross_entropy_with_logits", input, target, reduction)
+    input, target = _binary_pair("binary_cross_entropy_with_logits", input, target, reduction)
     # −log σ(x) = softplus(−x) and −log(1 − σ(x)) = x + softplus(−x); no threshold, so exact.
     log_sigmoid_neg = softplus(-input, threshold=math.inf)
     if pos_weight is None:
@@ -267,8 +324,7 @@ def cross_entropy(
     """
     _check_reduction("cross_entropy", reduction)
     input = _class_input("cross_entropy", input)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    _args.number("cross_entropy", "label_smoothing", label_smoothing, low=0, high=1)
     class_axis = 0 if input.ndim == 1 else 1
     classes = input.shape[class_axis]
     target = _target("cross_entropy", input, target)
@@ -403,6 +459,7 @@ def hinge_embedding_loss(
 ) -> Tensor:
     """input where target is 1, max(0, margin − input) where target is −1; reduced."""
     input, target = _pair("hinge_embedding_loss", input, target, reduction)
+    _args.number("hinge_embedding_loss", "margin", margin)
     margin_part = where(target != 1, relu(margin - input), 0)
     input_part = where(target != -1, input, 0)
     return _reduce(margin_part + input_part, reduction)
@@ -414,8 +471,8 @@ def multi_margin_loss(
     """Multi-class hinge loss Σ_{j≠y} max(0, margin − x_y + x_j)^p / C per sample, for
     scores (N, C) or (C,) and integer labels (N,) or (); p is 1 or 2."""
     _check_reduction("multi_margin_loss", reduction)
-    if p not in (1, 2):
-        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    _check_margin_p("multi_margin_loss", p)
+    _args.number("multi_margin_loss", "margin", margin)
     input = _class_input("multi_margin_loss", input)
     if input.ndim > 2:
         raise ShapeError(f"multi_margin_loss: input must be (N, C) or (C,), got {input.shape}")

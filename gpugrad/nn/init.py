@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import autograd
 from ..dtypes import is_floating
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentError, ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 __all__ = [
@@ -54,11 +54,11 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         elif isinstance(param, (int, float)) and not isinstance(param, bool):
             slope = float(param)
         else:
-            raise ValueError(f"negative_slope {param!r} is not a number")
+            raise ArgumentTypeError(f"calculate_gain: negative_slope {param!r} is not a number")
         return math.sqrt(2.0 / (1 + slope**2))
     if nonlinearity == "selu":
         return 3.0 / 4
-    raise ValueError(f"unsupported nonlinearity {nonlinearity!r}")
+    raise ArgumentError(f"calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
 def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
@@ -73,7 +73,7 @@ def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
 
 def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
+        raise ArgumentError(f"mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -81,7 +81,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 def _fill(tensor: Tensor, values: Any) -> Tensor:
     """Write `values` into the tensor's data in place, as an untracked edit."""
     if not isinstance(tensor, Tensor):
-        raise TypeError(f"init functions fill a Tensor, got {type(tensor).__name__}")
+        raise ArgumentTypeError(f"init functions fill a Tensor, got {type(tensor).__name__}")
     with autograd.no_grad():
         tensor.data[...] = values
     autograd.bump_version(tensor)

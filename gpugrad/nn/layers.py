@@ -17,9 +17,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .. import autograd
+from .. import _args, autograd
 from ..autograd import Function
 from ..creation import empty, ones, tensor, zeros
+from ..dtypes import float16
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..generator import Generator, generator_rng
 from ..tensor import Tensor, _make
@@ -92,8 +93,7 @@ def dropout(
     The mask comes from `generator` (a `gg.Generator` of x's device) or else the global
     generator of x's device, so `gg.manual_seed` makes it repeat.
     """
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
+    _args.number("dropout", "p", p, low=0, high=1)
     if not training or p == 0.0:
         return x
     backend = x._backend
@@ -114,21 +114,36 @@ def layer_norm(
     eps: float = 1e-5,
 ) -> Tensor:
     """Normalise over the last len(normalized_shape) axes to zero mean and unit (biased)
-    variance, then scale by weight and shift by bias when given."""
-    shape = tuple(normalized_shape)
+    variance, then scale by weight and shift by bias when given.
+
+    A float16 input is normalised in float32 and the result cast back (as PyTorch does):
+    the squares of values around 1e3 and beyond overflow float16's range of 65504."""
+    shape = _normalized_shape("layer_norm", normalized_shape)
+    _args.number("layer_norm", "eps", eps, low=0)
     if x.shape[x.ndim - len(shape) :] != shape or x.ndim < len(shape):
         raise ShapeError(
             f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
         )
     axes = tuple(range(x.ndim - len(shape), x.ndim))
-    centered = x - x.mean(axis=axes, keepdims=True)
+    half = x.dtype == float16
+    wide = x.astype("float32") if half else x
+    centered = wide - wide.mean(axis=axes, keepdims=True)
     variance = (centered * centered).mean(axis=axes, keepdims=True)
     out = centered * (variance + eps) ** -0.5
+    if half:
+        out = out.astype(float16)
     if weight is not None:
         out = out * weight
     if bias is not None:
         out = out + bias
     return out
+
+
+def _normalized_shape(owner: str, normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
+    """normalized_shape as a tuple of sizes >= 1 (an int means one trailing axis)."""
+    if isinstance(normalized_shape, Sequence) and not isinstance(normalized_shape, str):
+        return tuple(_args.size(owner, "normalized_shape", n) for n in normalized_shape)
+    return (_args.size(owner, "normalized_shape", normalized_shape),)
 
 
 def batch_norm(
@@ -147,9 +162,17 @@ def batch_norm(
     given, moves them towards the batch's mean and *unbiased* variance by `momentum` (in
     place; `momentum` may be an array, as for the cumulative average). Otherwise the running
     statistics are used.
+
+    A float16 input is normalised in float32 and the result cast back, as in `layer_norm`
+    (the running statistics keep their own dtype).
     """
     if x.ndim not in (2, 3):
         raise ShapeError(f"batch_norm expects an (N, C) or (N, C, L) input, got shape {x.shape}")
+    if x.dtype == float16:
+        wide = [None if t is None else t.astype("float32") for t in (x, weight, bias)]
+        out = batch_norm(wide[0], running_mean, running_var, wide[1], wide[2], training,
+                         momentum, eps)  # fmt: skip
+        return out.astype(float16)
     channels = x.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):  # fmt: skip
@@ -172,7 +195,7 @@ def batch_norm(
 
     count = x.size // channels
     if count <= 1:
-        raise ValueError(
+        raise ShapeError(
             f"batch_norm needs more than one value per channel when training, got input of "
             f"shape {x.shape}"
         )
@@ -266,8 +289,8 @@ class Linear(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
+        self.in_features = _args.size("Linear", "in_features", in_features)
+        self.out_features = _args.size("Linear", "out_features", out_features)
         self.weight = Parameter(empty(out_features, in_features, device=device, dtype=dtype))
         if bias:
             self.bias = Parameter(empty(out_features, device=device, dtype=dtype))
@@ -317,9 +340,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
-        self.p = p
+        self.p = _args.number(type(self).__name__, "p", p, low=0, high=1)
 
     def forward(self, x: Tensor) -> Tensor:
         """x with a fresh random mask applied (training), or x (eval)."""
@@ -343,9 +364,8 @@ class LayerNorm(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
-        self.normalized_shape = tuple(int(n) for n in shape)
-        self.eps = eps
+        self.normalized_shape = _normalized_shape("LayerNorm", normalized_shape)
+        self.eps = _args.number("LayerNorm", "eps", eps, low=0)
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(ones(self.normalized_shape, device=device, dtype=dtype))
@@ -386,8 +406,11 @@ class BatchNorm1d(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
-        self.num_features = num_features
-        self.eps = eps
+        name = type(self).__name__
+        self.num_features = _args.size(name, "num_features", num_features)
+        self.eps = _args.number(name, "eps", eps, low=0)
+        if momentum is not None:  # None means a cumulative average
+            _args.number(name, "momentum", momentum, low=0, high=1)
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
@@ -470,7 +493,10 @@ class Embedding(Module):
         dtype: Any = None,
     ) -> None:
         super().__init__()
+        _args.size("Embedding", "num_embeddings", num_embeddings)
+        _args.size("Embedding", "embedding_dim", embedding_dim)
         if padding_idx is not None:
+            _args.integer("Embedding", "padding_idx", padding_idx)
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise IndexOutOfRangeError(
                     f"padding_idx {padding_idx} is out of range for {num_embeddings} embeddings"

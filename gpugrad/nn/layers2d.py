@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _args
 from ..creation import ones
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -66,8 +67,7 @@ def dropout2d(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     probability p and scale the kept ones by 1/(1−p); the input itself when not training."""
     if x.ndim not in (3, 4):
         raise ShapeError(f"dropout2d expects an (N, C, H, W) or (C, H, W) input, got {x.shape}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout probability must be between 0 and 1, got {p}")
+    _args.number("dropout2d", "p", p, low=0, high=1)
     if not training or p == 0.0:
         return x
     # One draw per channel, from `dropout` itself so seeding and scaling match it.

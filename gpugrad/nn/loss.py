@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _args
 from ..tensor import Tensor
 from . import functional as F
 from .module import Module
@@ -49,7 +50,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, *, reduction: str = "mean", delta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
-        self.delta = delta
+        self.delta = _args.number("HuberLoss", "delta", delta, low=0, low_open=True)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
@@ -63,7 +64,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, *, reduction: str = "mean", beta: float = 1.0) -> None:
         super().__init__(reduction=reduction)
-        self.beta = beta
+        self.beta = _args.number("SmoothL1Loss", "beta", beta, low=0)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
@@ -119,8 +120,10 @@ class CrossEntropyLoss(_Loss):
     ) -> None:
         super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
-        self.label_smoothing = label_smoothing
+        self.ignore_index = _args.integer("CrossEntropyLoss", "ignore_index", ignore_index)
+        self.label_smoothing = _args.number(
+            "CrossEntropyLoss", "label_smoothing", label_smoothing, low=0, high=1
+        )
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.cross_entropy(
@@ -147,7 +150,7 @@ class NLLLoss(_Loss):
     ) -> None:
         super().__init__(reduction=reduction)
         self.register_buffer("weight", weight)
-        self.ignore_index = ignore_index
+        self.ignore_index = _args.integer("NLLLoss", "ignore_index", ignore_index)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.nll_loss(
@@ -180,7 +183,7 @@ class HingeEmbeddingLoss(_Loss):
 
     def __init__(self, *, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction=reduction)
-        self.margin = margin
+        self.margin = _args.number("HingeEmbeddingLoss", "margin", margin)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.hinge_embedding_loss(input, target, margin=self.margin, reduction=self.reduction)
@@ -194,10 +197,9 @@ class MultiMarginLoss(_Loss):
 
     def __init__(self, *, p: int = 1, margin: float = 1.0, reduction: str = "mean") -> None:
         super().__init__(reduction=reduction)
-        if p not in (1, 2):
-            raise ValueError(f"MultiMarginLoss: p must be 1 or 2, got {p}")
+        F._check_margin_p("MultiMarginLoss", p)
         self.p = p
-        self.margin = margin
+        self.margin = _args.number("MultiMarginLoss", "margin", margin)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.multi_margin_loss(

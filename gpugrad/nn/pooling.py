@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import _args
 from ..ops.pool import (
     adaptive_avg_pool2d,
     avg_pool1d,
@@ -20,12 +21,20 @@ IntPair = int | Sequence[int]
 
 
 class _Pool(Module):
-    """Shared settings: kernel_size, stride (kernel_size when None, as PyTorch), padding."""
+    """Shared settings: kernel_size, stride (kernel_size when None, as PyTorch), padding;
+    checked when the module is made, kept as given."""
+
+    dims = 2
 
     def __init__(
         self, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
     ) -> None:
         super().__init__()
+        name = type(self).__name__
+        _args.sizes(name, "kernel_size", kernel_size, self.dims)
+        if stride is not None:
+            _args.sizes(name, "stride", stride, self.dims)
+        _args.sizes(name, "padding", padding, self.dims, minimum=0)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -44,6 +53,8 @@ class MaxPool2d(_Pool):
 
 class MaxPool1d(_Pool):
     """The maximum of each window along the last axis of an (N, C, L) input."""
+
+    dims = 1
 
     def forward(self, x: Tensor) -> Tensor:
         """Max pooling with this module's window."""
@@ -76,6 +87,8 @@ class AvgPool2d(_Pool):
 class AvgPool1d(AvgPool2d):
     """The mean of each window along the last axis of an (N, C, L) input."""
 
+    dims = 1
+
     def forward(self, x: Tensor) -> Tensor:
         """Average pooling with this module's window."""
         return avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
@@ -87,6 +100,10 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size: int | Sequence[int | None]) -> None:
         super().__init__()
+        sizes = output_size if isinstance(output_size, Sequence) else (output_size,)
+        for size in sizes:
+            if size is not None:
+                _args.size("AdaptiveAvgPool2d", "output_size", size)
         self.output_size = output_size
 
     def forward(self, x: Tensor) -> Tensor:

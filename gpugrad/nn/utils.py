@@ -10,6 +10,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from .. import _args
 from ..autograd import bump_version
 from ..errors import NonFiniteNormError
 from ..tensor import Tensor, _make
@@ -45,6 +46,9 @@ def clip_grad_norm_(
     before clipping, as a 0-d Tensor on the gradients' device. Parameters without a gradient
     are skipped.
     """
+    _args.number("clip_grad_norm_", "max_norm", max_norm, low=0)
+    if norm_type not in ("inf", "-inf"):  # the spellings float() reads as infinities
+        _args.number("clip_grad_norm_", "norm_type", norm_type)
     p = float(norm_type)
     grads = _grads(parameters)
     if not grads:
@@ -85,7 +89,7 @@ def clip_grad_norm_(
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient element to [-clip_value, clip_value], in place."""
-    v = float(clip_value)
+    v = float(_args.number("clip_grad_value_", "clip_value", clip_value, low=0))
     for g in _grads(parameters):
         g._backend.xp.clip(g.data, -v, v, out=g.data)
         bump_version(g)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..backend.activation_math import BACKWARD, TWO_OVER_SQRT_PI, USES_INPUT, USES_OUTPUT
-from ..errors import ShapeError
+from ..errors import ArgumentError, ShapeError
 from ..tensor import Tensor
 
 
@@ -177,7 +177,7 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
         return Gelu.apply(x)
     if approximate == "tanh":
         return GeluTanh.apply(x)
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    raise ArgumentError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
 def silu(x: Tensor) -> Tensor:
@@ -198,7 +198,7 @@ def tanh(x: Tensor) -> Tensor:
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + e^(beta·x))/beta, smooth ReLU; x itself where beta·x > threshold (as PyTorch)."""
     if beta == 0:
-        raise ValueError("softplus: beta must be non-zero")
+        raise ArgumentError(f"softplus: beta must be non-zero, got {beta!r}")
     return Softplus.apply(x, param=(float(beta), float(threshold)))
 
 

@@ -36,9 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .. import _args
 from ..autograd import Function
 from ..dtypes import is_floating
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 
 __all__ = ["col2im", "conv1d", "conv2d", "im2col"]
@@ -207,7 +208,8 @@ def _over_batch(backend: Any, n: int, per_sample: int, work: Callable[[list[slic
     if backend.device.type != "cpu":
         return [work([slice(0, n)])]
     step = max(1, CPU_CHUNK_BYTES // max(per_sample, 1))
-    parts = [slice(i, min(i + step, n)) for i in range(0, n, step)]
+    # An empty batch still makes one (empty) slice, so shapes and results come out as usual.
+    parts = [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
     threads = min(_cpu_threads(), len(parts))
     if threads <= 1:
         return [work(parts)]
@@ -289,8 +291,8 @@ class _Conv(Function):
         ones = need_w and need_b  # the bias's gradient comes with the weight's product
         wm = w.reshape(groups, o // groups, -1)
         depth = wm.shape[-1]
-        gm = g.reshape(n, groups, o // groups, -1)
-        length = gm.shape[-1]
+        length = math.prod(geo.out)  # not -1: that is ambiguous for an empty batch
+        gm = g.reshape(n, groups, o // groups, length)
         grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
         padded = _pad(xp, x, geo) if need_w else None
         gpadded = xp.zeros(geo.padded_shape, dtype=g.dtype) if need_x else None
@@ -329,13 +331,14 @@ class _Conv(Function):
         """The same gradients as Tensor ops over the whole batch, differentiable again."""
         geo, groups = self.geo, self.groups
         n, o = g.shape[0], g.shape[1]
-        gm = g.reshape(n, groups, o // groups, -1)
-        wm = w.reshape(groups, o // groups, -1)
+        length, depth = math.prod(geo.out), math.prod(w.shape[1:])  # -1: ambiguous if empty
+        gm = g.reshape(n, groups, o // groups, length)
+        wm = w.reshape(groups, o // groups, depth)
         gx = gw = gb = None
         if self.needs_grad(0):
             gx = Col2Im.apply((ops.swapaxes(wm, -1, -2) @ gm).reshape(geo.cols_shape), geo=geo)
         if self.needs_grad(1):
-            cols = Im2Col.apply(x, geo=geo).reshape((*gm.shape[:2], -1, gm.shape[-1]))
+            cols = Im2Col.apply(x, geo=geo).reshape((n, groups, depth, length))
             gw = (gm @ ops.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w.shape)
         if self.needs_grad(2):
             gb = g.sum(axis=(0, *range(2, g.ndim)))
@@ -343,17 +346,9 @@ class _Conv(Function):
 
 
 # --- argument checks --------------------------------------------------------------------------
-def _tuple(name: str, op: str, value: IntOrTuple, dims: int) -> tuple[int, ...]:
-    """An int or a sequence of `dims` ints, as a tuple of `dims` ints."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,) * dims
-    try:
-        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be an int or {dims} ints, got {value!r}") from None
-    if len(out) != dims:
-        raise ShapeError(f"{op}: {name} must be an int or {dims} ints, got {value!r}")
-    return out
+def _tuple(name: str, op: str, value: IntOrTuple, dims: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int or a sequence of `dims` ints, each at least `minimum`, as a tuple."""
+    return _args.sizes(op, name, value, dims, minimum=minimum)
 
 
 def _padding(
@@ -366,17 +361,15 @@ def _padding(
         if padding == "valid":
             return (0,) * dims, (0,) * dims
         if padding != "same":
-            raise ValueError(
+            raise ArgumentError(
                 f"{op}: padding must be an int, ints, 'valid' or 'same', got {padding!r}"
             )
         if any(s != 1 for s in stride):
-            raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+            raise ArgumentError(f"{op}: padding='same' needs stride 1, got stride {stride}")
         total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
         before = tuple(t // 2 for t in total)  # an odd total puts the extra zero after
         return before, tuple(t - b for t, b in zip(total, before))
-    pad = _tuple("padding", op, padding, dims)
-    if any(p < 0 for p in pad):
-        raise ValueError(f"{op}: padding must not be negative, got {pad}")
+    pad = _tuple("padding", op, padding, dims, minimum=0)
     return pad, pad
 
 
@@ -410,8 +403,7 @@ def _convolution(
         )
     if bias is not None and bias.dtype != weight.dtype:
         raise DTypeError(f"{op}: bias is {bias.dtype} but the weight is {weight.dtype}")
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    _args.size(op, "groups", groups)
     c = x.shape[1]
     o, c_per_group = weight.shape[:2]
     if c % groups or o % groups:
@@ -432,9 +424,6 @@ def _convolution(
     kernel = tuple(weight.shape[2:])
     stride_ = _tuple("stride", op, stride, dims)
     dilation_ = _tuple("dilation", op, dilation, dims)
-    for name, value in (("stride", stride_), ("dilation", dilation_)):
-        if any(v < 1 for v in value):
-            raise ValueError(f"{op}: {name} must be positive, got {value}")
     before, after = _padding(op, padding, kernel, stride_, dilation_)
     size = x.shape[2:]
     padded = tuple(s + b + a for s, b, a in zip(size, before, after))
@@ -490,10 +479,6 @@ def _geometry(
     stride_ = _tuple("stride", "im2col", stride, dims)
     dilation_ = _tuple("dilation", "im2col", dilation, dims)
     before, after = _padding("im2col", padding, kernel, stride_, dilation_)
-    if min(kernel + stride_ + dilation_) < 1:
-        raise ValueError(
-            f"im2col: kernel {kernel}, stride {stride_} and dilation {dilation_} must be positive"
-        )
     padded = tuple(s + b + a for s, b, a in zip(x.shape[2:], before, after))
     reach = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation_))
     if any(r > p for r, p in zip(reach, padded)):

@@ -65,9 +65,10 @@ def softmax_cross_entropy(
 
 
 def clamped_log(xp: Any, p: Any) -> Any:
-    """max(log p, −100), without ever evaluating log 0 (no warning, no −inf)."""
-    positive = p > 0
-    return xp.where(positive, xp.maximum(xp.log(xp.where(positive, p, 1)), LOG_FLOOR), LOG_FLOOR)
+    """max(log p, −100), without ever evaluating log 0 (no warning, no −inf). NaN stays NaN:
+    it fails the `p <= 0` test, so it reaches the log (maximum propagates NaN)."""
+    floor = p <= 0
+    return xp.where(floor, LOG_FLOOR, xp.maximum(xp.log(xp.where(floor, 1, p)), LOG_FLOOR))
 
 
 class BinaryCrossEntropy(Function):

@@ -22,8 +22,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from .. import _args
 from ..autograd import Function
-from ..errors import DTypeError, ShapeError
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor
 from .conv import ConvGeometry, _col2im, _pad, _windows
@@ -63,8 +64,8 @@ class MaxPool(Function):
         xp = self.xp
         win = _windows(xp, _padded(xp, x, geo, float("-inf")), geo)
         # (N, C, K, *out), the window flattened in row-major order: a copy, as the windows
-        # overlap or skip.
-        flat = win.reshape(*win.shape[:2], -1, *geo.out)
+        # overlap or skip. The window size is spelled out: -1 is ambiguous for an empty batch.
+        flat = win.reshape(*win.shape[:2], math.prod(geo.kernel), *geo.out)
         self.first = flat.argmax(axis=2)[:, :, None]  # the first maximum on ties
         return xp.take_along_axis(flat, self.first, axis=2)[:, :, 0]
 
@@ -99,13 +100,8 @@ def _pool(op: type[Function], x: Tensor, geo: ConvGeometry, **kwargs: Any) -> Te
 
 
 # --- argument checks --------------------------------------------------------------------------
-def _pair(value: IntPair, what: str, name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        return (value, value)
-    pair = tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise ShapeError(f"{name}: {what} must be an int or a pair of ints, got {value!r}")
-    return pair  # type: ignore[return-value]
+def _pair(value: IntPair, what: str, name: str, minimum: int = 1) -> tuple[int, int]:
+    return _args.sizes(name, what, value, 2, minimum=minimum)  # type: ignore[return-value]
 
 
 def _window(
@@ -119,13 +115,9 @@ def _window(
         raise DTypeError(f"{name} needs a floating-point input, got {x.dtype}")
     kernel = _pair(kernel_size, "kernel_size", name)
     step = kernel if stride is None else _pair(stride, "stride", name)
-    pad = _pair(padding, "padding", name)
-    if min(kernel) <= 0 or min(step) <= 0:
-        raise ShapeError(f"{name}: kernel_size {kernel} and stride {step} must be positive")
-    if min(pad) < 0 or any(p > k // 2 for p, k in zip(pad, kernel)):
-        raise ShapeError(
-            f"{name}: padding {pad} must be non-negative and at most half of kernel_size {kernel}"
-        )
+    pad = _pair(padding, "padding", name, minimum=0)
+    if any(p > k // 2 for p, k in zip(pad, kernel)):
+        raise ArgumentError(f"{name}: padding {pad} must be at most half of kernel_size {kernel}")
     size = x.shape[-2:]
     padded = tuple(n + 2 * p for n, p in zip(size, pad))
     if any(k > n for k, n in zip(kernel, padded)):
@@ -215,13 +207,8 @@ def _as_2d(x: Tensor, name: str) -> Tensor:
     return x.unsqueeze(-2)
 
 
-def _int(value: IntPair, what: str, name: str) -> int:
-    if isinstance(value, int):
-        return value
-    one = tuple(value)
-    if len(one) != 1 or not isinstance(one[0], int):
-        raise ShapeError(f"{name}: {what} must be an int, got {value!r}")
-    return one[0]
+def _int(value: IntPair, what: str, name: str, minimum: int = 1) -> int:
+    return _args.sizes(name, what, value, 1, minimum=minimum)[0]
 
 
 def max_pool1d(
@@ -232,7 +219,7 @@ def max_pool1d(
     k = _int(kernel_size, "kernel_size", name)
     s = k if stride is None else _int(stride, "stride", name)
     x2 = _as_2d(x, name)
-    w = _window(x2, (1, k), (1, s), (0, _int(padding, "padding", name)), name)
+    w = _window(x2, (1, k), (1, s), (0, _int(padding, "padding", name, minimum=0)), name)
     return _pool(MaxPool, x2, w).squeeze(-2)
 
 
@@ -247,6 +234,6 @@ def avg_pool1d(
     name = "avg_pool1d"
     k = _int(kernel_size, "kernel_size", name)
     s = k if stride is None else _int(stride, "stride", name)
-    p = _int(padding, "padding", name)
+    p = _int(padding, "padding", name, minimum=0)
     x2 = _as_2d(x, name)
     return _avg_pool(x2, _window(x2, (1, k), (1, s), (0, p), name), count_include_pad).squeeze(-2)

@@ -4,9 +4,12 @@ decoupled (the weights shrink by lr·weight_decay before the step)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from .. import _args
 from ..backend import Backend
+from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
@@ -35,7 +38,7 @@ class Adam(Optimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": betas,  # checked and made a tuple by _check_group
             "eps": eps,
             "weight_decay": weight_decay,
             "amsgrad": amsgrad,
@@ -44,9 +47,12 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        group["betas"] = tuple(group["betas"])
-        if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
-            raise ValueError(f"invalid betas: {group['betas']} (two values in [0, 1))")
+        name, betas = type(self).__name__, group["betas"]
+        if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
+            raise ArgumentError(f"{name}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+        for i, beta in enumerate(betas):
+            _args.number(name, f"betas[{i}]", beta, low=0, high=1, high_open=True)
+        group["betas"] = tuple(betas)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         names = ("exp_avg", "exp_avg_sq")

@@ -20,7 +20,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..errors import ArgumentError, CheckpointError
+from .. import _args
+from ..errors import ArgumentError, ArgumentTypeError, CheckpointError
 from .optimizer import Optimizer
 from .state_check import check_like
 
@@ -35,7 +36,7 @@ class LRScheduler:
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+            raise ArgumentTypeError(f"{type(optimizer).__name__} is not an Optimizer")
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -43,7 +44,7 @@ class LRScheduler:
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
-                    raise KeyError(
+                    raise ArgumentError(
                         f"param_groups[{i}] has no 'initial_lr', which resuming a schedule "
                         "(last_epoch != -1) needs"
                     )
@@ -122,8 +123,8 @@ class StepLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
     ) -> None:
-        if step_size <= 0:
-            raise ValueError(f"step_size must be positive, got {step_size}")
+        _args.size("StepLR", "step_size", step_size)
+        _args.number("StepLR", "gamma", gamma, low=0)  # a negative one flips the lr's sign
         self.step_size, self.gamma = int(step_size), float(gamma)
         super().__init__(optimizer, last_epoch)
 
@@ -151,7 +152,7 @@ class MultiStepLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         self.milestones = sorted(int(m) for m in milestones)
-        self.gamma = float(gamma)
+        self.gamma = float(_args.number("MultiStepLR", "gamma", gamma, low=0))
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -172,7 +173,7 @@ class ExponentialLR(LRScheduler):
     """Multiply the learning rate by `gamma` every step: `lr = base_lr · gamma^t`."""
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
-        self.gamma = float(gamma)
+        self.gamma = float(_args.number("ExponentialLR", "gamma", gamma, low=0))
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -193,8 +194,7 @@ class CosineAnnealingLR(LRScheduler):
     def __init__(
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
-        if T_max <= 0:
-            raise ValueError(f"T_max must be positive, got {T_max}")
+        _args.size("CosineAnnealingLR", "T_max", T_max)
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
@@ -232,11 +232,10 @@ class LinearLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         if not 0.0 < start_factor <= 1.0:
-            raise ValueError(f"start_factor must be in (0, 1], got {start_factor}")
+            raise ArgumentError(f"start_factor must be in (0, 1], got {start_factor}")
         if not 0.0 <= end_factor <= 1.0:
-            raise ValueError(f"end_factor must be in [0, 1], got {end_factor}")
-        if total_iters <= 0:
-            raise ValueError(f"total_iters must be positive, got {total_iters}")
+            raise ArgumentError(f"end_factor must be in [0, 1], got {end_factor}")
+        _args.size("LinearLR", "total_iters", total_iters)
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
         self.total_iters = int(total_iters)
         super().__init__(optimizer, last_epoch)
@@ -264,7 +263,7 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list[float]:
     """`value` for each param group: a list with one entry per group, or one for all."""
     if isinstance(value, (list, tuple)):
         if len(value) != len(optimizer.param_groups):
-            raise ValueError(
+            raise ArgumentError(
                 f"{name} has {len(value)} values for {len(optimizer.param_groups)} param groups"
             )
         return [float(v) for v in value]
@@ -297,20 +296,22 @@ class OneCycleLR(LRScheduler):
     ) -> None:
         if total_steps is not None:
             if int(total_steps) != total_steps or total_steps <= 0:
-                raise ValueError(f"total_steps must be a positive integer, got {total_steps}")
+                raise ArgumentError(f"total_steps must be a positive integer, got {total_steps}")
             self.total_steps = int(total_steps)
         elif epochs is not None and steps_per_epoch is not None:
             if epochs <= 0 or steps_per_epoch <= 0:
-                raise ValueError(
+                raise ArgumentError(
                     f"epochs and steps_per_epoch must be positive, got {epochs}, {steps_per_epoch}"
                 )
             self.total_steps = int(epochs) * int(steps_per_epoch)
         else:
-            raise ValueError("give total_steps, or epochs and steps_per_epoch")
+            raise ArgumentError("give total_steps, or epochs and steps_per_epoch")
         if not 0.0 <= pct_start <= 1.0:
-            raise ValueError(f"pct_start must be in [0, 1], got {pct_start}")
+            raise ArgumentError(f"pct_start must be in [0, 1], got {pct_start}")
         if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}")
+            raise ArgumentError(
+                f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+            )
         self.anneal_strategy = anneal_strategy
         up = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1
@@ -338,7 +339,7 @@ class OneCycleLR(LRScheduler):
         self.use_beta1 = False
         if self.cycle_momentum:
             if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(
+                raise ArgumentError(
                     f"cycle_momentum needs an optimizer with momentum or betas; "
                     f"{type(optimizer).__name__} has neither (pass cycle_momentum=False)"
                 )
@@ -367,7 +368,7 @@ class OneCycleLR(LRScheduler):
         groups' momentum or beta1 for that step)."""
         t = self.last_epoch
         if t > self.total_steps:
-            raise ValueError(
+            raise ArgumentError(
                 f"tried to step {t} times; OneCycleLR was made for total_steps={self.total_steps}"
             )
         lrs = []
@@ -390,7 +391,9 @@ def _check_inner(kind: str, schedulers: Sequence[LRScheduler], optimizer: Optimi
         raise ArgumentError(f"{kind} needs at least one scheduler, got none")
     for i, s in enumerate(schedulers):
         if not isinstance(s, LRScheduler):
-            raise TypeError(f"{kind}: schedulers[{i}] is a {type(s).__name__}, not a scheduler")
+            raise ArgumentTypeError(
+                f"{kind}: schedulers[{i}] is a {type(s).__name__}, not a scheduler"
+            )
         if isinstance(s, ReduceLROnPlateau):
             raise ArgumentError(
                 f"{kind} cannot drive ReduceLROnPlateau (schedulers[{i}]): its step needs a "

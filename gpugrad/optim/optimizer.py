@@ -13,6 +13,12 @@ bank gave it (the user assigned new data, or `Module.to` moved or cast the model
 optimizer was made), the group is packed again from the parameters' current data, and its
 state is moved along, instead of updating stale memory.
 
+A parameter whose array does not own its memory stays out of the banks: it shares that memory
+with something else (the NumPy array given to `from_numpy`, a DLPack producer, a tensor it is
+a view of), and moving it into a bank would cut that link, so the other owner would stop
+seeing the updates. Such parameters (and frozen ones) are updated one by one, in place, with
+the same arithmetic.
+
 The per-parameter path (`flat=False`) calls the same primitive once per parameter on the
 parameter's own arrays. Both paths do the same arithmetic element by element, so they give
 identical results; tests hold them to that.
@@ -20,13 +26,22 @@ identical results; tests hold them to that.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import _args
 from ..autograd import bump_version, enable_grad, no_grad
 from ..backend import Backend
 from ..dtypes import is_floating
-from ..errors import CheckpointError, DeviceError, DTypeError, ShapeError
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    CheckpointError,
+    DeviceError,
+    DTypeError,
+    ShapeError,
+)
 from ..tensor import Tensor, _make
 from .state_check import check_like
 
@@ -76,6 +91,28 @@ class _Bank:
         return all(p.data is v for p, v in zip(self.params, self.views))
 
 
+# The view of a bank's buffer each packed parameter was given (by any optimizer, alive or
+# not): while a parameter still holds it, a later optimizer may move it into its own bank.
+# Keyed by id (a Tensor's == is elementwise), each entry dropped when its parameter dies.
+_BANK_VIEWS: dict[int, tuple[weakref.ref[Tensor], Any]] = {}
+
+
+def _bankable(p: Tensor) -> bool:
+    """True when a bank may take p's memory over: p's array owns its memory, or is the view
+    a bank gave it. Any other array shares its memory with an owner outside the optimizers,
+    which must keep seeing the updates."""
+    if p.data.base is None:
+        return True
+    entry = _BANK_VIEWS.get(id(p))
+    return entry is not None and entry[0]() is p and entry[1] is p.data
+
+
+def _remember_view(p: Tensor, view: Any) -> None:
+    """Note that a bank gave `p` the array `view`."""
+    key = id(p)
+    _BANK_VIEWS[key] = (weakref.ref(p, lambda _: _BANK_VIEWS.pop(key, None)), view)
+
+
 class Optimizer:
     """Base class of the optimizers.
 
@@ -86,9 +123,10 @@ class Optimizer:
     """
 
     def __init__(self, params: ParamsT, defaults: dict[str, Any], flat: bool = True) -> None:
-        if isinstance(params, Tensor):
-            raise TypeError(
-                "params should be an iterable of Tensors or dicts, got a single Tensor; "
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise ArgumentTypeError(
+                f"{type(self).__name__}: params should be an iterable of Tensors or dicts, got "
+                f"{'a single Tensor' if isinstance(params, Tensor) else repr(params)}; "
                 "pass [tensor] or model.parameters()"
             )
         self.defaults = dict(defaults)
@@ -99,9 +137,11 @@ class Optimizer:
         self._banks: list[list[_Bank]] = []
         # The params each group was packed from, with whether each required grad then.
         self._packed: list[list[tuple[Tensor, bool]]] = []
+        # Per group, the parameters kept out of its banks (frozen, or sharing memory).
+        self._loose: list[list[Tensor]] = []
         groups = list(params)
         if not groups:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ArgumentError(f"{type(self).__name__} got an empty parameter list")
         if not isinstance(groups[0], dict):
             groups = [{"params": groups}]
         for group in groups:
@@ -120,11 +160,10 @@ class Optimizer:
     non_negative: tuple[str, ...] = ("lr",)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Raise ValueError for invalid hyperparameters (subclasses add their own checks)."""
+        """Raise ArgumentError (ArgumentTypeError) for a hyperparameter out of range (not a
+        number); subclasses add their own checks."""
         for key in self.non_negative:
-            if group[key] < 0:
-                what = "learning rate" if key == "lr" else key
-                raise ValueError(f"invalid {what}: {group[key]} (must be >= 0)")
+            _args.number(type(self).__name__, key, group[key], low=0)
 
     def _update(
         self,
@@ -143,24 +182,43 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters with its own options (the defaults fill the rest)."""
         if not isinstance(param_group, dict) or "params" not in param_group:
-            raise TypeError("a param group must be a dict with a 'params' entry")
+            got = (
+                f"a dict with keys {sorted(map(str, param_group))}"
+                if isinstance(param_group, dict)
+                else type(param_group).__name__
+            )
+            raise ArgumentTypeError(
+                f"{type(self).__name__}: a param group must be a dict with a 'params' entry, "
+                f"got {got}"
+            )
         group = dict(param_group)
         params = group["params"]
         params = [params] if isinstance(params, Tensor) else list(params)
         seen: set[int] = set()
-        for p in params:
+        name = type(self).__name__
+        for i, p in enumerate(params):
             if not isinstance(p, Tensor):
-                raise TypeError(f"optimizer can only optimize Tensors, got {type(p).__name__}")
+                raise ArgumentTypeError(
+                    f"{name} can only optimize Tensors, got {p!r} ({type(p).__name__}) at "
+                    f"position {i} of the parameter list"
+                )
             if p.grad_fn is not None:
-                raise ValueError("can't optimize a non-leaf Tensor; use .detach() to get a leaf")
+                raise ArgumentError(
+                    f"{name}: can't optimize a non-leaf Tensor (position {i}, shape {p.shape}, "
+                    f"made by {type(p.grad_fn).__name__}); use .detach() to get a leaf"
+                )
             if not is_floating(p.dtype):
                 raise DTypeError(f"can only optimize floating-point tensors, got {p.dtype}")
             if id(p) in seen:
-                raise ValueError("a parameter group lists the same parameter twice")
+                raise ArgumentError(
+                    f"{name}: a parameter group lists the same parameter (shape {p.shape}) twice"
+                )
             seen.add(id(p))
         for other in self.param_groups:
             if any(id(q) in seen for q in other["params"]):
-                raise ValueError("some parameters appear in more than one parameter group")
+                raise ArgumentError(
+                    f"{name}: some parameters appear in more than one parameter group"
+                )
         group["params"] = params
         for key, value in self.defaults.items():
             group.setdefault(key, value)
@@ -174,6 +232,7 @@ class Optimizer:
                 self._complete_state(group, p, names)
         self._banks.append([])
         self._packed.append([])
+        self._loose.append([])
         if self.flat:
             self._pack(len(self.param_groups) - 1)
 
@@ -208,12 +267,16 @@ class Optimizer:
         group = self.param_groups[index]
         names = self._state_names(group)
         buckets: dict[tuple[int, Any], list[Tensor]] = {}
+        loose = []
         for p in group["params"]:
             self.state.setdefault(p, {"step": 0})
             self._home.setdefault(p, (p._backend, p.dtype))
             self._complete_state(group, p, names)
-            if p.requires_grad:  # frozen parameters stay out, so they never hold a bank back
+            # Frozen parameters stay out, so they never hold a bank back.
+            if p.requires_grad and _bankable(p):
                 buckets.setdefault((id(p._backend), p.data.dtype), []).append(p)
+            else:
+                loose.append(p)
         banks = []
         for params in buckets.values():
             bank = _Bank(params[0]._backend, params, names)
@@ -227,8 +290,10 @@ class Optimizer:
                 bank.state[name] = flat
             for p, view in zip(params, bank.views):
                 p.data = view  # same values; from now on the bank's memory
+                _remember_view(p, view)
             banks.append(bank)
         self._banks[index] = banks
+        self._loose[index] = loose
         self._packed[index] = [(p, p.requires_grad) for p in group["params"]]
         return banks
 
@@ -285,9 +350,9 @@ class Optimizer:
     def _step_flat(self, index: int, group: dict[str, Any]) -> None:
         state = self.state
         banks = self._banks_of(index)
-        # A frozen parameter (kept out of the banks) that was given a gradient anyway is
-        # updated, as PyTorch would.
-        loose = [p for p, trainable in self._packed[index] if not trainable and p.grad is not None]
+        # Parameters kept out of the banks are updated one by one: those sharing memory, and
+        # a frozen one that was given a gradient anyway (as PyTorch would).
+        loose = [p for p in self._loose[index] if p.grad is not None]
         if loose:
             self._step_each(group, loose)
         for bank in banks:
@@ -317,9 +382,7 @@ class Optimizer:
             if p.grad is None:
                 continue
             state = self.state[p]
-            if not self.flat and (
-                self._home[p] != (p._backend, p.data.dtype) or any(n not in state for n in names)
-            ):
+            if self._home[p] != (p._backend, p.data.dtype) or any(n not in state for n in names):
                 self._complete_state(group, p, names)  # p was moved, or an option changed
             grad = self._grad_of(p, p._backend)
             step = state["step"] + 1
@@ -339,14 +402,12 @@ class Optimizer:
             return
         if not self.flat:
             for group in self.param_groups:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        if p.grad.requires_grad:
-                            p.grad = p.grad.detach()
-                        p.grad.data[...] = 0
+                _zero_each(group["params"])
             return
         for index in range(len(self.param_groups)):
-            for bank in self._banks_of(index):
+            banks = self._banks_of(index)
+            _zero_each(self._loose[index])  # the parameters kept out of the banks
+            for bank in banks:
                 if bank.grad_flat is None:
                     bank.grad_flat = bank.backend.xp.zeros_like(bank.data)
                     bank.grad_views = bank.split(bank.grad_flat)
@@ -526,3 +587,12 @@ def _is_index(key: Any) -> bool:
     if isinstance(key, int):
         return key >= 0
     return isinstance(key, str) and key.isdigit()
+
+
+def _zero_each(params: list[Tensor]) -> None:
+    """Zero each parameter's gradient in place (detached first if it carries a graph)."""
+    for p in params:
+        if p.grad is not None:
+            if p.grad.requires_grad:
+                p.grad = p.grad.detach()
+            p.grad.data[...] = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
+from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
@@ -42,7 +43,10 @@ class SGD(Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("Nesterov momentum needs momentum > 0 and dampening = 0")
+            raise ArgumentError(
+                "SGD: Nesterov momentum needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+            )
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
