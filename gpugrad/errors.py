@@ -51,3 +51,13 @@ class NonFiniteNormError(GpugradError, RuntimeError):
 
 class AnomalyError(GpugradError, RuntimeError):
     """Under detect_anomaly: a backward step produced NaN or inf."""
+
+
+class ArgumentError(GpugradError, ValueError):
+    """An argument outside the values it may take: a negative learning rate, a probability
+    above 1, a layer size of 0, an unknown reduction, a loss input outside its domain."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong Python type: a size of 2.5, a learning rate of "a", a
+    string where a Module belongs."""
