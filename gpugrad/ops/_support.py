@@ -76,6 +76,7 @@ def as_operand(x: Any, like: Tensor, op: str = "this operation") -> Any:
         return x
     if type(x) in PY_SCALARS:
         return x
+    refuse_sequence(x, op)
     if hasattr(x, "item") and getattr(x, "ndim", 1) == 0 and not isinstance(x, Tensor):
         return x.item()
     return as_tensor_like(x, like)
@@ -85,6 +86,8 @@ def normalize_axis(axis: Any, ndim: int, shape: tuple[int, ...] | None = None) -
     """One axis as a non-negative int below `ndim`, or ShapeError naming `shape` when given
     (NumPy ints welcome)."""
     try:
+        if isinstance(axis, bool):  # True would silently mean axis 1
+            raise TypeError
         a = operator.index(axis)
     except TypeError:
         raise ShapeError(f"expected a single int axis, got {axis!r}") from None

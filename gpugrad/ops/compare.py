@@ -6,6 +6,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..dtypes import DEFAULT_FLOAT, is_floating
+from ..errors import DTypeError
 from ..tensor import Tensor
 from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
 from .convert import astype
@@ -130,7 +131,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Elementwise choice: a where `cond` is true, else b (all three broadcast)."""
     like = next((t for t in (a, b, cond) if isinstance(t, Tensor)), None)
     if like is None:
-        raise TypeError("where() needs at least one Tensor argument")
+        raise DTypeError("where() needs at least one Tensor argument, got none")
     a, b = as_operand(a, like, "where"), as_operand(b, like, "where")
     cond_t = as_operand(cond, like, "where")
     cond_arr = cond_t.data if isinstance(cond_t, Tensor) else like._backend.xp.asarray(cond_t)

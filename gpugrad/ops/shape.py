@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..autograd import Function, share_version
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import as_tensor_like, normalize_axes, normalize_axis
 
@@ -224,6 +224,11 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
 
 
 def _tensors(tensors: Sequence[Any], name: str) -> list[Tensor]:
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise DTypeError(
+            f"{name} takes a list or tuple of Tensors, got {type(tensors).__name__}"
+            + (" (a single Tensor: wrap it as [t])" if isinstance(tensors, Tensor) else "")
+        )
     tensors = list(tensors)
     if not tensors:
         raise ShapeError(f"{name} needs at least one tensor")
@@ -275,8 +280,13 @@ def repeat(x: Tensor, repeats: int | Sequence[int], axis: int | None = None) -> 
     """
     from .index import take
 
+    counts = repeats if isinstance(repeats, (list, tuple)) else [repeats]
+    for r in counts if not hasattr(repeats, "shape") else ():  # arrays: checked by the backend
+        if isinstance(r, bool) or not hasattr(r, "__index__") or r < 0:
+            raise ShapeError(f"repeat: repeats must be ints >= 0, got {repeats!r}")
     if axis is None:
         x, axis = flatten(x), 0
+    axis = normalize_axis(axis, x.ndim, x.shape)
     backend = x._backend
     n = x.shape[axis]
     index = backend.repeat(backend.arange(n), repeats)
