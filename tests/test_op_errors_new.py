@@ -68,7 +68,7 @@ DTYPE_ERRORS = {
         "float32",
     ),
     "scatter src dtype": (
-        lambda d: gg.scatter(_x(d), 0, _index([[0]], d), gg.ones((1, 1), dtype="float64", device=d)),
+        lambda d: gg.scatter(_x(d), 0, _index([[0]], d), gg.ones(1, 1, dtype="float64", device=d)),
         "float64",
     ),
     "index_add source dtype": (

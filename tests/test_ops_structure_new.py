@@ -207,12 +207,11 @@ SCATTERS = [
 
 
 @pytest.mark.parametrize(("shape", "axis", "index", "src_shape"), SCATTERS)
-def test_scatter_and_scatter_add(shape, axis, index, src_shape, device, rng):
+def test_scatter_add(shape, axis, index, src_shape, device, rng):
     x_np, src_np = rng.standard_normal(shape), rng.standard_normal(src_shape)
     x, src = leaf(x_np, device), leaf(src_np, device)
     idx = gg.tensor(index, device=device)
     t_idx = torch.tensor(index)
-    # scatter: distinct targets per column here except where noted, so the result is defined
     got = gg.scatter_add(x, axis, idx, src)
     expected = torch.scatter_add(_t(x_np), axis, t_idx, _t(src_np)).numpy()
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
