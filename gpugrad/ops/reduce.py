@@ -254,29 +254,20 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 def _ddof(ddof: Any, correction: Any, unbiased: Any, op: str) -> Any:
     """One divisor offset from NumPy's `ddof` or PyTorch's `correction` / `unbiased`; giving
     more than one of them is refused, since they could disagree."""
-    given = [
-        name
-        for name, value, unset in (("ddof", ddof, 0), ("correction", correction, None))
-        if value is not unset and not (name == "ddof" and value == 0)
-    ] + (["unbiased"] if unbiased is not None else [])
+    given = {
+        name: value
+        for name, value in (("ddof", ddof), ("correction", correction), ("unbiased", unbiased))
+        if value is not None and not (name == "ddof" and value == 0)  # 0: ddof's default
+    }
     if len(given) > 1:
-        raise ArgumentError(
-            f"{op}: give only one of ddof=, correction= and unbiased=, got "
-            + ", ".join(
-                f"{name}={value!r}"
-                for name, value in zip(
-                    ("ddof", "correction", "unbiased"), (ddof, correction, unbiased)
-                )
-                if name in given
-            )
-        )
+        got = ", ".join(f"{name}={value!r}" for name, value in given.items())
+        raise ArgumentError(f"{op}: give only one of ddof=, correction= and unbiased=, got {got}")
     if unbiased is not None:
         if not isinstance(unbiased, bool):
             raise ArgumentTypeError(f"{op}: unbiased must be True or False, got {unbiased!r}")
         return 1 if unbiased else 0
-    value = correction if correction is not None else ddof
+    name, value = next(iter(given.items()), ("ddof", 0))
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        name = "correction" if correction is not None else "ddof"
         raise ArgumentError(f"{op}: {name} must be a number >= 0, got {value!r}")
     return value
 
