@@ -58,6 +58,7 @@ DTYPE_ERRORS = {
     "list into a unary op": (lambda d: gg.exp([1.0, 2.0]), r"list.*gg\.tensor"),
     "list into a binary op": (lambda d: gg.add(_x(d), [1.0, 2.0, 3.0, 4.0]), r"gg\.tensor"),
     "list into where": (lambda d: gg.where([True, False], 1.0, gg.ones(2, device=d)), "list"),
+    "list as an index": (lambda d: gg.index_add(_x(d), 0, [0], gg.ones((1, 4), device=d)), "list"),
     "int for cat": (lambda d: gg.cat(5), "int"),
     "a tensor for cat": (lambda d: gg.cat(_x(d)), r"Tensor.*\[t\]"),
     "topk k float": (lambda d: gg.topk(_x(d), 1.5), "1.5"),

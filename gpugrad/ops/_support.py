@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from ..autograd import _device_mismatch
+from ..autograd import _device_mismatch, _not_a_tensor
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
@@ -112,8 +112,10 @@ def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
 
 
 def index_array(index: Any, like: Tensor, op: str) -> Any:
-    """An index argument (Tensor, list or array of integers) as an integer array of like's
-    backend: DeviceError for an index on another device, DTypeError for a non-integer one."""
+    """An index argument (a Tensor or array of integers) as an integer array of like's
+    backend: DeviceError for an index on another device, DTypeError for a non-integer one
+    or a Python list."""
+    refuse_sequence(index, op)
     backend = like._backend
     if isinstance(index, Tensor):
         if index._backend is not backend:
@@ -146,7 +148,4 @@ def refuse_sequence(x: Any, op: str) -> None:
     """PyTorch's rule, kept for every op: a Python list or tuple is not a tensor argument
     (it would be silently converted one way here and another there)."""
     if isinstance(x, (list, tuple)):
-        raise DTypeError(
-            f"{op}: got a Python {type(x).__name__} where a Tensor belongs; "
-            f"make it a tensor first with gg.tensor(...)"
-        )
+        raise _not_a_tensor(op, x)
