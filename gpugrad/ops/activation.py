@@ -206,7 +206,8 @@ def _normalize_along(op: type[_Activation], x: Tensor, axis: int, name: str) -> 
     """softmax/log_softmax with PyTorch's edge cases: a 0-d tensor is one value along axis 0
     or -1 (softmax 1, log_softmax 0); an empty tensor gives an empty result."""
     if x.ndim == 0:
-        _axis(x.reshape(1), axis, name)
+        if axis not in (0, -1):
+            raise ShapeError(f"{name}: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")
         return op.apply(x.reshape(1), param=0).reshape(())
     axis = _axis(x, axis, name)
     if x.data.size == 0:  # nothing to normalise (and the max below would have no identity)
