@@ -97,7 +97,8 @@ def isclose(
     """|a - b| <= atol + rtol·|b|, elementwise (bool, no gradient), as NumPy and PyTorch."""
     like = a if isinstance(a, Tensor) else b
     if not isinstance(like, Tensor):
-        raise DTypeError(f"isclose needs a Tensor argument, got {type(a).__name__} and {type(b).__name__}")
+        kinds = f"{type(a).__name__} and {type(b).__name__}"
+        raise DTypeError(f"isclose needs a Tensor argument, got {kinds}")
     backend = like._backend
     a, b = as_operand(a, like, "isclose"), as_operand(b, like, "isclose")
     av = a.data if isinstance(a, Tensor) else a
