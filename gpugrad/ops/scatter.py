@@ -22,7 +22,7 @@ from ._support import (
 )  # fmt: skip
 from .compare import where
 from .convert import astype
-from .index import getitem, scatter_to
+from .index import _along_axis_index, getitem, scatter_to
 from .inplace import SetItem, record_inplace, tracking_inplace
 
 
@@ -42,16 +42,7 @@ def _scatter_positions(
             f"along axis {axis} (same number of dimensions, no larger on the other axes)"
         )
     check_index_range(index, x.shape[axis], op, axis, x.shape)
-    backend = x._backend
-    parts = []
-    for d, n in enumerate(index.shape):
-        if d == axis:
-            parts.append(index)
-        else:
-            shape = [1] * index.ndim
-            shape[d] = n
-            parts.append(backend.arange(n).reshape(shape))
-    return tuple(parts), index.shape
+    return _along_axis_index(x, index, axis, pytorch=True), index.shape  # gather's positions
 
 
 def _source_block(src: Any, x: Tensor, index_shape: tuple[int, ...], op: str) -> Any:
