@@ -33,7 +33,7 @@ class Einsum(Function):
     def forward(self, *arrays, terms, output):
         self.terms, self.output = terms, output
         self.save(*arrays)
-        return self.xp.einsum(f"{','.join(terms)}->{output}", *arrays)
+        return _contract(self.xp, f"{','.join(terms)}->{output}", arrays)
 
     def backward(self, xp, g, *operands):
         sizes = _letter_sizes(self.terms, [a.shape for a in operands])
@@ -57,9 +57,17 @@ class Einsum(Function):
             for letter in sorted(set(term) - reached):
                 subs.append(letter)
                 args.append(self.xp.ones(sizes[letter], dtype=g.dtype))
-            grad = xp.einsum(f"{','.join(subs)}->{target}", *args)
+            spec = f"{','.join(subs)}->{target}"
+            grad = _contract(xp, spec, args) if xp is self.xp else xp.einsum(spec, *args)
             grads.append(unbroadcast(grad, operand.shape))
         return tuple(grads) if len(grads) > 1 else grads[0]  # the engine's one-input form
+
+
+def _contract(backend: Any, spec: str, arrays: Any) -> Any:
+    """The backend's einsum on raw arrays. With three or more operands the order of the
+    pairwise contractions decides the cost (a chain of matrices can go from n⁴ to n³), so
+    the library is asked to choose it."""
+    return backend.einsum(spec, *arrays, optimize=len(arrays) > 2)
 
 
 def _letter_sizes(terms: list[str], shapes: list[tuple[int, ...]]) -> dict[str, int]:
