@@ -205,11 +205,11 @@ class CumSum(Function):
 
 class CumProd(Function):
     """Running product along an axis. d out_j/d x_i (j >= i) is the product of x_0..x_j
-    without x_i. Before the first zero that is out_j / x_i; at the first zero z it is the
-    running product with x_z taken as 1; after it, 0 (x_z is among the factors). Which
-    element is which is decided in the forward, so the backward needs no host sync.
-    Second derivatives are exact where x has no zeros (at a zero, the "after it: 0" part is
-    a constant, so its derivative with respect to that zero is missing)."""
+    without x_i. Before the first zero z that is out_j / x_i. At z it is Q_j, the running
+    product with x_z taken as 1. After z it is 0, written as x_z·Q_j/x_i so that it keeps
+    its derivative with respect to x_z (second derivatives are then exact with up to one
+    zero per slice). Which element is which is decided in the forward, so the backward
+    needs no host sync."""
 
     def forward(self, x, axis):
         xp = self.xp
@@ -220,6 +220,7 @@ class CumProd(Function):
         zeros_so_far = xp.cumsum(zero, axis=axis)
         self.before_zero = zeros_so_far == 0
         self.first_zero = zero & (zeros_so_far == 1)
+        self.later_nonzero = ~zero & (zeros_so_far > 0)
         out = xp.cumprod(flat, axis=axis)
         self.save(x, out)  # the input itself, not the flattened view: saved arrays must be
         return out  # the op's inputs or output
@@ -232,11 +233,15 @@ class CumProd(Function):
         def from_the_end(v):  # Σ_{j >= i} v_j
             return xp.flip(xp.cumsum(xp.flip(v, axis), axis=axis), axis)
 
-        safe_x = xp.where(self.before_zero, x, 1)
-        no_zero_yet = from_the_end(g * out) / safe_x
-        skipping_zero = xp.cumprod(xp.where(self.first_zero, 1, x), axis=axis)
-        at_zero = from_the_end(g * skipping_zero)
-        grad = xp.where(self.before_zero, no_zero_yet, xp.where(self.first_zero, at_zero, 0))
+        no_zero_yet = from_the_end(g * out) / xp.where(self.before_zero, x, 1)
+        tail = from_the_end(g * xp.cumprod(xp.where(self.first_zero, 1, x), axis=axis))
+        first_zero_value = xp.sum(xp.where(self.first_zero, x, 0), axis=axis, keepdims=True)
+        after_zero = first_zero_value * tail / xp.where(self.later_nonzero, x, 1)
+        grad = xp.where(
+            self.before_zero,
+            no_zero_yet,
+            xp.where(self.first_zero, tail, xp.where(self.later_nonzero, after_zero, 0)),
+        )
         return grad.reshape(self.in_shape)
 
 
