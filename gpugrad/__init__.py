@@ -3,7 +3,7 @@
 from . import autograd  # first: the engine and Tensor know each other
 
 # isort: split
-from . import accelerator, backends, cuda, ops
+from . import accelerator, backends, cuda, linalg, ops
 from ._version import __version__
 from .autograd import (
     detect_anomaly,
@@ -54,6 +54,9 @@ from .dtypes import (
     long,
     uint8,
 )  # fmt: skip
+from .dtypes import bool_ as bool  # PyTorch's names for these dtypes
+from .dtypes import float32 as float
+from .dtypes import int32 as int
 from .errors import (
     AnomalyError,
     ArgumentError,

@@ -206,7 +206,7 @@ class Function:
         if len(inputs) == 1:  # the common case, kept short
             x = inputs[0]
             if not isinstance(x, Tensor):
-                raise TypeError(f"{node.name} expects a Tensor, got {type(x).__name__}")
+                raise _not_a_tensor(node.name, x)
             backend = node.xp = x._backend
             track = x.requires_grad
             edges = (x.grad_fn or x,)
@@ -259,6 +259,8 @@ class Function:
                     else:
                         edge_list.append(None)
                 else:
+                    if isinstance(x, (list, tuple)):
+                        raise _not_a_tensor(node.name, x)
                     arrays.append(x)
                     edge_list.append(None)
             edges = edge_list
@@ -352,6 +354,14 @@ def _describe(inputs: Sequence[Any]) -> str:
         else:
             parts.append(repr(x))
     return ", ".join(parts)
+
+
+def _not_a_tensor(op: str, x: Any) -> DTypeError:
+    """Ops take Tensors, never Python lists (PyTorch's rule too): one spelling everywhere."""
+    return DTypeError(
+        f"{op} expects a Tensor, got a {type(x).__name__}; make it a tensor first with "
+        "gg.tensor(...)"
+    )
 
 
 def _device_mismatch(op: str, inputs: Sequence[Any]) -> DeviceError:

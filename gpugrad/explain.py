@@ -134,6 +134,25 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     # losses
     "SoftmaxCrossEntropy": (("z",), "∂(−ln softmax(z)[y])/∂z = softmax(z) − onehot(y)"),
     "BinaryCrossEntropy": (("p", "y"), "∂BCE/∂p = (p − y)/(p(1 − p)), ∂BCE/∂y = ln(1−p) − ln p"),
+    # ops added for PyTorch ports
+    "Erfc": (("x",), "∂erfc x/∂x = −(2/√π)·e^(−x²)"),
+    "Log2": (("x",), "∂log₂x/∂x = 1/(x·ln 2)"),
+    "Log10": (("x",), "∂log₁₀x/∂x = 1/(x·ln 10)"),
+    "Square": (("x",), "∂x²/∂x = 2x"),
+    "Rsqrt": (("x",), "∂(1/√x)/∂x = −1/(2x^(3/2))"),
+    "Reciprocal": (("x",), "∂(1/x)/∂x = −1/x²"),
+    "_Flat": (("x",), "∂/∂x = 0 (a piecewise-constant op)"),
+    "Floor": (("x",), "∂floor(x)/∂x = 0 (flat between the jumps)"),
+    "Ceil": (("x",), "∂ceil(x)/∂x = 0 (flat between the jumps)"),
+    "Round": (("x",), "∂round(x)/∂x = 0 (flat between the jumps)"),
+    "Trunc": (("x",), "∂trunc(x)/∂x = 0 (flat between the jumps)"),
+    "Sign": (("x",), "∂sign(x)/∂x = 0 (flat on each side of 0)"),
+    "CumProd": (("x",), "∂(Π_{k≤j} xₖ)/∂xᵢ = the product of the others, for j ≥ i"),
+    "Tril": (("x",), "∂tril(x)/∂x = 1 in the lower triangle: g's lower triangle"),
+    "Triu": (("x",), "∂triu(x)/∂x = 1 in the upper triangle: g's upper triangle"),
+    "Roll": (("x",), "∂roll(x)/∂x = 1: g is rolled back"),
+    "Einsum": ((), "∂einsum(…)/∂xₖ = the einsum of g with the other operands, to xₖ's letters"),
+    "VectorNorm": (("x",), "∂‖x‖ₚ/∂xᵢ = sign(xᵢ)·|xᵢ|ᵖ⁻¹/‖x‖ₚᵖ⁻¹ (0 at a zero vector)"),
     # module hook markers: identities
     "_HookInput": (("x",), "∂x/∂x = 1 (marks a module's input for its backward hooks)"),
     "_HookOutput": (("x",), "∂x/∂x = 1 (marks a module's output for its backward hooks)"),
@@ -148,6 +167,8 @@ ELEMENTWISE = frozenset(
         "Log1p", "Expm1", "Sqrt", "Sin", "Cos", "Abs", "Clip", "Erf", "Where", "Relu",
         "LeakyRelu", "Elu", "Gelu", "GeluTanh", "Silu", "Sigmoid", "Tanh", "Softplus", "Cast",
         "Copy", "BinaryCrossEntropy", "_HookInput", "_HookOutput",
+        "Erfc", "Log2", "Log10", "Square", "Rsqrt", "Reciprocal", "Floor", "Ceil", "Round",
+        "Trunc", "Sign",
     }
 )  # fmt: skip
 _IDENTITIES = frozenset({"_HookInput", "_HookOutput"})  # their backward would fire user hooks

@@ -15,7 +15,7 @@ from . import autograd
 from .backend import Backend, Device, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
-from .errors import DeviceError, DTypeError, GraphError, ShapeError
+from .errors import DeviceError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
 
 _new = object.__new__
 
@@ -68,6 +68,31 @@ def _check_grad(t: Tensor, g: Any) -> None:
         raise ShapeError(f"the gradient has shape {g.shape} but the tensor has shape {t.shape}")
     if g.dtype != t.dtype:
         raise DTypeError(f"the gradient has dtype {g.dtype} but the tensor has dtype {t.dtype}")
+
+
+class Size(int):
+    """An element count that is also PyTorch's size() when called (see Tensor.size)."""
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        count = 1
+        for n in shape:
+            count *= n
+        obj = super().__new__(cls, count)
+        obj.shape = tuple(shape)
+        return obj
+
+    def __call__(self, axis: int | None = None) -> Any:
+        """The shape (a tuple), or the length of one axis."""
+        if axis is None:
+            return self.shape
+        ndim = len(self.shape)
+        if isinstance(axis, bool) or not hasattr(axis, "__index__"):
+            raise ShapeError(f"size() takes an int axis, got {axis!r}")
+        if not -ndim <= axis < ndim:
+            raise IndexOutOfRangeError(
+                f"axis {axis} is out of range for shape {self.shape} (valid: {-ndim}..{ndim - 1})"
+            )
+        return self.shape[axis]
 
 
 def _is_device_name(name: str) -> bool:
@@ -168,9 +193,10 @@ class Tensor:
         return self.data.ndim
 
     @property
-    def size(self) -> int:
-        """The number of elements (NumPy's meaning, not PyTorch's size())."""
-        return self.data.size
+    def size(self) -> Size:
+        """The number of elements (NumPy's attribute: `x.size == 6`), which can also be called
+        as PyTorch's size(): `x.size()` is the shape, `x.size(0)` one axis's length."""
+        return Size(self.data.shape)
 
     @property
     def dtype(self) -> Any:

@@ -130,25 +130,42 @@ USES_INPUT = frozenset({"leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "softp
 USES_OUTPUT = frozenset({"relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax"})
 
 
-def erf_formula(ns: Any, x: Any) -> Any:
-    """The error function from elementwise arithmetic alone (NumPy has no erf)."""
-    a = ns.abs(x)
-    # Below the cut: erf(a) = 2/√π · e^(-a²) · Σ (2a²)^n · a / (1·3·…·(2n+1)), all terms > 0.
+def _erf_series(ns: Any, a: Any) -> Any:
+    """erf(a) for 0 <= a, used below the cut:
+    erf(a) = 2/√π · e^(-a²) · Σ (2a²)^n · a / (1·3·…·(2n+1)), all terms > 0."""
     s = ns.minimum(a, ERF_CUT)
     two_s2 = s * s * 2
     term = total = s
     for n in range(1, ERF_SERIES_TERMS):
         term = term * two_s2 * (1.0 / (2 * n + 1))
         total = total + term
-    series = total * ns.exp(-s * s) * TWO_OVER_SQRT_PI
-    # Above it: erfc(b) = e^(-b²)/√π / (b + (1/2)/(b + 1/(b + (3/2)/(b + …)))), from the tail.
+    return total * ns.exp(-s * s) * TWO_OVER_SQRT_PI
+
+
+def _erfc_tail(ns: Any, a: Any) -> Any:
+    """erfc(a) for a >= 0, used above the cut (no cancellation, so tiny values stay exact):
+    erfc(b) = e^(-b²)/√π / (b + (1/2)/(b + 1/(b + (3/2)/(b + …)))), from the tail."""
     b = ns.maximum(a, ERF_CUT)
     f = b
     for k in range(ERF_FRACTION_TERMS, 0, -1):
         f = b + (0.5 * k) / f
-    fraction = 1 - ns.exp(-b * b) / (f * math.sqrt(math.pi))
-    magnitude = ns.where(a < ERF_CUT, series, fraction)
+    return ns.exp(-b * b) / (f * math.sqrt(math.pi))
+
+
+def erf_formula(ns: Any, x: Any) -> Any:
+    """The error function from elementwise arithmetic alone (NumPy has no erf)."""
+    a = ns.abs(x)
+    magnitude = ns.where(a < ERF_CUT, _erf_series(ns, a), 1 - _erfc_tail(ns, a))
     return ns.where(x < 0, -magnitude, magnitude)
+
+
+def erfc_formula(ns: Any, x: Any) -> Any:
+    """1 - erf(x), computed without the cancellation that 1 - erf(x) suffers for large x."""
+    a = ns.abs(x)
+    series = _erf_series(ns, a)
+    near = 1 - ns.where(x < 0, -series, series)
+    tail = _erfc_tail(ns, a)
+    return ns.where(a < ERF_CUT, near, ns.where(x < 0, 2 - tail, tail))
 
 
 def written_into(result: Any, into: Any) -> Any:
@@ -187,3 +204,7 @@ class ActivationPrimitives:
     def erf(self, x: Any) -> Any:
         """The error function, elementwise, in x's dtype."""
         return erf_formula(self, x)
+
+    def erfc(self, x: Any) -> Any:
+        """The complementary error function 1 - erf(x), elementwise, in x's dtype."""
+        return erfc_formula(self, x)

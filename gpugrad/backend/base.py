@@ -26,6 +26,8 @@ ARRAY_FUNCTIONS = (
     "may_share_memory", "mean", "min", "minimum", "moveaxis", "not_equal", "ones", "pad",
     "prod", "repeat", "reshape", "sign", "sin", "sqrt", "squeeze", "stack", "sum", "swapaxes",
     "take_along_axis", "tanh", "tile", "transpose", "var", "where", "zeros",
+    "argsort", "ceil", "cumprod", "einsum", "floor", "isclose", "log10", "log2", "roll", "round",
+    "tril", "triu", "trunc", "zeros_like",
 )  # fmt: skip
 
 

@@ -7,6 +7,7 @@ subset that formulas use, so `xp.exp(x)` records a differentiable op.
 
 from __future__ import annotations
 
+from ..creation import zeros_like  # for backward formulas (xp.zeros_like); gg exports it
 from ..tensor import Tensor
 from ._support import unbroadcast
 from .activation import (
@@ -21,9 +22,11 @@ from .activation import (
 )  # fmt: skip
 from .arithmetic import add, div, maximum, minimum, mul, neg, pow, sub
 from .compare import (
+    allclose,
     eq,
     ge,
     gt,
+    isclose,
     isfinite,
     isnan,
     le,
@@ -37,6 +40,7 @@ from .compare import (
     where,
 )  # fmt: skip
 from .convert import astype, clone, to_device
+from .einsum import bmm, einsum
 from .index import (
     chunk,
     gather,
@@ -64,11 +68,30 @@ from .inplace import (
 )  # fmt: skip
 from .linalg import dot, matmul, outer
 from .loss import softmax_cross_entropy_backward
+from .methods import (
+    contiguous,
+    dim,
+    expand_as,
+    matrix_transpose,
+    new_full,
+    new_ones,
+    new_tensor,
+    new_zeros,
+    numel,
+    reshape_as,
+    t,
+    type_as,
+    view_as,
+)  # fmt: skip
+from .norm import norm, vector_norm
 from .reduce import (
     all,
+    amax,
+    amin,
     any,
     argmax,
     argmin,
+    cumprod,
     cumsum,
     logsumexp,
     max,
@@ -79,6 +102,7 @@ from .reduce import (
     sum,
     var,
 )  # fmt: skip
+from .scatter import index_add, masked_fill, masked_fill_, scatter, scatter_add
 from .shape import (
     broadcast_to,
     cat,
@@ -92,6 +116,7 @@ from .shape import (
     permute,
     repeat,
     reshape,
+    roll,
     squeeze,
     stack,
     swapaxes,
@@ -99,6 +124,20 @@ from .shape import (
     transpose,
     unsqueeze,
 )  # fmt: skip
+from .sorting import TopK, argsort, sort, topk
+from .special import (
+    ceil,
+    erfc,
+    floor,
+    log2,
+    log10,
+    reciprocal,
+    round,
+    rsqrt,
+    square,
+    trunc,
+)  # fmt: skip
+from .triangular import diag, diagonal, trace, tril, triu
 from .unary import abs, clamp, clip, cos, exp, expm1, log, log1p, sin, sqrt
 
 # NumPy's longer names, so backward formulas and NumPy users find them.
@@ -118,6 +157,12 @@ __all__ = [
     "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "squeeze", "stack", "std", "sub", "sub_",
     "subtract", "sum", "swapaxes", "take", "take_along_axis", "tanh", "tile", "to_device",
     "transpose", "true_divide", "unbroadcast", "unsqueeze", "var", "where", "zero_",
+]  # fmt: skip
+__all__ += [  # the ops PyTorch programs use that NumPy's names did not cover
+    "TopK", "allclose", "amax", "amin", "argsort", "bmm", "ceil", "cumprod", "diag", "diagonal",
+    "einsum", "erf", "erfc", "floor", "index_add", "isclose", "log2", "log10", "masked_fill",
+    "masked_fill_", "norm", "reciprocal", "roll", "round", "rsqrt", "scatter", "scatter_add",
+    "sort", "square", "topk", "trace", "tril", "triu", "trunc",
 ]  # fmt: skip
 
 
@@ -173,10 +218,23 @@ def _bind_methods() -> None:
         "astype": astype, "clone": clone,
         "add_": add_, "sub_": sub_, "mul_": mul_, "div_": div_, "zero_": zero_,
         "fill_": fill_, "copy_": copy_,
+        "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
+        "tril": tril, "triu": triu, "masked_fill": masked_fill, "masked_fill_": masked_fill_,
+        "topk": topk, "sort": sort, "argsort": argsort, "amax": amax, "amin": amin,
+        "erf": erf, "erfc": erfc, "log2": log2, "log10": log10, "square": square,
+        "rsqrt": rsqrt, "reciprocal": reciprocal, "floor": floor, "ceil": ceil, "round": round,
+        "trunc": trunc, "cumprod": cumprod, "roll": roll, "diag": diag, "diagonal": diagonal,
+        "trace": trace, "norm": norm, "allclose": allclose, "isclose": isclose,
+        "scatter": scatter, "scatter_add": scatter_add, "index_add": index_add, "bmm": bmm,
+        "contiguous": contiguous, "view_as": view_as, "reshape_as": reshape_as,
+        "expand_as": expand_as, "type_as": type_as, "new_zeros": new_zeros,
+        "new_ones": new_ones, "new_full": new_full, "new_tensor": new_tensor, "t": t,
+        "numel": numel, "dim": dim,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
         setattr(Tensor, name, fn)
     Tensor.T = property(transpose, doc="The tensor with its axes reversed (NumPy's .T).")
+    Tensor.mT = property(matrix_transpose, doc="The last two axes swapped (PyTorch's .mT).")
 
 
 _bind_methods()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from ..autograd import _device_mismatch
-from ..errors import DeviceError, ShapeError
+from ..autograd import _device_mismatch, _not_a_tensor
+from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
 
@@ -14,9 +14,12 @@ __all__ = [
     "PY_SCALARS",
     "as_operand",
     "as_tensor_like",
+    "check_index_range",
+    "index_array",
     "make_tensor",
     "normalize_axes",
     "normalize_axis",
+    "refuse_sequence",
     "unbroadcast",
 ]
 
@@ -73,6 +76,7 @@ def as_operand(x: Any, like: Tensor, op: str = "this operation") -> Any:
         return x
     if type(x) in PY_SCALARS:
         return x
+    refuse_sequence(x, op)
     if hasattr(x, "item") and getattr(x, "ndim", 1) == 0 and not isinstance(x, Tensor):
         return x.item()
     return as_tensor_like(x, like)
@@ -82,6 +86,8 @@ def normalize_axis(axis: Any, ndim: int, shape: tuple[int, ...] | None = None) -
     """One axis as a non-negative int below `ndim`, or ShapeError naming `shape` when given
     (NumPy ints welcome)."""
     try:
+        if isinstance(axis, bool):  # True would silently mean axis 1
+            raise TypeError
         a = operator.index(axis)
     except TypeError:
         raise ShapeError(f"expected a single int axis, got {axis!r}") from None
@@ -103,3 +109,43 @@ def normalize_axes(axis: Any, ndim: int) -> tuple[int, ...] | None:
     if len(set(result)) != len(result):
         raise ShapeError(f"repeated axis in {axis}")
     return None if ndim == 0 else tuple(sorted(result))
+
+
+def index_array(index: Any, like: Tensor, op: str) -> Any:
+    """An index argument (a Tensor or array of integers) as an integer array of like's
+    backend: DeviceError for an index on another device, DTypeError for a non-integer one
+    or a Python list."""
+    refuse_sequence(index, op)
+    backend = like._backend
+    if isinstance(index, Tensor):
+        if index._backend is not backend:
+            raise DeviceError(
+                f"{op}: the index is on '{index.device}' but the tensor is on '{like.device}'"
+            )
+        index = index.data
+    index = backend.asarray(index)
+    if index.dtype.kind not in "iu":
+        raise DTypeError(f"{op}: indices must be integers, got dtype {index.dtype}")
+    return index
+
+
+def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[int, ...]) -> None:
+    """IndexOutOfRangeError unless every value of the integer array `index` lies in
+    [0, size). One reduction on the device; CuPy would otherwise wrap or write out of bounds
+    silently. The offending value is looked up only when there is one."""
+    if index.size == 0:
+        return
+    outside = (index < 0) | (index >= size)
+    if bool(outside.any()):
+        value = int(index[outside].ravel()[0])
+        raise IndexOutOfRangeError(
+            f"{op}: index {value} is out of range for axis {axis} of size {size} "
+            f"(tensor shape {shape}; valid: 0..{size - 1})"
+        )
+
+
+def refuse_sequence(x: Any, op: str) -> None:
+    """PyTorch's rule, kept for every op: a Python list or tuple is not a tensor argument
+    (it would be silently converted one way here and another there)."""
+    if isinstance(x, (list, tuple)):
+        raise _not_a_tensor(op, x)

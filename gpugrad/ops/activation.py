@@ -202,14 +202,27 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return Softplus.apply(x, param=(float(beta), float(threshold)))
 
 
+def _normalize_along(op: type[_Activation], x: Tensor, axis: int, name: str) -> Tensor:
+    """softmax/log_softmax with PyTorch's edge cases: a 0-d tensor is one value along axis 0
+    or -1 (softmax 1, log_softmax 0); an empty tensor gives an empty result."""
+    if x.ndim == 0:
+        if axis not in (0, -1):
+            raise ShapeError(f"{name}: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")
+        return op.apply(x.reshape(1), param=0).reshape(())
+    axis = _axis(x, axis, name)
+    if x.data.size == 0:  # nothing to normalise (and the max below would have no identity)
+        return x.clone()
+    return op.apply(x, param=axis)
+
+
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """e^x / Σ e^x along `axis`: non-negative, sums to 1; stable for any finite logits."""
-    return Softmax.apply(x, param=_axis(x, axis, "softmax"))
+    return _normalize_along(Softmax, x, axis, "softmax")
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along `axis`, computed as x − logsumexp(x) so it never takes log 0."""
-    return LogSoftmax.apply(x, param=_axis(x, axis, "log_softmax"))
+    return _normalize_along(LogSoftmax, x, axis, "log_softmax")
 
 
 __all__ = [

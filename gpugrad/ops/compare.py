@@ -6,9 +6,11 @@ from typing import Any
 
 from ..autograd import Function
 from ..dtypes import DEFAULT_FLOAT, is_floating
+from ..errors import DTypeError
 from ..tensor import Tensor
 from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
 from .convert import astype
+from .special import Sign
 
 
 def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor:
@@ -74,8 +76,9 @@ def logical_not(x: Tensor) -> Tensor:
 
 
 def sign(x: Tensor) -> Tensor:
-    """-1, 0 or 1 by the sign of each element (no gradient: it is flat almost everywhere)."""
-    return _no_grad_op("sign", x, unary=True)
+    """-1, 0 or 1 by the sign of each element; its gradient is zero (it is flat almost
+    everywhere), as in PyTorch."""
+    return Sign.apply(x)
 
 
 def isfinite(x: Tensor) -> Tensor:
@@ -86,6 +89,29 @@ def isfinite(x: Tensor) -> Tensor:
 def isnan(x: Tensor) -> Tensor:
     """True where an element is NaN."""
     return _no_grad_op("isnan", x, unary=True)
+
+
+def isclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> Tensor:
+    """|a - b| <= atol + rtol·|b|, elementwise (bool, no gradient), as NumPy and PyTorch."""
+    like = a if isinstance(a, Tensor) else b
+    if not isinstance(like, Tensor):
+        kinds = f"{type(a).__name__} and {type(b).__name__}"
+        raise DTypeError(f"isclose needs a Tensor argument, got {kinds}")
+    backend = like._backend
+    a, b = as_operand(a, like, "isclose"), as_operand(b, like, "isclose")
+    av = a.data if isinstance(a, Tensor) else a
+    bv = b.data if isinstance(b, Tensor) else b
+    close = backend.isclose(av, bv, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    return make_tensor(backend.xp.asarray(close), backend, None)
+
+
+def allclose(
+    a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
+) -> bool:
+    """True when isclose holds everywhere (a Python bool: one host sync on cuda)."""
+    return bool(isclose(a, b, rtol, atol, equal_nan).data.all())
 
 
 class Where(Function):
@@ -108,7 +134,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Elementwise choice: a where `cond` is true, else b (all three broadcast)."""
     like = next((t for t in (a, b, cond) if isinstance(t, Tensor)), None)
     if like is None:
-        raise TypeError("where() needs at least one Tensor argument")
+        raise DTypeError("where() needs at least one Tensor argument, got none")
     a, b = as_operand(a, like, "where"), as_operand(b, like, "where")
     cond_t = as_operand(cond, like, "where")
     cond_arr = cond_t.data if isinstance(cond_t, Tensor) else like._backend.xp.asarray(cond_t)

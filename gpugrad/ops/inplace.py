@@ -73,6 +73,10 @@ def _record(
     return x
 
 
+# The names other modules' in-place ops (masked_fill_) record themselves with.
+tracking_inplace, record_inplace = _tracking, _record
+
+
 def _write_through_slice(
     x: Tensor, base: Tensor, index: Any, compute: Callable[[Tensor], Tensor]
 ) -> Tensor:

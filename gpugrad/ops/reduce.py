@@ -11,6 +11,7 @@ import builtins
 from typing import Any
 
 from ..autograd import Function
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor, normalize_axes, normalize_axis
 
@@ -44,6 +45,13 @@ class _Reduction(Function):
             if kept == 1:
                 n *= full
         return n
+
+    def _reduced_shape(self, keepdims: bool) -> tuple[int, ...]:
+        """The result's shape."""
+        if keepdims:
+            return self.kept_shape
+        axes = self.axes if self.axes is not None else range(len(self.in_shape))
+        return tuple(n for i, n in enumerate(self.in_shape) if i not in axes)
 
     def _expand(self, g: Any) -> Any:
         """The output gradient with the reduced axes back as size 1, ready to broadcast."""
@@ -162,6 +170,11 @@ class LogSumExp(_Reduction):
     def forward(self, x, axis, keepdims):
         xp = self.xp
         axes = self.setup(x, axis)
+        if self.count() == 0:  # the log of an empty sum: -inf, as in PyTorch
+            out = xp.full(self.kept_shape, -float("inf"), dtype=x.dtype)
+            out = out if keepdims else out.reshape(self._reduced_shape(keepdims))
+            self.save(x, out)
+            return out
         shift = x.max(axis=axes, keepdims=True)
         shift = xp.where(xp.isfinite(shift), shift, 0)
         out = xp.log(xp.exp(x - shift).sum(axis=axes, keepdims=True)) + shift
@@ -190,6 +203,48 @@ class CumSum(Function):
         return xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis).reshape(self.in_shape)
 
 
+class CumProd(Function):
+    """Running product along an axis. d out_j/d x_i (j >= i) is the product of x_0..x_j
+    without x_i. Before the first zero z that is out_j / x_i. At z it is Q_j, the running
+    product with x_z taken as 1. After z it is 0, written as x_z·Q_j/x_i so that it keeps
+    its derivative with respect to x_z (second derivatives are then exact with up to one
+    zero per slice). Which element is which is decided in the forward, so the backward
+    needs no host sync."""
+
+    def forward(self, x, axis):
+        xp = self.xp
+        self.in_shape = x.shape
+        flat = x.reshape(-1) if axis is None else x
+        axis = self.axis = 0 if axis is None else axis
+        zero = flat == 0
+        zeros_so_far = xp.cumsum(zero, axis=axis)
+        self.before_zero = zeros_so_far == 0
+        self.first_zero = zero & (zeros_so_far == 1)
+        self.later_nonzero = ~zero & (zeros_so_far > 0)
+        out = xp.cumprod(flat, axis=axis)
+        self.save(x, out)  # the input itself, not the flattened view: saved arrays must be
+        return out  # the op's inputs or output
+
+    def backward(self, xp, g, x, out):
+        axis = self.axis
+        x = x.reshape(out.shape)
+        g = g.reshape(out.shape)
+
+        def from_the_end(v):  # Σ_{j >= i} v_j
+            return xp.flip(xp.cumsum(xp.flip(v, axis), axis=axis), axis)
+
+        no_zero_yet = from_the_end(g * out) / xp.where(self.before_zero, x, 1)
+        tail = from_the_end(g * xp.cumprod(xp.where(self.first_zero, 1, x), axis=axis))
+        first_zero_value = xp.sum(xp.where(self.first_zero, x, 0), axis=axis, keepdims=True)
+        after_zero = first_zero_value * tail / xp.where(self.later_nonzero, x, 1)
+        grad = xp.where(
+            self.before_zero,
+            no_zero_yet,
+            xp.where(self.first_zero, tail, xp.where(self.later_nonzero, after_zero, 0)),
+        )
+        return grad.reshape(self.in_shape)
+
+
 # --- the public functions ---------------------------------------------------------------------
 def sum(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """Sum over `axis` (all axes when None)."""
@@ -201,13 +256,54 @@ def mean(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     return Mean.apply(x, axis=axis, keepdims=keepdims)
 
 
-def var(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance over `axis`, dividing by N - ddof (ddof=0 as NumPy; PyTorch's default is 1)."""
+def _ddof(ddof: Any, correction: Any, unbiased: Any, op: str) -> Any:
+    """One divisor offset from NumPy's `ddof` or PyTorch's `correction` / `unbiased`; giving
+    more than one of them is refused, since they could disagree."""
+    given = {
+        name: value
+        for name, value in (("ddof", ddof), ("correction", correction), ("unbiased", unbiased))
+        if value is not None and not (name == "ddof" and value == 0)  # 0: ddof's default
+    }
+    if len(given) > 1:
+        got = ", ".join(f"{name}={value!r}" for name, value in given.items())
+        raise ArgumentError(f"{op}: give only one of ddof=, correction= and unbiased=, got {got}")
+    if unbiased is not None:
+        if not isinstance(unbiased, bool):
+            raise ArgumentTypeError(f"{op}: unbiased must be True or False, got {unbiased!r}")
+        return 1 if unbiased else 0
+    name, value = next(iter(given.items()), ("ddof", 0))
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ArgumentError(f"{op}: {name} must be a number >= 0, got {value!r}")
+    return value
+
+
+def var(
+    x: Tensor,
+    axis: Axis = None,
+    keepdims: bool = False,
+    ddof: int = 0,
+    *,
+    correction: int | None = None,
+    unbiased: bool | None = None,
+) -> Tensor:
+    """Variance over `axis`, dividing by N - ddof (ddof=0 as NumPy; PyTorch's default is 1).
+    PyTorch's `correction=` (the same as ddof) and `unbiased=` (ddof 1 or 0) work too."""
+    ddof = _ddof(ddof, correction, unbiased, "var")
     return Var.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
 
 
-def std(x: Tensor, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Standard deviation over `axis`, dividing by N - ddof (ddof=0 as NumPy)."""
+def std(
+    x: Tensor,
+    axis: Axis = None,
+    keepdims: bool = False,
+    ddof: int = 0,
+    *,
+    correction: int | None = None,
+    unbiased: bool | None = None,
+) -> Tensor:
+    """Standard deviation over `axis`, dividing by N - ddof (ddof=0 as NumPy); also takes
+    PyTorch's `correction=` and `unbiased=`, as var does."""
+    ddof = _ddof(ddof, correction, unbiased, "std")
     return Std.apply(x, axis=axis, keepdims=keepdims, ddof=ddof)
 
 
@@ -236,15 +332,42 @@ def cumsum(x: Tensor, axis: int | None = None) -> Tensor:
     return CumSum.apply(x, axis=_single_axis(axis, x.ndim))
 
 
+def cumprod(x: Tensor, axis: int | None = None) -> Tensor:
+    """Running product along `axis` (over the flattened tensor when None, as NumPy);
+    differentiable also where x has zeros."""
+    return CumProd.apply(x, axis=_single_axis(axis, x.ndim))
+
+
+def amax(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Largest value over `axis`; the gradient is split evenly among ties (PyTorch's amax
+    rule, which gpugrad's `max` follows too: PyTorch's max(dim=) instead sends all of it to
+    the one index it returns)."""
+    return Max.apply(x, axis=axis, keepdims=keepdims)
+
+
+def amin(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
+    """Smallest value over `axis`; the gradient is split evenly among ties (as amax)."""
+    return Min.apply(x, axis=axis, keepdims=keepdims)
+
+
+def _refuse_empty(x: Tensor, axis: int | None, op: str) -> None:
+    """An empty axis (or tensor, for axis None) has no position to return."""
+    if x.data.size == 0 and (axis is None or x.shape[axis] == 0):
+        where = "tensor" if axis is None else f"axis {axis}"
+        raise ShapeError(f"{op} of an empty {where}: shape {x.shape} has no elements to pick")
+
+
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (in the flattened tensor when axis is None); int64."""
     axis = _single_axis(axis, x.ndim)
+    _refuse_empty(x, axis, "argmax")
     return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
 
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (in the flattened tensor when axis is None); int64."""
     axis = _single_axis(axis, x.ndim)
+    _refuse_empty(x, axis, "argmin")
     return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
 
 

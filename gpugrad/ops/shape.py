@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..autograd import Function, share_version
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import as_tensor_like, normalize_axes, normalize_axis
 
@@ -116,6 +116,18 @@ class Flip(Function):
         return xp.flip(g, self.axis)
 
 
+class Roll(Function):
+    """Shift elements along axes, wrapping around; the gradient shifts back."""
+
+    def forward(self, x, shift, axis):
+        self.shift, self.axis = shift, axis
+        return self.xp.roll(x, shift, axis)
+
+    def backward(self, xp, g):
+        back = tuple(-s for s in self.shift) if isinstance(self.shift, tuple) else -self.shift
+        return xp.roll(g, back, self.axis)
+
+
 # --- the public functions ---------------------------------------------------------------------
 def reshape(x: Tensor, *shape: Any) -> Tensor:
     """The same elements in a new shape (one axis may be -1); a view when possible."""
@@ -212,6 +224,11 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
 
 
 def _tensors(tensors: Sequence[Any], name: str) -> list[Tensor]:
+    if isinstance(tensors, Tensor) or not isinstance(tensors, (list, tuple)):
+        raise DTypeError(
+            f"{name} takes a list or tuple of Tensors, got {type(tensors).__name__}"
+            + (" (a single Tensor: wrap it as [t])" if isinstance(tensors, Tensor) else "")
+        )
     tensors = list(tensors)
     if not tensors:
         raise ShapeError(f"{name} needs at least one tensor")
@@ -263,8 +280,13 @@ def repeat(x: Tensor, repeats: int | Sequence[int], axis: int | None = None) -> 
     """
     from .index import take
 
+    counts = repeats if isinstance(repeats, (list, tuple)) else [repeats]
+    for r in counts if not hasattr(repeats, "shape") else ():  # arrays: checked by the backend
+        if isinstance(r, bool) or not hasattr(r, "__index__") or r < 0:
+            raise ShapeError(f"repeat: repeats must be ints >= 0, got {repeats!r}")
     if axis is None:
         x, axis = flatten(x), 0
+    axis = normalize_axis(axis, x.ndim, x.shape)
     backend = x._backend
     n = x.shape[axis]
     index = backend.repeat(backend.arange(n), repeats)
@@ -282,3 +304,21 @@ def tile(x: Tensor, reps: int | Sequence[int]) -> Tensor:
     target = tuple(d for r, n in zip(reps, x.shape) for d in (r, n))
     out = broadcast_to(reshape(x, interleaved), target)
     return reshape(out, tuple(r * n for r, n in zip(reps, x.shape)))
+
+
+def roll(x: Tensor, shift: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Tensor:
+    """Shift elements by `shift` places along `axis` (of the flattened tensor when None),
+    wrapping around, as NumPy's roll and PyTorch's roll(shifts, dims)."""
+    shifts = tuple(shift) if isinstance(shift, (tuple, list)) else shift
+    if axis is None:
+        if isinstance(shifts, tuple):
+            raise ShapeError(f"roll: several shifts {shifts} need as many axes, got axis=None")
+        return reshape(Roll.apply(flatten(x), shift=shifts, axis=0), x.shape)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else axis
+    if isinstance(shifts, tuple) != isinstance(axes, tuple) or (
+        isinstance(shifts, tuple) and len(shifts) != len(axes)
+    ):
+        raise ShapeError(f"roll: shifts {shift} and axes {axis} must pair up one to one")
+    for a in axes if isinstance(axes, tuple) else (axes,):
+        normalize_axis(a, x.ndim, x.shape)
+    return Roll.apply(x, shift=shifts, axis=axes)
