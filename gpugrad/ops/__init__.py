@@ -229,7 +229,7 @@ def _bind_methods() -> None:
         "contiguous": contiguous, "view_as": view_as, "reshape_as": reshape_as,
         "expand_as": expand_as, "type_as": type_as, "new_zeros": new_zeros,
         "new_ones": new_ones, "new_full": new_full, "new_tensor": new_tensor, "t": t,
-        "numel": numel, "dim": dim,
+        "numel": numel, "nelement": numel, "dim": dim,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
         setattr(Tensor, name, fn)
