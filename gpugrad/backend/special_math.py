@@ -57,7 +57,7 @@ def via_library(ns: Any, function: Callable[[Any], Any], x: Any) -> Any:
     with the dtypes of this module's own functions: float32 and float64 computed as they are,
     anything else in float64, and the result an array of x's float dtype (float64 for others)."""
     dtype = _result_dtype(x)
-    computed = x if dtype in ("float32", "float64") else x.astype("float64")
+    computed = x if str(x.dtype) in ("float32", "float64") else x.astype("float64")
     return ns.xp.asarray(function(computed)).astype(dtype, copy=False)
 
 
