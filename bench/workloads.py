@@ -516,11 +516,77 @@ def conv2d(seed: int = 0) -> Workload:
     )
 
 
+# --- GELU (exact, through erf) forward + backward on a large tensor -------------------------------
+GELU_SIZE = 1_000_000
+
+
+def gelu_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The input (standard normal, times 3 so both erf regimes are hit) and the output's
+    gradient, float32."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(GELU_SIZE) * 3).astype(np.float32)
+    return x, rng.standard_normal(GELU_SIZE).astype(np.float32)
+
+
+def gelu_gpugrad(x0: np.ndarray, c0: np.ndarray) -> Run:
+    """gpugrad: F.gelu (exact), then `out.backward(c)`: the gradient of x."""
+    import gpugrad.nn.functional as F
+
+    x, c = gg.tensor(x0, requires_grad=True), gg.tensor(c0)
+
+    def run() -> np.ndarray:
+        x.grad = None
+        F.gelu(x).backward(c)
+        return x.grad.data
+
+    return run
+
+
+def gelu_torch(x0: np.ndarray, c0: np.ndarray) -> Run | None:
+    """PyTorch's exact GELU and `out.backward(c)` (None where torch is missing)."""
+    if torch is None:
+        return None
+    x, c = torch.tensor(x0, requires_grad=True), torch.from_numpy(c0.copy())
+
+    def run() -> np.ndarray:
+        x.grad = None
+        torch.nn.functional.gelu(x).backward(c)
+        return x.grad.numpy()
+
+    return run
+
+
+def gelu(seed: int = 0) -> Workload:
+    """Exact GELU forward + backward with gpugrad and torch, gradients checked against the
+    float64 formula with libm's erf (NumPy has no erf, so there is no NumPy variant)."""
+    import math
+
+    x0, c0 = gelu_data(seed)
+    x = x0.astype(np.float64)
+    cdf = (1 + np.vectorize(math.erf, otypes=[np.float64])(x / math.sqrt(2))) / 2
+    want = c0 * (cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi))
+    variants = {"gpugrad": gelu_gpugrad(x0, c0)}
+    run_torch = gelu_torch(x0, c0)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+    for variant, run in variants.items():
+        got = run()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=f"{variant}: dx")
+    return Workload(
+        name="gelu",
+        description=(
+            f"exact GELU (erf) on {GELU_SIZE:,} float32 elements: forward + backward to the input"
+        ),
+        variants=variants,
+    )
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "op_chain": op_chain,
     "mlp": mlp,
     "train_step": train_step,
     "conv2d": conv2d,
+    "gelu": gelu,
 }
 
 

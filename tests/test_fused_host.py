@@ -52,7 +52,7 @@ DTYPES = [np.float32, np.float64]
 
 def _tol(dtype) -> dict:
     # This file checks the wiring; tests/test_kernels.py bounds the math itself in ulps. The
-    # float32 twin of erf (a series in float32) is a few ulps off libm's erff near zero.
+    # float32 twins round after every NumPy operation, a few ulps off the kernels' libm math.
     return {"rtol": 3e-5, "atol": 3e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
 
 

@@ -11,9 +11,11 @@ from typing import Any
 
 import cupy
 import cupyx
+import cupyx.scipy.special
 import numpy as np
 
 from ..errors import CheckpointError
+from . import special_math
 from .base import Backend
 from .cupy_kernels import CupyKernels
 from .device import Device
@@ -136,6 +138,16 @@ class StockCupyBackend(Backend):
 
     def scatter_add(self, target: cupy.ndarray, index: Any, values: cupy.ndarray) -> None:
         cupyx.scatter_add(target, index, values)
+
+    def erf(self, x: cupy.ndarray) -> cupy.ndarray:
+        """The error function: CuPy's (the device's erf/erff), with special_math's dtypes."""
+        with cupy.cuda.Device(self.index):
+            return special_math.via_library(self, cupyx.scipy.special.erf, x)
+
+    def erfc(self, x: cupy.ndarray) -> cupy.ndarray:
+        """1 - erf(x): CuPy's (the device's erfc), with special_math's dtypes."""
+        with cupy.cuda.Device(self.index):
+            return special_math.via_library(self, cupyx.scipy.special.erfc, x)
 
     def device_context(self) -> cupy.cuda.Device:
         """A context manager that makes this backend's GPU the current CUDA device."""

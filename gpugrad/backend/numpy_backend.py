@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import special_math
 from .base import Backend
 from .device import Device
 
@@ -58,3 +59,17 @@ class NumpyBackend(Backend):
 
     def scatter_add(self, target: np.ndarray, index: Any, values: np.ndarray) -> None:
         np.add.at(target, index, values)
+
+    def erf(self, x: np.ndarray) -> np.ndarray:
+        """The error function: SciPy's where SciPy is installed, else special_math's."""
+        library = special_math.scipy_special()
+        if library is None:
+            return super().erf(x)
+        return special_math.via_library(self, library.erf, x)
+
+    def erfc(self, x: np.ndarray) -> np.ndarray:
+        """1 - erf(x): SciPy's where SciPy is installed, else special_math's."""
+        library = special_math.scipy_special()
+        if library is None:
+            return super().erfc(x)
+        return special_math.via_library(self, library.erfc, x)
