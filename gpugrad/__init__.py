@@ -81,6 +81,9 @@ from . import data, nn, optim, viz
 from .explain import explain
 
 # isort: split
+from . import distributed  # process groups and collectives over MPI / NCCL
+
+# isort: split
 # Last, once every public function exists: PyTorch's dim=/keepdim= get a message naming axis=.
 import sys as _sys
 

@@ -55,3 +55,17 @@ class AnomalyError(GpugradError, RuntimeError):
 
 class KeywordError(GpugradError, TypeError):
     """A keyword gpugrad spells differently: PyTorch's dim=/keepdim= are axis=/keepdims= here."""
+
+
+class ArgumentError(GpugradError, ValueError):
+    """An argument whose value a function cannot take: a rank outside the world, an unknown
+    reduction, a bucket size of 0."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of a type a function cannot take (also a TypeError, as in Python)."""
+
+
+class DistributedError(GpugradError, RuntimeError):
+    """Misuse of a process group (a collective before init_process_group, a second init), or
+    ranks that disagree (a rendezvous that times out)."""
