@@ -12,6 +12,7 @@ for xb, yb in loader: ...
 from ..errors import DataFormatError
 from .dataset import Dataset, Subset, TensorDataset, train_test_split
 from .digits import load_digits
+from .distributed_sampler import DistributedSampler
 from .loader import DataLoader, default_collate
 from .mnist import load_mnist, read_idx
 from .synthetic import make_moons, make_regression, make_spirals
@@ -20,6 +21,7 @@ __all__ = [
     "DataFormatError",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "Subset",
     "TensorDataset",
     "default_collate",
