@@ -37,3 +37,6 @@ from .module import IncompatibleKeys, Module
 from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .utils import clip_grad_norm_, clip_grad_value_
+
+# isort: split
+from . import parallel  # DistributedDataParallel (needs gpugrad.distributed)
