@@ -151,6 +151,17 @@ def test_the_docs_training_script_on_two_ranks(tmp_path: Path) -> None:
     assert float(lines[0].split()[2]) >= 0.97, lines[0]
 
 
+@needs_mpi
+def test_the_gpu_check_runs_its_cpu_twin() -> None:
+    # bench/distributed_gpu_check.py --smoke: the GPU checks' code on cpu tensors, 1 and 2 ranks.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = REPO / "bench" / "distributed_gpu_check.py"
+    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True,
+                          text=True, timeout=60, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("PASS") == 2, proc.stdout
+
+
 # --- a world of one process (no MPI) -----------------------------------------------------------
 
 
