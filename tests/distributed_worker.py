@@ -233,7 +233,8 @@ def run_crash() -> None:
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "equivalence":
-        dist.init_process_group("mpi")
+        dist.init_process_group()  # "auto": MPI here, without a GPU for every rank
+        assert dist.get_backend() == ("nccl" if gg.cuda.device_count() >= 2 else "mpi")
         run_equivalence(Path(sys.argv[2]), sys.argv[3:])
     elif command == "features":
         run_features()

@@ -4,12 +4,13 @@ communicators that connect them (MPI for host arrays, NCCL for GPU arrays).
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..backend import cuda_is_available
+from ..backend import cuda_device_count, cuda_is_available
 from ..errors import ArgumentError, BackendUnavailableError, DistributedError
 from . import rendezvous
 from .mpi import MPI_HINT, MpiCommunicator, import_mpi, launcher_world_size
@@ -51,8 +52,9 @@ def init_process_group(backend: str = "auto") -> None:
     - "nccl": NCCL between GPUs; each rank first selects its GPU by local rank. The unique id
       travels by MPI broadcast, or, started without MPI, by a TCP rendezvous read from
       MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE (and LOCAL_RANK). Cpu tensors still use MPI.
-    - "auto": NCCL when there is more than one rank and a GPU, else MPI; with no mpi4py and no
-      launcher, or a single process, the world is this one process and collectives do nothing.
+    - "auto": NCCL when there is more than one rank and each has a GPU of its own, else MPI;
+      with no mpi4py and no launcher, or a single process, the world is this one process and
+      collectives do nothing.
     """
     if _group[0] is not None:
         raise DistributedError(
@@ -61,38 +63,50 @@ def init_process_group(backend: str = "auto") -> None:
         )
     if backend not in BACKENDS:
         raise ArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    mpi_module = import_mpi()
-    env = rendezvous.env_world() if mpi_module is None or launcher_world_size() == 1 else None
-    if mpi_module is None and env is None:
-        if backend == "mpi" or launcher_world_size() > 1:
-            raise BackendUnavailableError(
-                f"backend {backend!r} in a job of {launcher_world_size()} process(es) needs "
-                f"mpi4py, which is not installed; install it with {MPI_HINT}"
-            )
-        if backend == "auto":
-            _install(ProcessGroup("none", 0, 1, 0))
-            return
-    mpi = MpiCommunicator(mpi_module) if mpi_module is not None and env is None else None
-    if mpi is not None:
-        rank, world_size, local_rank = mpi.rank, mpi.world_size, mpi.local_rank
-    elif env is not None:
-        rank, world_size, local_rank = env["rank"], env["world_size"], env["local_rank"]
-    else:  # NCCL alone, started without a launcher: one process
-        rank, world_size, local_rank = 0, 1, 0
-    if backend == "mpi" and mpi is None:
+    launched = launcher_world_size()  # > 1 under mpiexec
+    env = rendezvous.env_world() if launched == 1 else None  # a launch without MPI
+    mpi_module = import_mpi() if env is None else None
+    if env is None and mpi_module is None and (backend == "mpi" or launched > 1):
+        raise BackendUnavailableError(
+            f"backend {backend!r} in a job of {launched} process(es) needs mpi4py, which is "
+            f"not installed; install it with {MPI_HINT}"
+        )
+    if backend == "mpi" and env is not None:
         raise BackendUnavailableError(
             "backend 'mpi' needs processes started by mpiexec; this one was started with "
             "MASTER_ADDR/RANK/WORLD_SIZE (use backend='nccl' for a launch without MPI)"
         )
+    mpi = MpiCommunicator(mpi_module) if mpi_module is not None else None
+    if mpi is not None:
+        rank, world_size, local_rank = mpi.rank, mpi.world_size, mpi.local_rank
+    elif env is not None:
+        rank, world_size, local_rank = env["rank"], env["world_size"], env["local_rank"]
+    else:
+        rank, world_size, local_rank = 0, 1, 0
     if backend == "auto":
-        backend = "nccl" if world_size > 1 and cuda_is_available() else "mpi"
-        if backend == "mpi" and mpi is None:
+        if world_size > 1 and _gpu_for_every_rank(mpi, env):
+            backend = "nccl"
+        elif mpi is not None:
+            backend = "mpi"
+        elif world_size == 1:
+            backend = "none"
+        else:
             raise BackendUnavailableError(
-                f"a job of {world_size} processes started without mpiexec and no GPU has no "
-                f"communicator: start it with mpiexec (needs {MPI_HINT}) or use GPUs with NCCL"
+                f"a job of {world_size} processes started without mpiexec, on a machine "
+                "without a GPU, has no communicator: start it with mpiexec (needs "
+                f"{MPI_HINT}) or run on GPUs (NCCL)"
             )
     nccl = _make_nccl(mpi, env, rank, world_size, local_rank) if backend == "nccl" else None
     _install(ProcessGroup(backend, rank, world_size, local_rank, mpi, nccl))
+
+
+def _gpu_for_every_rank(mpi: MpiCommunicator | None, env: dict[str, Any] | None) -> bool:
+    """Whether every rank of the job has a GPU of its own (NCCL needs one GPU per rank);
+    decided alike on all ranks."""
+    if mpi is None:  # started without MPI, one process per GPU by design
+        return env is not None and cuda_is_available()
+    mine = cuda_is_available() and cuda_device_count() >= mpi.local_size
+    return all(mpi.all_gather_object(mine))
 
 
 def _make_nccl(
@@ -144,7 +158,7 @@ def _abort_on_uncaught(kind: type[BaseException], value: BaseException, tb: Any)
             group.nccl.abort()
         if group.mpi is not None:
             group.mpi.abort(1)
-    sys.exit(1)  # without MPI: a plain non-zero exit
+    os._exit(1)  # without MPI: end now, without exit handlers that might wait for peers
 
 
 def destroy_process_group() -> None:

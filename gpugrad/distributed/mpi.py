@@ -43,6 +43,7 @@ class MpiCommunicator:
         # The rank among the processes of this machine: they share memory.
         local = self.comm.Split_type(mpi.COMM_TYPE_SHARED)
         self.local_rank = local.Get_rank()
+        self.local_size = local.Get_size()
         local.Free()
         self._ops = {"sum": mpi.SUM, "max": mpi.MAX, "min": mpi.MIN}
 
