@@ -187,6 +187,33 @@ def check_unused_parameters(rank: int, world: int) -> None:
             assert np.array_equal(value, everyone[0][name]), name
 
 
+class TwoOutputs(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(2, 1), nn.Linear(2, 1)
+
+    def forward(self, x: gg.Tensor) -> tuple[gg.Tensor, gg.Tensor]:
+        return self.a(x), self.b(x)
+
+
+def check_partly_used_output(rank: int, world: int) -> None:
+    """A loss from part of the output leaves gradients unaveraged: the next forward says so
+    (on every rank alike) instead of training on."""
+    model = DistributedDataParallel(TwoOutputs())
+    x = gg.ones(3, 2)
+    model(x)[0].sum().backward()
+    try:
+        model(x)
+    except gg.errors.GraphError as exc:
+        message = str(exc)
+    else:
+        message = "no error"
+    assert "'b.weight'" in message, message
+    out_a, out_b = model(x)  # the error disarmed the check: a full step works again
+    (out_a + out_b).sum().backward()
+    assert model.module.b.weight.grad is not None
+
+
 def check_model_mismatch(rank: int, world: int) -> None:
     """Ranks that build different models all raise, naming the rank and the parameter."""
     gg.manual_seed(0)
@@ -219,6 +246,7 @@ def run_features() -> None:
     check_even_steps(rank, world)
     check_no_sync(rank, world)
     check_unused_parameters(rank, world)
+    check_partly_used_output(rank, world)
     check_model_mismatch(rank, world)
     print(f"rank {rank} ok", flush=True)
 
