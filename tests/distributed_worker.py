@@ -118,6 +118,12 @@ def check_collectives(rank: int, world: int) -> None:
     column = gg.arange(12.0).reshape(3, 4)[:, 1]  # not contiguous
     dist.all_reduce(column)
     assert column.tolist() == [world * 1.0, world * 5.0, world * 9.0]
+    try:  # shapes that differ between ranks raise on every rank, never hang
+        dist.all_gather(gg.zeros(rank + 1))
+    except gg.errors.ShapeError as exc:
+        assert "rank 1" in str(exc) and "(2,)" in str(exc), exc
+    else:
+        raise AssertionError("all_gather of different shapes did not raise")
     dist.barrier()
 
 

@@ -417,3 +417,44 @@ def test_sampler_errors_on_a_dataset_without_length_and_a_bad_epoch() -> None:
         DistributedSampler((i for i in range(3)), num_replicas=1, rank=0)
     with pytest.raises(ArgumentError, match="epoch must be >= 0, got -1"):
         DistributedSampler(range(3), num_replicas=1, rank=0).set_epoch(-1)
+
+
+# --- GPU arrays on MPI: staged through host memory ----------------------------------------------
+
+
+def test_gpu_arrays_on_mpi_go_through_host_memory_and_back(monkeypatch) -> None:
+    # Without a GPU, NumPy arrays stand in for CuPy ones: what matters is the order (to the
+    # host, the MPI collective on the host copy, back into the same device array).
+    from gpugrad.backend import cuda_comm
+    from gpugrad.distributed.collectives import _HostStaged
+
+    moves: list[str] = []
+    monkeypatch.setattr(cuda_comm, "to_pinned_host", lambda a: moves.append("to host") or a.copy())
+    monkeypatch.setattr(
+        cuda_comm, "copy_from_host", lambda a, h: moves.append("back") or a.__setitem__(..., h)
+    )
+
+    class TwoRankMpi:  # what an MPI of two ranks holding the same array would do
+        def all_reduce_(self, array, op):
+            moves.append(f"all_reduce {op}")
+            array *= 2
+
+        def broadcast_(self, array, src):
+            moves.append(f"broadcast {src}")
+
+        def all_gather(self, array, out):
+            moves.append("all_gather")
+            out[...] = array
+
+    staged = _HostStaged(TwoRankMpi())
+    device_array = np.arange(3.0)
+    staged.all_reduce_(device_array, "sum")
+    assert device_array.tolist() == [0.0, 2.0, 4.0]
+    assert moves == ["to host", "all_reduce sum", "back"]
+    moves.clear()
+    staged.broadcast_(device_array, 1)
+    assert moves == ["to host", "broadcast 1", "back"]
+    out = np.zeros((2, 3))
+    moves.clear()
+    staged.all_gather(device_array, out)
+    assert out.tolist() == [[0.0, 2.0, 4.0]] * 2 and moves[-1] == "back"
