@@ -142,14 +142,11 @@ class DistributedDataParallel(Module):
 
         params, arrived = self._params, self._arrived
         first = params[0]
-        has_grad = _make(
-            first._backend.xp.asarray(
-                [int(i in arrived or p.grad is not None) for i, p in enumerate(params)],
-                dtype="int32",
-            ),
-            first._backend,
-            None,
-        )
+        # Which parameters have a gradient on some rank: a host array when MPI is there, so a
+        # GPU step needs no device-to-host copy for it.
+        on_host = distributed.group.current_group("DistributedDataParallel").mpi is not None
+        flags = [int(i in arrived or p.grad is not None) for i, p in enumerate(params)]
+        has_grad = Tensor(flags, dtype="int32", device="cpu" if on_host else first.device)
         distributed.all_reduce(has_grad, op="sum")
         anywhere = has_grad.numpy().tolist()
         for bucket in self._buckets:
