@@ -280,6 +280,17 @@ def test_nccl_without_a_gpu_raises_a_clear_error(monkeypatch) -> None:
     assert not dist.is_initialized()
 
 
+def test_a_missing_nccl_library_names_the_wheel_to_install() -> None:
+    from gpugrad.backend import cuda_comm
+
+    try:
+        cuda_comm.unique_id()
+    except BackendUnavailableError as exc:
+        assert "pip install" in str(exc), exc
+    else:
+        pytest.skip("CuPy has NCCL here: the unique id was made")
+
+
 def _nccl_id_or_stand_in() -> list[int]:
     """A real NCCL unique id where CuPy has NCCL (no GPU needed), else 128 bytes like one."""
     try:
