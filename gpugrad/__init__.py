@@ -65,6 +65,7 @@ from .errors import (
     CheckpointError,
     DataFormatError,
     DeviceError,
+    DistributedError,
     DTypeError,
     GpugradError,
     GradcheckError,
@@ -87,6 +88,9 @@ from .tensor import Tensor
 # The training stack (gg.nn, gg.optim, gg.data) and graph drawing (gg.viz) stand on the above.
 from . import data, nn, optim, viz
 from .explain import explain
+
+# isort: split
+from . import distributed  # process groups and collectives over MPI / NCCL
 
 # isort: split
 # Last, once every public function exists: PyTorch's dim=/keepdim= get a message naming axis=.

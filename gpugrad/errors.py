@@ -70,3 +70,8 @@ class ArgumentError(GpugradError, ValueError, TypeError):
 
 class ArgumentTypeError(ArgumentError):
     """An argument of a type a function cannot take, such as a size of 2.5."""
+
+
+class DistributedError(GpugradError, RuntimeError):
+    """Misuse of a process group (a collective before init_process_group, a second init), or
+    ranks that disagree (a rendezvous that times out)."""

@@ -12,6 +12,7 @@ for xb, yb in loader: ...
 from ..errors import DataFormatError
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, train_test_split
 from .digits import load_digits
+from .distributed_sampler import DistributedSampler
 from .loader import DataLoader, default_collate
 from .mnist import load_mnist, read_idx
 from .sampler import (
@@ -31,6 +32,7 @@ __all__ = [
     "DataFormatError",
     "DataLoader",
     "Dataset",
+    "DistributedSampler",
     "RandomSampler",
     "Sampler",
     "SequentialSampler",

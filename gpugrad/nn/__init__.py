@@ -40,3 +40,6 @@ from .parameter import Parameter
 from .pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
 from .unflatten import Unflatten
 from .utils import clip_grad_norm_, clip_grad_value_
+
+# isort: split
+from . import parallel  # DistributedDataParallel (needs gpugrad.distributed)
