@@ -31,23 +31,25 @@ TORCH_RATIO_BAR = 1.2  # MLP step at the bar batch: gpugrad / torch at most this
 OPTIMIZER_LAUNCHES_PER_STEP = 1  # one fused optimizer launch per parameter group and step
 
 
-def gpugrad_mlp_step(device: str, batch: int, optimizer: str) -> Callable[[], Any]:
+def gpugrad_mlp_step(
+    device: str, batch: int, optimizer: str, sizes: tuple[int, ...] = MLP_SIZES
+) -> Callable[[], Any]:
     """One training step of the MLP in gpugrad: forward, cross-entropy, zero_grad, backward,
-    step. Data drawn on the device."""
+    step. Data drawn on the device. (bench/host_overhead.py runs it with tiny `sizes`.)"""
     from gpugrad import nn, optim
     from gpugrad.nn import functional as F
 
     gg.manual_seed(0)
     layers: list[Any] = []
-    for fan_in, fan_out in itertools.pairwise(MLP_SIZES):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     model = nn.Sequential(*layers[:-1]).to(device)
     if optimizer == "sgd":
         opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     else:
         opt = optim.Adam(model.parameters(), lr=1e-3)
-    x = gg.randn(batch, MLP_SIZES[0], device=device)
-    y = gg.randint(0, MLP_SIZES[-1], (batch,), device=device)
+    x = gg.randn(batch, sizes[0], device=device)
+    y = gg.randint(0, sizes[-1], (batch,), device=device)
 
     def step() -> Any:
         loss = F.cross_entropy(model(x), y)
@@ -59,19 +61,21 @@ def gpugrad_mlp_step(device: str, batch: int, optimizer: str) -> Callable[[], An
     return step
 
 
-def torch_mlp_step(torch: Any, device: str, batch: int, optimizer: str) -> Callable[[], Any]:
+def torch_mlp_step(
+    torch: Any, device: str, batch: int, optimizer: str, sizes: tuple[int, ...] = MLP_SIZES
+) -> Callable[[], Any]:
     """The same step in PyTorch, eager mode, default optimizer implementations."""
     torch.manual_seed(0)
     layers: list[Any] = []
-    for fan_in, fan_out in itertools.pairwise(MLP_SIZES):
+    for fan_in, fan_out in itertools.pairwise(sizes):
         layers += [torch.nn.Linear(fan_in, fan_out), torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1]).to(device)
     if optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, MLP_SIZES[0], device=device)
-    y = torch.randint(0, MLP_SIZES[-1], (batch,), device=device)
+    x = torch.randn(batch, sizes[0], device=device)
+    y = torch.randint(0, sizes[-1], (batch,), device=device)
 
     def step() -> Any:
         loss = torch.nn.functional.cross_entropy(model(x), y)
