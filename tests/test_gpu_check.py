@@ -129,6 +129,13 @@ def test_unknown_section_is_a_usage_error(lib, capsys) -> None:
     assert "unknown section(s) ['speed']" in capsys.readouterr().err
 
 
+def test_skip_tests_leaves_the_other_sections(lib) -> None:
+    args = lib.command.parse_args(["--skip-tests"], doc="")
+    assert lib.command.selected_sections(args) == ["kernels", "bandwidth", "mlp"]
+    args = lib.command.parse_args(["--only", "tests,mlp", "--skip-tests"], doc="")
+    assert lib.command.selected_sections(args) == ["mlp"]
+
+
 def test_full_check_on_the_cpu_is_a_usage_error(lib, capsys) -> None:
     assert lib.command.main(["--device", "cpu", "--only", "kernels"]) == 2
     assert "cpu is no CUDA device" in capsys.readouterr().err

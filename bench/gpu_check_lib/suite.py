@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ROOT
-from .core import SKIP, Context, Report, Row, verdict
+from .core import SKIP, Context, Report, Row, log, verdict
 
 # Test files that check the GPU code without a GPU, and so tell nothing more on one.
 OFFLINE_ONLY_TESTS = ("test_kernels.py", "test_nvrtc.py", "test_fused_host.py", "test_gpu_check.py")
@@ -161,6 +161,7 @@ def section_tests(ctx: Context, report: Report) -> None:
         return
     out_dir = ctx.out_dir or Path(tempfile.mkdtemp(prefix="gpu_check_"))
     cap = ctx.pytest_cap_s()
+    log(f"pytest tests, without {', '.join(OFFLINE_ONLY_TESTS)}; cut off after {cap:.0f} s")
     r = run_pytest(out_dir, cap)
     ok = (
         not r["timed_out"]
