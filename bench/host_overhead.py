@@ -10,7 +10,9 @@ optimizer step; gpu_check_lib.mlp) on a tiny model, 3 layers of width 8 at batch
 arithmetic costs next to nothing: what is left is the Python, the graph, and NumPy's per-call
 cost, which the CuPy backend pays too (plus its kernel launches). Prints the median host time
 per step (and PyTorch's for the same tiny step, if installed), then the top entries of a
-cProfile of the steps by own time (tottime) and by cumulative time.
+cProfile of the steps by own time (tottime) and by cumulative time. Also shows which arrays a
+step writes keep their address from step to step (parameters, gradients, optimizer state),
+and where the optimizer keeps its step count: what capturing the step as a CUDA graph needs.
 
 What to cut, and how a CUDA graph would remove the rest: bench/CUDA-GRAPHS.md.
 """
@@ -30,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/, for gpu_check_lib
 
-from gpu_check_lib.mlp import gpugrad_mlp_step, torch_mlp_step
+from gpu_check_lib.mlp import gpugrad_mlp, gpugrad_mlp_step, torch_mlp_step, training_step
 
 TINY_SIZES = (8, 8, 8, 4)  # the MLP's shape of three Linear layers, with no work in them
 TINY_BATCH = 4
@@ -64,6 +66,39 @@ def profile(step: Callable[[], Any], steps: int, top: int) -> str:
     return out.getvalue()
 
 
+def kept_arrays(optimizer: str, set_to_none: bool, steps: int = 3) -> dict[str, tuple[int, int]]:
+    """For each kind of array a step writes: (how many are the same array object after every
+    one of `steps` steps, how many there are). A CUDA graph replays fixed addresses, so those
+    must all be kept (bench/CUDA-GRAPHS.md). The arrays are held, so no id is reused."""
+    model, opt, x, y = gpugrad_mlp("cpu", TINY_BATCH, optimizer, sizes=TINY_SIZES)
+    step = training_step(model, opt, x, y, set_to_none=set_to_none)
+    step()  # the first step makes the gradients and the optimizer state
+    params = list(model.parameters())
+    seen: dict[str, list[list[Any]]] = {"parameters": [], "gradients": [], "optimizer state": []}
+    for _ in range(steps):
+        step()
+        seen["parameters"].append([p.data for p in params])
+        seen["gradients"].append([p.grad.data for p in params])
+        state = [v for p in params for v in opt.state[p].values() if hasattr(v, "shape")]
+        seen["optimizer state"].append(state)
+    kept = {}
+    for kind, per_step in seen.items():
+        first = per_step[0]
+        same = sum(all(later[i] is a for later in per_step[1:]) for i, a in enumerate(first))
+        kept[kind] = (same, len(first))
+    return kept
+
+
+def step_counter_kind(optimizer: str) -> str:
+    """Where the optimizer keeps its step count (a graph needs it in device memory)."""
+    model, opt, x, y = gpugrad_mlp("cpu", TINY_BATCH, optimizer, sizes=TINY_SIZES)
+    training_step(model, opt, x, y)()
+    counter = opt.state[next(iter(model.parameters()))].get("step")
+    if counter is None:
+        return "none"
+    return "a host Python int" if isinstance(counter, int) else type(counter).__name__
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/host_overhead.py",
@@ -93,6 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         theirs_step = torch_mlp_step(torch, "cpu", TINY_BATCH, args.optimizer, sizes=TINY_SIZES)
         theirs = statistics.median(host_times(theirs_step, args.steps, warmup))
         print(f"torch:   {theirs * 1e6:.0f} µs (median of {args.steps}): {ours / theirs:.2f}x")
+    print()
+    print("Arrays at a fixed address, as a CUDA graph needs (the same array after 3 more steps):")
+    default, in_place = kept_arrays(args.optimizer, True), kept_arrays(args.optimizer, False)
+    rows = [
+        ("parameters", default["parameters"]),
+        ("gradients, zero_grad()", default["gradients"]),
+        ("gradients, zero_grad(set_to_none=False)", in_place["gradients"]),
+        ("optimizer state", default["optimizer state"]),
+    ]
+    for label, (same, total) in rows:
+        print(f"  {label}: {same} of {total}")
+    print(f"  the optimizer's step count: {step_counter_kind(args.optimizer)}")
     print()
     print(profile(step, args.steps, args.top))
     return 0

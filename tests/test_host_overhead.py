@@ -24,5 +24,8 @@ def test_host_overhead_times_and_profiles_the_gpu_check_step() -> None:
     assert re.search(r"^gpugrad: \d+ µs \(median of 3\)$", out, re.MULTILINE), out
     assert "--- top 5 by own time (tottime), 3 steps ---" in out
     assert "--- top 5 by cumulative time, 3 steps ---" in out
+    for kind in ("parameters", r"gradients, zero_grad\(\)", "optimizer state"):
+        assert re.search(rf"^  {kind}: \d+ of \d+$", out, re.MULTILINE), (kind, out)
+    assert "  the optimizer's step count: " in out
     # The profiled function is gpu_check's own step (gpu_check_lib/mlp.py), run 3 times.
     assert re.search(r"^\s+3\s.*mlp\.py:\d+\(step\)$", out, re.MULTILINE), out

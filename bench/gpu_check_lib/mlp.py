@@ -31,13 +31,12 @@ TORCH_RATIO_BAR = 1.2  # MLP step at the bar batch: gpugrad / torch at most this
 OPTIMIZER_LAUNCHES_PER_STEP = 1  # one fused optimizer launch per parameter group and step
 
 
-def gpugrad_mlp_step(
+def gpugrad_mlp(
     device: str, batch: int, optimizer: str, sizes: tuple[int, ...] = MLP_SIZES
-) -> Callable[[], Any]:
-    """One training step of the MLP in gpugrad: forward, cross-entropy, zero_grad, backward,
-    step. Data drawn on the device. (bench/host_overhead.py runs it with tiny `sizes`.)"""
+) -> tuple[Any, Any, Any, Any]:
+    """(model, optimizer, x, y): the MLP in gpugrad (ReLU between Linear layers of `sizes`),
+    SGD with momentum 0.9 or Adam, and one batch drawn on the device."""
     from gpugrad import nn, optim
-    from gpugrad.nn import functional as F
 
     gg.manual_seed(0)
     layers: list[Any] = []
@@ -50,15 +49,29 @@ def gpugrad_mlp_step(
         opt = optim.Adam(model.parameters(), lr=1e-3)
     x = gg.randn(batch, sizes[0], device=device)
     y = gg.randint(0, sizes[-1], (batch,), device=device)
+    return model, opt, x, y
+
+
+def training_step(model: Any, opt: Any, x: Any, y: Any, set_to_none: bool = True) -> Callable:
+    """One training step: forward, cross-entropy, zero_grad, backward, optimizer step."""
+    from gpugrad.nn import functional as F
 
     def step() -> Any:
         loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
+        opt.zero_grad(set_to_none=set_to_none)
         loss.backward()
         opt.step()
         return loss
 
     return step
+
+
+def gpugrad_mlp_step(
+    device: str, batch: int, optimizer: str, sizes: tuple[int, ...] = MLP_SIZES
+) -> Callable[[], Any]:
+    """One training step of the MLP in gpugrad, data drawn on the device.
+    (bench/host_overhead.py runs it with tiny `sizes`.)"""
+    return training_step(*gpugrad_mlp(device, batch, optimizer, sizes))
 
 
 def torch_mlp_step(
