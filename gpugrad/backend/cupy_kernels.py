@@ -21,10 +21,34 @@ THREADS_PER_BLOCK = 256
 BLOCKS_PER_SM = 32
 
 
+def nvrtc_version() -> tuple[int, int]:
+    """NVRTC's (major, minor). CuPy loads the NVRTC library the first time it is used, and
+    compiles every kernel with it, its own included: if the library cannot be loaded, say what
+    to install here, instead of a loader error at the first operation."""
+    try:
+        major, minor = cupy.cuda.nvrtc.getVersion()
+    except Exception as exc:  # CuPy 14: DynamicLibNotFoundError; older CuPy: OSError, RuntimeError
+        cuda_major = cupy.cuda.runtime.runtimeGetVersion() // 1000
+        raise BackendUnavailableError(
+            f"CuPy could not load NVRTC (libnvrtc.so.{cuda_major}), the CUDA compiler it needs "
+            f"for every GPU kernel ({type(exc).__name__}: {exc}). Install it with "
+            f"pip install 'nvidia-cuda-nvrtc=={cuda_major}.*' (or a CUDA {cuda_major} toolkit), "
+            "or use device='cpu'."
+        ) from exc
+    return int(major), int(minor)
+
+
+def raw_module(file: str) -> cupy.RawModule:
+    """The CuPy module of kernel file `file`, as this backend compiles it (source with its
+    headers pasted in, NVRTC_OPTIONS; CuPy adds the rest when it compiles)."""
+    return cupy.RawModule(code=module_source(file), options=NVRTC_OPTIONS)
+
+
 class CupyKernels:
     """The fused kernels of one CUDA device: compiled on first use, launched by name."""
 
     def __init__(self, index: int) -> None:
+        nvrtc_version()  # the compiler must load before any kernel can exist
         self.index = index
         self.device = cupy.cuda.Device(index)
         self.max_blocks = self.device.attributes["MultiProcessorCount"] * BLOCKS_PER_SM
@@ -41,7 +65,7 @@ class CupyKernels:
             file = kernel_file(name)
             module = self._modules.get(file)
             if module is None:
-                module = cupy.RawModule(code=module_source(file), options=NVRTC_OPTIONS)
+                module = raw_module(file)
                 self._modules[file] = module
             try:
                 with self.device:
