@@ -1,4 +1,5 @@
-"""Argument checks shared by layers, losses and optimizers.
+"""Argument checks shared by every public function: creation, random draws, data loading,
+layers, losses and optimizers.
 
 One place decides what a valid size, probability, hyperparameter or option is, and words the
 error: every message names the owner (`Linear`, `SGD`, `cross_entropy`), the argument and the
@@ -17,7 +18,9 @@ from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["choice", "integer", "number", "size", "sizes"]
+__all__ = ["MAX_SEED", "choice", "integer", "number", "seed", "shape", "size", "sizes"]
+
+MAX_SEED = 2**64 - 1
 
 
 def integer(owner: str, name: str, value: Any) -> int:
@@ -70,15 +73,19 @@ def number(
     high: float | None = None,
     low_open: bool = False,
     high_open: bool = False,
+    finite: bool = False,
 ) -> Any:
     """A real number (not a bool, not NaN) within [low, high] (an end is left out with
-    `low_open` / `high_open`; None leaves that side unbounded). Returns `value` unchanged."""
+    `low_open` / `high_open`; None leaves that side unbounded; `finite` refuses ±inf).
+    Returns `value` unchanged."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ArgumentTypeError(
             f"{owner}: {name} must be a real number, got {value!r} ({type(value).__name__})"
         )
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
+    if finite and math.isinf(value):
+        raise ArgumentError(f"{owner}: {name} must be finite, got {value!r}")
     if math.isnan(value) or below or above:
         bounded = low is not None or high is not None
         what = _interval(low, high, low_open, high_open) if bounded else "a number"
@@ -92,3 +99,27 @@ def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:
         options = ", ".join(repr(a) for a in allowed)
         raise ArgumentError(f"{owner}: {name} must be one of {options}, got {value!r}")
     return value
+
+
+def shape(owner: str, value: tuple[Any, ...]) -> tuple[int, ...]:
+    """A shape given as `f(2, 3)` or `f((2, 3))` (the tuple of positional arguments), as a
+    tuple of non-negative ints: `zeros(2.5)` is refused rather than truncated to (2,)."""
+    if len(value) == 1 and isinstance(value[0], (tuple, list)):
+        value = tuple(value[0])
+    for n in value:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise ArgumentTypeError(f"{owner}: sizes must be integers, got {value!r}")
+    dims = tuple(operator.index(n) for n in value)
+    if any(n < 0 for n in dims):
+        raise ArgumentError(f"{owner}: sizes must be non-negative, got {value!r}")
+    return dims
+
+
+def seed(owner: str, value: Any) -> int:
+    """A random seed: an integer in [0, 2**64)."""
+    message = f"{owner}: seed must be an integer in [0, 2**64), got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(message)
+    if not 0 <= int(value) <= MAX_SEED:
+        raise ArgumentError(message)
+    return int(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arguments import check_int, check_number, check_seed, check_size
+from . import _args
 from .backend import Device, get_backend, set_seed
 from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
 from .errors import ArgumentError, DTypeError
@@ -66,7 +66,7 @@ def from_numpy(array: Any) -> Tensor:
 
 
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
-    shape = check_size(size, fill)
+    shape = _args.shape(fill, size)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
@@ -92,7 +92,7 @@ def full(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
-    shape = check_size(_size_arg(size), "full")
+    shape = _args.shape("full", _size_arg(size))
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -107,9 +107,9 @@ def arange(
     """Evenly spaced values in [start, end): integers unless any argument is a float."""
     if end is None:
         start, end = 0, start
-    first = check_number(start, "start", "arange")
-    last = check_number(end, "end", "arange")
-    stride = check_number(step, "step", "arange")
+    first = _args.number("arange", "start", start, finite=True)
+    last = _args.number("arange", "end", end, finite=True)
+    stride = _args.number("arange", "step", step, finite=True)
     if stride == 0:
         raise ArgumentError(
             f"arange: step must not be 0, got step 0 (start {start!r}, end {end!r})"
@@ -132,9 +132,9 @@ def linspace(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """`steps` evenly spaced values from start to end, both included."""
-    check_number(start, "start", "linspace")
-    check_number(end, "end", "linspace")
-    steps = check_int(steps, "steps", "linspace", least=0)
+    _args.number("linspace", "start", start, finite=True)
+    _args.number("linspace", "end", end, finite=True)
+    steps = _args.size("linspace", "steps", steps, minimum=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
@@ -145,8 +145,8 @@ def eye(
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """An n×m identity matrix (m defaults to n)."""
-    n = check_int(n, "n", "eye", least=0)
-    m = n if m is None else check_int(m, "m", "eye", least=0)
+    n = _args.size("eye", "n", n, minimum=0)
+    m = n if m is None else _args.size("eye", "m", m, minimum=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
@@ -167,7 +167,7 @@ def rand(
     device: DeviceLike = None, requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """Uniform random numbers in [0, 1), from `generator` or the global stream."""
-    shape, dt = check_size(size, "rand"), _random_dtype(dtype, True, "rand")
+    shape, dt = _args.shape("rand", size), _random_dtype(dtype, True, "rand")
     backend = get_backend(device)
     data = backend.random_uniform(shape, dt, generator_rng(generator, backend, "rand"))
     return _finish(data, backend, requires_grad)
@@ -178,7 +178,7 @@ def randn(
     device: DeviceLike = None, requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """Standard normal random numbers, from `generator` or the global stream."""
-    shape, dt = check_size(size, "randn"), _random_dtype(dtype, True, "randn")
+    shape, dt = _args.shape("randn", size), _random_dtype(dtype, True, "randn")
     backend = get_backend(device)
     data = backend.random_normal(shape, dt, generator_rng(generator, backend, "randn"))
     return _finish(data, backend, requires_grad)
@@ -191,10 +191,10 @@ def randint(
     """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default."""
     if high is None:
         low, high = 0, low
-    low, high = check_int(low, "low", "randint"), check_int(high, "high", "randint")
+    low, high = _args.integer("randint", "low", low), _args.integer("randint", "high", high)
     if low >= high:
         raise ArgumentError(f"randint needs low < high, got low={low}, high={high}")
-    shape = check_size(_size_arg(size), "randint")
+    shape = _args.shape("randint", _size_arg(size))
     dt = _random_dtype(dtype, False, "randint")
     backend = get_backend(device)
     rng = generator_rng(generator, backend, "randint")
@@ -265,4 +265,4 @@ def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None
 def manual_seed(seed: int) -> None:
     """Make random draws repeat: reseeds every device's global generator (and those made
     later). A `gg.Generator` keeps its own stream."""
-    set_seed(check_seed(seed, "manual_seed"))
+    set_seed(_args.seed("manual_seed", seed))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from .arguments import check_seed
+from . import _args
 from .backend import Device, get_backend
 from .backend import device as parse_device
 from .backend.base import Backend
@@ -36,7 +36,7 @@ class Generator:
     def manual_seed(self, seed: int) -> Generator:
         """Restart the stream from `seed` (an integer in [0, 2**64)); returns the generator,
         so `gg.Generator().manual_seed(42)` reads as in PyTorch."""
-        seed = check_seed(seed, "Generator.manual_seed")
+        seed = _args.seed("Generator.manual_seed", seed)
         self._rng = self._backend.make_rng(seed)
         self._initial_seed = seed
         return self

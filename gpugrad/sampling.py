@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arguments import check_int, check_number, check_size
+from . import _args
 from .backend import Device, get_backend
 from .backend.base import Backend
 from .dtypes import DEFAULT_FLOAT, float32, float64, int64, is_floating, to_dtype
@@ -30,7 +30,7 @@ def randperm(
     n: int, *, generator: Generator | None = None, dtype: Any = None, device: DeviceLike = None
 ) -> Tensor:
     """A random permutation of 0, 1, ..., n-1 (int64 unless `dtype` says otherwise)."""
-    n = check_int(n, "n", "randperm", least=0)
+    n = _args.size("randperm", "n", n, minimum=0)
     dt = to_dtype(dtype) or int64
     if dt.kind not in "iu":
         raise DTypeError(f"randperm gives integers; dtype {dt.name} cannot hold them")
@@ -53,7 +53,7 @@ def check_weights(
         raise ShapeError(f"{where} takes a 1-D or 2-D tensor of weights, got shape {weights.shape}")
     if not is_floating(weights.dtype):
         raise DTypeError(f"{where} takes floating-point weights, got {weights.dtype.name}")
-    num_samples = check_int(num_samples, "num_samples", where, least=1)
+    num_samples = _args.size(where, "num_samples", num_samples, minimum=1)
     xp, w = weights._backend.xp, weights.data
     bad = xp.logical_not(xp.isfinite(w)) | (w < 0)
     if bool(bad.any()):
@@ -141,7 +141,7 @@ def _normal_operand(value: Any, name: str) -> Any:
         if not is_floating(value.dtype):
             raise DTypeError(f"normal: {name} must be floating-point, got {value.dtype.name}")
         return value
-    return check_number(value, name, "normal")
+    return _args.number("normal", name, value, finite=True)
 
 
 def normal(
@@ -175,7 +175,7 @@ def normal(
         shape = _broadcast_shape(mean, std, backend)
     else:
         backend, dt = get_backend(device), to_dtype(dtype) or DEFAULT_FLOAT
-        shape = check_size(size if isinstance(size, (tuple, list)) else (size,), "normal")
+        shape = _args.shape("normal", size if isinstance(size, (tuple, list)) else (size,))
     if not is_floating(dt):
         raise DTypeError(f"normal draws floating-point numbers; dtype {dt.name} cannot hold them")
     z = backend.random_normal(shape, dt, generator_rng(generator, backend, "normal"))

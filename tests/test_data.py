@@ -278,7 +278,7 @@ def test_collate_fn_result_is_returned_as_is():
 
 def test_loader_argument_errors():
     ds = TensorDataset(*_data())
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=">= 1"):
         DataLoader(ds, batch_size=0)
     with pytest.raises(TypeError, match="batch_size"):
         DataLoader(ds, batch_size=2.0)

@@ -174,7 +174,7 @@ CUDA_GENERATOR = object.__new__(gg.Generator)
 CUDA_GENERATOR.device, CUDA_GENERATOR._rng = gg.device("cuda:1"), None
 
 LOADER_ERRORS = [
-    (dict(batch_size=0), gg.ArgumentError, "batch_size must be at least 1, got 0"),
+    (dict(batch_size=0), gg.ArgumentError, "batch_size must be an int >= 1, got 0"),
     (dict(batch_size=2.5), gg.ArgumentTypeError, r"batch_size.*2\.5"),
     (dict(batch_size=-4), gg.ArgumentError, "-4"),
     (dict(batch_size=None), gg.ArgumentTypeError, "None"),

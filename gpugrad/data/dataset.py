@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arguments import check_seed
+from .. import _args
 from ..backend import get_backend
 from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor
@@ -20,7 +20,7 @@ def make_generator(seed: int | None) -> np.random.Generator:
     `gg.manual_seed(n)` makes the draws repeat."""
     if seed is None:
         seed = draw_seed()
-    return np.random.default_rng(check_seed(seed, "seed"))
+    return np.random.default_rng(_args.seed("seed", seed))
 
 
 def draw_seed() -> int:

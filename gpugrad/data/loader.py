@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arguments import check_int, check_seed
+from .. import _args
 from ..backend import Device, get_backend
 from ..backend import device as parse_device
 from ..backend.base import Backend
@@ -131,15 +131,15 @@ def _check_options(
             )
         batch_size = None
     else:
-        batch_size = check_int(batch_size, "batch_size", where, least=1)
+        batch_size = _args.size(where, "batch_size", batch_size, minimum=1)
     if sampler is not None and shuffle:
         raise ArgumentError(f"{where}: sampler= decides the order, so shuffle must be False")
     if seed is not None:
-        check_seed(seed, where)
+        _args.seed(where, seed)
         if generator is not None:
             raise ArgumentError(f"{where}: give seed= or generator=, not both")
     generator_rng(generator, get_backend("cpu"), where)  # a cpu gg.Generator, or None
-    num_workers = check_int(num_workers, "num_workers", where, least=0)
+    num_workers = _args.size(where, "num_workers", num_workers, minimum=0)
     if num_workers == 0 and prefetch_factor is not None:
         raise ArgumentError(
             f"{where}: prefetch_factor={prefetch_factor!r} needs background workers "
@@ -148,7 +148,7 @@ def _check_options(
     if num_workers == 0 and persistent_workers:
         raise ArgumentError(f"{where}: persistent_workers=True needs num_workers > 0")
     prefetch = 2 if prefetch_factor is None else prefetch_factor
-    prefetch = check_int(prefetch, "prefetch_factor", where, least=1)
+    prefetch = _args.size(where, "prefetch_factor", prefetch, minimum=1)
     return batch_size, num_workers, prefetch
 
 
@@ -232,7 +232,7 @@ class DataLoader:
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration use epoch `epoch`'s order (to resume a run)."""
-        self.epoch = check_int(epoch, "epoch", "set_epoch", least=0)
+        self.epoch = _args.size("set_epoch", "epoch", epoch, minimum=0)
 
     def _index_batches(self, epoch: int) -> Iterator[Any]:
         """Start epoch `epoch` of the batch sampler: its order is fixed now."""

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..arguments import check_int
+from .. import _args
 from ..backend import get_backend
 from ..errors import ArgumentError, ArgumentTypeError
 from ..generator import Generator, generator_rng
 from ..sampling import check_weights, multinomial
 from ..tensor import Tensor
-from .dataset import check_seed, draw_seed
+from .dataset import draw_seed
 
 
 class Sampler(ABC):
@@ -36,7 +36,7 @@ class Sampler(ABC):
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration serve epoch `epoch`'s order (to resume a run)."""
-        self.epoch = check_int(epoch, "epoch", "set_epoch", least=0)
+        self.epoch = _args.size("set_epoch", "epoch", epoch, minimum=0)
 
 
 class _OrderSampler(Sampler):
@@ -76,7 +76,7 @@ def _pick_seed(seed: int | None, generator: Generator | None, where: str) -> int
     if seed is not None and generator is not None:
         raise ArgumentError(f"{where}: give seed= or generator=, not both")
     if seed is not None:
-        return check_seed(seed, where)
+        return _args.seed(where, seed)
     if generator is None:
         return draw_seed()
     cpu = get_backend("cpu")
@@ -90,7 +90,7 @@ class _SeededSampler(_OrderSampler):
     seed: int
 
     def _rng(self, epoch: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, check_int(epoch, "epoch", "order", least=0)])
+        return np.random.default_rng([self.seed, _args.size("order", "epoch", epoch, minimum=0)])
 
 
 class RandomSampler(_SeededSampler):
@@ -107,7 +107,7 @@ class RandomSampler(_SeededSampler):
         generator: Generator | None = None, *, seed: int | None = None,
     ) -> None:  # fmt: skip
         if num_samples is not None:
-            num_samples = check_int(num_samples, "num_samples", "RandomSampler", least=0)
+            num_samples = _args.size("RandomSampler", "num_samples", num_samples, minimum=0)
         self.data_source = data_source
         self.replacement = bool(replacement)
         self._num_samples = num_samples
@@ -191,7 +191,7 @@ class BatchSampler:
 
     def __init__(self, sampler: Iterable[int], batch_size: int, drop_last: bool) -> None:
         self.sampler = sampler
-        self.batch_size = check_int(batch_size, "batch_size", "BatchSampler", least=1)
+        self.batch_size = _args.size("BatchSampler", "batch_size", batch_size, minimum=1)
         self.drop_last = bool(drop_last)
 
     def set_epoch(self, epoch: int) -> None:

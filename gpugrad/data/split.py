@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arguments import check_int
+from .. import _args
 from ..errors import ArgumentError, ArgumentTypeError
 from ..generator import Generator
 from ..sampling import randperm
@@ -30,7 +30,7 @@ def _split_lengths(n: int, lengths: Sequence[int | float]) -> list[int]:
         )
     if not any(isinstance(x, (float, np.floating)) for x in lengths):
         counts = [
-            check_int(x, f"lengths[{i}]", "random_split", least=0) for i, x in enumerate(lengths)
+            _args.size("random_split", f"lengths[{i}]", x, minimum=0) for i, x in enumerate(lengths)
         ]
         if sum(counts) != n:
             raise ArgumentError(
