@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -234,16 +235,27 @@ def temporaries(folder: Path) -> list[str]:
 
 def start_saving_in_a_loop(path: Path) -> int:
     """A forked process (no interpreter start-up to wait for) that saves a 3 MB checkpoint
-    to `path` over and over until it is killed."""
+    to `path` over and over until it is killed. Returns once its first save is complete,
+    which has removed the temporaries of the processes killed before it."""
+    ready, tell = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into pytest
         try:
+            os.close(ready)
             state = {"epoch": 0, "w": gg.zeros(750_000)}
             while True:
                 state["epoch"] += 1
                 gg.save(state, path)
+                if tell is not None:
+                    os.write(tell, b"1")
+                    os.close(tell)
+                    tell = None
         finally:
             os._exit(1)
+    os.close(tell)
+    readable, _, _ = select.select([ready], [], [], 60)
+    assert readable and os.read(ready, 1) == b"1", "the saving process never completed a save"
+    os.close(ready)
     return pid
 
 
@@ -254,7 +266,7 @@ def test_saves_killed_at_random_times_leave_a_loadable_checkpoint(tmp_path):
     chance = random.Random(0)
     for _ in range(10):
         pid = start_saving_in_a_loop(path)
-        time.sleep(chance.uniform(0.01, 0.1))
+        time.sleep(chance.uniform(0.0, 0.05))  # killed somewhere in a later save
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         assert isinstance(gg.load(path)["epoch"], int)
