@@ -4,13 +4,10 @@ decoupled (the weights shrink by lr·weight_decay before the step)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from .. import _args
 from ..backend import Backend
-from ..errors import ArgumentError
-from .optimizer import Optimizer, ParamsT
+from .optimizer import Optimizer, ParamsT, check_betas
 
 
 class Adam(Optimizer):
@@ -47,12 +44,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        name, betas = type(self).__name__, group["betas"]
-        if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
-            raise ArgumentError(f"{name}: betas must be a pair of numbers in [0, 1), got {betas!r}")
-        for i, beta in enumerate(betas):
-            _args.number(name, f"betas[{i}]", beta, low=0, high=1, high_open=True)
-        group["betas"] = tuple(betas)
+        check_betas(type(self).__name__, group)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         names = ("exp_avg", "exp_avg_sq")

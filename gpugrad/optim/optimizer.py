@@ -27,7 +27,7 @@ identical results; tests hold them to that.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .. import _args
@@ -111,6 +111,16 @@ def _remember_view(p: Tensor, view: Any) -> None:
     """Note that a bank gave `p` the array `view`."""
     key = id(p)
     _BANK_VIEWS[key] = (weakref.ref(p, lambda _: _BANK_VIEWS.pop(key, None)), view)
+
+
+def check_betas(owner: str, group: dict[str, Any]) -> None:
+    """Adam-style `betas`: two numbers in [0, 1), stored back as a tuple."""
+    betas = group["betas"]
+    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
+        raise ArgumentError(f"{owner}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+    for i, beta in enumerate(betas):
+        _args.number(owner, f"betas[{i}]", beta, low=0, high=1, high_open=True)
+    group["betas"] = tuple(betas)
 
 
 class Optimizer:
