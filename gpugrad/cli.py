@@ -1,6 +1,9 @@
 """The `gpugrad` command: `gpugrad train` trains an MLP on a real dataset; `gpugrad info`
 says what this machine offers; `gpugrad demo` runs the tiny spiral demo.
 
+`mpiexec -n N gpugrad train ...` (or `gpugrad train --nproc N ...`) trains on N processes:
+each joins the process group, the Trainer shares the work, and rank 0 alone prints.
+
 Every bad argument is caught before any training, by the argparse `type=` functions in
 `cli_args`, or by the checks `train` makes once the data is loaded; each gives one line
 `gpugrad <command>: error: ...` and exit status 2, never a traceback. Ctrl-C exits with 130.
@@ -14,8 +17,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
@@ -33,7 +37,10 @@ from .cli_args import (
     smoothing,
     writable_file,
 )
-from .errors import SaveError
+from .cli_launch import launch
+from .errors import BackendUnavailableError, SaveError
+
+T = TypeVar("T")
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
 DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05, "rmsprop": 1e-3, "adagrad": 0.05}
@@ -151,20 +158,69 @@ def check_same_options(path: str, saved: Any, ours: dict[str, Any]) -> None:
             )
 
 
+def join_job() -> tuple[int, int, int]:
+    """Join the process group when an MPI launcher (or MASTER_ADDR/RANK/WORLD_SIZE) started
+    this process as one of several; returns (rank, world size, local rank)."""
+    from . import distributed as dist
+    from .distributed.mpi import launcher_world_size
+    from .distributed.rendezvous import env_world
+
+    if not dist.is_initialized() and (launcher_world_size() > 1 or env_world() is not None):
+        try:
+            dist.init_process_group()
+        except BackendUnavailableError as exc:
+            raise UsageError(str(exc)) from None
+    return dist.get_rank(), dist.get_world_size(), dist.get_local_rank()
+
+
+def in_job() -> bool:
+    """Whether this process is one of several in an initialised process group."""
+    from . import distributed as dist
+
+    return dist.is_initialized() and dist.get_world_size() > 1
+
+
+def on_all_ranks(step: Callable[[], T]) -> T:
+    """Run a setup step. In a job of several processes, a UsageError on any rank is raised on
+    every rank (rank 0 prints it), so that no rank goes on to wait for one that stopped."""
+    from . import distributed as dist
+
+    error = None
+    try:
+        result = step()
+    except UsageError as exc:
+        if not in_job():
+            raise
+        error = str(exc)
+    if in_job():
+        errors = dist.all_gather_object(error)
+        for rank, message in enumerate(errors):
+            if message is not None:
+                raise UsageError(message if rank == 0 else f"rank {rank}: {message}")
+    return result
+
+
 def train(args: argparse.Namespace) -> float:
     """Run `gpugrad train`; returns the test accuracy."""
     import gpugrad as gg
 
     from . import data, optim
+    from . import distributed as dist
     from .errors import CheckpointError, DataFormatError
     from .nn import functional as F
     from .train import Trainer
 
+    rank, world, local_rank = join_job()
+    say = print if rank == 0 else _silent  # one set of output lines: rank 0's
     gg.manual_seed(args.seed)
-    try:
-        x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.seed)
-    except (DataFormatError, FileNotFoundError) as exc:
-        raise UsageError(f"--dataset {args.dataset}: {exc}") from None
+
+    def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return load_dataset(args.dataset, args.seed)
+        except (DataFormatError, FileNotFoundError) as exc:
+            raise UsageError(f"--dataset {args.dataset}: {exc}") from None
+
+    x_train, y_train, x_test, y_test = on_all_ranks(load)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     hidden = args.hidden
     if args.model == "cnn":
@@ -177,6 +233,8 @@ def train(args: argparse.Namespace) -> float:
         args.optimizer, model.parameters(), args.lr or DEFAULT_LR[args.optimizer]
     )
     device = args.device
+    if world > 1 and device == "cuda":
+        device = f"cuda:{local_rank}"  # one GPU per process on each machine
     train_set = data.TensorDataset(gg.tensor(x_train), gg.tensor(y_train))
     test_set = data.TensorDataset(gg.tensor(x_test), gg.tensor(y_test))
     train_loader = data.DataLoader(
@@ -198,7 +256,19 @@ def train(args: argparse.Namespace) -> float:
     )  # fmt: skip
 
     resumed = args.checkpoint and Path(args.checkpoint).exists()
-    if resumed:
+
+    def resume() -> None:
+        # Every rank reads the same file (on several machines: a shared folder).
+        if in_job():
+            found = dist.all_gather_object(bool(resumed))
+            if len(set(found)) > 1:
+                raise UsageError(
+                    f"--checkpoint {args.checkpoint} exists on ranks "
+                    f"{[r for r, f in enumerate(found) if f]} only; every rank must see it "
+                    "(on several machines, use a shared folder)"
+                )
+        if not resumed:
+            return
         try:
             state = gg.load(args.checkpoint, device=device)
             if isinstance(state, dict) and isinstance(state.get("metadata"), dict):
@@ -208,21 +278,24 @@ def train(args: argparse.Namespace) -> float:
         except CheckpointError as exc:
             raise UsageError(f"--checkpoint: {exc}") from None
         trainer.checkpoint_epoch = trainer.epoch
-    print(
+
+    on_all_ranks(resume)
+    processes = f", {world} processes" if world > 1 else ""
+    say(
         f"gpugrad {__version__}: {shape} "
         f"on {args.dataset} ({len(x_train)} train / {len(x_test)} test), {args.optimizer}, "
-        f"device {gg.device(device)}"
+        f"device {gg.device(device)}{processes}"
     )
     if resumed:
-        print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
+        say(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
         if trainer.epoch >= args.epochs:
-            print(f"the checkpoint has {trainer.epoch} epochs: --epochs {args.epochs} adds none")
+            say(f"the checkpoint has {trainer.epoch} epochs: --epochs {args.epochs} adds none")
         elif scheduler is not None and scheduler.T_max != args.epochs:
             # The saved schedule ends at the old horizon (lr 0 from there on): stretch it
             # over the new one, from the step it had reached.
             scheduler.T_max = args.epochs
             scheduler.step(scheduler.last_epoch)
-            print(f"cosine schedule now runs over {args.epochs} epochs")
+            say(f"cosine schedule now runs over {args.epochs} epochs")
     first_epoch = trainer.epoch
     start = time.perf_counter()
     try:
@@ -234,10 +307,38 @@ def train(args: argparse.Namespace) -> float:
     trained = (trainer.epoch - first_epoch) * len(x_train)
     rate = f", {trained / elapsed:,.0f} samples/s" if elapsed > 0 and trained else ""
     summary = f"loss {result['loss']:.4f}, {elapsed:.1f} s{rate}"
-    if diagnostics:
+    if diagnostics and rank == 0:
         print_diagnostics(trainer.history)
-    print(f"test accuracy: {result['accuracy']:.1%}  ({summary})")
+    say(f"test accuracy: {result['accuracy']:.1%}  ({summary})")
     return result["accuracy"]
+
+
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """print's stand-in on the ranks other than 0."""
+
+
+def end_job(code: int) -> int:
+    """Exit status `code` for this process; in a job of several processes, where the others
+    may be waiting for this one in a collective, end them all with it (MPI abort)."""
+    if in_job():
+        from .distributed.group import current_group
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        group = current_group("end_job")
+        if group.nccl is not None:
+            group.nccl.abort()
+        if group.mpi is not None:
+            group.mpi.abort(code)
+        os._exit(code)  # a group without MPI: leave now, without waiting for the others
+    return code
+
+
+def is_main_process() -> bool:
+    """Whether this process prints errors: rank 0, or the only process."""
+    from . import distributed as dist
+
+    return dist.get_rank() == 0
 
 
 def print_diagnostics(history: dict[str, list[float]]) -> None:
@@ -374,6 +475,14 @@ def make_parser() -> argparse.ArgumentParser:
         "(default: on with --plot)",
     )
     option("--quiet", action="store_true", help="no progress bar (default: off)")
+    option(
+        "--nproc",
+        type=positive_int,
+        default=None,
+        help="train on N processes, started for you by the installed MPI's mpiexec "
+        '(needs pip install "gpugrad[mpi]"); mpiexec -n N gpugrad train does the same '
+        "(default: one process)",
+    )
 
     commands.add_parser("info", help="version, backends, CuPy/CUDA versions and GPUs")
     d = commands.add_parser("demo", help="the tiny spiral demo built from raw Tensor ops")
@@ -394,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
     away (`gpugrad info | head -1`)."""
     args = make_parser().parse_args(argv)
     try:
+        if args.command == "train" and args.nproc is not None and args.nproc > 1:
+            return launch(args.nproc, sys.argv[1:] if argv is None else list(argv))
         if args.command == "train":
             train(args)
         elif args.command == "info":
@@ -403,20 +514,25 @@ def main(argv: list[str] | None = None) -> int:
 
             demo(["--device", args.device, "--epochs", str(args.epochs), "--seed", str(args.seed)])
         sys.stdout.flush()  # a closed pipe shows up here, not at exit as a traceback
+    # In a job of several processes, usage and checkpoint-write errors are raised on every
+    # rank alike (see on_all_ranks, Trainer), so rank 0 alone prints them and all exit.
     except UsageError as exc:
-        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        if is_main_process():
+            print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SaveError as exc:  # e.g. the disk filled up mid-run; the last checkpoint stands
-        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        if is_main_process():
+            print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as exc:
         epoch = exc.checkpoint_epoch if isinstance(exc, Interrupted) else None
         saved = f"; checkpoint saved after epoch {epoch}" if epoch is not None else ""
-        print(f"interrupted{saved}", file=sys.stderr)
-        return 130
+        if is_main_process():
+            print(f"interrupted{saved}", file=sys.stderr)
+        return end_job(130)  # a rank may be waiting for one that stopped
     except BrokenPipeError:
         # Send what is still buffered nowhere, so the exit flush cannot fail again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return end_job(141)  # only rank 0 prints: the others would wait for it
     return 0
