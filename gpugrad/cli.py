@@ -173,6 +173,14 @@ def join_job() -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), dist.get_local_rank()
 
 
+def cuda_device_for(local_rank: int) -> str:
+    """The GPU of a rank given `--device cuda`: that of its local rank, one GPU per process
+    (with fewer GPUs than processes, they share them, and MPI carries the gradients)."""
+    from .backend import cuda_device_count
+
+    return f"cuda:{local_rank % max(1, cuda_device_count())}"
+
+
 def in_job() -> bool:
     """Whether this process is one of several in an initialised process group."""
     from . import distributed as dist
@@ -234,7 +242,7 @@ def train(args: argparse.Namespace) -> float:
     )
     device = args.device
     if world > 1 and device == "cuda":
-        device = f"cuda:{local_rank}"  # one GPU per process on each machine
+        device = cuda_device_for(local_rank)
     train_set = data.TensorDataset(gg.tensor(x_train), gg.tensor(y_train))
     test_set = data.TensorDataset(gg.tensor(x_test), gg.tensor(y_test))
     train_loader = data.DataLoader(

@@ -240,6 +240,16 @@ def test_nproc_must_be_a_positive_integer(capsys) -> None:
     assert "argument --nproc: must be a positive integer, got '0'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("gpus", "local_rank", "device"), [(4, 3, "cuda:3"), (2, 3, "cuda:1"),
+                                                               (1, 1, "cuda:0")])  # fmt: skip
+def test_each_rank_takes_the_gpu_of_its_local_rank(monkeypatch, gpus, local_rank, device) -> None:
+    import gpugrad.backend as backend
+    from gpugrad.cli import cuda_device_for
+
+    monkeypatch.setattr(backend, "cuda_device_count", lambda: gpus)
+    assert cuda_device_for(local_rank) == device
+
+
 # --- ReduceLROnPlateau in the Trainer, and the progress bar's count -----------------------------
 
 
@@ -297,3 +307,17 @@ def test_progress_bar_counts_what_the_loader_serves(n, kwargs, served) -> None:
     loader = small_loader(n, **kwargs)
     assert _length(loader) == served
     assert served == sum(len(batch[1]) for batch in loader)
+
+
+@needs_mpi
+def test_the_docs_trainer_script_on_two_ranks(tmp_path: Path) -> None:
+    text = (REPO / "docs" / "distributed.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    script = tmp_path / "train_trainer.py"
+    script.write_text(next(b for b in blocks if "Trainer(" in b))
+    proc = run([MPIEXEC, "-n", "2", sys.executable, str(script)], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:-1]] == [f"{e}/8" for e in range(1, 9)], lines
+    assert lines[-1].endswith("on 2 process(es)"), proc.stdout
+    assert float(lines[-1].split()[2]) >= 0.95, lines[-1]
