@@ -81,7 +81,10 @@ class Trainer:
     shard of every DataLoader (the loader's batch_size stays the global batch), sums losses
     and metrics over the ranks once per epoch (exact: padding is not counted), and leaves
     printing, progress bars, plots and the checkpoints `fit` writes to rank 0. Every rank
-    sees the same history, so early stopping decides alike on all of them.
+    sees the same history, so early stopping decides alike on all of them. Diagnostics are
+    averaged over the ranks: gradient norms and update ratios are those of the averaged
+    gradient, while a dead-ReLU fraction is the mean of each rank's own (a unit counts as
+    dead on a rank if it never fired on that rank's shard).
     """
 
     def __init__(
