@@ -244,7 +244,7 @@ def test_nproc_must_be_a_positive_integer(capsys) -> None:
                                                                (1, 1, "cuda:0")])  # fmt: skip
 def test_each_rank_takes_the_gpu_of_its_local_rank(monkeypatch, gpus, local_rank, device) -> None:
     import gpugrad.backend as backend
-    from gpugrad.cli import cuda_device_for
+    from gpugrad.cli_job import cuda_device_for
 
     monkeypatch.setattr(backend, "cuda_device_count", lambda: gpus)
     assert cuda_device_for(local_rank) == device
