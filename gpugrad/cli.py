@@ -1,6 +1,9 @@
 """The `gpugrad` command: `gpugrad train` trains an MLP on a real dataset; `gpugrad info`
 says what this machine offers; `gpugrad demo` runs the tiny spiral demo.
 
+`mpiexec -n N gpugrad train ...` (or `gpugrad train --nproc N ...`) trains on N processes:
+each joins the process group, the Trainer shares the work, and rank 0 alone prints.
+
 Every bad argument is caught before any training, by the argparse `type=` functions in
 `cli_args`, or by the checks `train` makes once the data is loaded; each gives one line
 `gpugrad <command>: error: ...` and exit status 2, never a traceback. Ctrl-C exits with 130.
@@ -33,6 +36,16 @@ from .cli_args import (
     smoothing,
     writable_file,
 )
+from .cli_job import (
+    cuda_device_for,
+    end_job,
+    in_job,
+    is_main_process,
+    join_job,
+    on_all_ranks,
+    silent,
+)
+from .cli_launch import launch
 from .errors import SaveError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "adagrad")
@@ -156,15 +169,22 @@ def train(args: argparse.Namespace) -> float:
     import gpugrad as gg
 
     from . import data, optim
+    from . import distributed as dist
     from .errors import CheckpointError, DataFormatError
     from .nn import functional as F
     from .train import Trainer
 
+    rank, world, local_rank = join_job()
+    say = print if rank == 0 else silent  # one set of output lines: rank 0's
     gg.manual_seed(args.seed)
-    try:
-        x_train, y_train, x_test, y_test = load_dataset(args.dataset, args.seed)
-    except (DataFormatError, FileNotFoundError) as exc:
-        raise UsageError(f"--dataset {args.dataset}: {exc}") from None
+
+    def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            return load_dataset(args.dataset, args.seed)
+        except (DataFormatError, FileNotFoundError) as exc:
+            raise UsageError(f"--dataset {args.dataset}: {exc}") from None
+
+    x_train, y_train, x_test, y_test = on_all_ranks(load)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     hidden = args.hidden
     if args.model == "cnn":
@@ -177,6 +197,8 @@ def train(args: argparse.Namespace) -> float:
         args.optimizer, model.parameters(), args.lr or DEFAULT_LR[args.optimizer]
     )
     device = args.device
+    if world > 1 and device == "cuda":
+        device = cuda_device_for(local_rank)
     train_set = data.TensorDataset(gg.tensor(x_train), gg.tensor(y_train))
     test_set = data.TensorDataset(gg.tensor(x_test), gg.tensor(y_test))
     train_loader = data.DataLoader(
@@ -198,7 +220,19 @@ def train(args: argparse.Namespace) -> float:
     )  # fmt: skip
 
     resumed = args.checkpoint and Path(args.checkpoint).exists()
-    if resumed:
+
+    def resume() -> None:
+        # Every rank reads the same file (on several machines: a shared folder).
+        if in_job():
+            found = dist.all_gather_object(bool(resumed))
+            if len(set(found)) > 1:
+                raise UsageError(
+                    f"--checkpoint {args.checkpoint} exists on ranks "
+                    f"{[r for r, f in enumerate(found) if f]} only; every rank must see it "
+                    "(on several machines, use a shared folder)"
+                )
+        if not resumed:
+            return
         try:
             state = gg.load(args.checkpoint, device=device)
             if isinstance(state, dict) and isinstance(state.get("metadata"), dict):
@@ -208,21 +242,24 @@ def train(args: argparse.Namespace) -> float:
         except CheckpointError as exc:
             raise UsageError(f"--checkpoint: {exc}") from None
         trainer.checkpoint_epoch = trainer.epoch
-    print(
+
+    on_all_ranks(resume)
+    processes = f", {world} processes" if world > 1 else ""
+    say(
         f"gpugrad {__version__}: {shape} "
         f"on {args.dataset} ({len(x_train)} train / {len(x_test)} test), {args.optimizer}, "
-        f"device {gg.device(device)}"
+        f"device {gg.device(device)}{processes}"
     )
     if resumed:
-        print(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
+        say(f"resumed from {args.checkpoint} after epoch {trainer.epoch}")
         if trainer.epoch >= args.epochs:
-            print(f"the checkpoint has {trainer.epoch} epochs: --epochs {args.epochs} adds none")
+            say(f"the checkpoint has {trainer.epoch} epochs: --epochs {args.epochs} adds none")
         elif scheduler is not None and scheduler.T_max != args.epochs:
             # The saved schedule ends at the old horizon (lr 0 from there on): stretch it
             # over the new one, from the step it had reached.
             scheduler.T_max = args.epochs
             scheduler.step(scheduler.last_epoch)
-            print(f"cosine schedule now runs over {args.epochs} epochs")
+            say(f"cosine schedule now runs over {args.epochs} epochs")
     first_epoch = trainer.epoch
     start = time.perf_counter()
     try:
@@ -234,9 +271,9 @@ def train(args: argparse.Namespace) -> float:
     trained = (trainer.epoch - first_epoch) * len(x_train)
     rate = f", {trained / elapsed:,.0f} samples/s" if elapsed > 0 and trained else ""
     summary = f"loss {result['loss']:.4f}, {elapsed:.1f} s{rate}"
-    if diagnostics:
+    if diagnostics and rank == 0:
         print_diagnostics(trainer.history)
-    print(f"test accuracy: {result['accuracy']:.1%}  ({summary})")
+    say(f"test accuracy: {result['accuracy']:.1%}  ({summary})")
     return result["accuracy"]
 
 
@@ -374,6 +411,14 @@ def make_parser() -> argparse.ArgumentParser:
         "(default: on with --plot)",
     )
     option("--quiet", action="store_true", help="no progress bar (default: off)")
+    option(
+        "--nproc",
+        type=positive_int,
+        default=None,
+        help="train on N processes, started for you by the installed MPI's mpiexec "
+        '(needs pip install "gpugrad[mpi]"); mpiexec -n N gpugrad train does the same '
+        "(default: one process)",
+    )
 
     commands.add_parser("info", help="version, backends, CuPy/CUDA versions and GPUs")
     d = commands.add_parser("demo", help="the tiny spiral demo built from raw Tensor ops")
@@ -394,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     away (`gpugrad info | head -1`)."""
     args = make_parser().parse_args(argv)
     try:
+        if args.command == "train" and args.nproc is not None and args.nproc > 1:
+            return launch(args.nproc, sys.argv[1:] if argv is None else list(argv))
         if args.command == "train":
             train(args)
         elif args.command == "info":
@@ -403,20 +450,25 @@ def main(argv: list[str] | None = None) -> int:
 
             demo(["--device", args.device, "--epochs", str(args.epochs), "--seed", str(args.seed)])
         sys.stdout.flush()  # a closed pipe shows up here, not at exit as a traceback
+    # In a job of several processes, usage and checkpoint-write errors are raised on every
+    # rank alike (see on_all_ranks, Trainer), so rank 0 alone prints them and all exit.
     except UsageError as exc:
-        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        if is_main_process():
+            print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except SaveError as exc:  # e.g. the disk filled up mid-run; the last checkpoint stands
-        print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
+        if is_main_process():
+            print(f"gpugrad {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as exc:
         epoch = exc.checkpoint_epoch if isinstance(exc, Interrupted) else None
         saved = f"; checkpoint saved after epoch {epoch}" if epoch is not None else ""
-        print(f"interrupted{saved}", file=sys.stderr)
-        return 130
+        if is_main_process():
+            print(f"interrupted{saved}", file=sys.stderr)
+        return end_job(130)  # a rank may be waiting for one that stopped
     except BrokenPipeError:
         # Send what is still buffered nowhere, so the exit flush cannot fail again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return end_job(141)  # only rank 0 prints: the others would wait for it
     return 0

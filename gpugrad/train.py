@@ -6,6 +6,8 @@ device and read back once per epoch, so a GPU is never made to wait inside an ep
 Checkpoints hold everything needed to continue (model, optimizer, scheduler, random state,
 history) and are written atomically. With `diagnostics=True` the history also records, per
 layer, gradient norms, update/weight ratios and dead-ReLU fractions (see `gpugrad.diagnostics`).
+In a job of several processes (an initialised `gpugrad.distributed` process group) the same
+Trainer trains data-parallel: see `gpugrad.train_parallel`.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from . import autograd
 from .backend import device as parse_device
 from .backend import loaded_backends
 from .diagnostics import DEAD_RELU, GRAD_NORM, UPDATE_RATIO, EpochDiagnostics, is_diagnostic
-from .errors import ArgumentError, CheckpointError
+from .errors import ArgumentError, CheckpointError, GpugradError, SaveError
+from .optim.lr_scheduler import ReduceLROnPlateau
 from .serialization import load, save
 from .tensor import Tensor
+from .train_parallel import parallel_run, real_samples
 
 Metric = Callable[[Tensor, Tensor], Tensor]
 
@@ -69,6 +73,18 @@ class Trainer:
     on the device and read back with the epoch's metrics, and not printed in the epoch line.
     `metadata` (plain data: numbers, strings, lists, dicts) is saved in every checkpoint, so
     that whoever resumes can check it (the `gpugrad` command records its options there).
+    A `ReduceLROnPlateau` scheduler is stepped once per epoch with the monitored value.
+
+    In a job of several processes (after `gpugrad.distributed.init_process_group()`), the
+    Trainer wraps the model in DistributedDataParallel (`self.parallel_model`; `self.model`
+    stays the plain module, so checkpoints fit any number of processes), gives each rank its
+    shard of every DataLoader (the loader's batch_size stays the global batch), sums losses
+    and metrics over the ranks once per epoch (exact: padding is not counted), and leaves
+    printing, progress bars, plots and the checkpoints `fit` writes to rank 0. Every rank
+    sees the same history, so early stopping decides alike on all of them. Diagnostics are
+    averaged over the ranks: gradient norms and update ratios are those of the averaged
+    gradient, while a dead-ReLU fraction is the mean of each rank's own (a unit counts as
+    dead on a rank if it never fired on that rank's shard).
     """
 
     def __init__(
@@ -89,12 +105,20 @@ class Trainer:
             raise ArgumentError(
                 f"scheduler_interval is 'epoch' or 'step', got {scheduler_interval!r}"
             )
+        if isinstance(scheduler, ReduceLROnPlateau) and scheduler_interval == "step":
+            raise ArgumentError(
+                "ReduceLROnPlateau steps with a metric measured once per epoch: use "
+                "scheduler_interval='epoch', not 'step'"
+            )
         for what, fn in (("model", model), ("loss_fn", loss_fn)):
             if not callable(fn):
                 raise ArgumentError(f"{what} must be callable, got {type(fn).__name__} {fn!r}")
         if log is not None and not callable(log):
             raise ArgumentError(f"log must be callable or None, got {type(log).__name__}")
         self.model = model.to(device)
+        self._parallel = parallel_run(self.model)  # None in a single process
+        if self._parallel is not None:
+            self.model = self._parallel.ddp.module
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.device = parse_device(device)
@@ -114,6 +138,8 @@ class Trainer:
             self.metrics = {name: METRICS[name] for name in metrics}
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.log = log
+        if self._parallel is not None and not self._parallel.is_main:
+            self.progress, self.log = False, None  # one set of output lines: rank 0's
         self.diagnostics = diagnostics
         if metadata is not None and not isinstance(metadata, dict):
             raise ArgumentError(f"metadata must be a dict or None, got {type(metadata).__name__}")
@@ -124,6 +150,22 @@ class Trainer:
         self.stale_epochs = 0  # epochs since it last improved
         self.stopped = False  # early stopping ended the run
         self.checkpoint_epoch: int | None = None  # the epoch the last checkpoint written holds
+
+    @property
+    def parallel_model(self) -> Any:
+        """What the steps run: the DistributedDataParallel wrapper in a job of several
+        processes, else the model itself."""
+        return self.model if self._parallel is None else self._parallel.ddp
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this process prints, plots and writes checkpoints (rank 0, or the only
+        process)."""
+        return self._parallel is None or self._parallel.is_main
+
+    def _shard(self, loader: Any, what: str) -> Any:
+        """This rank's share of `loader` (the loader itself in a single process)."""
+        return loader if self._parallel is None else self._parallel.shard(loader, what)
 
     # --- one pass over a loader ----------------------------------------------------------
     def _batches(self, loader: Iterable[Any]) -> Iterable[tuple[Tensor, Tensor]]:
@@ -136,9 +178,14 @@ class Trainer:
             yield inputs, target
 
     def _run_epoch(self, loader: Any, train: bool, description: str) -> dict[str, float]:
-        self.model.train(train)
+        model = self.parallel_model
+        model.train(train)
         sums: dict[str, Tensor | float] = {name: 0.0 for name in ("loss", *self.metrics)}
-        samples = 0
+        samples = batches = 0
+        # Samples past `real` are a DistributedSampler's wrap-around padding: trained on (every
+        # rank must step alike) but not counted, so metrics summed over ranks are exact.
+        real = real_samples(loader)
+        served = 0
         # Diagnostics off: no hooks, no object, one `is None` test per step.
         diag = EpochDiagnostics(self.model, self.device) if train and self.diagnostics else None
         bar = _progress(_length(loader), description, self.progress)
@@ -146,7 +193,7 @@ class Trainer:
         # The diagnostics' ReLU hooks live only while this epoch runs, even if it fails.
         with autograd.set_grad_enabled(train), diag if diag is not None else nullcontext():
             for inputs, target in self._batches(loader):
-                output = self.model(inputs)
+                output = model(inputs)
                 loss = self.loss_fn(output, target)
                 if not isinstance(loss, Tensor) or math.prod(loss.shape) != 1:
                     raise ArgumentError(_not_a_loss(loss))
@@ -161,27 +208,45 @@ class Trainer:
                     if self.scheduler is not None and self.scheduler_interval == "step":
                         self.scheduler.step()
                 n = len(target)
-                samples += n
+                batches += 1
+                served += n
+                kept = n if real is None else max(0, min(n, real - (served - n)))
+                samples += kept
                 with autograd.no_grad():  # running sums stay on the device: no sync here
-                    sums["loss"] = sums["loss"] + loss.detach() * n
-                    for name, metric in self.metrics.items():
-                        sums[name] = sums[name] + metric(output.detach(), target)
+                    if kept < n:  # the padded tail of a shard: count only the real rows
+                        output, target = output[:kept], target[:kept]
+                        loss = self.loss_fn(output, target) if kept else None
+                    if kept:
+                        sums["loss"] = sums["loss"] + loss.detach() * kept
+                        for name, metric in self.metrics.items():
+                            sums[name] = sums[name] + metric(output.detach(), target)
                 if bar is not None:
                     bar.update(n)
         elapsed = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        if samples == 0:
-            raise ArgumentError(f"the {description} loader yielded no batches")
         # The one host sync of the epoch.
-        result = {name: _to_float(total) / samples for name, total in sums.items()}
-        if diag is not None:
-            result.update(diag.read())  # one more read, however many steps and layers
+        totals = [_to_float(total) for total in sums.values()]
+        diagnostics = diag.read() if diag is not None else {}  # one read, however many steps
+        if self._parallel is not None:  # the one exchange of the epoch, the same on all ranks
+            world = self._parallel.world_size
+            counts = [batches, samples, elapsed, *totals, *diagnostics.values()]
+            counts = self._parallel.sum_over_ranks(counts, self.device)
+            batches, samples, elapsed = int(counts[0]), int(counts[1]), counts[2] / world
+            totals = counts[3 : 3 + len(totals)]
+            diagnostics = dict(zip(diagnostics, (v / world for v in counts[3 + len(totals) :])))
+        if batches == 0:
+            raise ArgumentError(f"the {description} loader yielded no batches")
+        if samples == 0:
+            raise ArgumentError(f"the {description} loader yielded only empty batches")
+        result = {name: total / samples for name, total in zip(sums, totals)}
+        result.update(diagnostics)
         result["samples_per_s"] = samples / elapsed if elapsed > 0 else math.inf
         return result
 
     def evaluate(self, loader: Any) -> dict[str, float]:
         """Loss and metrics over a loader, without gradients, in eval mode."""
+        loader = self._shard(loader, "the evaluation loader")
         result = self._run_epoch(loader, train=False, description="eval")
         result.pop("samples_per_s")
         return result
@@ -211,6 +276,9 @@ class Trainer:
         )
         if self.stopped:
             return self.history  # an early-stopped run (perhaps resumed) stays stopped
+        train_loader = self._shard(train_loader, "train_loader")
+        if self._parallel is not None:
+            self._parallel.check_same_length(train_loader, "train_loader")
         while self.epoch < epochs:
             epoch = self.epoch + 1
             if hasattr(train_loader, "set_epoch"):
@@ -220,7 +288,14 @@ class Trainer:
             row = self._run_epoch(train_loader, train=True, description=f"epoch {epoch}/{epochs}")
             if val_loader is not None:
                 row.update({f"val_{k}": v for k, v in self.evaluate(val_loader).items()})
-            if self.scheduler is not None and self.scheduler_interval == "epoch":
+            if isinstance(self.scheduler, ReduceLROnPlateau):
+                if monitor not in row:
+                    raise ArgumentError(
+                        f"ReduceLROnPlateau steps with {monitor!r}, which this epoch did not "
+                        f"measure: it measured {sorted(row)}"
+                    )
+                self.scheduler.step(row[monitor])
+            elif self.scheduler is not None and self.scheduler_interval == "epoch":
                 self.scheduler.step()
             self.epoch = epoch
             for key, value in row.items():
@@ -231,16 +306,30 @@ class Trainer:
             patience_ran_out = early_stopping is not None and self.stale_epochs >= early_stopping
             self.stopped = patience_ran_out and not improved
             if checkpoint is not None:
-                self.save_checkpoint(checkpoint)
+                self._write_checkpoint(checkpoint)
             if self.stopped:
                 if self.log is not None:
                     self.log(
                         f"early stopping: {monitor} did not improve for {early_stopping} epochs"
                     )
                 break
-        if plot is not None:
+        if plot is not None and self.is_main_process:
             plot_history(self.history, plot)
         return self.history
+
+    def _write_checkpoint(self, path: str | Path) -> None:
+        """fit's checkpoint: written by rank 0 alone; a failed write raises on every rank."""
+        if self._parallel is None:
+            self.save_checkpoint(path)
+            return
+        error = None
+        if self._parallel.is_main:
+            try:
+                save(self.state_dict(), path)
+            except SaveError as exc:
+                error = exc
+        self._parallel.agree(error)
+        self.checkpoint_epoch = self.epoch
 
     def _check_fit(
         self,
@@ -314,14 +403,26 @@ class Trainer:
         return state
 
     def save_checkpoint(self, path: str | Path) -> None:
-        """Write a checkpoint atomically (the previous file survives a crash mid-write)."""
+        """Write a checkpoint atomically (the previous file survives a crash mid-write).
+        In a job of several processes it writes on whichever rank calls it (`fit` calls it
+        on rank 0 only; the ranks' weights are the same)."""
         save(self.state_dict(), path)
         self.checkpoint_epoch = self.epoch
 
     def resume(self, path: str | Path) -> int:
         """Restore a checkpoint written by `save_checkpoint`; returns the epochs completed.
-        All or nothing, as `load_state_dict`."""
-        self.load_state_dict(load(path, device=self.device), source=str(path))
+        All or nothing, as `load_state_dict`. In a job of several processes every rank calls
+        it with the same file; if it fails on any rank it raises on all of them."""
+        error: GpugradError | None = None
+        try:
+            self.load_state_dict(load(path, device=self.device), source=str(path))
+        except GpugradError as exc:
+            if self._parallel is None:
+                raise
+            error = exc
+        if self._parallel is not None:
+            self._parallel.agree(error)
+            self._parallel.agree(_same_epoch(self.epoch, path))
         self.checkpoint_epoch = self.epoch
         return self.epoch
 
@@ -357,6 +458,20 @@ class Trainer:
             setattr(self, name, value)
         for backend, saved in rng:
             backend.set_rng_state(saved)
+
+
+def _same_epoch(epoch: int, path: str | Path) -> CheckpointError | None:
+    """An error unless every rank restored the same epoch (each read its own copy of `path`:
+    on several machines it must be the same file)."""
+    from . import distributed
+
+    epochs = distributed.all_gather_object(epoch)
+    if len(set(epochs)) == 1:
+        return None
+    return CheckpointError(
+        f"the ranks resumed from {path} at different epochs {epochs}: every rank must read "
+        "the same checkpoint (on several machines, keep it in a shared folder)"
+    )
 
 
 def _short(value: Any) -> str:
@@ -438,8 +553,17 @@ def _to_float(value: Tensor | float) -> float:
 
 
 def _length(loader: Any) -> int:
+    """How many samples one pass over `loader` serves (what its sampler yields, less a last
+    batch that drop_last leaves out), for the progress bar; 0 when it cannot tell."""
+    sampler = getattr(loader, "sampler", None)
     dataset = getattr(loader, "dataset", None)
     try:
+        if sampler is not None:
+            count = len(sampler)
+            batch_size = getattr(loader, "batch_size", None)
+            if getattr(loader, "drop_last", False) and batch_size:
+                count -= count % batch_size
+            return count
         return len(dataset) if dataset is not None else len(loader)
     except TypeError:
         return 0
