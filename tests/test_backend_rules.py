@@ -1,0 +1,108 @@
+"""Rules that make gpugrad behave the same on NumPy and CuPy (gpugrad/backend/RULES.md).
+
+Each test runs on every device: where CuPy would wrap, stay silent, or share memory and NumPy
+would raise, warn, or copy, gpugrad decides itself, so the same call gives the same result
+(or the same error) on `cpu` and on `cuda`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+import gpugrad.nn as nn
+import gpugrad.nn.functional as F
+from gpugrad.errors import IndexOutOfRangeError
+
+
+def _ints(device, values):
+    return gg.tensor(np.asarray(values, dtype=np.int64), device=device)
+
+
+# --- integer indices out of range: IndexOutOfRangeError naming the index and the axis -------------
+def _x(device):
+    return gg.zeros(3, 4, device=device)
+
+
+INDEX_CASES = {
+    "list": (lambda x, d: x[[0, 3]], "index 3", "size 3"),
+    "negative array": (lambda x, d: x[np.array([-5])], "index -5", "size 3"),
+    "second axis": (lambda x, d: x[:, [7]], "index 7", "size 4"),
+    "after ellipsis": (lambda x, d: x[..., _ints(d, [0, 4])], "index 4", "size 4"),
+    "after None": (lambda x, d: x[None, 1, _ints(d, [-5])], "index -5", "size 4"),
+    "int tensor": (lambda x, d: x[_ints(d, [1, 3])], "index 3", "size 3"),
+    "uint8 array": (lambda x, d: x[np.array([200], dtype=np.uint8)], "index 200", "size 3"),
+    "two arrays": (lambda x, d: x[[0, 1], [0, 9]], "index 9", "size 4"),
+    "python int": (lambda x, d: x[1, 4], "index 4", "size 4"),
+    "take": (lambda x, d: gg.take(x, _ints(d, [12])), "index 12", "size 12"),
+    "take axis": (lambda x, d: gg.take(x, [5], axis=1), "index 5", "size 4"),
+    "index_select": (lambda x, d: gg.index_select(x, 0, _ints(d, [3])), "index 3", "size 3"),
+    "take_along_axis": (
+        lambda x, d: gg.take_along_axis(x, _ints(d, [[0], [4], [1]]), 1), "index 4", "size 4"
+    ),
+    "gather": (lambda x, d: gg.gather(x, 1, _ints(d, [[4]])), "index 4", "size 4"),
+    "setitem": (lambda x, d: x.__setitem__(_ints(d, [3]), 1.0), "index 3", "size 3"),
+    "scatter": (lambda x, d: gg.scatter(x, 0, _ints(d, [[3, 0, 0, 0]]), 1.0), "index 3", "size 3"),
+    "index_add": (
+        lambda x, d: gg.index_add(x, 0, _ints(d, [-1]), gg.ones(1, 4, device=d)), "index -1", "3"
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(INDEX_CASES), ids=list(INDEX_CASES))
+def test_integer_index_out_of_range_raises_on_every_device(device, case):
+    call, index, size = INDEX_CASES[case]
+    x = _x(device)
+    with pytest.raises(IndexOutOfRangeError) as info:
+        call(x, device)
+    message = str(info.value)
+    assert index in message and size in message
+    assert "out of range" in message  # gpugrad's check, not NumPy's "out of bounds"
+    assert isinstance(info.value, IndexError)  # catchable as NumPy's error is
+    np.testing.assert_array_equal(x.numpy(), np.zeros((3, 4)))  # nothing was written
+
+
+@pytest.mark.parametrize("index", [[-3, 2], (slice(None), [-4, 3]), (..., -1), (-3, -4)], ids=str)
+def test_negative_indices_within_range_pick_from_the_end(device, index):
+    a = np.arange(12.0).reshape(3, 4)
+    x = gg.tensor(a, device=device)
+    np.testing.assert_array_equal(x[index].numpy(), a[index])
+
+
+# --- class labels out of range: IndexOutOfRangeError on every device ------------------------------
+LABEL_CASES = {
+    "cross_entropy": (lambda x, y: F.cross_entropy(x, y), "[0, 4)"),
+    "cross_entropy weighted": (
+        lambda x, y: F.cross_entropy(x, y, weight=gg.ones(4, device=x.device)), "[0, 4)"
+    ),
+    "cross_entropy 3-D": (
+        lambda x, y: F.cross_entropy(x.reshape(3, 4, 1), y.reshape(3, 1)), "[0, 4)"
+    ),
+    "nll_loss": (lambda x, y: F.nll_loss(x, y), "[0, 4)"),
+    "multi_margin_loss": (lambda x, y: F.multi_margin_loss(x, y), "[0, 4)"),
+    "embedding": (lambda x, y: F.embedding(y, x), "size 3"),
+    "Embedding": (lambda x, y: nn.Embedding(4, 2).to(x.device)(y), "size 4"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", [7, -2], ids=["too large", "negative"])
+@pytest.mark.parametrize("case", list(LABEL_CASES), ids=list(LABEL_CASES))
+def test_class_label_out_of_range_raises_on_every_device(device, case, bad):
+    call, allowed = LABEL_CASES[case]
+    x = gg.zeros(3, 4, device=device)
+    with pytest.raises(IndexOutOfRangeError) as info:
+        call(x, _ints(device, [0, bad, 1]))
+    assert str(bad) in str(info.value) and allowed in str(info.value)
+
+
+def test_ignore_index_is_not_out_of_range(device):
+    x = gg.zeros(3, 4, device=device)
+    labels = _ints(device, [0, -100, 3])
+    loss = F.cross_entropy(x, labels)
+    assert loss.item() == pytest.approx(np.log(4))
+    assert F.nll_loss(x, labels).item() == 0.0
+    with pytest.raises(IndexOutOfRangeError, match="ignore_index=-1.*-100"):
+        F.cross_entropy(x, labels, ignore_index=-1)
