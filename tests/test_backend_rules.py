@@ -8,6 +8,7 @@ would raise, warn, or copy, gpugrad decides itself, so the same call gives the s
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import pytest
@@ -104,5 +105,37 @@ def test_ignore_index_is_not_out_of_range(device):
     loss = F.cross_entropy(x, labels)
     assert loss.item() == pytest.approx(np.log(4))
     assert F.nll_loss(x, labels).item() == 0.0
-    with pytest.raises(IndexOutOfRangeError, match="ignore_index=-1.*-100"):
+    with pytest.raises(IndexOutOfRangeError, match=r"ignore_index=-1.*-100"):
         F.cross_entropy(x, labels, ignore_index=-1)
+
+
+# --- nothing to divide by: one RuntimeWarning from gpugrad and NaN, on every device --------------
+UNDEFINED_CASES = {
+    "var ddof=1 of one": (lambda x: x[:1].var(ddof=1), "var: Degrees of freedom <= 0", ()),
+    "var ddof > count": (lambda x: x.var(ddof=5), "var: Degrees of freedom <= 0", ()),
+    "var over an empty axis": (
+        lambda x: x.reshape(3, 1)[:, :0].var(axis=1), "var: Degrees of freedom", (3,)
+    ),
+    "std ddof=1 of one": (lambda x: x[:1].std(ddof=1), "std: Degrees of freedom <= 0", ()),
+    "std correction=3": (lambda x: x.std(correction=3), "std: Degrees of freedom <= 0", ()),
+    "mean of empty": (lambda x: x[:0].mean(), "mean: Mean of empty slice", ()),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(UNDEFINED_CASES), ids=list(UNDEFINED_CASES))
+def test_reduction_with_nothing_to_divide_by_warns_once_and_gives_nan(device, case):
+    call, message, shape = UNDEFINED_CASES[case]
+    x = gg.tensor([1.0, 2.0, 4.0], device=device)
+    with pytest.warns(RuntimeWarning) as record:
+        out = call(x)
+    assert [str(w.message) for w in record] == [str(record[0].message)]  # exactly one
+    assert str(record[0].message).startswith(message)
+    assert out.shape == shape and np.isnan(out.numpy()).all()
+
+
+def test_defined_variance_does_not_warn(device):
+    x = gg.tensor([1.0, 2.0, 4.0], device=device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.var(ddof=2).item() == pytest.approx(np.var([1.0, 2.0, 4.0], ddof=2))
+        assert x[:1].var().item() == 0.0

@@ -8,6 +8,7 @@ spreads the gradient over the elements that produced each result.
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 
 from ..autograd import Function
@@ -70,6 +71,10 @@ class Sum(_Reduction):
 class Mean(_Reduction):
     def forward(self, x, axis, keepdims):
         axes = self.setup(x, axis)
+        if self.count() == 0:
+            return _undefined(
+                "mean", "Mean of empty slice", lambda: x.mean(axis=axes, keepdims=keepdims)
+            )
         return x.mean(axis=axes, keepdims=keepdims)
 
     def backward(self, xp, g):
@@ -83,6 +88,12 @@ class Var(_Reduction):
         self.setup(x, axis)
         self.ddof = ddof
         self.save(x)
+        if self.count() <= ddof:
+            return _undefined(
+                "var",
+                _no_dof(self.count(), ddof),
+                lambda: x.var(axis=self.axes, keepdims=keepdims, ddof=ddof),
+            )
         return x.var(axis=self.axes, keepdims=keepdims, ddof=ddof)
 
     def backward(self, xp, g, x):
@@ -97,7 +108,14 @@ class Std(_Reduction):
     def forward(self, x, axis, keepdims, ddof):
         self.setup(x, axis)
         self.ddof = ddof
-        out = x.std(axis=self.axes, keepdims=keepdims, ddof=ddof)
+        if self.count() <= ddof:
+            out = _undefined(
+                "std",
+                _no_dof(self.count(), ddof),
+                lambda: x.std(axis=self.axes, keepdims=keepdims, ddof=ddof),
+            )
+        else:
+            out = x.std(axis=self.axes, keepdims=keepdims, ddof=ddof)
         self.save(x, out)
         return out
 
@@ -107,6 +125,21 @@ class Std(_Reduction):
         centered = x - x.mean(axis=self.axes, keepdims=True)
         scaled = centered / (xp.where(flat, 1, std) * _dof(self.count(), self.ddof))
         return self._expand(g) * xp.where(flat, 0, scaled)
+
+
+def _no_dof(count: int, ddof: int) -> str:
+    return f"Degrees of freedom <= 0 for slice ({count} elements per result, ddof={ddof})"
+
+
+def _undefined(op: str, why: str, compute: Any) -> Any:
+    """A reduction with nothing to divide by: gpugrad's one RuntimeWarning and a NaN result
+    on every device. NumPy warns (two or three times, and var gives inf when ddof > N) where
+    CuPy stays silent, so the library's own warnings are muted and its result replaced."""
+    warnings.warn(f"{op}: {why}; the result is NaN", RuntimeWarning, stacklevel=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = compute()
+    return out + float("nan")
 
 
 def _dof(count: int, ddof: int) -> float:
