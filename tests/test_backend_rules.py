@@ -139,3 +139,100 @@ def test_defined_variance_does_not_warn(device):
         warnings.simplefilter("error")
         assert x.var(ddof=2).item() == pytest.approx(np.var([1.0, 2.0, 4.0], ddof=2))
         assert x[:1].var().item() == 0.0
+
+
+# --- creation allocates on the backend's own device (CuPy's creation uses the current GPU) -------
+CREATORS = {
+    "tensor": lambda d, x: gg.tensor([1.0, 2.0], device=d),
+    "zeros": lambda d, x: gg.zeros(2, 3, device=d),
+    "ones": lambda d, x: gg.ones(2, device=d),
+    "empty": lambda d, x: gg.empty(2, device=d),
+    "full": lambda d, x: gg.full((2,), 7, device=d),
+    "arange": lambda d, x: gg.arange(5, device=d),
+    "linspace": lambda d, x: gg.linspace(0, 1, 5, device=d),
+    "eye": lambda d, x: gg.eye(3, device=d),
+    "rand": lambda d, x: gg.rand(2, device=d),
+    "randn": lambda d, x: gg.randn(2, device=d),
+    "randint": lambda d, x: gg.randint(0, 5, (2,), device=d),
+    "zeros_like": lambda d, x: gg.zeros_like(x),
+    "ones_like": lambda d, x: gg.ones_like(x),
+    "empty_like": lambda d, x: gg.empty_like(x),
+    "full_like": lambda d, x: gg.full_like(x, 3.0),
+    "rand_like": lambda d, x: gg.rand_like(x),
+    "randn_like": lambda d, x: gg.randn_like(x),
+    "randint_like": lambda d, x: gg.randint_like(x, 0, 4),
+    "new_zeros": lambda d, x: x.new_zeros(2),
+    "new_ones": lambda d, x: x.new_ones(2),
+    "new_full": lambda d, x: x.new_full(2, 1.5),
+    "new_tensor": lambda d, x: x.new_tensor([1.0]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(CREATORS), ids=list(CREATORS))
+def test_creation_allocates_inside_the_devices_context(device, monkeypatch, case):
+    x = gg.zeros(2, 3, device=device)
+    backend = x._backend
+    entered = []
+
+    @contextlib.contextmanager
+    def recording():
+        entered.append(True)
+        yield
+
+    monkeypatch.setattr(backend, "device_context", recording, raising=False)
+    monkeypatch.setattr(backend, "asarray", _entered_check(backend.asarray, entered))
+    out = CREATORS[case](device, x)
+    assert entered, f"{case} allocated outside {device}'s device context"
+    assert out.device == x.device
+
+
+def _entered_check(asarray, entered):
+    """asarray counts as inside the context: the backends make it enter the device itself."""
+
+    def wrapped(*args, **kwargs):
+        entered.append(True)
+        return asarray(*args, **kwargs)
+
+    return wrapped
+
+
+# --- copy or view: NumPy's rule on both (CuPy returns a 0-d view for an int on every axis) ------
+COPIES = {"one element": (1, 2), "element of 1-D row": (0,), "int array": ([1],), "mask": None}
+VIEWS = {"row": (1,), "slice": (slice(0, 2),), "int and slice": (1, slice(None))}
+
+
+@pytest.mark.parametrize("case", list(COPIES), ids=list(COPIES))
+def test_indexing_that_numpy_copies_gives_a_copy(device, case):
+    x = gg.tensor(np.arange(12.0).reshape(3, 4), device=device)
+    index = COPIES[case]
+    if index is None:
+        index = x > 5
+    if case == "element of 1-D row":
+        x = x[1]
+    picked = x[index]
+    expected = picked.numpy().copy()
+    before = picked._version[0]
+    x.add_(100.0)
+    np.testing.assert_array_equal(picked.numpy(), expected)
+    assert picked._version[0] == before  # the copy's version did not move with x
+
+
+@pytest.mark.parametrize("case", list(VIEWS), ids=list(VIEWS))
+def test_basic_indexing_gives_a_view_sharing_the_version(device, case):
+    x = gg.tensor(np.arange(12.0).reshape(3, 4), device=device)
+    picked = x[VIEWS[case]]
+    x.add_(100.0)
+    np.testing.assert_array_equal(
+        picked.numpy(), (np.arange(12.0).reshape(3, 4) + 100)[VIEWS[case]]
+    )
+    assert picked._version is x._version
+
+
+def test_one_element_of_a_graph_is_a_copy_with_a_gradient(device):
+    x = gg.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float64", device=device, requires_grad=True)
+    assert gg.gradcheck(lambda t: t[1, 0] * t[0, 1], x)
+    y = x * 1
+    picked = y[0, 1]
+    y.add_(1.0)  # y's in-place change must not reach the copy nor break its backward
+    picked.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0.0, 1.0], [0.0, 0.0]])

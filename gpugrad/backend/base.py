@@ -8,6 +8,7 @@ how one backward formula serves both plain backward (arrays) and `create_graph=T
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
@@ -133,3 +134,9 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
 
     def synchronize(self) -> None:
         """Wait for queued work on this device to finish (a no-op on the CPU)."""
+
+    def device_context(self) -> contextlib.AbstractContextManager:
+        """A context manager inside which the array library allocates on this backend's
+        device: CuPy's creation functions use the *current* GPU, not a tensor's `cuda:N`.
+        Nothing to do where there is one device (the CPU)."""
+        return contextlib.nullcontext()
