@@ -32,6 +32,18 @@ ARRAY_FUNCTIONS = (
 )  # fmt: skip
 
 
+def accumulation_dtype(dtype: Any) -> Any:
+    """The dtype repeated-index sums run in: float16 in float32 (one rounding at the end,
+    where NumPy's add.at rounds after every addition and CuPy's atomicAdd in an order the GPU
+    picks), integers and bools in int64 (CuPy's atomicAdd has no 8-, 16- or 64-bit signed
+    form; uint64 keeps its own). Sums wrap back into the dtype as NumPy's would."""
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return "float32"
+    if dtype.kind in "biu" and dtype.name != "uint64":
+        return "int64"
+    return dtype
+
+
 class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
     """An array library bound to one device.
 
@@ -117,14 +129,17 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         """Zeros of `shape` (dtype of `values`) with `values` placed at `index`.
 
         With `accumulate`, values aimed at the same element add up (integer-array indices
-        may repeat an element); without it, a plain assignment is enough and faster.
+        may repeat an element); without it, a plain assignment is enough and faster. The
+        sums run in `accumulation_dtype`, so NumPy's add.at and CuPy's atomicAdd agree.
         """
-        out = self.xp.zeros(shape, dtype=values.dtype)
-        if accumulate:
-            self.scatter_add(out, index, values)
-        else:
+        if not accumulate:
+            out = self.xp.zeros(shape, dtype=values.dtype)
             out[index] = values
-        return out
+            return out
+        wide = accumulation_dtype(values.dtype)
+        out = self.xp.zeros(shape, dtype=wide)
+        self.scatter_add(out, index, values.astype(wide, copy=False))
+        return out.astype(values.dtype, copy=False)
 
     def l2_norm(self, array: Any) -> Any:
         """The L2 norm of all of `array`'s values, a 0-d float64 array on this device

@@ -18,6 +18,7 @@ __all__ = [
     "first_outside",
     "index_array",
     "index_error",
+    "integer_limits",
     "make_tensor",
     "normalize_axes",
     "normalize_axis",
@@ -138,7 +139,7 @@ def outside_range(values: Any, low: int, high: int, skip: int | None = None) -> 
     so several checks can be joined with `|` and read back once. A bound the dtype cannot
     reach is left out (it excludes nothing, and NumPy and CuPy differ on comparing, say,
     uint8 values with 1000)."""
-    least, most = _integer_limits(values.dtype)
+    least, most = integer_limits(values.dtype)
     outside = None
     if low > least:
         outside = values < low
@@ -152,7 +153,7 @@ def outside_range(values: Any, low: int, high: int, skip: int | None = None) -> 
     return outside.any()
 
 
-def _integer_limits(dtype: Any) -> tuple[int, int]:
+def integer_limits(dtype: Any) -> tuple[int, int]:
     """The least and greatest values of an integer dtype."""
     bits = 8 * dtype.itemsize
     if dtype.kind == "u":

@@ -27,6 +27,22 @@ def _single_axis(axis: Any, ndim: int) -> int | None:
     return None if ndim == 0 else axis
 
 
+# The dtype sums and products run in, given to the array library explicitly so that its own
+# defaults never decide: bool and integers in int64 (PyTorch's rule; NumPy's would make uint8
+# sums uint64, a dtype gpugrad does not have), float16 in float32 and rounded back once (NumPy
+# adds float16 one way, CuPy another).
+_ACCUMULATOR = {**dict.fromkeys("?bhilqBHILQ", "int64"), "e": "float32"}
+
+
+def _accumulated(x: Any, method: str, **kwargs: Any) -> Any:
+    """x.<method>(**kwargs) (sum, mean, prod, cumsum or cumprod) in _ACCUMULATOR's dtype."""
+    wide = _ACCUMULATOR.get(x.dtype.char)
+    if wide is None or (method == "mean" and wide != "float32"):  # integer means are float64
+        return getattr(x, method)(**kwargs)
+    out = getattr(x, method)(dtype=wide, **kwargs)
+    return out.astype(x.dtype) if wide == "float32" else out
+
+
 class _Reduction(Function):
     """Shared bookkeeping: the input shape and the shape of the result with keepdims."""
 
@@ -62,7 +78,7 @@ class _Reduction(Function):
 class Sum(_Reduction):
     def forward(self, x, axis, keepdims):
         axes = self.setup(x, axis)
-        return x.sum(axis=axes, keepdims=keepdims)
+        return _accumulated(x, "sum", axis=axes, keepdims=keepdims)
 
     def backward(self, xp, g):
         return xp.broadcast_to(self._expand(g), self.in_shape)
@@ -75,7 +91,7 @@ class Mean(_Reduction):
             return _undefined(
                 "mean", "Mean of empty slice", lambda: x.mean(axis=axes, keepdims=keepdims)
             )
-        return x.mean(axis=axes, keepdims=keepdims)
+        return _accumulated(x, "mean", axis=axes, keepdims=keepdims)
 
     def backward(self, xp, g):
         return xp.broadcast_to(self._expand(g) / self.count(), self.in_shape)
@@ -178,7 +194,7 @@ class Prod(_Reduction):
 
     def forward(self, x, axis, keepdims):
         self.setup(x, axis)
-        out = x.prod(axis=self.axes, keepdims=keepdims)
+        out = _accumulated(x, "prod", axis=self.axes, keepdims=keepdims)
         self.save(x)
         return out
 
@@ -229,11 +245,12 @@ class CumSum(Function):
     def forward(self, x, axis):
         self.in_shape = x.shape
         self.axis = axis
-        return self.xp.cumsum(x, axis=axis)
+        return _accumulated(x, "cumsum", axis=axis)
 
     def backward(self, xp, g):
         axis = 0 if self.axis is None else self.axis
-        return xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis).reshape(self.in_shape)
+        running = _accumulated(xp.flip(g, axis), "cumsum", axis=axis)
+        return xp.flip(running, axis).reshape(self.in_shape)
 
 
 class CumProd(Function):
@@ -254,7 +271,7 @@ class CumProd(Function):
         self.before_zero = zeros_so_far == 0
         self.first_zero = zero & (zeros_so_far == 1)
         self.later_nonzero = ~zero & (zeros_so_far > 0)
-        out = xp.cumprod(flat, axis=axis)
+        out = _accumulated(flat, "cumprod", axis=axis)
         self.save(x, out)  # the input itself, not the flattened view: saved arrays must be
         return out  # the op's inputs or output
 
