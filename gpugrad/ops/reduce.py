@@ -267,7 +267,7 @@ class CumProd(Function):
         flat = x.reshape(-1) if axis is None else x
         axis = self.axis = 0 if axis is None else axis
         zero = flat == 0
-        zeros_so_far = xp.cumsum(zero, axis=axis)
+        zeros_so_far = _accumulated(zero, "cumsum", axis=axis)  # int64 on both libraries
         self.before_zero = zeros_so_far == 0
         self.first_zero = zero & (zeros_so_far == 1)
         self.later_nonzero = ~zero & (zeros_so_far > 0)
