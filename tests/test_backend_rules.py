@@ -333,12 +333,18 @@ def test_sorts_keep_ties_in_their_order(device):
     np.testing.assert_array_equal(gg.topk(x, 3).indices.numpy(), [0, 2, 4])
 
 
-# --- left to the libraries, which agree: checked here on every device ---------------------------
-def test_argmax_and_argmin_pick_the_first_tie_and_nan_wins(device):
+# --- argmax/argmin: the first tie, the first NaN (CuPy returns any NaN) ------------------------
+def test_argmax_and_argmin_pick_the_first_tie_and_the_first_nan(device):
     x = gg.tensor([[1.0, 3.0, 3.0, 0.0, 0.0], [2.0, np.nan, 5.0, np.nan, -1.0]], device=device)
     np.testing.assert_array_equal(gg.argmax(x, axis=1).numpy(), [1, 1])
     np.testing.assert_array_equal(gg.argmin(x, axis=1).numpy(), [3, 1])
     assert np.isnan(x.max(axis=1).numpy()[1]) and np.isnan(x.min(axis=1).numpy()[1])
+    assert gg.argmax(x).item() == 6 and gg.argmin(x, keepdims=True).shape == (1, 1)
+    long = np.arange(20000.0)
+    long[[9000, 7, 15000]] = np.nan  # a GPU reduction tree meets these in no fixed order
+    y = gg.tensor(long, device=device)
+    assert gg.argmax(y).item() == 7 and gg.argmin(y).item() == 7
+    assert gg.argmax(gg.tensor(long.reshape(2, 10000), device=device), axis=1).tolist() == [7, 5000]
 
 
 def test_python_scalars_are_weak_in_arithmetic(device):

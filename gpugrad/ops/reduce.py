@@ -262,7 +262,6 @@ class CumProd(Function):
     needs no host sync."""
 
     def forward(self, x, axis):
-        xp = self.xp
         self.in_shape = x.shape
         flat = x.reshape(-1) if axis is None else x
         axis = self.axis = 0 if axis is None else axis
@@ -409,16 +408,28 @@ def _refuse_empty(x: Tensor, axis: int | None, op: str) -> None:
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (in the flattened tensor when axis is None); int64."""
-    axis = _single_axis(axis, x.ndim)
-    _refuse_empty(x, axis, "argmax")
-    return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+    return _position(x, axis, keepdims, "argmax")
 
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (in the flattened tensor when axis is None); int64."""
+    return _position(x, axis, keepdims, "argmin")
+
+
+def _position(x: Tensor, axis: Any, keepdims: bool, op: str) -> Tensor:
+    """argmax/argmin with NumPy's answer on both libraries: the first of equal values, and
+    the first NaN where there is one. CuPy's reduction returns *a* NaN, whichever its tree
+    meets first, so for floats the first NaN is looked up separately (a bool argmax, which
+    keeps the first of equal values on both)."""
     axis = _single_axis(axis, x.ndim)
-    _refuse_empty(x, axis, "argmin")
-    return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+    _refuse_empty(x, axis, op)
+    backend, data = x._backend, x.data
+    out = getattr(backend, op)(data, axis=axis, keepdims=keepdims)
+    if data.dtype.kind == "f":
+        nan = backend.isnan(data)
+        first_nan = backend.argmax(nan, axis=axis, keepdims=keepdims)
+        out = backend.where(nan.any(axis=axis, keepdims=keepdims), first_nan, out)
+    return make_tensor(out, backend, None)
 
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
