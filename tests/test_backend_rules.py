@@ -331,6 +331,10 @@ def test_sorts_keep_ties_in_their_order(device):
     descending = gg.argsort(x, descending=True).numpy()
     np.testing.assert_array_equal(descending, np.argsort(-a, kind="stable"))
     np.testing.assert_array_equal(gg.topk(x, 3).indices.numpy(), [0, 2, 4])
+    with_nan = gg.tensor([3.0, np.nan, 1.0, np.nan, 2.0], device=device)
+    np.testing.assert_array_equal(gg.argsort(with_nan).numpy(), [2, 4, 0, 1, 3])  # NaN last
+    np.testing.assert_array_equal(gg.argsort(with_nan, descending=True).numpy(), [1, 3, 0, 4, 2])
+    np.testing.assert_array_equal(gg.topk(with_nan, 2).indices.numpy(), [1, 3])
 
 
 # --- argmax/argmin: the first tie, the first NaN (CuPy returns any NaN) ------------------------
