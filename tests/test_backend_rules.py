@@ -387,3 +387,26 @@ def test_every_test_named_in_the_rules_exists():
         assert f"def {test}(" in source, f"RULES.md names {file or 'test_backend_rules.py'}::{test}"
     for file in re.findall(r"`tests/(test_\w+\.py)`", text):
         assert (root / "tests" / file).is_file(), file
+
+
+# --- integers to negative integer powers: DTypeError (NumPy raises, CuPy returns a number) -----
+NEGATIVE_POWERS = {
+    "tensor ** -1": (lambda i: i**-1, "exponent: -1"),
+    "tensor ** tensor": (lambda i: i ** gg.tensor([1, -2], device=i.device), "int64 tensor"),
+    "2 ** tensor": (lambda i: 2 ** (i - 3), "int64 tensor"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NEGATIVE_POWERS), ids=list(NEGATIVE_POWERS))
+def test_integer_to_a_negative_integer_power_raises(device, case):
+    call, named = NEGATIVE_POWERS[case]
+    with pytest.raises(gg.DTypeError, match="negative integer power") as info:
+        call(gg.tensor([2, 3], device=device))
+    assert named in str(info.value)
+
+
+def test_integer_powers_that_numpy_allows_work(device):
+    i = gg.tensor([2, 3], device=device)
+    assert (i**2).tolist() == [4, 9] and (2**i).tolist() == [4, 8]
+    assert (i ** gg.tensor([0, 1], device=device)).tolist() == [1, 3]
+    assert (i.astype("float32") ** -1).tolist() == [0.5, pytest.approx(1 / 3)]

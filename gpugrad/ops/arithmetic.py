@@ -256,12 +256,39 @@ def div(a: Any, b: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:
     """a ** b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
+        _integer_power(a, b)
         return PowScalar.apply(a, p=_fitting(b, a, "**"))
     if type(a) in PY_SCALARS:
+        _integer_power(a, b)
         return RPowScalar.apply(b, c=_fitting(a, b, "**"))
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return pow(*_operands(a, b))
+    _integer_power(a, b)
     return Pow.apply(a, b)
+
+
+def _is_integer(x: Any) -> bool:
+    if isinstance(x, Tensor):
+        return x._data.dtype.kind in "iu"
+    return type(x) is int
+
+
+def _integer_power(base: Any, exponent: Any) -> None:
+    """DTypeError for an integer raised to a negative integer power, as NumPy raises and
+    CuPy does not (it returns a number). A tensor exponent costs one reduction and, on a GPU,
+    one host read; only integer-by-integer powers pay it."""
+    if not (_is_integer(base) and _is_integer(exponent)):
+        return
+    if isinstance(exponent, Tensor):
+        negative = bool((exponent._data < 0).any())
+    else:
+        negative = exponent < 0
+    if negative:
+        what = exponent if type(exponent) is int else f"{exponent.dtype} tensor with negatives"
+        raise DTypeError(
+            f"**: an integer to a negative integer power (exponent: {what}) is not allowed; "
+            "make the base floating point, e.g. x.astype('float32')"
+        )
 
 
 def maximum(a: Any, b: Any) -> Tensor:
