@@ -30,7 +30,7 @@ def normalize_index(index: Any, x: Tensor, check: bool = True) -> tuple[Any, boo
     backend = x._backend
     parts = index if isinstance(index, tuple) else (index,)
     out = []
-    advanced = accumulate = False
+    advanced = accumulate = has_int = False
     for part in parts:
         if isinstance(part, Tensor):
             if part._backend is not backend:
@@ -50,8 +50,9 @@ def normalize_index(index: Any, x: Tensor, check: bool = True) -> tuple[Any, boo
                 raise DTypeError(f"index arrays must be integer or bool, got {part.dtype}")
             advanced = True
             accumulate = accumulate or kind != "b"
+        has_int = has_int or isinstance(part, int) or accumulate
         out.append(part)
-    if check:
+    if check and has_int:  # slices, None and Ellipsis are never out of range
         _check_bounds(out, x.shape)
     return (tuple(out) if isinstance(index, tuple) else out[0]), advanced, accumulate
 
