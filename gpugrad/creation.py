@@ -20,6 +20,13 @@ def _size_arg(size: Any) -> tuple[Any, ...]:
     return size if isinstance(size, (tuple, list)) else (size,)
 
 
+def _allocate(backend: Any, function: str, *args: Any, **kwargs: Any) -> Any:
+    """backend.<function>(*args, **kwargs) on the backend's own device: CuPy's creation
+    functions allocate on the current GPU, which need not be the `cuda:N` asked for."""
+    with backend.device_context():
+        return getattr(backend, function)(*args, **kwargs)
+
+
 def _finish(data: Any, backend: Any, requires_grad: bool) -> Tensor:
     t = _make(data, backend, None)
     if requires_grad:
@@ -69,7 +76,7 @@ def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, re
     shape = _args.shape(fill, size)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
-    return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
+    return _finish(_allocate(backend, fill, shape, dtype=dt), backend, requires_grad)
 
 
 def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
@@ -97,7 +104,7 @@ def full(
     dt = to_dtype(dtype)
     if dt is None:
         dt = DEFAULT_FLOAT if isinstance(fill_value, float) else to_array(fill_value, backend).dtype
-    return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
+    return _finish(_allocate(backend, "full", shape, fill_value, dtype=dt), backend, requires_grad)
 
 
 def arange(
@@ -124,7 +131,7 @@ def arange(
     if dt is None:
         is_float = any(isinstance(v, float) for v in (start, end, step))
         dt = DEFAULT_FLOAT if is_float else int64
-    return _finish(backend.arange(start, end, step, dtype=dt), backend, requires_grad)
+    return _finish(_allocate(backend, "arange", start, end, step, dtype=dt), backend, requires_grad)
 
 
 def linspace(
@@ -137,7 +144,9 @@ def linspace(
     steps = _args.size("linspace", "steps", steps, minimum=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
-    return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
+    return _finish(
+        _allocate(backend, "linspace", start, end, steps, dtype=dt), backend, requires_grad
+    )
 
 
 def eye(
@@ -149,7 +158,7 @@ def eye(
     m = n if m is None else _args.size("eye", "m", m, minimum=0)
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
-    return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
+    return _finish(_allocate(backend, "eye", n, m, dtype=dt), backend, requires_grad)
 
 
 def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
@@ -169,7 +178,9 @@ def rand(
     """Uniform random numbers in [0, 1), from `generator` or the global stream."""
     shape, dt = _args.shape("rand", size), _random_dtype(dtype, True, "rand")
     backend = get_backend(device)
-    data = backend.random_uniform(shape, dt, generator_rng(generator, backend, "rand"))
+    data = _allocate(
+        backend, "random_uniform", shape, dt, generator_rng(generator, backend, "rand")
+    )
     return _finish(data, backend, requires_grad)
 
 
@@ -180,7 +191,9 @@ def randn(
     """Standard normal random numbers, from `generator` or the global stream."""
     shape, dt = _args.shape("randn", size), _random_dtype(dtype, True, "randn")
     backend = get_backend(device)
-    data = backend.random_normal(shape, dt, generator_rng(generator, backend, "randn"))
+    data = _allocate(
+        backend, "random_normal", shape, dt, generator_rng(generator, backend, "randn")
+    )
     return _finish(data, backend, requires_grad)
 
 
@@ -198,7 +211,7 @@ def randint(
     dt = _random_dtype(dtype, False, "randint")
     backend = get_backend(device)
     rng = generator_rng(generator, backend, "randint")
-    return _make(backend.random_integers(low, high, shape, dt, rng), backend, None)
+    return _make(_allocate(backend, "random_integers", low, high, shape, dt, rng), backend, None)
 
 
 def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:

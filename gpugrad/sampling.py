@@ -38,7 +38,7 @@ def randperm(
     keys = backend.random_uniform((n,), float64, generator_rng(generator, backend, "randperm"))
     # Sorting independent uniform keys gives every order the same chance (a tie between two
     # of n float64 keys is about n**2 / 2**53 likely, far below anything a test could see).
-    return _make(backend.xp.argsort(keys).astype(dt), backend, None)
+    return _make(backend.xp.argsort(keys, kind="stable").astype(dt), backend, None)
 
 
 def check_weights(
@@ -110,7 +110,9 @@ def multinomial(
         # replacement with chances proportional to w; zero weights never finish.
         e = -xp.log1p(-backend.random_uniform((rows, categories), float64, rng))
         keys = xp.where(w > 0, e / xp.where(w > 0, w, 1.0), xp.inf)
-        picks = xp.argsort(keys, axis=-1)[:, :num_samples]
+        # Stable, as every sort in gpugrad: NumPy's default sort is not, CuPy's always is, so
+        # equal keys (rare but possible among float64 draws) resolve the same way on both.
+        picks = xp.argsort(keys, axis=-1, kind="stable")[:, :num_samples]
     picks = picks.astype(int64)
     return _make(picks.reshape(num_samples) if input.ndim == 1 else picks, backend, None)
 

@@ -229,6 +229,7 @@ def test_stock_row_times_the_step_without_fused_kernels_and_restores_the_backend
     """stock_row swaps the backend without fused kernels in for the device while it times the
     step (on a GPU, StockCupyBackend; here a plain cpu backend stands in) and puts the device's
     own backend back afterwards."""
+    pytest.importorskip("cupy")  # the module it patches imports CuPy (an optional extra)
     from gpugrad.backend import cupy_backend
 
     dev = PosingBackend(set())

@@ -5,6 +5,9 @@ backend (with the fused kernels of `kernels/`; stock CuPy alone when the environ
 GPUGRAD_FUSED_KERNELS is 0) is imported lazily, and asking for it where CuPy or a GPU is
 missing raises one clear `BackendUnavailableError` saying what to install or that no GPU was
 found.
+
+Where NumPy and CuPy differ (what raises, warns, copies, or in which order), gpugrad's own
+rule and the code and test behind it are listed in RULES.md next to this file.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ how one backward formula serves both plain backward (arrays) and `create_graph=T
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from types import ModuleType
 from typing import Any
@@ -29,6 +30,18 @@ ARRAY_FUNCTIONS = (
     "argsort", "ceil", "cumprod", "einsum", "floor", "isclose", "log10", "log2", "roll", "round",
     "tril", "triu", "trunc", "zeros_like",
 )  # fmt: skip
+
+
+def accumulation_dtype(dtype: Any) -> Any:
+    """The dtype repeated-index sums run in: float16 in float32 (one rounding at the end,
+    where NumPy's add.at rounds after every addition and CuPy's atomicAdd in an order the GPU
+    picks), integers and bools in int64 (CuPy's atomicAdd has no 8-, 16- or 64-bit signed
+    form; uint64 keeps its own). Sums wrap back into the dtype as NumPy's would."""
+    if dtype.kind == "f" and dtype.itemsize < 4:
+        return "float32"
+    if dtype.kind in "biu" and dtype.name != "uint64":
+        return "int64"
+    return dtype
 
 
 class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
@@ -116,14 +129,17 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         """Zeros of `shape` (dtype of `values`) with `values` placed at `index`.
 
         With `accumulate`, values aimed at the same element add up (integer-array indices
-        may repeat an element); without it, a plain assignment is enough and faster.
+        may repeat an element); without it, a plain assignment is enough and faster. The
+        sums run in `accumulation_dtype`, so NumPy's add.at and CuPy's atomicAdd agree.
         """
-        out = self.xp.zeros(shape, dtype=values.dtype)
-        if accumulate:
-            self.scatter_add(out, index, values)
-        else:
+        if not accumulate:
+            out = self.xp.zeros(shape, dtype=values.dtype)
             out[index] = values
-        return out
+            return out
+        wide = accumulation_dtype(values.dtype)
+        out = self.xp.zeros(shape, dtype=wide)
+        self.scatter_add(out, index, values.astype(wide, copy=False))
+        return out.astype(values.dtype, copy=False)
 
     def l2_norm(self, array: Any) -> Any:
         """The L2 norm of all of `array`'s values, a 0-d float64 array on this device
@@ -133,3 +149,9 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
 
     def synchronize(self) -> None:
         """Wait for queued work on this device to finish (a no-op on the CPU)."""
+
+    def device_context(self) -> contextlib.AbstractContextManager:
+        """A context manager inside which the array library allocates on this backend's
+        device: CuPy's creation functions use the *current* GPU, not a tensor's `cuda:N`.
+        Nothing to do where there is one device (the CPU)."""
+        return contextlib.nullcontext()

@@ -137,6 +137,8 @@ class StockCupyBackend(Backend):
         return pinned
 
     def scatter_add(self, target: cupy.ndarray, index: Any, values: cupy.ndarray) -> None:
+        if target.dtype == np.int64:  # atomicAdd has no int64 form; two's complement sums
+            target, values = target.view(np.uint64), values.view(np.uint64)  # agree bit for bit
         cupyx.scatter_add(target, index, values)
 
     def erf(self, x: cupy.ndarray) -> cupy.ndarray:

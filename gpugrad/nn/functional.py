@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 from .. import _args
-from ..backend import get_backend
 from ..dtypes import is_floating
 from ..errors import (
     ArgumentError,
@@ -24,8 +23,8 @@ from ..errors import (
     IndexOutOfRangeError,
     ShapeError,
 )
-from ..ops import abs, exp, log, one_hot, relu, take_along_axis, where
-from ..ops._support import as_tensor_like, make_tensor
+from ..ops import abs, exp, log, one_hot, relu, where
+from ..ops._support import as_tensor_like, first_outside, make_tensor, outside_range
 from ..ops.activation import (
     elu,
     gelu,
@@ -38,6 +37,7 @@ from ..ops.activation import (
     tanh,
 )  # fmt: skip
 from ..ops.conv import conv1d, conv2d
+from ..ops.index import getitem, pick_along_axis
 from ..ops.loss import binary_cross_entropy_elementwise, softmax_cross_entropy
 from ..ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from ..tensor import Tensor
@@ -87,7 +87,6 @@ __all__ = [
 __all__ += ["cosine_similarity", "normalize", "one_hot", "pad", "scaled_dot_product_attention"]
 
 REDUCTIONS = ("mean", "sum", "none")
-_HOST_ARRAY = get_backend("cpu").array_type  # label checks run only on host arrays
 
 
 # --- checks shared by the losses --------------------------------------------------------------
@@ -169,17 +168,13 @@ def _class_labels(name: str, input: Tensor, target: Any) -> Tensor:
 
 
 def _check_label_range(name: str, labels: Any, classes: int, ignore_index: int | None) -> None:
-    # The check reads a bool back to the host; on a GPU that would stall every training
-    # step, so there (as for embedding) out-of-range labels are left to the kernels.
-    if not isinstance(labels, _HOST_ARRAY):
-        return
-    bad = (labels < 0) | (labels >= classes)
-    if ignore_index is not None:
-        bad &= labels != ignore_index
-    if labels.size and bool(bad.any()):
+    """IndexOutOfRangeError for a label outside [0, classes) (ignore_index excepted), on
+    every device: CuPy would wrap it (or the fused kernel read past the row) into a loss
+    that looks fine. One reduction, and on a GPU one host read per loss call."""
+    if bool(outside_range(labels, 0, classes, ignore_index)):
         raise IndexOutOfRangeError(
             f"{name}: labels must lie in [0, {classes}) (or equal ignore_index={ignore_index}); "
-            f"got values in [{int(labels.min())}, {int(labels.max())}]"
+            f"got label {first_outside(labels, 0, classes, ignore_index)}"
         )
 
 
@@ -398,7 +393,7 @@ def _reduce_weighted(
         return loss.sum()
     xp = labels._backend.xp
     valid = labels.data != ignore_index
-    label_weights = weight[make_tensor(xp.where(valid, labels.data, 0), labels._backend, None)]
+    label_weights = getitem(weight, xp.where(valid, labels.data, 0), check=False)
     total = where(make_tensor(valid, labels._backend, None), label_weights, 0).sum()
     return loss.sum() / total
 
@@ -422,11 +417,11 @@ def nll_loss(
     xp = input._backend.xp
     valid = labels.data != ignore_index
     safe = xp.where(valid, labels.data, 0)
-    picked = take_along_axis(input, xp.expand_dims(safe, class_axis), class_axis).squeeze(
+    picked = pick_along_axis(input, xp.expand_dims(safe, class_axis), class_axis).squeeze(
         class_axis
     )
     if weight is not None:
-        picked = picked * weight[make_tensor(safe, input._backend, None)]
+        picked = picked * getitem(weight, safe, check=False)  # labels checked above
     loss = where(make_tensor(valid, input._backend, None), -picked, 0)
     if weight is not None:
         return _reduce_weighted(loss, labels, weight, ignore_index, reduction)
@@ -481,7 +476,7 @@ def multi_margin_loss(
     _check_label_range("multi_margin_loss", labels.data, classes, None)
     xp = input._backend.xp
     index = xp.expand_dims(labels.data, -1)
-    own = take_along_axis(input, index, -1)  # x_y, kept as a size-1 axis to broadcast
+    own = pick_along_axis(input, index, -1)  # x_y, kept as a size-1 axis to broadcast
     others = make_tensor(xp.arange(classes) != index, input._backend, None)
     hinge = relu(input - own + margin)
     if p == 2:

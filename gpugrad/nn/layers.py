@@ -23,6 +23,7 @@ from ..creation import empty, ones, tensor, zeros
 from ..dtypes import float16
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..generator import Generator, generator_rng
+from ..ops._support import check_index_range
 from ..tensor import Tensor, _make
 from . import init
 from .module import Module
@@ -252,15 +253,9 @@ def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> T
         indices = backend.asarray(indices)
     if indices.dtype.kind not in "iu":
         raise DTypeError(f"embedding indices must be integers, got {indices.dtype}")
-    num = weight.shape[0]
-    # Checked on the cpu only: on a GPU the check would stall the device on a host sync.
-    if backend.device.type == "cpu" and indices.size:
-        low, high = int(indices.min()), int(indices.max())
-        if low < 0 or high >= num:
-            bad = low if low < 0 else high
-            raise IndexOutOfRangeError(
-                f"embedding: index {bad} is out of range for {num} embeddings"
-            )
+    # Checked on every device (one reduction; on a GPU a host read): CuPy would wrap a bad
+    # index around and return another row without a word.
+    check_index_range(indices, weight.shape[0], "embedding", 0, weight.shape)
     return _Embedding.apply(weight, indices=indices, padding_idx=padding_idx)
 
 

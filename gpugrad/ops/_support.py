@@ -15,10 +15,14 @@ __all__ = [
     "as_operand",
     "as_tensor_like",
     "check_index_range",
+    "first_outside",
     "index_array",
+    "index_error",
+    "integer_limits",
     "make_tensor",
     "normalize_axes",
     "normalize_axis",
+    "outside_range",
     "refuse_sequence",
     "unbroadcast",
 ]
@@ -129,19 +133,63 @@ def index_array(index: Any, like: Tensor, op: str) -> Any:
     return index
 
 
-def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[int, ...]) -> None:
+def outside_range(values: Any, low: int, high: int, skip: int | None = None) -> Any:
+    """A 0-d bool array on values' device: whether any integer in `values` lies outside
+    [low, high) (values equal to `skip` excepted). One pass and one reduction, no host read,
+    so several checks can be joined with `|` and read back once. A bound the dtype cannot
+    reach is left out (it excludes nothing, and NumPy and CuPy differ on comparing, say,
+    uint8 values with 1000)."""
+    least, most = integer_limits(values.dtype)
+    outside = None
+    if low > least:
+        outside = values < low
+    if high <= most:
+        above = values >= high
+        outside = above if outside is None else outside | above
+    if outside is None:  # no value of this dtype can be out of range
+        return values.reshape(-1)[:0].any()
+    if skip is not None and least <= skip <= most:
+        outside &= values != skip
+    return outside.any()
+
+
+def integer_limits(dtype: Any) -> tuple[int, int]:
+    """The least and greatest values of an integer dtype."""
+    bits = 8 * dtype.itemsize
+    if dtype.kind == "u":
+        return 0, 2**bits - 1
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def first_outside(values: Any, low: int, high: int, skip: int | None = None) -> int:
+    """The first value of `values` outside [low, high) (other than `skip`), for an error
+    message once `outside_range` found one (this reads back to the host)."""
+    for value in values.ravel().tolist():
+        if not low <= value < high and value != skip:
+            return value
+    raise AssertionError("first_outside called on values that are all in range")
+
+
+def check_index_range(
+    index: Any, size: int, op: str, axis: int, shape: tuple[int, ...], negative: bool = False
+) -> None:
     """IndexOutOfRangeError unless every value of the integer array `index` lies in
-    [0, size). One reduction on the device; CuPy would otherwise wrap or write out of bounds
-    silently. The offending value is looked up only when there is one."""
-    if index.size == 0:
-        return
-    outside = (index < 0) | (index >= size)
-    if bool(outside.any()):
-        value = int(index[outside].ravel()[0])
-        raise IndexOutOfRangeError(
-            f"{op}: index {value} is out of range for axis {axis} of size {size} "
-            f"(tensor shape {shape}; valid: 0..{size - 1})"
-        )
+    [0, size) (in [-size, size) with `negative`, as NumPy's indexing allows). One reduction
+    on the device; CuPy would otherwise wrap or write out of bounds silently."""
+    low = -size if negative else 0
+    if bool(outside_range(index, low, size)):
+        raise index_error(op, first_outside(index, low, size), axis, size, shape, negative)
+
+
+def index_error(
+    op: str, value: int, axis: int, size: int, shape: tuple[int, ...], negative: bool = False
+) -> IndexOutOfRangeError:
+    """The error for index `value` outside axis `axis` (of `size`) of a tensor of `shape`."""
+    valid = f"{-size}..{size - 1}" if negative else f"0..{size - 1}"
+    return IndexOutOfRangeError(
+        f"{op}: index {value} is out of range for axis {axis} of size {size} "
+        f"(tensor shape {shape}; valid: {valid})"
+    )
 
 
 def refuse_sequence(x: Any, op: str) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
+from ..errors import DTypeError
 from ..tensor import Tensor
-from ._support import PY_SCALARS, as_operand, unbroadcast
+from ._support import PY_SCALARS, as_operand, integer_limits, unbroadcast
 
 
 # --- tensor (op) tensor --------------------------------------------------------------------
@@ -190,13 +191,27 @@ class Neg(Function):
         return -g
 
 
+def _fitting(c: Any, x: Any, op: str) -> Any:
+    """The scalar operand c, checked: a Python int that an integer tensor's dtype cannot hold
+    raises DTypeError (NumPy 2 raises OverflowError there; CuPy need not, so gpugrad checks)."""
+    if type(c) is int and isinstance(x, Tensor) and x._data.dtype.kind in "iu":
+        dtype = x._data.dtype
+        least, most = integer_limits(dtype)
+        if not least <= c <= most:
+            raise DTypeError(
+                f"{op}: the Python int {c} does not fit the tensor's dtype {dtype} "
+                f"({least}..{most}); convert the tensor first, e.g. x.astype('int64')"
+            )
+    return c
+
+
 # --- the public functions (also Tensor operators) ---------------------------------------
 def add(a: Any, b: Any) -> Tensor:
     """a + b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
-        return AddScalar.apply(a, c=b)
+        return AddScalar.apply(a, c=_fitting(b, a, "+"))
     if type(a) in PY_SCALARS:
-        return AddScalar.apply(b, c=a)
+        return AddScalar.apply(b, c=_fitting(a, b, "+"))
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return add(*_operands(a, b))
     return Add.apply(a, b)
@@ -205,9 +220,12 @@ def add(a: Any, b: Any) -> Tensor:
 def sub(a: Any, b: Any) -> Tensor:
     """a - b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
+        b = _fitting(b, a, "-")
+        if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind == "u":  # -b: no fit
+            return Sub.apply(a, Tensor(b, dtype=a._data.dtype, device=a.device))
         return AddScalar.apply(a, c=-b)
     if type(a) in PY_SCALARS:
-        return RSubScalar.apply(b, c=a)
+        return RSubScalar.apply(b, c=_fitting(a, b, "-"))
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return sub(*_operands(a, b))
     return Sub.apply(a, b)
@@ -216,9 +234,9 @@ def sub(a: Any, b: Any) -> Tensor:
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
-        return MulScalar.apply(a, c=b)
+        return MulScalar.apply(a, c=_fitting(b, a, "*"))
     if type(a) in PY_SCALARS:
-        return MulScalar.apply(b, c=a)
+        return MulScalar.apply(b, c=_fitting(a, b, "*"))
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return mul(*_operands(a, b))
     return Mul.apply(a, b)
@@ -238,12 +256,39 @@ def div(a: Any, b: Any) -> Tensor:
 def pow(a: Any, b: Any) -> Tensor:
     """a ** b, elementwise with broadcasting."""
     if type(b) in PY_SCALARS:
-        return PowScalar.apply(a, p=b)
+        _integer_power(a, b)
+        return PowScalar.apply(a, p=_fitting(b, a, "**"))
     if type(a) in PY_SCALARS:
-        return RPowScalar.apply(b, c=a)
+        _integer_power(a, b)
+        return RPowScalar.apply(b, c=_fitting(a, b, "**"))
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         return pow(*_operands(a, b))
+    _integer_power(a, b)
     return Pow.apply(a, b)
+
+
+def _is_integer(x: Any) -> bool:
+    if isinstance(x, Tensor):
+        return x._data.dtype.kind in "iu"
+    return type(x) is int
+
+
+def _integer_power(base: Any, exponent: Any) -> None:
+    """DTypeError for an integer raised to a negative integer power, as NumPy raises and
+    CuPy does not (it returns a number). A tensor exponent costs one reduction and, on a GPU,
+    one host read; only integer-by-integer powers pay it."""
+    if not (_is_integer(base) and _is_integer(exponent)):
+        return
+    if isinstance(exponent, Tensor):
+        negative = bool((exponent._data < 0).any())
+    else:
+        negative = exponent < 0
+    if negative:
+        what = exponent if type(exponent) is int else f"{exponent.dtype} tensor with negatives"
+        raise DTypeError(
+            f"**: an integer to a negative integer power (exponent: {what}) is not allowed; "
+            "make the base floating point, e.g. x.astype('float32')"
+        )
 
 
 def maximum(a: Any, b: Any) -> Tensor:

@@ -9,17 +9,20 @@ is GetItem again, so second derivatives work too.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 from ..autograd import Function, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor, normalize_axis
+from ._support import first_outside, index_error, make_tensor, normalize_axis, outside_range
 
 
-def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
-    """The index with Tensors and lists turned into arrays of x's backend.
+def normalize_index(index: Any, x: Tensor, check: bool = True) -> tuple[Any, bool, bool]:
+    """The index with Tensors and lists turned into arrays of x's backend, and (unless
+    `check` is False, for indices gpugrad made itself) every integer bounds-checked.
 
     Returns (index, advanced, accumulate): whether it holds arrays (a copy, not a view), and
     whether an element may be picked twice (integer arrays), so gradients must add up.
@@ -27,7 +30,7 @@ def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
     backend = x._backend
     parts = index if isinstance(index, tuple) else (index,)
     out = []
-    advanced = accumulate = False
+    advanced = accumulate = has_int = False
     for part in parts:
         if isinstance(part, Tensor):
             if part._backend is not backend:
@@ -47,17 +50,61 @@ def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
                 raise DTypeError(f"index arrays must be integer or bool, got {part.dtype}")
             advanced = True
             accumulate = accumulate or kind != "b"
+        has_int = has_int or isinstance(part, int) or accumulate
         out.append(part)
+    if check and has_int:  # slices, None and Ellipsis are never out of range
+        _check_bounds(out, x.shape)
     return (tuple(out) if isinstance(index, tuple) else out[0]), advanced, accumulate
+
+
+def _axes_taken(part: Any) -> int:
+    """How many of the tensor's axes one part of an index uses up."""
+    if part is None or part is Ellipsis or isinstance(part, bool):
+        return 0  # None and True/False add an axis
+    if getattr(part, "dtype", None) is not None and part.dtype.kind == "b":
+        return part.ndim  # a mask covers as many axes as it has
+    return 1
+
+
+def _check_bounds(parts: list[Any], shape: tuple[int, ...]) -> None:
+    """IndexOutOfRangeError for an integer (or a value of an integer array) outside its
+    axis, as NumPy raises and CuPy does not (it wraps around). Python ints are checked on
+    the host; the integer arrays with one device reduction each, read back once."""
+    used = sum(_axes_taken(p) for p in parts)
+    if used > len(shape):
+        return  # too many indices: the array library's own IndexError says so
+    checks = []
+    axis = 0
+    for part in parts:
+        if part is Ellipsis:
+            axis += len(shape) - used
+            continue
+        if isinstance(part, int) and not isinstance(part, bool):
+            n = shape[axis]
+            if not -n <= part < n:
+                raise index_error("x[index]", part, axis, n, shape, negative=True)
+        elif getattr(part, "dtype", None) is not None and part.dtype.kind in "iu":
+            checks.append((part, axis))
+        axis += _axes_taken(part)
+    if not checks:
+        return
+    flags = [outside_range(array, -shape[a], shape[a]) for array, a in checks]
+    if bool(functools.reduce(operator.or_, flags)):
+        for (array, a), flag in zip(checks, flags):
+            if bool(flag):
+                value = first_outside(array, -shape[a], shape[a])
+                raise index_error("x[index]", value, a, shape[a], shape, negative=True)
 
 
 class GetItem(Function):
     is_view = True  # basic indexing returns a view
 
-    def forward(self, x, index, accumulate):
+    def forward(self, x, index, accumulate, element):
         self.in_shape = x.shape
         self.index = index
         self.accumulate = accumulate
+        if element:  # NumPy gives a new scalar, CuPy a 0-d view: a copy on both
+            return self.xp.asarray(x[index], copy=True)
         return x[index]
 
     def backward(self, xp, g):
@@ -81,13 +128,23 @@ def scatter_to(shape: tuple[int, ...], index: Any, values: Tensor, accumulate: b
     return IndexScatter.apply(values, shape=tuple(shape), index=index, accumulate=accumulate)
 
 
-def getitem(x: Tensor, index: Any) -> Tensor:
-    """x[index] with NumPy's rules; basic indexing gives a view sharing x's version."""
-    index, advanced, accumulate = normalize_index(index, x)
-    out = GetItem.apply(x, index=index, accumulate=accumulate)
-    if not advanced and out.data.base is not None:
+def getitem(x: Tensor, index: Any, check: bool = True) -> Tensor:
+    """x[index] with NumPy's rules; basic indexing gives a view sharing x's version, and an
+    index that picks one element (an int on every axis) a copy. Integers out of range raise
+    IndexOutOfRangeError on every device; `check=False` skips that for indices gpugrad built
+    itself and knows to be in range."""
+    index, advanced, accumulate = normalize_index(index, x, check)
+    element = not advanced and _picks_one_element(index, x.ndim)
+    out = GetItem.apply(x, index=index, accumulate=accumulate, element=element)
+    if not advanced and not element and out.data.base is not None:
         share_version(out, x, index)
     return out
+
+
+def _picks_one_element(index: Any, ndim: int) -> bool:
+    """True for an index of plain ints, one per axis (x[1, 2] of a 2-D x)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return len(parts) == ndim and all(isinstance(p, int) and not isinstance(p, bool) for p in parts)
 
 
 def take(x: Tensor, index: Any, axis: int | None = None) -> Tensor:
@@ -129,6 +186,12 @@ def _along_axis_index(x: Tensor, indices: Any, axis: int, pytorch: bool) -> tupl
 def take_along_axis(x: Tensor, indices: Any, axis: int) -> Tensor:
     """NumPy's take_along_axis: out[..., i, ...] = x[..., indices[..., i, ...], ...]."""
     return getitem(x, _along_axis_index(x, indices, axis, pytorch=False))
+
+
+def pick_along_axis(x: Tensor, indices: Any, axis: int) -> Tensor:
+    """take_along_axis for indices gpugrad computed itself and knows to be in range (sort
+    orders, checked labels): no bounds check, so no host read on a GPU."""
+    return getitem(x, _along_axis_index(x, indices, axis, pytorch=False), check=False)
 
 
 def gather(x: Tensor, axis: int, index: Any) -> Tensor:

@@ -8,6 +8,7 @@ spreads the gradient over the elements that produced each result.
 from __future__ import annotations
 
 import builtins
+import warnings
 from typing import Any
 
 from ..autograd import Function
@@ -24,6 +25,22 @@ def _single_axis(axis: Any, ndim: int) -> int | None:
         return None
     axis = normalize_axis(axis, builtins.max(ndim, 1))
     return None if ndim == 0 else axis
+
+
+# The dtype sums and products run in, given to the array library explicitly so that its own
+# defaults never decide: bool and integers in int64 (PyTorch's rule; NumPy's would make uint8
+# sums uint64, a dtype gpugrad does not have), float16 in float32 and rounded back once (NumPy
+# adds float16 one way, CuPy another).
+_ACCUMULATOR = {**dict.fromkeys("?bhilqBHILQ", "int64"), "e": "float32"}
+
+
+def _accumulated(x: Any, method: str, **kwargs: Any) -> Any:
+    """x.<method>(**kwargs) (sum, mean, prod, cumsum or cumprod) in _ACCUMULATOR's dtype."""
+    wide = _ACCUMULATOR.get(x.dtype.char)
+    if wide is None or (method == "mean" and wide != "float32"):  # integer means are float64
+        return getattr(x, method)(**kwargs)
+    out = getattr(x, method)(dtype=wide, **kwargs)
+    return out.astype(x.dtype) if wide == "float32" else out
 
 
 class _Reduction(Function):
@@ -61,7 +78,7 @@ class _Reduction(Function):
 class Sum(_Reduction):
     def forward(self, x, axis, keepdims):
         axes = self.setup(x, axis)
-        return x.sum(axis=axes, keepdims=keepdims)
+        return _accumulated(x, "sum", axis=axes, keepdims=keepdims)
 
     def backward(self, xp, g):
         return xp.broadcast_to(self._expand(g), self.in_shape)
@@ -70,7 +87,11 @@ class Sum(_Reduction):
 class Mean(_Reduction):
     def forward(self, x, axis, keepdims):
         axes = self.setup(x, axis)
-        return x.mean(axis=axes, keepdims=keepdims)
+        if self.count() == 0:
+            return _undefined(
+                "mean", "Mean of empty slice", lambda: x.mean(axis=axes, keepdims=keepdims)
+            )
+        return _accumulated(x, "mean", axis=axes, keepdims=keepdims)
 
     def backward(self, xp, g):
         return xp.broadcast_to(self._expand(g) / self.count(), self.in_shape)
@@ -83,6 +104,12 @@ class Var(_Reduction):
         self.setup(x, axis)
         self.ddof = ddof
         self.save(x)
+        if self.count() <= ddof:
+            return _undefined(
+                "var",
+                _no_dof(self.count(), ddof),
+                lambda: x.var(axis=self.axes, keepdims=keepdims, ddof=ddof),
+            )
         return x.var(axis=self.axes, keepdims=keepdims, ddof=ddof)
 
     def backward(self, xp, g, x):
@@ -97,7 +124,14 @@ class Std(_Reduction):
     def forward(self, x, axis, keepdims, ddof):
         self.setup(x, axis)
         self.ddof = ddof
-        out = x.std(axis=self.axes, keepdims=keepdims, ddof=ddof)
+        if self.count() <= ddof:
+            out = _undefined(
+                "std",
+                _no_dof(self.count(), ddof),
+                lambda: x.std(axis=self.axes, keepdims=keepdims, ddof=ddof),
+            )
+        else:
+            out = x.std(axis=self.axes, keepdims=keepdims, ddof=ddof)
         self.save(x, out)
         return out
 
@@ -107,6 +141,21 @@ class Std(_Reduction):
         centered = x - x.mean(axis=self.axes, keepdims=True)
         scaled = centered / (xp.where(flat, 1, std) * _dof(self.count(), self.ddof))
         return self._expand(g) * xp.where(flat, 0, scaled)
+
+
+def _no_dof(count: int, ddof: int) -> str:
+    return f"Degrees of freedom <= 0 for slice ({count} elements per result, ddof={ddof})"
+
+
+def _undefined(op: str, why: str, compute: Any) -> Any:
+    """A reduction with nothing to divide by: gpugrad's one RuntimeWarning and a NaN result
+    on every device. NumPy warns (two or three times, and var gives inf when ddof > N) where
+    CuPy stays silent, so the library's own warnings are muted and its result replaced."""
+    warnings.warn(f"{op}: {why}; the result is NaN", RuntimeWarning, stacklevel=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = compute()
+    return out + float("nan")
 
 
 def _dof(count: int, ddof: int) -> float:
@@ -145,7 +194,7 @@ class Prod(_Reduction):
 
     def forward(self, x, axis, keepdims):
         self.setup(x, axis)
-        out = x.prod(axis=self.axes, keepdims=keepdims)
+        out = _accumulated(x, "prod", axis=self.axes, keepdims=keepdims)
         self.save(x)
         return out
 
@@ -196,11 +245,12 @@ class CumSum(Function):
     def forward(self, x, axis):
         self.in_shape = x.shape
         self.axis = axis
-        return self.xp.cumsum(x, axis=axis)
+        return _accumulated(x, "cumsum", axis=axis)
 
     def backward(self, xp, g):
         axis = 0 if self.axis is None else self.axis
-        return xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis).reshape(self.in_shape)
+        running = _accumulated(xp.flip(g, axis), "cumsum", axis=axis)
+        return xp.flip(running, axis).reshape(self.in_shape)
 
 
 class CumProd(Function):
@@ -212,16 +262,15 @@ class CumProd(Function):
     needs no host sync."""
 
     def forward(self, x, axis):
-        xp = self.xp
         self.in_shape = x.shape
         flat = x.reshape(-1) if axis is None else x
         axis = self.axis = 0 if axis is None else axis
         zero = flat == 0
-        zeros_so_far = xp.cumsum(zero, axis=axis)
+        zeros_so_far = _accumulated(zero, "cumsum", axis=axis)  # int64 on both libraries
         self.before_zero = zeros_so_far == 0
         self.first_zero = zero & (zeros_so_far == 1)
         self.later_nonzero = ~zero & (zeros_so_far > 0)
-        out = xp.cumprod(flat, axis=axis)
+        out = _accumulated(flat, "cumprod", axis=axis)
         self.save(x, out)  # the input itself, not the flattened view: saved arrays must be
         return out  # the op's inputs or output
 
@@ -359,16 +408,28 @@ def _refuse_empty(x: Tensor, axis: int | None, op: str) -> None:
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (in the flattened tensor when axis is None); int64."""
-    axis = _single_axis(axis, x.ndim)
-    _refuse_empty(x, axis, "argmax")
-    return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+    return _position(x, axis, keepdims, "argmax")
 
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (in the flattened tensor when axis is None); int64."""
+    return _position(x, axis, keepdims, "argmin")
+
+
+def _position(x: Tensor, axis: Any, keepdims: bool, op: str) -> Tensor:
+    """argmax/argmin with NumPy's answer on both libraries: the first of equal values, and
+    the first NaN where there is one. CuPy's reduction returns *a* NaN, whichever its tree
+    meets first, so for floats the first NaN is looked up separately (a bool argmax, which
+    keeps the first of equal values on both)."""
     axis = _single_axis(axis, x.ndim)
-    _refuse_empty(x, axis, "argmin")
-    return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
+    _refuse_empty(x, axis, op)
+    backend, data = x._backend, x.data
+    out = getattr(backend, op)(data, axis=axis, keepdims=keepdims)
+    if data.dtype.kind == "f":
+        nan = backend.isnan(data)
+        first_nan = backend.argmax(nan, axis=axis, keepdims=keepdims)
+        out = backend.where(nan.any(axis=axis, keepdims=keepdims), first_nan, out)
+    return make_tensor(out, backend, None)
 
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:

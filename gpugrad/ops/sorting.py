@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from ..errors import DTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
 from ._support import make_tensor, normalize_axis
-from .index import take_along_axis
+from .index import pick_along_axis
 
 
 class TopK(NamedTuple):
@@ -57,7 +57,7 @@ def sort(x: Tensor, axis: int = -1, descending: bool = False, stable: bool = Fal
     Differentiable: each gradient goes back to where its value came from."""
     x, scalar = _as_vector(x)
     axis = normalize_axis(axis, x.ndim, x.shape)
-    out = take_along_axis(x, _order(x.data, x._backend, axis, descending), axis)
+    out = pick_along_axis(x, _order(x.data, x._backend, axis, descending), axis)
     return out.reshape(()) if scalar else out
 
 
@@ -80,7 +80,7 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, sorted: bool =
         )
     order = _order(x.data, x._backend, axis, descending=largest)
     first_k = order[(slice(None),) * axis + (slice(0, k),)]
-    values = take_along_axis(x, first_k, axis)
+    values = pick_along_axis(x, first_k, axis)
     indices = make_tensor(first_k.astype("int64"), x._backend, None)
     if scalar and k == 1:
         values, indices = values.reshape(()), indices.reshape(())
