@@ -90,6 +90,9 @@ from . import data, nn, optim, viz
 from .explain import explain
 
 # isort: split
+from . import utils  # gpugrad.data at PyTorch's address, gg.utils.data
+
+# isort: split
 from . import distributed  # process groups and collectives over MPI / NCCL
 
 # isort: split

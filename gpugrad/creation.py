@@ -3,6 +3,7 @@ requires_grad; random draws repeat after `gg.manual_seed(n)`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import _args
@@ -185,11 +186,17 @@ def randn(
 
 
 def randint(
-    low: int, high: int | None = None, size: Any = (), dtype: Any = None,
+    low: int, high: int | Sequence[int] | None = None, size: Any = (), dtype: Any = None,
     device: DeviceLike = None, generator: Generator | None = None,
 ) -> Tensor:  # fmt: skip
-    """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default."""
-    if high is None:
+    """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default.
+
+    PyTorch's two-argument form `randint(high, size)` works too: a shape in the second place
+    is the size and the first number the (exclusive) upper bound.
+    """
+    if isinstance(high, (tuple, list)) and size == ():
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
     low, high = _args.integer("randint", "low", low), _args.integer("randint", "high", high)
     if low >= high:
