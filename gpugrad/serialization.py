@@ -52,7 +52,9 @@ class _Writer:
 
     def _array(self, array: np.ndarray) -> str:
         name = f"a{len(self.arrays)}"
-        self.arrays[name] = np.ascontiguousarray(array)
+        # np.asarray(order="C"), not np.ascontiguousarray: the latter makes a 0-d array 1-d,
+        # and a saved loss (nanoGPT's best_val_loss) must come back 0-d.
+        self.arrays[name] = np.asarray(array, order="C")
         return name
 
     def encode(self, obj: Any, where: str, depth: int = 0) -> Any:

@@ -47,6 +47,16 @@ def test_load_takes_map_location(tmp_path):
     assert gg.load(path, "cpu", map_location="cpu")["step"] == 4
 
 
+def test_save_keeps_0d_tensors_and_arrays_0d(tmp_path, device):
+    """A checkpoint's best_val_loss is a 0-d tensor (a mean); it must not come back 1-d."""
+    path = tmp_path / "ckpt.npz"
+    loss = gg.tensor([1.0, 2.0], device=device).mean()
+    gg.save({"best_val_loss": loss, "count": np.array(3), "wt": gg.ones((2, 3)).T}, path)
+    loaded = gg.load(path)
+    assert loaded["best_val_loss"].shape == () and float(loaded["best_val_loss"]) == 1.5
+    assert loaded["count"].shape == () and loaded["wt"].shape == (3, 2)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "named"),
     [
