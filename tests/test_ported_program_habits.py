@@ -153,3 +153,36 @@ def test_torch_utils_data_address():
     batches = list(gg.utils.data.DataLoader(Squares(), batch_size=2))
     np.testing.assert_array_equal(batches[0][0].numpy(), [0.0, 1.0])
     assert len(batches) == 3
+
+
+# --- gg.cuda.manual_seed ----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["manual_seed", "manual_seed_all"])
+def test_cuda_manual_seed_leaves_the_cpu_stream_alone(name):
+    gg.manual_seed(11)
+    expected = gg.randn(4).numpy()
+    gg.manual_seed(11)
+    getattr(gg.cuda, name)(5)  # accepted without a GPU, as PyTorch's
+    np.testing.assert_array_equal(gg.randn(4).numpy(), expected)
+
+
+@pytest.mark.parametrize(
+    ("seed", "error"), [(-1, ArgumentError), (2**64, ArgumentError), (1.5, ArgumentTypeError)]
+)
+def test_cuda_manual_seed_errors(seed, error):
+    with pytest.raises(error, match=str(seed)):
+        gg.cuda.manual_seed(seed)
+
+
+def test_cuda_manual_seed_repeats_gpu_draws():
+    if not gg.cuda.is_available():
+        pytest.skip("needs a CUDA GPU with CuPy")
+    gg.cuda.manual_seed(3)
+    first = gg.randn(5, device="cuda").numpy()
+    cpu_draw = gg.randn(2).numpy()
+    gg.cuda.manual_seed(3)
+    np.testing.assert_array_equal(gg.randn(5, device="cuda").numpy(), first)
+    assert not np.array_equal(gg.randn(2).numpy(), cpu_draw)  # the cpu stream went on
+    gg.manual_seed(4)  # the global seed wins again over an earlier cuda seed
+    after_global = gg.randn(5, device="cuda").numpy()
+    gg.manual_seed(4)
+    np.testing.assert_array_equal(gg.randn(5, device="cuda").numpy(), after_global)
