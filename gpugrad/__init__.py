@@ -46,12 +46,14 @@ from .dtypes import (
     float16,
     float32,
     float64,
+    get_default_dtype,
     half,
     int8,
     int16,
     int32,
     int64,
     long,
+    set_default_dtype,
     uint8,
 )  # fmt: skip
 from .dtypes import bool_ as bool  # PyTorch's names for these dtypes

@@ -8,7 +8,7 @@ from typing import Any
 
 from . import _args
 from .backend import Device, get_backend, set_seed
-from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
+from .dtypes import default_float, int64, is_floating, to_dtype
 from .errors import ArgumentError, DTypeError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make, to_array
@@ -69,7 +69,7 @@ def from_numpy(array: Any) -> Tensor:
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
     shape = _args.shape(fill, size)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
 
 
@@ -97,7 +97,11 @@ def full(
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
-        dt = DEFAULT_FLOAT if isinstance(fill_value, float) else to_array(fill_value, backend).dtype
+        dt = (
+            default_float()
+            if isinstance(fill_value, float)
+            else to_array(fill_value, backend).dtype
+        )
     return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
 
 
@@ -124,7 +128,7 @@ def arange(
     dt = to_dtype(dtype)
     if dt is None:
         is_float = any(isinstance(v, float) for v in (start, end, step))
-        dt = DEFAULT_FLOAT if is_float else int64
+        dt = default_float() if is_float else int64
     return _finish(backend.arange(start, end, step, dtype=dt), backend, requires_grad)
 
 
@@ -137,7 +141,7 @@ def linspace(
     _args.number("linspace", "end", end, finite=True)
     steps = _args.size("linspace", "steps", steps, minimum=0)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
 
 
@@ -149,14 +153,14 @@ def eye(
     n = _args.size("eye", "n", n, minimum=0)
     m = n if m is None else _args.size("eye", "m", m, minimum=0)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
 
 
 def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     """The dtype of a random draw; refuses a kind the draw would silently round away
     (`rand(dtype=int64)` would be all zeros)."""
-    dt = to_dtype(dtype) or (DEFAULT_FLOAT if floating else int64)
+    dt = to_dtype(dtype) or (default_float() if floating else int64)
     if is_floating(dt) != floating or dt.kind == "b":
         kind = "floating-point" if floating else "integer"
         raise DTypeError(f"{what} draws {kind} numbers; dtype {dt.name} cannot hold them")

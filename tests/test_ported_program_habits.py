@@ -186,3 +186,48 @@ def test_cuda_manual_seed_repeats_gpu_draws():
     after_global = gg.randn(5, device="cuda").numpy()
     gg.manual_seed(4)
     np.testing.assert_array_equal(gg.randn(5, device="cuda").numpy(), after_global)
+
+
+# --- set_default_dtype ------------------------------------------------------------------------
+@pytest.fixture
+def float64_default():
+    gg.set_default_dtype(gg.float64)
+    try:
+        yield
+    finally:
+        gg.set_default_dtype(gg.float32)
+
+
+def test_set_default_dtype_reaches_every_way_of_making_floats(float64_default, device):
+    assert gg.get_default_dtype() == np.float64
+    made = [
+        gg.ones(2, device=device), gg.zeros(2, device=device), gg.randn(2, device=device),
+        gg.rand(2, device=device), gg.full((2,), 1.5, device=device),
+        gg.arange(0.0, 2.0, device=device), gg.linspace(0, 1, 3, device=device),
+        gg.tensor([1.5, 2.0], device=device), gg.normal(0.0, 1.0, (2,), device=device),
+        nn_linear_weight(device),
+    ]  # fmt: skip
+    assert [t.dtype for t in made] == [np.float64] * len(made)
+    assert gg.tensor([1, 2], device=device).dtype == np.int64  # ints are not affected
+    assert gg.ones(2, dtype=gg.float32, device=device).dtype == np.float32  # asked for wins
+
+
+def nn_linear_weight(device):
+    return gg.nn.Linear(3, 2).to(device).weight
+
+
+def test_default_dtype_is_float32_and_can_come_back():
+    assert gg.get_default_dtype() == np.float32 and gg.ones(1).dtype == np.float32
+    gg.set_default_dtype("float16")
+    try:
+        assert gg.ones(1).dtype == np.float16
+    finally:
+        gg.set_default_dtype(gg.float32)
+    assert gg.tensor(0.5).dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [gg.int64, "int32", gg.bool, None])
+def test_set_default_dtype_takes_floating_dtypes_only(bad):
+    with pytest.raises(gg.DTypeError, match=str(bad) if bad is not None else "None"):
+        gg.set_default_dtype(bad)
+    assert gg.get_default_dtype() == np.float32

@@ -13,7 +13,7 @@ import math
 from typing import Any, NamedTuple
 
 from .. import _args
-from ..dtypes import DEFAULT_FLOAT
+from ..dtypes import default_float
 from ..errors import ArgumentError, DeviceError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor
@@ -67,7 +67,7 @@ def histogram(
         if weights.device != x.device:
             raise DeviceError(f"histogram: weights are on {weights.device} but x is on {x.device}")
         weight_data = weights.data.ravel()
-    real = x.dtype if x.dtype.kind == "f" else xp.dtype(DEFAULT_FLOAT)
+    real = x.dtype if x.dtype.kind == "f" else xp.dtype(default_float())
     counts, edges = xp.histogram(
         x.data.ravel(), bins=bins, range=(low, high), weights=weight_data, density=bool(density)
     )
