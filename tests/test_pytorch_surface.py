@@ -171,3 +171,22 @@ def test_generator_methods_and_generator_keywords():
     F.dropout(gg.ones(4), 0.5, training=True, generator=g)
     gg.data.random_split(list(range(4)), [2, 2], generator=g)
     gg.data.DataLoader(list(range(4)), batch_size=2, shuffle=True, generator=g)
+
+
+# The PyTorch-named shape methods are compositions of gradchecked ops; check them as called.
+SHAPE_METHODS = {
+    "view_as": lambda x: x.view_as(gg.ones((3, 2))),
+    "reshape_as": lambda x: x.reshape_as(gg.ones((6,))),
+    "expand_as": lambda x: x[:1].expand_as(gg.ones((4, 2, 3))),
+    "t": lambda x: x.t(),
+    "mT": lambda x: x.reshape(1, 2, 3).mT,
+    "type_as": lambda x: x.type_as(gg.ones(1, dtype=gg.float64)),
+    "contiguous": lambda x: x.t().contiguous(),
+}
+
+
+@pytest.mark.parametrize("name", list(SHAPE_METHODS))
+def test_shape_methods_are_differentiable(name, device, rng):
+    x = gg.as_tensor(rng.standard_normal((2, 3)), device=device, requires_grad=True)
+    assert gg.gradcheck(SHAPE_METHODS[name], (x,))
+    assert gg.gradgradcheck(SHAPE_METHODS[name], (x,))
