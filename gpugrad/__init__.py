@@ -46,12 +46,14 @@ from .dtypes import (
     float16,
     float32,
     float64,
+    get_default_dtype,
     half,
     int8,
     int16,
     int32,
     int64,
     long,
+    set_default_dtype,
     uint8,
 )  # fmt: skip
 from .dtypes import bool_ as bool  # PyTorch's names for these dtypes
@@ -88,6 +90,9 @@ from .tensor import Tensor
 # The training stack (gg.nn, gg.optim, gg.data) and graph drawing (gg.viz) stand on the above.
 from . import data, nn, optim, viz
 from .explain import explain
+
+# isort: split
+from . import utils  # gpugrad.data at PyTorch's address, gg.utils.data
 
 # isort: split
 from . import distributed  # process groups and collectives over MPI / NCCL

@@ -3,11 +3,12 @@ requires_grad; random draws repeat after `gg.manual_seed(n)`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from . import _args
 from .backend import Device, get_backend, set_seed
-from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
+from .dtypes import default_float, int64, is_floating, to_dtype
 from .errors import ArgumentError, DTypeError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make, to_array
@@ -75,7 +76,7 @@ def from_numpy(array: Any) -> Tensor:
 def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, requires_grad: bool):
     shape = _args.shape(fill, size)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(_allocate(backend, fill, shape, dtype=dt), backend, requires_grad)
 
 
@@ -103,7 +104,11 @@ def full(
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
-        dt = DEFAULT_FLOAT if isinstance(fill_value, float) else to_array(fill_value, backend).dtype
+        dt = (
+            default_float()
+            if isinstance(fill_value, float)
+            else to_array(fill_value, backend).dtype
+        )
     return _finish(_allocate(backend, "full", shape, fill_value, dtype=dt), backend, requires_grad)
 
 
@@ -130,7 +135,7 @@ def arange(
     dt = to_dtype(dtype)
     if dt is None:
         is_float = any(isinstance(v, float) for v in (start, end, step))
-        dt = DEFAULT_FLOAT if is_float else int64
+        dt = default_float() if is_float else int64
     return _finish(_allocate(backend, "arange", start, end, step, dtype=dt), backend, requires_grad)
 
 
@@ -143,7 +148,7 @@ def linspace(
     _args.number("linspace", "end", end, finite=True)
     steps = _args.size("linspace", "steps", steps, minimum=0)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(
         _allocate(backend, "linspace", start, end, steps, dtype=dt), backend, requires_grad
     )
@@ -157,14 +162,14 @@ def eye(
     n = _args.size("eye", "n", n, minimum=0)
     m = n if m is None else _args.size("eye", "m", m, minimum=0)
     backend = get_backend(device)
-    dt = to_dtype(dtype) or DEFAULT_FLOAT
+    dt = to_dtype(dtype) or default_float()
     return _finish(_allocate(backend, "eye", n, m, dtype=dt), backend, requires_grad)
 
 
 def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     """The dtype of a random draw; refuses a kind the draw would silently round away
     (`rand(dtype=int64)` would be all zeros)."""
-    dt = to_dtype(dtype) or (DEFAULT_FLOAT if floating else int64)
+    dt = to_dtype(dtype) or (default_float() if floating else int64)
     if is_floating(dt) != floating or dt.kind == "b":
         kind = "floating-point" if floating else "integer"
         raise DTypeError(f"{what} draws {kind} numbers; dtype {dt.name} cannot hold them")
@@ -198,11 +203,17 @@ def randn(
 
 
 def randint(
-    low: int, high: int | None = None, size: Any = (), dtype: Any = None,
+    low: int, high: int | Sequence[int] | None = None, size: Any = (), dtype: Any = None,
     device: DeviceLike = None, generator: Generator | None = None,
 ) -> Tensor:  # fmt: skip
-    """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default."""
-    if high is None:
+    """Random integers in [low, high) (or [0, low) when high is omitted), int64 by default.
+
+    PyTorch's two-argument form `randint(high, size)` works too: a shape in the second place
+    is the size and the first number the (exclusive) upper bound.
+    """
+    if isinstance(high, (tuple, list)) and size == ():
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
     low, high = _args.integer("randint", "low", low), _args.integer("randint", "high", high)
     if low >= high:

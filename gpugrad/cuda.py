@@ -15,13 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .backend import cuda_device_count, cuda_is_available, get_backend
+from . import _args
+from .backend import cuda_device_count, cuda_is_available, get_backend, set_cuda_seed
 
 __all__ = [
     "device",
     "device_count",
     "empty_cache",
     "is_available",
+    "manual_seed",
+    "manual_seed_all",
     "max_memory_allocated",
     "memory_allocated",
     "memory_reserved",
@@ -33,6 +36,18 @@ __all__ = [
 def is_available() -> bool:
     """True when CuPy is installed and a CUDA GPU can be used."""
     return cuda_is_available()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the GPUs' global random streams (PyTorch's `torch.cuda.manual_seed`), leaving the
+    cpu stream alone. gpugrad seeds every GPU, not only the current one, so this is also
+    `manual_seed_all`. Without a GPU it is accepted and does nothing, as in PyTorch."""
+    set_cuda_seed(_args.seed("cuda.manual_seed", seed))
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed every GPU's global random stream (PyTorch's `torch.cuda.manual_seed_all`)."""
+    set_cuda_seed(_args.seed("cuda.manual_seed_all", seed))
 
 
 def device_count() -> int:

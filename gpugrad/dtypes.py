@@ -18,8 +18,29 @@ int64 = long = np.dtype("int64")
 uint8 = np.dtype("uint8")
 bool_ = np.dtype("bool")
 
-DEFAULT_FLOAT = float32
+DEFAULT_FLOAT = float32  # the default until set_default_dtype changes it: read default_float()
 SUPPORTED = frozenset([float16, float32, float64, int8, int16, int32, int64, uint8, bool_])
+_default_float = [DEFAULT_FLOAT]
+
+
+def default_float() -> np.dtype:
+    """The dtype new floating tensors get when none is asked for (float32 unless changed)."""
+    return _default_float[0]
+
+
+def set_default_dtype(dtype: Any) -> None:
+    """Make `dtype` (float16, float32 or float64) the dtype of new floating tensors: creation
+    functions, random draws, layers' parameters and Python floats, as PyTorch's
+    `torch.set_default_dtype` (e.g. float64 to compare gradients to 1e-14)."""
+    dt = to_dtype(dtype)
+    if dt is None or not is_floating(dt):
+        raise DTypeError(f"set_default_dtype takes float16, float32 or float64, got {dtype!r}")
+    _default_float[0] = dt
+
+
+def get_default_dtype() -> np.dtype:
+    """The dtype of new floating tensors (PyTorch's `torch.get_default_dtype`)."""
+    return _default_float[0]
 
 
 def to_dtype(spec: Any) -> np.dtype | None:
@@ -51,7 +72,7 @@ def default_dtype_for(array: np.ndarray, from_python: bool) -> np.dtype:
     if not dt.isnative:  # a big-endian array is copied into native order (as torch.tensor)
         dt = dt.newbyteorder("=")
     if from_python and dt == float64:
-        return DEFAULT_FLOAT
+        return default_float()
     if dt not in SUPPORTED:
         raise DTypeError(f"cannot make a tensor of dtype {dt.name} (from {type(array).__name__})")
     return dt

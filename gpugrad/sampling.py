@@ -13,7 +13,7 @@ from typing import Any
 from . import _args
 from .backend import Device, get_backend
 from .backend.base import Backend
-from .dtypes import DEFAULT_FLOAT, float32, float64, int64, is_floating, to_dtype
+from .dtypes import default_float, float32, float64, int64, is_floating, to_dtype
 from .errors import ArgumentError, ArgumentTypeError, DeviceError, DTypeError, ShapeError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make
@@ -176,7 +176,7 @@ def normal(
         dt = to_dtype(dtype) or backend.xp.result_type(*(t.dtype for t in tensors))
         shape = _broadcast_shape(mean, std, backend)
     else:
-        backend, dt = get_backend(device), to_dtype(dtype) or DEFAULT_FLOAT
+        backend, dt = get_backend(device), to_dtype(dtype) or default_float()
         shape = _args.shape("normal", size if isinstance(size, (tuple, list)) else (size,))
     if not is_floating(dt):
         raise DTypeError(f"normal draws floating-point numbers; dtype {dt.name} cannot hold them")

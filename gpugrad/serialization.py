@@ -23,7 +23,14 @@ import numpy as np
 from .backend import Device, get_backend
 from .backend import device as parse_device
 from .dtypes import SUPPORTED
-from .errors import BackendUnavailableError, CheckpointError, GpugradError, SaveError
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    BackendUnavailableError,
+    CheckpointError,
+    GpugradError,
+    SaveError,
+)
 from .tensor import Tensor, _make
 
 FORMAT = "gpugrad"
@@ -45,7 +52,9 @@ class _Writer:
 
     def _array(self, array: np.ndarray) -> str:
         name = f"a{len(self.arrays)}"
-        self.arrays[name] = np.ascontiguousarray(array)
+        # np.asarray(order="C"), not np.ascontiguousarray: the latter makes a 0-d array 1-d,
+        # and a saved loss (nanoGPT's best_val_loss) must come back 0-d.
+        self.arrays[name] = np.asarray(array, order="C")
         return name
 
     def encode(self, obj: Any, where: str, depth: int = 0) -> Any:
@@ -319,9 +328,26 @@ class _Reader:
             raise self._bad(node, f"device {spec!r}: {exc}") from None
 
 
-def load(path: PathLike | BinaryIO, device: str | Device | None = None) -> Any:
+def load(
+    path: PathLike | BinaryIO,
+    device: str | Device | None = None,
+    *,
+    map_location: str | Device | None = None,
+) -> Any:
     """Load what `save` wrote. Tensors go to `device`, or back where they were saved.
-    A file that is not an intact gpugrad checkpoint raises CheckpointError naming it."""
+    A file that is not an intact gpugrad checkpoint raises CheckpointError naming it.
+    `map_location=` is PyTorch's name for `device` (a device only, not a dict or function)."""
+    if map_location is not None:
+        if not isinstance(map_location, (str, Device)):
+            raise ArgumentTypeError(
+                f"load: map_location must be a device such as 'cpu' or 'cuda', "
+                f"got {map_location!r} ({type(map_location).__name__})"
+            )
+        if device is not None and parse_device(device) != parse_device(map_location):
+            raise ArgumentError(
+                f"load: device={device!r} and map_location={map_location!r} disagree; give one"
+            )
+        device = map_location
     target = parse_device(device) if device is not None else None
     manifest, arrays = _read(path)
     return _Reader(arrays, target, _name_of(path)).decode(manifest["tree"])

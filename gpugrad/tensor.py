@@ -250,6 +250,12 @@ class Tensor:
             raise TypeError("only one-element integer tensors can be used as an index")
         return int(self.item())
 
+    def __format__(self, spec: str) -> str:
+        # As PyTorch: f"{loss:.4f}" formats a 0-d tensor's value; other tensors take no spec.
+        if self.data.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
+
     def __repr__(self) -> str:
         import numpy as np
 

@@ -28,3 +28,20 @@ def same(t, expected):
     got = t.numpy()
     assert got.shape == np.shape(expected)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
+def torch_or_skip():
+    """PyTorch for a comparison test, which skips cleanly where PyTorch is not installed
+    (gradchecks and error tables never need it, so they stay in separate tests)."""
+    import pytest
+
+    return pytest.importorskip("torch")
+
+
+def torch_fn(torch, path):
+    """A PyTorch function named by its dotted path ("special.erfc"), so tables can name
+    PyTorch's functions without importing PyTorch."""
+    target = torch
+    for part in path.split("."):
+        target = getattr(target, part)
+    return target

@@ -31,6 +31,7 @@ __all__ = [
     "device",
     "get_backend",
     "loaded_backends",
+    "set_cuda_seed",
     "set_seed",
 ]
 
@@ -116,8 +117,9 @@ def get_backend(spec: str | Device | None = None) -> Backend:
     backend = _backends.get(dev)
     if backend is None:
         backend = _make_cuda_backend(dev)
-        if _seed[0] is not None:
-            backend.seed(_seed[0])
+        seed = _cuda_seed[0] if _cuda_seed[0] is not None else _seed[0]
+        if seed is not None:
+            backend.seed(seed)
         _backends[dev] = backend
     return backend
 
@@ -128,10 +130,20 @@ def loaded_backends() -> list[Backend]:
 
 
 _seed: list[int | None] = [None]
+_cuda_seed: list[int | None] = [None]  # set by gg.cuda.manual_seed until the next set_seed
 
 
 def set_seed(seed: int) -> None:
     """Seed every backend's random generator, now and for backends created later."""
-    _seed[0] = seed
+    _seed[0], _cuda_seed[0] = seed, None
     for backend in _backends.values():
         backend.seed(seed)
+
+
+def set_cuda_seed(seed: int) -> None:
+    """Seed the CUDA backends' generators only, now and for those created later; the cpu
+    stream goes on undisturbed. Without a GPU nothing draws from it, and that is no error."""
+    _cuda_seed[0] = seed
+    for dev, backend in _backends.items():
+        if dev.type == "cuda":
+            backend.seed(seed)

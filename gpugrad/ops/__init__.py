@@ -41,6 +41,7 @@ from .compare import (
 )  # fmt: skip
 from .convert import astype, clone, to_device
 from .einsum import bmm, einsum
+from .histogram import Histogram, histogram
 from .index import (
     chunk,
     gather,
@@ -164,6 +165,7 @@ __all__ += [  # the ops PyTorch programs use that NumPy's names did not cover
     "masked_fill_", "norm", "reciprocal", "roll", "round", "rsqrt", "scatter", "scatter_add",
     "sort", "square", "topk", "trace", "tril", "triu", "trunc",
 ]  # fmt: skip
+__all__ += ["Histogram", "histogram"]
 
 
 def _reflected(fn):
@@ -230,6 +232,7 @@ def _bind_methods() -> None:
         "expand_as": expand_as, "type_as": type_as, "new_zeros": new_zeros,
         "new_ones": new_ones, "new_full": new_full, "new_tensor": new_tensor, "t": t,
         "numel": numel, "nelement": numel, "dim": dim,
+        "histogram": histogram,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
         setattr(Tensor, name, fn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
-from ..dtypes import DEFAULT_FLOAT, is_floating
+from ..dtypes import default_float, is_floating
 from ..errors import DTypeError
 from ..tensor import Tensor
 from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
@@ -157,7 +157,7 @@ def _result_dtype(a: Any, b: Any, like: Tensor) -> Any:
         return xp.result_type(a.dtype, b.dtype)
     tensor, scalar = (a, b) if isinstance(a, Tensor) else (b, a)
     if isinstance(scalar, float) and not is_floating(tensor.dtype):
-        return DEFAULT_FLOAT
+        return default_float()
     if isinstance(scalar, int) and not isinstance(scalar, bool) and tensor.dtype == bool:
         return xp.dtype("int64")
     return tensor.dtype
