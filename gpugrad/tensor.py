@@ -12,7 +12,7 @@ import weakref
 from typing import Any
 
 from . import autograd
-from .backend import Backend, Device, get_backend
+from .backend import Backend, Device, cuda_is_available, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
 from .errors import DeviceError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
@@ -368,6 +368,17 @@ class Tensor:
         if copy and out is self:
             out = clone(self)
         return out
+
+    def pin_memory(self) -> Tensor:
+        """This cpu tensor copied into page-locked host memory, which a GPU copies from
+        directly (`x.pin_memory().to("cuda", non_blocking=True)`), as a new leaf: staging
+        data is not part of a graph. Without a GPU there is nothing to pin for, and the tensor
+        itself is returned."""
+        if self.device.type != "cpu":
+            raise DeviceError(f"only cpu tensors can be pinned, this one is on '{self.device}'")
+        if not cuda_is_available():
+            return self
+        return _make(get_backend("cuda").pin(self._data), self._backend, None)
 
     def cpu(self) -> Tensor:
         """This tensor on the cpu (itself when already there)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import gpugrad as gg
 
@@ -31,3 +32,19 @@ def test_device_choice_as_pytorch_programs_make_it():
     assert gg.ones(1, device=device).device == device
     gg.accelerator.synchronize()
     assert gg.accelerator.device_count() == gg.cuda.device_count()
+
+
+def test_pin_memory_of_a_cpu_tensor():
+    x = gg.arange(6).reshape(2, 3)
+    pinned = x.pin_memory()
+    np.testing.assert_array_equal(pinned.numpy(), x.numpy())
+    if not gg.cuda.is_available():
+        assert pinned is x  # nothing to pin for
+    else:
+        assert pinned is not x and pinned.to("cuda", non_blocking=True).device.type == "cuda"
+
+
+@pytest.mark.gpu
+def test_pin_memory_refuses_a_gpu_tensor():
+    with pytest.raises(gg.DeviceError, match="cuda"):
+        gg.ones(2, device="cuda").pin_memory()
