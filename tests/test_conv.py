@@ -183,13 +183,12 @@ def test_retained_graph_gives_the_same_gradients_twice(device, rng):
 
 
 @pytest.mark.parametrize("needs", ["all", "x", "w", "b", "wb"])
-def test_batch_slices_and_threads_give_the_same_result(device, rng, monkeypatch, needs):
-    """One sample per slice, shared by 2 threads: the same values and gradients as the
-    reference, whichever inputs want a gradient (the bias's comes with the weight's)."""
+def test_batch_slices_give_the_same_result(device, rng, monkeypatch, needs):
+    """Columns over budget: one sample per slice, the columns rebuilt in backward; the same
+    values and gradients as the reference, whichever inputs want a gradient."""
     from gpugrad.ops import conv as conv_module
 
-    monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "CPU_THREADS", 2)
+    monkeypatch.setattr(conv_module, "COLUMNS_BUDGET_BYTES", 1)
     x, w, b, kw = make_inputs(((5, 4, 6, 5), 6, (3, 2), 1, (1, 0), (1, 2), 2, True), rng, device)
     for t, name in ((x, "x"), (w, "w"), (b, "b")):
         t.requires_grad_(needs == "all" or name in needs)
