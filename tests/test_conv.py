@@ -48,6 +48,8 @@ CASES_2D = [
     ((1, 3, 4, 4), 2, (1, 1), 1, 0, 1, 1, True),  # 1x1 kernel
     ((2, 4, 5, 5), 4, (3, 3), 1, 1, 1, 4, True),  # depthwise
     ((1, 2, 7, 7), 2, (3, 3), 3, 2, 2, 1, False),  # stride > kernel step, wide padding
+    ((3, 1, 6, 6), 2, (5, 5), 1, 2, 1, 1, True),  # LeNet's first layer: one channel, pad 2
+    ((2, 3, 5, 5), 4, (5, 5), 1, 0, 1, 1, True),  # a 1x1 output
 ]
 # (N, C, L), out_channels, kernel, stride, padding, dilation, groups, bias
 CASES_1D = [
