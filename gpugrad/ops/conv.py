@@ -13,7 +13,8 @@ Backward:
 - the input's gradient is col2im of weightᵀ·g: each kernel position's slice of the columns is
   added into a padded buffer through a strided slice. Within one kernel position the slice
   touches every input element at most once, so plain `+=` is exact; overlaps between windows
-  are the sum over kernel positions. One loop over the (few) kernel positions, none over pixels;
+  are the sum over kernel positions. One loop over the (few) kernel positions, none over pixels
+  (on arrays with the batch as the last axis, so each `+=` runs over long rows);
 - the bias's gradient is g summed over all axes but the channels.
 
 On arrays (the forward, and a plain backward) the whole batch goes through at once, one
@@ -166,9 +167,11 @@ def _col2im(xp: Any, cols: Any, geo: ConvGeometry) -> Any:
 # The columns of a whole batch take kernel-size times the input's memory. Up to this many bytes
 # they are made once, for the whole batch (and kept for the weight's gradient); beyond it the
 # batch goes through in slices of about this size, the columns rebuilt per slice in backward.
-# No threads: one call per product lets BLAS use the cores. Measured on LeNet-5 (2 cores), a
-# pool of threads each running small slices lost to this (lock waits, and BLAS threads
-# competing with ours).
+# No thread pool of our own: the products go to BLAS as they are. The pool this replaced
+# (2 MiB slices shared out among threads) spent LeNet-5's profile waiting on its locks, and its
+# threads competed with BLAS's own on this 2-core machine; per sample, the batched products
+# are small enough that OpenBLAS runs each on one core (measured faster than one large product
+# over the whole batch for LeNet's shapes), the input-gradient product is large and threaded.
 COLUMNS_BUDGET_BYTES = 64 << 20
 
 
