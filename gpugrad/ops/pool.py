@@ -11,8 +11,15 @@ The gradients go back through conv's col2im, the adjoint of taking windows (one 
 per kernel position, the padding cut away at the end). With `create_graph=True` that is conv's
 `Col2Im`, whose gradient is `Im2Col`, so second derivatives work too.
 
+When the windows tile the input (kernel == stride, no padding, sizes divisible: the common
+2x2 pooling), TiledMaxPool / TiledAvgPool take over: one elementwise `maximum` / `add` per
+kernel position over strided slices, and a backward that writes each slice once (no argmax,
+no col2im).
+
 Max pooling sends each output's gradient to the first maximal element of its window in
-row-major order (what `argmax` returns, and what PyTorch does), so ties are deterministic.
+row-major order (what `argmax` returns, and what PyTorch does), so ties are deterministic;
+a window holding NaN has NaN as its maximum, and its first NaN gets the gradient. Both paths
+keep this rule.
 """
 
 from __future__ import annotations
