@@ -182,12 +182,37 @@ def _batch_slices(n: int, per_sample: int) -> list[slice]:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
 
 
+# --- reused work buffers ----------------------------------------------------------------------
+# A fresh multi-megabyte array costs page faults on every step: the C allocator hands large
+# freed blocks back to the OS, and the next step faults them in again (on LeNet-5 at one
+# thread, about a third of the step). The columns are work buffers no caller ever sees, so
+# they come from, and go back to, a few spare arrays keyed by device, shape and dtype. A spare
+# is popped (atomic), so two threads never share one.
+SPARE_BUFFERS = 8
+_spares: dict[tuple[Any, ...], Any] = {}
+
+
+def _take(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialised work array: a spare of this shape when there is one."""
+    spare = _spares.pop((str(xp.device), shape, str(dtype)), None)
+    return xp.empty(shape, dtype=dtype) if spare is None else spare
+
+
+def _give_back(xp: Any, array: Any) -> None:
+    """Keep a work array that nothing refers to any more, for the next `_take`."""
+    if len(_spares) < SPARE_BUFFERS:
+        _spares[(str(xp.device), array.shape, str(array.dtype))] = array
+
+
 def _columns(xp: Any, padded: Any, geo: ConvGeometry, groups: int) -> Any:
     """im2col of a zero-padded batch (or a slice of one) as (n, G, C/G·K, L): for each group,
-    the matrix that one product with the weight turns into the output."""
+    the matrix that one product with the weight turns into the output (a work array: give it
+    back when done)."""
     n, c = padded.shape[:2]
-    windows = xp.xp.ascontiguousarray(_windows(xp, padded, geo))
-    return windows.reshape(n, groups, c // groups * math.prod(geo.kernel), math.prod(geo.out))
+    shape = (n, groups, c // groups * math.prod(geo.kernel), math.prod(geo.out))
+    cols = _take(xp, shape, padded.dtype)
+    cols.reshape(n, c, *geo.kernel, *geo.out)[...] = _windows(xp, padded, geo)
+    return cols
 
 
 def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
@@ -201,12 +226,13 @@ def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
     n, c = g.shape[0], geo.in_shape[1]
     groups, per_group, length = g.shape[1:]
     g_last = xp.xp.ascontiguousarray(xp.moveaxis(g, 0, -1))  # (G, O/G, L, n)
-    gcols = (wt @ g_last.reshape(groups, per_group, length * n)).reshape(
-        c, *geo.kernel, *geo.out, n
-    )
+    products = _take(xp, (groups, wt.shape[1], length * n), g.dtype)
+    xp.matmul(wt, g_last.reshape(groups, per_group, length * n), out=products)
+    gcols = products.reshape(c, *geo.kernel, *geo.out, n)
     padded = xp.zeros((c, *geo.padded_shape[2:], n), dtype=g.dtype)
     for k in itertools.product(*(range(size) for size in geo.kernel)):
         padded[(slice(None), *geo.window(k)[2:], slice(None))] += gcols[(slice(None), *k)]
+    _give_back(xp, products)
     inside = padded[(slice(None), *geo.interior[2:], slice(None))]
     return xp.xp.ascontiguousarray(xp.moveaxis(inside, -1, 0))
 
@@ -234,6 +260,8 @@ class _Conv(Function):
         for part in parts:
             cols = _columns(xp, padded[part], geo, groups)
             xp.matmul(wm, cols, out=out[part])
+            if not (keep_columns and len(parts) == 1):
+                _give_back(xp, cols)
         self.columns = cols if keep_columns and len(parts) == 1 else None
         if b is not None:
             out += b.reshape(groups, o // groups, 1)
@@ -266,6 +294,7 @@ class _Conv(Function):
                 cols = _columns(xp, padded[part], geo, groups) if columns is None else columns
                 # This order measured ~1.7x faster than g @ colsᵀ (OpenBLAS, LeNet's shapes).
                 gw += (cols @ xp.swapaxes(g_part, -1, -2)).sum(axis=0)
+                _give_back(xp, cols)
             if self.needs_grad(0):
                 gx_part = _input_grad(xp, wt, g_part, geo)
                 if gx is None:
