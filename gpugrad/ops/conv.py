@@ -186,22 +186,23 @@ def _batch_slices(n: int, per_sample: int) -> list[slice]:
 # A fresh multi-megabyte array costs page faults on every step: the C allocator hands large
 # freed blocks back to the OS, and the next step faults them in again (on LeNet-5 at one
 # thread, about a third of the step). The columns are work buffers no caller ever sees, so
-# they come from, and go back to, a few spare arrays keyed by device, shape and dtype. A spare
-# is popped (atomic), so two threads never share one.
+# they come from, and go back to, a few spare arrays keyed by shape and dtype. A spare is
+# popped (atomic), so two threads never share one. Host memory only: CuPy's memory pool
+# already recycles device memory, and knows about streams, which these spares would not.
 SPARE_BUFFERS = 8
 _spares: dict[tuple[Any, ...], Any] = {}
 
 
 def _take(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """An uninitialised work array: a spare of this shape when there is one."""
-    spare = _spares.pop((str(xp.device), shape, str(dtype)), None)
+    spare = _spares.pop((shape, str(dtype)), None) if xp.device.type == "cpu" else None
     return xp.empty(shape, dtype=dtype) if spare is None else spare
 
 
 def _give_back(xp: Any, array: Any) -> None:
     """Keep a work array that nothing refers to any more, for the next `_take`."""
-    if len(_spares) < SPARE_BUFFERS:
-        _spares[(str(xp.device), array.shape, str(array.dtype))] = array
+    if xp.device.type == "cpu" and len(_spares) < SPARE_BUFFERS:
+        _spares[(array.shape, str(array.dtype))] = array
 
 
 def _columns(xp: Any, padded: Any, geo: ConvGeometry, groups: int) -> Any:
