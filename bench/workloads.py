@@ -581,12 +581,107 @@ def gelu(seed: int = 0) -> Workload:
     )
 
 
+# --- LeNet-5 training step ------------------------------------------------------------------------
+LENET_BATCH, LENET_LR, LENET_MOMENTUM = 64, 0.01, 0.9
+
+
+def _lenet_layers(nn: Any) -> list[Any]:
+    """LeNet-5 on 28x28 inputs, in either library's `nn`: conv(1→6, 5, pad 2), ReLU, max-pool 2,
+    conv(6→16, 5), ReLU, max-pool 2, then 400→120→84→10 with ReLUs."""
+    return [
+        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    ]  # fmt: skip
+
+
+@dataclass
+class LenetData:
+    """Images, labels and the initial parameters (gpugrad's initialisation, float32)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    state: dict[str, np.ndarray]
+
+
+def lenet_data(seed: int = 0) -> LenetData:
+    """A batch of standard-normal 28x28 images, labels 0..9, and LeNet's initial weights."""
+    from gpugrad import nn
+
+    gg.manual_seed(seed)
+    model = nn.Sequential(*_lenet_layers(nn))
+    state = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((LENET_BATCH, 1, 28, 28)).astype(np.float32)
+    return LenetData(x, (np.arange(LENET_BATCH) % 10).astype(np.int64), state)
+
+
+def lenet_gpugrad(data: LenetData) -> Run:
+    """gpugrad: nn.Sequential LeNet-5, F.cross_entropy, optim.SGD with momentum; one step."""
+    from gpugrad import nn, optim
+    from gpugrad.nn import functional as F
+
+    model = nn.Sequential(*_lenet_layers(nn))
+    model.load_state_dict({k: gg.tensor(v) for k, v in data.state.items()})
+    opt = optim.SGD(model.parameters(), lr=LENET_LR, momentum=LENET_MOMENTUM)
+    x, y = gg.tensor(data.x), gg.tensor(data.y)
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        return [p.data for p in model.parameters()]
+
+    return run
+
+
+def lenet_torch(data: LenetData) -> Run | None:
+    """PyTorch: the same model, loss and optimizer from the same weights (None without torch)."""
+    if torch is None:
+        return None
+    model = torch.nn.Sequential(*_lenet_layers(torch.nn))
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in data.state.items()})
+    opt = torch.optim.SGD(model.parameters(), lr=LENET_LR, momentum=LENET_MOMENTUM)
+    x, y = torch.from_numpy(data.x.copy()), torch.from_numpy(data.y)
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        return [p.detach().numpy() for p in model.parameters()]
+
+    return run
+
+
+def lenet(seed: int = 0) -> Workload:
+    """One LeNet-5 SGD-momentum step; with torch installed, the updated parameters of the
+    first step are checked against PyTorch's (there is no hand-written NumPy LeNet)."""
+    data = lenet_data(seed)
+    variants = {"gpugrad": lenet_gpugrad(data)}
+    run_torch = lenet_torch(data)
+    if run_torch is not None:
+        variants["torch"] = run_torch
+        mine, theirs = _as_list(variants["gpugrad"]()), _as_list(run_torch())
+        for name, got, want in zip(data.state, mine, theirs, strict=True):
+            scale = float(np.abs(want).max()) or 1.0
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+    return Workload(
+        name="lenet",
+        description=(
+            f"LeNet-5 SGD step (momentum {LENET_MOMENTUM}), cross-entropy, float32, batch "
+            f"{LENET_BATCH} of 1x28x28"
+        ),
+        variants=variants,
+    )
+
+
 WORKLOADS: dict[str, Callable[[], Workload]] = {
     "op_chain": op_chain,
     "mlp": mlp,
     "train_step": train_step,
     "conv2d": conv2d,
     "gelu": gelu,
+    "lenet": lenet,
 }
 
 

@@ -116,6 +116,8 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "Col2Im": (("cols",), "windows added into place: ∂/∂cols = the windows of g"),
     "MaxPool": (("x",), "∂max(window)/∂xᵢ = 1 at each window's maximum, 0 elsewhere"),
     "AvgPool": (("x",), "∂mean(window)/∂xᵢ = 1/(window size) for each window xᵢ is in"),
+    "TiledMaxPool": (("x",), "windows that tile x: ∂max/∂xᵢ = 1 at each window's first maximum"),
+    "TiledAvgPool": (("x",), "windows that tile x: ∂mean/∂xᵢ = 1/(window size)"),
     # shape and indexing: gradients only move back to where the numbers came from
     "Reshape": (("x",), "∂reshape(x)/∂x = 1: g is reshaped back"),
     "Transpose": (("x",), "∂transpose(x)/∂x = 1: g is transposed back"),

@@ -48,6 +48,8 @@ CASES_2D = [
     ((1, 3, 4, 4), 2, (1, 1), 1, 0, 1, 1, True),  # 1x1 kernel
     ((2, 4, 5, 5), 4, (3, 3), 1, 1, 1, 4, True),  # depthwise
     ((1, 2, 7, 7), 2, (3, 3), 3, 2, 2, 1, False),  # stride > kernel step, wide padding
+    ((3, 1, 6, 6), 2, (5, 5), 1, 2, 1, 1, True),  # LeNet's first layer: one channel, pad 2
+    ((2, 3, 5, 5), 4, (5, 5), 1, 0, 1, 1, True),  # a 1x1 output
 ]
 # (N, C, L), out_channels, kernel, stride, padding, dilation, groups, bias
 CASES_1D = [
@@ -183,13 +185,12 @@ def test_retained_graph_gives_the_same_gradients_twice(device, rng):
 
 
 @pytest.mark.parametrize("needs", ["all", "x", "w", "b", "wb"])
-def test_batch_slices_and_threads_give_the_same_result(device, rng, monkeypatch, needs):
-    """One sample per slice, shared by 2 threads: the same values and gradients as the
-    reference, whichever inputs want a gradient (the bias's comes with the weight's)."""
+def test_batch_slices_give_the_same_result(device, rng, monkeypatch, needs):
+    """Columns over budget: one sample per slice, the columns rebuilt in backward; the same
+    values and gradients as the reference, whichever inputs want a gradient."""
     from gpugrad.ops import conv as conv_module
 
-    monkeypatch.setattr(conv_module, "CPU_CHUNK_BYTES", 1)
-    monkeypatch.setattr(conv_module, "CPU_THREADS", 2)
+    monkeypatch.setattr(conv_module, "COLUMNS_BUDGET_BYTES", 1)
     x, w, b, kw = make_inputs(((5, 4, 6, 5), 6, (3, 2), 1, (1, 0), (1, 2), 2, True), rng, device)
     for t, name in ((x, "x"), (w, "w"), (b, "b")):
         t.requires_grad_(needs == "all" or name in needs)
@@ -352,3 +353,44 @@ def test_conv2d_module_loads_a_pytorch_state_dict(device, rng):
     x = rng.standard_normal((2, 3, 6, 7))
     want = tm(torch.tensor(x)).detach().numpy()
     np.testing.assert_allclose(m(gg.tensor(x, device=device)).numpy(), want, rtol=1e-10)
+
+
+def test_interleaved_graphs_keep_their_own_columns(device, rng):
+    """The columns kept for the weight's gradient, and the work buffers reused between calls,
+    are never shared: two forwards of the same shape, then their backwards in either order."""
+    x, w, b, kw = make_inputs(CASES_2D[1], rng, device)
+    a1, a2 = rng.standard_normal(x.shape), rng.standard_normal(x.shape)
+    g = gg.tensor(rng.standard_normal(conv2d(x, w, b, **kw).shape), device=device)
+    want = []
+    for a in (a1, a2):
+        w.grad = None
+        conv2d(gg.tensor(a, device=device), w, b, **kw).backward(g)
+        want.append(w.grad.numpy().copy())
+    for order in ((0, 1), (1, 0)):
+        outs = [conv2d(gg.tensor(a, device=device), w, b, **kw) for a in (a1, a2)]
+        for i in order:
+            w.grad = None
+            outs[i].backward(g)
+            np.testing.assert_allclose(w.grad.numpy(), want[i], rtol=1e-12, atol=1e-12)
+
+
+def test_convolutions_in_threads_match_serial_ones(device, rng):
+    """Work buffers are taken atomically: threads running the same shapes at once get the
+    results one thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, w, b, kw = make_inputs(CASES_2D[0], rng, device)
+    inputs = [rng.standard_normal(x.shape) for _ in range(8)]
+
+    def run(a):
+        xa = gg.tensor(a, device=device, requires_grad=True)
+        wa = gg.tensor(w.numpy(), device=device, requires_grad=True)
+        conv2d(xa, wa, b, **kw).tanh().sum().backward()
+        return xa.grad.numpy(), wa.grad.numpy()
+
+    serial = [run(a) for a in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(run, inputs * 4))
+    for (gx, gw), (want_x, want_w) in zip(threaded, serial * 4):
+        np.testing.assert_array_equal(gx, want_x)
+        np.testing.assert_array_equal(gw, want_w)

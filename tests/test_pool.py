@@ -315,3 +315,92 @@ def test_1d_and_adaptive_errors(device):
         avg_pool1d(gg.zeros(1, 2, 3, device=device), 4)
     with pytest.raises(gg.ShapeError, match=r"\(N, C, H, W\).*\(3, 4\)"):
         adaptive_avg_pool2d(gg.zeros(3, 4, device=device), 2)
+
+
+# --- windows that tile the input (kernel == stride, no padding, divisible sizes) -------------
+@pytest.mark.parametrize(
+    "shape, kernel, stride, padding, tiled",
+    [((2, 3, 6, 6), 2, None, 0, True), ((2, 3, 6, 6), (3, 2), (3, 2), 0, True),
+     ((3, 4, 6), 2, None, 0, True), ((2, 3, 7, 6), 2, None, 0, False),
+     ((2, 3, 6, 6), 2, 1, 0, False), ((2, 3, 6, 6), 2, None, 1, False)],
+)  # fmt: skip
+def test_tiling_windows_take_the_tiled_ops(device, rng, shape, kernel, stride, padding, tiled):
+    x = leaf(rng.standard_normal(shape), device)
+    for fn, name in ((max_pool2d, "MaxPool"), (avg_pool2d, "AvgPool")):
+        node = fn(x, kernel, stride, padding)
+        node = node.grad_fn if len(shape) == 4 else node.grad_fn.edges[0]  # unbatched: squeeze
+        assert type(node).__name__ == ("Tiled" if tiled else "") + name
+
+
+TILED_CASES = [
+    ((2, 3, 6, 6), 2),
+    ((2, 2, 6, 4), (3, 2)),
+    ((1, 2, 2, 6), (1, 3)),
+    ((3, 4, 6), 2),  # unbatched
+    ((1, 1, 3, 3), 3),  # one window
+]
+
+
+@pytest.mark.parametrize("shape, kernel", TILED_CASES)
+def test_tiled_pooling_matches_the_loop_reference_with_ties(device, rng, shape, kernel):
+    a = rng.integers(0, 3, size=shape).astype(np.float64)  # full of ties
+    g = rng.standard_normal(max_pool2d(gg.tensor(a), kernel).shape)
+    for fn, mode in ((max_pool2d, "max"), (avg_pool2d, "avg")):
+        x = leaf(a, device)
+        out = fn(x, kernel)
+        out.backward(gg.tensor(g, device=device))
+        batched = a if a.ndim == 4 else a[None]
+        want, grad = ref_pool(batched, kernel, mode=mode)
+        want_grad = grad(g if a.ndim == 4 else g[None])
+        np.testing.assert_allclose(out.numpy(), want.reshape(out.shape), rtol=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), want_grad.reshape(a.shape), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, kernel", TILED_CASES)
+def test_tiled_pooling_matches_torch(device, rng, shape, kernel):
+    torch = pytest.importorskip("torch")
+    a = rng.integers(0, 3, size=shape).astype(np.float64)  # ties: PyTorch also takes the first
+    for ours, theirs in ((max_pool2d, torch.nn.functional.max_pool2d),
+                         (avg_pool2d, torch.nn.functional.avg_pool2d)):  # fmt: skip
+        x, t = leaf(a, device), torch.tensor(a, requires_grad=True)
+        out, expected = ours(x, kernel), theirs(t, kernel)
+        g = rng.standard_normal(out.shape)
+        out.backward(gg.tensor(g, device=device))
+        expected.backward(torch.tensor(g))
+        np.testing.assert_allclose(out.numpy(), expected.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("shape, kernel", TILED_CASES)
+def test_tiled_pooling_derivatives(device, rng, shape, kernel):
+    x = leaf(distinct(rng, shape), device, contiguous=False)
+    check(lambda x: max_pool2d(x, kernel), x)
+    check(lambda x: max_pool2d(x, kernel).tanh(), x)
+    check(lambda x: avg_pool2d(x, kernel).tanh(), x)
+
+
+def test_tiled_max_sends_the_gradient_to_the_first_nan(device):
+    # max propagates NaN, and the gradient goes where the maximum came from: the first NaN of
+    # its window in row-major order, as in the overlapping (general) path.
+    nan = float("nan")
+    a = np.array([[1.0, nan, 2.0, 3.0], [nan, 0.0, 5.0, 4.0]])[None, None]
+    x = leaf(a, device)
+    out = max_pool2d(x, 2)
+    out.sum().backward()
+    assert np.isnan(out.numpy()[0, 0, 0, 0]) and out.numpy()[0, 0, 0, 1] == 5.0
+    np.testing.assert_array_equal(x.grad.numpy()[0, 0], [[0, 1, 0, 0], [0, 0, 1, 0]])
+    general = leaf(np.concatenate([a, a], axis=-2), device)  # overlapping windows: MaxPool
+    max_pool2d(general, 2, (2, 1)).backward(gg.ones(1, 1, 2, 3, device=device))
+    assert general.grad.numpy()[0, 0, 0, 1] == 2.0  # first NaN of both windows it is in
+
+
+def test_tiled_max_backward_survives_an_in_place_change_of_its_output(device, rng):
+    # The backward compares with its own copy of the maxima, so an in-place change after the
+    # pooling (an in-place activation is a common pattern) neither breaks nor changes it.
+    a = distinct(rng, (2, 3, 4, 4)) - 2.0
+    x, y = leaf(a, device), leaf(a, device)
+    (max_pool2d(x, 2) * 3.0).sum().backward()
+    out = max_pool2d(y, 2)
+    out.mul_(3.0)
+    out.sum().backward()
+    np.testing.assert_array_equal(y.grad.numpy(), x.grad.numpy())

@@ -13,31 +13,27 @@ Backward:
 - the input's gradient is col2im of weightᵀ·g: each kernel position's slice of the columns is
   added into a padded buffer through a strided slice. Within one kernel position the slice
   touches every input element at most once, so plain `+=` is exact; overlaps between windows
-  are the sum over kernel positions. One loop over the (few) kernel positions, none over pixels;
+  are the sum over kernel positions. One loop over the (few) kernel positions, none over pixels
+  (on arrays with the batch as the last axis, so each `+=` runs over long rows);
 - the bias's gradient is g summed over all axes but the channels.
 
-On arrays (the forward, and a plain backward) the batch goes through in slices, shared out
-among CPU threads, with the columns rebuilt per slice in a reused buffer instead of kept for
-the whole batch; a row of ones in that buffer carries the bias through the same product (and
-its gradient through the weight's). With `create_graph=True` the backward runs the formulas
-above on Tensors: im2col and col2im are each other's adjoint, so each is a Function whose
-backward is the other, and second derivatives work.
+On arrays (the forward, and a plain backward) the whole batch goes through at once, one
+batched product per step, as long as its columns fit COLUMNS_BUDGET_BYTES (else in slices
+that do); the forward keeps the columns for the weight's gradient. With `create_graph=True`
+the backward runs the formulas above on Tensors: im2col and col2im are each other's adjoint,
+so each is a Function whose backward is the other, and second derivatives work.
 """
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
-import operator
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _args
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ..dtypes import is_floating
 from ..errors import ArgumentError, DTypeError, ShapeError
 from ..tensor import Tensor
@@ -167,164 +163,147 @@ def _col2im(xp: Any, cols: Any, geo: ConvGeometry) -> Any:
     return _fold_array(xp, cols, geo)
 
 
-# --- the batch, in slices and threads ---------------------------------------------------------
-# On the CPU the batch goes through in slices whose columns take about this many bytes, shared
-# out among CPU_THREADS threads. The products here are small (K = C·kernel) and OpenBLAS runs
-# them on one core, so the threads are what uses the others (NumPy releases the GIL in
-# products, copies and adds). Each thread writes its own samples of the output, and the
-# weight's gradient is summed over threads in a fixed order, so results do not depend on
-# timing. Per-slice buffers also mean the columns never exist for the whole batch. 2 MiB
-# measured best for a batch of 64 3x32x32 images on 2 cores (smaller slices lose to per-call
-# overhead). A GPU takes the batch in one go.
-CPU_CHUNK_BYTES = 1 << 21
-CPU_THREADS: int | None = None  # None: OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, else all CPUs
-_pool: list[Any] = [None, None, 0]  # executor, the pid that made it, its size
+# --- the batch, whole or in slices ------------------------------------------------------------
+# The columns of a whole batch take kernel-size times the input's memory. Up to this many bytes
+# they are made once, for the whole batch (and kept for the weight's gradient); beyond it the
+# batch goes through in slices of about this size, the columns rebuilt per slice in backward.
+# No thread pool of our own: the products go to BLAS as they are. The pool this replaced
+# (2 MiB slices shared out among threads) spent LeNet-5's profile waiting on its locks, and its
+# threads competed with BLAS's own on this 2-core machine; per sample, the batched products
+# are small enough that OpenBLAS runs each on one core (measured faster than one large product
+# over the whole batch for LeNet's shapes), the input-gradient product is large and threaded.
+COLUMNS_BUDGET_BYTES = 64 << 20
 
 
-def _cpu_threads() -> int:
-    if CPU_THREADS is not None:
-        return max(1, int(CPU_THREADS))
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        value = os.environ.get(name, "")
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+def _batch_slices(n: int, per_sample: int) -> list[slice]:
+    """The batch in slices whose columns fit the budget: one slice when the whole batch does
+    (an empty batch is one empty slice, so shapes come out as usual)."""
+    step = max(1, COLUMNS_BUDGET_BYTES // max(per_sample, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
 
 
-def _executor(threads: int) -> ThreadPoolExecutor:
-    """The shared pool, made again after a fork (a child has none of the parent's threads)."""
-    pool, pid, size = _pool
-    if pool is None or pid != os.getpid() or size != threads:
-        _pool[:] = [ThreadPoolExecutor(threads, thread_name_prefix="gpugrad-conv"),
-                    os.getpid(), threads]  # fmt: skip
-    return _pool[0]
+# --- reused work buffers ----------------------------------------------------------------------
+# A fresh multi-megabyte array costs page faults on every step: the C allocator hands large
+# freed blocks back to the OS, and the next step faults them in again (on LeNet-5 at one
+# thread, about a third of the step). The columns are work buffers no caller ever sees, so
+# they come from, and go back to, a few spare arrays keyed by shape and dtype. A spare is
+# popped (atomic), so two threads never share one. Host memory only: CuPy's memory pool
+# already recycles device memory, and knows about streams, which these spares would not.
+SPARE_BUFFERS = 8
+_spares: dict[tuple[Any, ...], Any] = {}
 
 
-def _over_batch(backend: Any, n: int, per_sample: int, work: Callable[[list[slice]], Any]):
-    """Run `work` on lists of batch slices: one list per thread on the CPU, one slice of the
-    whole batch elsewhere. Returns the results in thread order."""
-    if backend.device.type != "cpu":
-        return [work([slice(0, n)])]
-    step = max(1, CPU_CHUNK_BYTES // max(per_sample, 1))
-    # An empty batch still makes one (empty) slice, so shapes and results come out as usual.
-    parts = [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
-    threads = min(_cpu_threads(), len(parts))
-    if threads <= 1:
-        return [work(parts)]
-    share = -(-len(parts) // threads)  # neighbouring slices per thread
-    groups = [parts[i : i + share] for i in range(0, len(parts), share)]
-    return list(_executor(threads).map(work, groups))
+def _take(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialised work array: a spare of this shape when there is one."""
+    spare = _spares.pop((shape, str(dtype)), None) if xp.device.type == "cpu" else None
+    return xp.empty(shape, dtype=dtype) if spare is None else spare
+
+
+def _give_back(xp: Any, array: Any) -> None:
+    """Keep a work array that nothing refers to any more, for the next `_take`."""
+    if xp.device.type == "cpu" and len(_spares) < SPARE_BUFFERS:
+        _spares[(array.shape, str(array.dtype))] = array
+
+
+def _columns(xp: Any, padded: Any, geo: ConvGeometry, groups: int) -> Any:
+    """im2col of a zero-padded batch (or a slice of one) as (n, G, C/G·K, L): for each group,
+    the matrix that one product with the weight turns into the output (a work array: give it
+    back when done)."""
+    n, c = padded.shape[:2]
+    shape = (n, groups, c // groups * math.prod(geo.kernel), math.prod(geo.out))
+    cols = _take(xp, shape, padded.dtype)
+    cols.reshape(n, c, *geo.kernel, *geo.out)[...] = _windows(xp, padded, geo)
+    return cols
+
+
+def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
+    """The input's gradient for a slice of the batch: col2im of wᵀ·g, with g (n, G, O/G, L)
+    and wt (G, C/G·K, O/G).
+
+    Worked with the batch as the last axis: the product is one per group for the whole
+    slice, and each kernel position's `+=` into the padded buffer then runs over long
+    contiguous rows (out-width × n) rather than rows of one output width, which is what made
+    the fold slow on small images."""
+    n, c = g.shape[0], geo.in_shape[1]
+    groups, per_group, length = g.shape[1:]
+    g_last = xp.xp.ascontiguousarray(xp.moveaxis(g, 0, -1))  # (G, O/G, L, n)
+    products = _take(xp, (groups, wt.shape[1], length * n), g.dtype)
+    xp.matmul(wt, g_last.reshape(groups, per_group, length * n), out=products)
+    gcols = products.reshape(c, *geo.kernel, *geo.out, n)
+    padded = xp.zeros((c, *geo.padded_shape[2:], n), dtype=g.dtype)
+    for k in itertools.product(*(range(size) for size in geo.kernel)):
+        padded[(slice(None), *geo.window(k)[2:], slice(None))] += gcols[(slice(None), *k)]
+    _give_back(xp, products)
+    inside = padded[(slice(None), *geo.interior[2:], slice(None))]
+    return xp.xp.ascontiguousarray(xp.moveaxis(inside, -1, 0))
 
 
 # --- the convolution --------------------------------------------------------------------------
-class _Columns:
-    """One thread's reusable im2col buffer of `rows` samples: (rows, G, C/G·K, L), and with
-    `ones` one more row of ones per group, so that a product with [w | b] adds the bias and one
-    with g yields Σg (the bias's gradient) beside the weight's, at no extra pass over memory."""
-
-    def __init__(self, xp: Any, rows: int, grouped: tuple[int, ...], ones: bool, dtype: Any):
-        self.grouped = grouped  # (G, C/G, *kernel, *out)
-        self.dims = (len(grouped) - 2) // 2
-        self.depth = math.prod(grouped[1 : 2 + self.dims])  # C/G · kernel elements
-        length = math.prod(grouped[2 + self.dims :])
-        self.buf = xp.empty((rows, grouped[0], self.depth + ones, length), dtype=dtype)
-        if ones:
-            self.buf[:, :, self.depth] = 1
-
-    def fill(self, xp: Any, padded: Any, geo: ConvGeometry) -> Any:
-        """Copy the windows of `padded` (a slice of the batch) in; the filled rows."""
-        k = padded.shape[0]
-        chunk = self.buf[:k]
-        body = chunk[:, :, : self.depth]
-        # The body seen as (k, G, C/G, *kernel, *out), built from its strides: a reshape could
-        # silently copy, and the copy would then be filled instead of the buffer.
-        s0, s1, s2, s3 = body.strides
-        rows, cols = self.grouped[1 : 2 + self.dims], self.grouped[2 + self.dims :]
-        strides = (
-            s0,
-            s1,
-            *(s2 * math.prod(rows[i + 1 :]) for i in range(len(rows))),
-            *(s3 * math.prod(cols[i + 1 :]) for i in range(len(cols))),
-        )
-        target = xp.xp.lib.stride_tricks.as_strided(body, (k, *self.grouped), strides)
-        target[...] = _windows(xp, padded, geo).reshape(k, *self.grouped)
-        return chunk
-
-
 class _Conv(Function):
     """out[n, o] = Σ_{c, k} w[o, c, k] · x_padded[n, c_g, o·stride + k·dilation] + b[o].
 
-    Arrays take a blocked path: per slice of the batch, im2col into a reused buffer and one
-    product (the bias rides along as a row of ones). Tensors (`create_graph=True`) take the
-    same formulas over the whole batch through the differentiable Im2Col / Col2Im, so that
-    second derivatives exist.
+    Arrays: per slice of the batch (the whole batch when its columns fit the budget), im2col
+    and one batched product (G, O/G, C/G·K) @ (n, G, C/G·K, L); the bias is added in place.
+    The columns are kept for the weight's gradient when `keep_columns` and the batch went in
+    one slice. Tensors (`create_graph=True`) take the same formulas over the whole batch
+    through the differentiable Im2Col / Col2Im, so that second derivatives exist.
     """
 
-    def forward(self, x, w, b, geo, groups):
+    def forward(self, x, w, b, geo, groups, keep_columns):
         self.geo, self.groups = geo, groups
         self.save(x, w)
         xp, n, o = self.xp, x.shape[0], w.shape[0]
         wm = w.reshape(groups, o // groups, -1)  # (G, O/G, C/G·K)
-        if b is not None:
-            wm = xp.concatenate([wm, b.reshape(groups, o // groups, 1)], axis=-1)
-        length = math.prod(geo.out)
+        length = math.prod(geo.out)  # not -1: that is ambiguous for an empty batch
+        parts = _batch_slices(n, wm.shape[-1] * groups * length * x.itemsize)
         out = xp.empty((n, groups, o // groups, length), dtype=x.dtype)
         padded = _pad(xp, x, geo)
-        grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
-
-        def work(parts: list[slice]) -> None:
-            cols = _Columns(xp, parts[0].stop - parts[0].start, grouped, b is not None, x.dtype)
-            for part in parts:
-                xp.matmul(wm, cols.fill(xp, padded[part], geo), out=out[part])
-
-        _over_batch(xp, n, wm.shape[-1] * length * groups * x.itemsize, work)
+        for part in parts:
+            cols = _columns(xp, padded[part], geo, groups)
+            xp.matmul(wm, cols, out=out[part])
+            if not (keep_columns and len(parts) == 1):
+                _give_back(xp, cols)
+        self.columns = cols if keep_columns and len(parts) == 1 else None
+        if b is not None:
+            out += b.reshape(groups, o // groups, 1)
         return out.reshape(n, o, *geo.out)
 
     def backward(self, xp, g, x, w):
+        columns, self.columns = self.columns, None  # a retained graph rebuilds them
         if isinstance(g, Tensor):
             return self._backward_tensors(xp, g, x, w)
         geo, groups = self.geo, self.groups
         n, o = g.shape[0], g.shape[1]
-        need_x, need_w, need_b = self.needs_grad(0), self.needs_grad(1), self.needs_grad(2)
-        ones = need_w and need_b  # the bias's gradient comes with the weight's product
         wm = w.reshape(groups, o // groups, -1)
-        depth = wm.shape[-1]
-        length = math.prod(geo.out)  # not -1: that is ambiguous for an empty batch
+        length = math.prod(geo.out)
         gm = g.reshape(n, groups, o // groups, length)
-        grouped = (groups, x.shape[1] // groups, *geo.kernel, *geo.out)
-        padded = _pad(xp, x, geo) if need_w else None
-        gpadded = xp.zeros(geo.padded_shape, dtype=g.dtype) if need_x else None
-
-        def work(parts: list[slice]) -> tuple[Any, Any]:
-            rows = parts[0].stop - parts[0].start
-            cols = _Columns(xp, rows, grouped, ones, g.dtype) if need_w else None
-            gcols = xp.empty((rows, groups, depth, length), dtype=g.dtype) if need_x else None
-            gw = xp.zeros((*wm.shape[:2], depth + ones), dtype=g.dtype) if need_w else None
-            gb = xp.zeros(wm.shape[:2], dtype=g.dtype) if need_b and not ones else None
-            for part in parts:
-                k, g_part = part.stop - part.start, gm[part]
-                if need_w:  # Σ over the slice of g·colsᵀ, the columns rebuilt in cache
-                    chunk = cols.fill(xp, padded[part], geo)
-                    gw += (g_part @ xp.swapaxes(chunk, -1, -2)).sum(axis=0)
-                elif need_b:
-                    gb += g_part.sum(axis=(0, 3))
-                if need_x:  # col2im of wᵀ·g
-                    xp.matmul(xp.swapaxes(wm, -1, -2), g_part, out=gcols[:k])
-                    _fold_into(gpadded[part], gcols[:k].reshape(k, *geo.cols_shape[1:]), geo)
-            return gw, gb
-
-        partials = _over_batch(xp, n, depth * length * groups * g.itemsize, work)
         gx = gw = gb = None
-        if need_x:
-            gx = gpadded[geo.interior] if geo.padded else gpadded
-        if need_w:
-            total = functools.reduce(operator.add, [p[0] for p in partials])
-            gw = total[..., :depth].reshape(w.shape)
-            gb = total[..., depth].reshape(o) if ones else None
-        if need_b and not ones:
-            gb = functools.reduce(operator.add, [p[1] for p in partials]).reshape(o)
+        if self.needs_grad(2):
+            gb = g.sum(axis=(0, *range(2, g.ndim)))
+        if not (self.needs_grad(0) or self.needs_grad(1)):
+            return gx, gw, gb
+        parts = _batch_slices(n, wm.shape[-1] * groups * length * g.itemsize)
+        if self.needs_grad(1):  # (G, C/G·K, O/G): see below
+            gw = xp.zeros(xp.swapaxes(wm, -1, -2).shape, dtype=g.dtype)
+            padded = _pad(xp, x, geo) if columns is None else None
+        if self.needs_grad(0):
+            gx = xp.empty(x.shape, dtype=g.dtype) if len(parts) > 1 else None
+            wt = xp.swapaxes(wm, -1, -2)
+        for part in parts:
+            g_part = gm[part]
+            if gw is not None:  # Σ over the batch of (cols·gᵀ)ᵀ = g·colsᵀ
+                cols = _columns(xp, padded[part], geo, groups) if columns is None else columns
+                # This order measured ~1.7x faster than g @ colsᵀ (OpenBLAS, LeNet's shapes).
+                gw += (cols @ xp.swapaxes(g_part, -1, -2)).sum(axis=0)
+                _give_back(xp, cols)
+            if self.needs_grad(0):
+                gx_part = _input_grad(xp, wt, g_part, geo)
+                if gx is None:
+                    gx = gx_part
+                else:
+                    gx[part] = gx_part
+        if gw is not None:
+            gw = xp.swapaxes(gw, -1, -2).reshape(w.shape)
         return gx, gw, gb
 
     def _backward_tensors(self, ops, g, x, w):
@@ -435,7 +414,9 @@ def _convolution(
         )
     out = tuple((p - r) // s + 1 for p, r, s in zip(padded, reach, stride_))
     geo = ConvGeometry(tuple(x.shape), kernel, stride_, dilation_, before, after, out)
-    return _Conv.apply(x, weight, bias, geo=geo, groups=groups)
+    # The columns are worth keeping only for a weight gradient that will be asked for.
+    keep = weight.requires_grad and is_grad_enabled()
+    return _Conv.apply(x, weight, bias, geo=geo, groups=groups, keep_columns=keep)
 
 
 # --- public functions -------------------------------------------------------------------------

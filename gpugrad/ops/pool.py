@@ -11,12 +11,20 @@ The gradients go back through conv's col2im, the adjoint of taking windows (one 
 per kernel position, the padding cut away at the end). With `create_graph=True` that is conv's
 `Col2Im`, whose gradient is `Im2Col`, so second derivatives work too.
 
+When the windows tile the input (kernel == stride, no padding, sizes divisible: the common
+2x2 pooling), TiledMaxPool / TiledAvgPool take over: one elementwise `maximum` / `add` per
+kernel position over strided slices, and a backward that writes each slice once (no argmax,
+no col2im).
+
 Max pooling sends each output's gradient to the first maximal element of its window in
-row-major order (what `argmax` returns, and what PyTorch does), so ties are deterministic.
+row-major order (what `argmax` returns, and what PyTorch does), so ties are deterministic;
+a window holding NaN has NaN as its maximum, and its first NaN gets the gradient. Both paths
+keep this rule.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -92,8 +100,119 @@ class AvgPool(Function):
         return _col2im(self.xp, xp.broadcast_to(per_window, geo.cols_shape), geo)
 
 
+# --- windows that tile the input ---------------------------------------------------------------
+# The common case (kernel == stride, no padding, sizes divisible: LeNet's 2x2 pooling): every
+# element is in exactly one window, and each kernel position's elements form one strided slice
+# of the input. Pooling is then one elementwise `maximum` / `add` per kernel position, and the
+# backward writes each slice once; nothing overlaps, so nothing is scattered or folded.
+def _tiles(geo: ConvGeometry) -> bool:
+    """Whether the windows tile the input exactly."""
+    size = geo.in_shape[2:]
+    return (
+        geo.kernel == geo.stride
+        and not geo.padded
+        and all(o * k == n for o, k, n in zip(geo.out, geo.kernel, size))
+    )
+
+
+def _tile_slices(geo: ConvGeometry) -> list[tuple[slice, ...]]:
+    """Per kernel position, in row-major order: the input elements it holds, one per window
+    (an (N, C, *out) strided slice of the input)."""
+    positions = itertools.product(*(range(k) for k in geo.kernel))
+    lead = (slice(None), slice(None))
+    return [lead + tuple(slice(i, None, k) for i, k in zip(p, geo.kernel)) for p in positions]
+
+
+def _window_shapes(geo: ConvGeometry) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The input as (N, C, OH, KH, OW, KW), and an output broadcast against it: (N, C, OH, 1,
+    OW, 1) (each window's own axes next to its output axis; a reshape, no copy)."""
+    lead = geo.in_shape[:2]
+    pairs = [(o, k) for o, k in zip(geo.out, geo.kernel)]
+    return (
+        (*lead, *itertools.chain.from_iterable(pairs)),
+        (*lead, *itertools.chain.from_iterable((o, 1) for o, _ in pairs)),
+    )
+
+
+class TiledMaxPool(Function):
+    """max pooling over windows that tile the input. The gradient goes to each window's first
+    maximum in row-major order (the rule of MaxPool), found in backward by comparing each
+    kernel position's slice with the maximum: no argmax, no scatter."""
+
+    def forward(self, x, geo):
+        self.geo = geo
+        slices = _tile_slices(geo)
+        out = x[slices[0]].copy()
+        for where in slices[1:]:  # NaN wins, as in max and argmax
+            self.xp.maximum(out, x[where], out=out)
+        self.save(x)
+        # Backward compares against a copy: the output may be changed in place (a ReLU).
+        self.best = out.copy()
+        return out
+
+    def _first_maxima(self, x):
+        """Per kernel position (row-major): its slice, and the windows whose first maximum it
+        holds. A NaN is a window's maximum (max propagates it), so the first NaN gets it."""
+        xp, taken = self.xp, None
+        slices = _tile_slices(self.geo)
+        for i, where in enumerate(slices):
+            part = x[where]
+            hit = (part == self.best) | xp.isnan(part)
+            if taken is not None:  # a tie: an earlier position had it first
+                hit &= ~taken
+            if i + 1 < len(slices):
+                taken = hit if taken is None else taken | hit
+            yield where, hit
+
+    def backward(self, xp, g, x):
+        if isinstance(g, Tensor):  # differentiable again: where() on a constant mask
+            x = x.data
+            mask = self.xp.empty(x.shape, dtype=bool)
+            for where, hit in self._first_maxima(x):
+                mask[where] = hit
+            windows, per_window = _window_shapes(self.geo)
+            gx = xp.where(mask.reshape(windows), g.reshape(per_window), 0)
+            return gx.reshape(x.shape)
+        gx = xp.empty(x.shape, dtype=g.dtype)
+        for where, hit in self._first_maxima(x):
+            # g times the mask, as ReLU's backward: a non-finite g also reaches the losers.
+            xp.xp.multiply(g, hit, out=gx[where])
+        return gx
+
+
+class TiledAvgPool(Function):
+    """Average pooling over windows that tile the input: the sum of the kernel positions'
+    slices times `scale`; the backward writes g·scale into each slice."""
+
+    def forward(self, x, geo, scale):
+        self.geo, self.scale = geo, scale
+        slices = _tile_slices(geo)
+        out = x[slices[0]].copy()
+        for where in slices[1:]:
+            out += x[where]
+        out *= scale
+        return out
+
+    def backward(self, xp, g):
+        scaled = g * self.scale
+        if isinstance(g, Tensor):
+            windows, per_window = _window_shapes(self.geo)
+            spread = xp.broadcast_to(scaled.reshape(per_window), windows)
+            return spread.reshape(self.geo.in_shape)
+        gx = xp.empty(self.geo.in_shape, dtype=g.dtype)
+        for where in _tile_slices(self.geo):
+            gx[where] = scaled
+        return gx
+
+
+_TILED = {MaxPool: TiledMaxPool, AvgPool: TiledAvgPool}
+
+
 def _pool(op: type[Function], x: Tensor, geo: ConvGeometry, **kwargs: Any) -> Tensor:
-    """Apply a pooling op, an unbatched input as a batch of one."""
+    """Apply a pooling op (its tiled form where the windows tile the input), an unbatched
+    input as a batch of one."""
+    if _tiles(geo):
+        op = _TILED[op]
     if x.ndim < len(geo.in_shape):
         return op.apply(x.unsqueeze(0), geo=geo, **kwargs).squeeze(0)
     return op.apply(x, geo=geo, **kwargs)
