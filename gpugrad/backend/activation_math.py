@@ -121,6 +121,29 @@ BACKWARD: dict[str, Callable[..., Any]] = {
     "log_softmax": _log_softmax_grad,
 }
 
+
+# --- the same two gradients on arrays, in one work array ----------------------------------
+# The formulas above allocate a temporary per operation (three full-size arrays for softmax).
+# On arrays, the primitive writes every step into a single new array instead: one allocation
+# and passes that stay in cache for the rows of a transformer's attention or logits.
+def _softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+    work = xp.multiply(g, out)
+    dot = work.sum(axis=axis, keepdims=True)  # Σ g·y along the axis
+    xp.subtract(g, dot, out=work)
+    return xp.multiply(work, out, out=work)
+
+
+def _log_softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+    work = xp.exp(out)  # the softmax
+    xp.multiply(work, g.sum(axis=axis, keepdims=True), out=work)
+    return xp.subtract(g, work, out=work)
+
+
+ARRAY_BACKWARD: dict[str, Callable[..., Any]] = {
+    "softmax": _softmax_grad_arrays,
+    "log_softmax": _log_softmax_grad_arrays,
+}
+
 # Which of (x, out) each backward reads, so a Function saves only those.
 USES_INPUT = frozenset({"leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "softplus"})
 USES_OUTPUT = frozenset({"relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax"})
