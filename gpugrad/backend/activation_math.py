@@ -173,6 +173,9 @@ class ActivationPrimitives:
         """dL/dx of activation `name` from g = dL/dout and the forward's input and/or output
         (`x` or `out` may be None when the formula does not read it; see USES_INPUT), written
         into `into` when given."""
+        in_one_array = ARRAY_BACKWARD.get(name)
+        if in_one_array is not None and g.shape == out.shape and g.dtype == out.dtype:
+            return written_into(in_one_array(self.xp, g, out, param), into)
         return written_into(BACKWARD[name](self, g, x, out, param), into)
 
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:
