@@ -76,10 +76,26 @@ FORWARD: dict[str, Callable[..., Any]] = {
 
 
 # --- backward formulas: dL/dx from g = dL/dout, f(ns, g, x, out, param) ----------------------
+def gelu_cdf(ns: Any, x: Any) -> Any:
+    """Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF (GELU is x·Φ(x))."""
+    return (ns.erf(x * SQRT_HALF) + 1) * 0.5
+
+
+def gelu_grad_from_cdf(xp: Any, g: Any, x: Any, cdf: Any) -> Any:
+    """GELU's dL/dx = g·(Φ(x) + x·φ(x)) on arrays, given the forward's Φ(x): no second erf,
+    and every step in one new array."""
+    work = xp.multiply(x, x)
+    xp.multiply(work, -0.5, out=work)
+    xp.exp(work, out=work)
+    xp.multiply(work, x, out=work)
+    xp.multiply(work, INV_SQRT_2PI, out=work)
+    xp.add(work, cdf, out=work)
+    return xp.multiply(work, g, out=work)
+
+
 def _gelu_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
     # d/dx x·Φ(x) = Φ(x) + x·φ(x)
-    cdf = (ns.erf(x * SQRT_HALF) + 1) * 0.5
-    return g * (cdf + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
+    return g * (gelu_cdf(ns, x) + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
 
 
 def _gelu_tanh_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
