@@ -137,7 +137,10 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "Copy": (("x",), "∂x/∂x = 1"),
     "ToDevice": (("x",), "∂x/∂x = 1: g is moved back to x's device"),
     # losses
-    "SoftmaxCrossEntropy": (("z",), "∂(−ln softmax(z)[y])/∂z = softmax(z) − onehot(y)"),
+    "SoftmaxCrossEntropy": (
+        ("z",),
+        "∂(−ln softmax(z)[y])/∂z = softmax(z) − onehot(y) (÷ rows, for a mean)",
+    ),
     "BinaryCrossEntropy": (("p", "y"), "∂BCE/∂p = (p − y)/(p(1 − p)), ∂BCE/∂y = ln(1−p) − ln p"),
     # ops added for PyTorch ports
     "Erfc": (("x",), "∂erfc x/∂x = −(2/√π)·e^(−x²)"),
