@@ -317,14 +317,15 @@ def train_step_gpugrad(data: MlpData) -> Run:
         linear.load_state_dict({"weight": gg.tensor(w.T.copy()), "bias": gg.tensor(b)})
         layers += [linear, nn.ReLU()]
     model = nn.Sequential(*layers[:-1])
-    opt = optim.SGD(model.parameters(), lr=STEP_LR)
+    params = list(model.parameters())  # listed once: walking the module tree is no step's work
+    opt = optim.SGD(params, lr=STEP_LR)
     x, y = gg.tensor(data.x), gg.tensor(_labels(data))
 
     def run() -> list[np.ndarray]:
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-        return [p.data for p in model.parameters()]
+        return [p.data for p in params]
 
     return run
 
@@ -341,14 +342,15 @@ def train_step_torch(data: MlpData) -> Run | None:
             linear.bias.copy_(torch.from_numpy(b))
         layers += [linear, torch.nn.ReLU()]
     model = torch.nn.Sequential(*layers[:-1])
-    opt = torch.optim.SGD(model.parameters(), lr=STEP_LR)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=STEP_LR)
     x, y = torch.from_numpy(data.x.copy()), torch.from_numpy(_labels(data))
 
     def run() -> list[np.ndarray]:
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-        return [p.detach().numpy() for p in model.parameters()]
+        return [p.detach().numpy() for p in params]
 
     return run
 
@@ -581,6 +583,247 @@ def gelu(seed: int = 0) -> Workload:
     )
 
 
+# --- the MLP training step at other batch sizes ----------------------------------------------
+def train_step_at(batch: int) -> Callable[[int], Workload]:
+    """The `train_step` workload at `batch` rows (the issue's bars name batch 32 and 256)."""
+
+    def build(seed: int = 0) -> Workload:
+        data = mlp_data(seed, batch=batch)
+        variants = {"gpugrad": train_step_gpugrad(data), "numpy": train_step_numpy(data)}
+        run_torch = train_step_torch(data)
+        if run_torch is not None:
+            variants["torch"] = run_torch
+        names = [f"{kind}{i + 1}" for i in range(len(data.weights)) for kind in ("W", "b")]
+        _check_same(variants, names=names)
+        sizes = "-".join(map(str, MLP_SIZES))
+        return Workload(
+            name=f"train_step_{batch}",
+            description=f"SGD step of MLP {sizes}, cross-entropy, float32, batch {batch}",
+            variants=variants,
+        )
+
+    return build
+
+
+# --- a GPT training step (examples/char_gpt.py) -------------------------------------------------
+GPT_VOCAB, GPT_BLOCK, GPT_LAYERS, GPT_HEADS, GPT_WIDTH = 65, 64, 4, 4, 128
+GPT_LR, GPT_BETAS, GPT_DECAY = 3e-3, (0.9, 0.95), 0.1
+
+
+def _char_gpt() -> Any:
+    """examples/char_gpt.py as a module (examples/ is not a package)."""
+    import importlib.util
+
+    name = "bench_example_char_gpt"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _ROOT / "examples" / "char_gpt.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@dataclass
+class GptData:
+    """The model's weights (by parameter name) and one batch of tokens and targets."""
+
+    weights: dict[str, np.ndarray]
+    tokens: np.ndarray
+    targets: np.ndarray
+
+
+def gpt_data(seed: int = 0, batch: int = 16) -> GptData:
+    """Weights as the example initialises them, and random tokens (int64)."""
+    example = _char_gpt()
+    gg.manual_seed(seed)
+    model = example.GPT(example.GPTConfig(vocab_size=GPT_VOCAB, block_size=GPT_BLOCK,
+                                          n_layer=GPT_LAYERS, n_head=GPT_HEADS,
+                                          n_embd=GPT_WIDTH))  # fmt: skip
+    weights = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, GPT_VOCAB, (batch, GPT_BLOCK))
+    targets = rng.integers(0, GPT_VOCAB, (batch, GPT_BLOCK))
+    return GptData(weights, tokens, targets)
+
+
+def gpt_step_gpugrad(data: GptData) -> Run:
+    """gpugrad: the example's GPT (sdpa attention), cross-entropy, AdamW: one step a call;
+    returns the loss and the gradients (before the update)."""
+    example = _char_gpt()
+    model = example.GPT(example.GPTConfig(vocab_size=GPT_VOCAB, block_size=GPT_BLOCK,
+                                          n_layer=GPT_LAYERS, n_head=GPT_HEADS,
+                                          n_embd=GPT_WIDTH))  # fmt: skip
+    model.load_state_dict({k: gg.tensor(v) for k, v in data.weights.items()})
+    opt = model.configure_optimizer(weight_decay=GPT_DECAY, lr=GPT_LR, betas=GPT_BETAS)
+    params = list(model.parameters())
+    x, y = gg.tensor(data.tokens), gg.tensor(data.targets)
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        _, loss = model(x, y)
+        loss.backward()
+        grads = [loss.data, *(p.grad.data for p in params)]
+        opt.step()
+        return grads
+
+    return run
+
+
+def gpt_step_torch(data: GptData) -> Run | None:
+    """PyTorch: the same model written with torch.nn, the same weights, AdamW with the same
+    groups (None where torch is missing)."""
+    if torch is None:
+        return None
+    tnn, tF = torch.nn, torch.nn.functional
+    width = GPT_WIDTH
+
+    class Attention(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = tnn.Linear(width, 3 * width)
+            self.proj = tnn.Linear(width, width)
+
+        def forward(self, x: Any) -> Any:
+            b, t, c = x.size()
+            q, k, v = (
+                part.view(b, t, GPT_HEADS, c // GPT_HEADS).transpose(1, 2)
+                for part in self.qkv(x).split(width, dim=2)
+            )
+            y = tF.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
+
+    class Block(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln_1, self.attn, self.ln_2 = (
+                tnn.LayerNorm(width),
+                Attention(),
+                tnn.LayerNorm(width),
+            )
+            self.mlp = tnn.Sequential()
+            self.mlp.add_module("fc", tnn.Linear(width, 4 * width))
+            self.mlp.add_module("gelu", tnn.GELU())
+            self.mlp.add_module("proj", tnn.Linear(4 * width, width))
+
+        def forward(self, x: Any) -> Any:
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = tnn.ModuleDict(
+                dict(
+                    wte=tnn.Embedding(GPT_VOCAB, width),
+                    wpe=tnn.Embedding(GPT_BLOCK, width),
+                    h=tnn.ModuleList([Block() for _ in range(GPT_LAYERS)]),
+                    ln_f=tnn.LayerNorm(width),
+                )
+            )
+            self.lm_head = tnn.Linear(width, GPT_VOCAB, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight
+
+        def forward(self, idx: Any, targets: Any) -> Any:
+            x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.size(1)))
+            for block in self.transformer.h:
+                x = block(x)
+            logits = self.lm_head(self.transformer.ln_f(x))
+            return tF.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    model = GPT()
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in data.weights.items()})
+    params = list(model.parameters())
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": GPT_DECAY},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    opt = torch.optim.AdamW(groups, lr=GPT_LR, betas=GPT_BETAS)
+    x, y = torch.from_numpy(data.tokens.copy()), torch.from_numpy(data.targets.copy())
+
+    def run() -> list[np.ndarray]:
+        opt.zero_grad()
+        loss = model(x, y)
+        loss.backward()
+        grads = [loss.detach().numpy().copy(), *(p.grad.numpy().copy() for p in params)]
+        opt.step()
+        return grads
+
+    return run
+
+
+def gpt_step_at(batch: int) -> Callable[[int], Workload]:
+    """The GPT step at `batch` windows; the first step's loss and gradients of gpugrad and
+    torch (from the same weights) are checked against each other before any timing."""
+
+    def build(seed: int = 0) -> Workload:
+        data = gpt_data(seed, batch)
+        variants = {"gpugrad": gpt_step_gpugrad(data)}
+        run_torch = gpt_step_torch(data)
+        if run_torch is not None:
+            variants["torch"] = run_torch
+            ours, theirs = variants["gpugrad"](), run_torch()
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+                scale = float(np.abs(b).max()) or 1.0
+                np.testing.assert_allclose(
+                    a, b, rtol=1e-3, atol=1e-4 * scale, err_msg=f"GPT step: output {i}"
+                )
+        return Workload(
+            name=f"gpt_step_{batch}",
+            description=(
+                f"AdamW step of examples/char_gpt.py's GPT ({GPT_LAYERS} layers, {GPT_HEADS} "
+                f"heads, width {GPT_WIDTH}, block {GPT_BLOCK}, vocab {GPT_VOCAB}), float32, "
+                f"batch {batch}"
+            ),
+            variants=variants,
+        )
+
+    return build
+
+
+# --- stack of many one-element tensors, forward + backward ---------------------------------------
+STACK_COUNT = 100_000
+
+
+def stack_workload(seed: int = 0) -> Workload:
+    """gg.stack of STACK_COUNT one-element leaves and backward (each leaf's gradient); the
+    NumPy variant stacks and splits the gradient back into one array per input."""
+    rng = np.random.default_rng(seed)
+    values = rng.standard_normal(STACK_COUNT).astype(np.float32)
+    leaves = [gg.tensor(values[i : i + 1], requires_grad=True) for i in range(STACK_COUNT)]
+    arrays = [values[i : i + 1].copy() for i in range(STACK_COUNT)]
+    weight = rng.standard_normal((STACK_COUNT, 1)).astype(np.float32)
+
+    def run_gpugrad() -> np.ndarray:
+        for t in leaves:
+            t.grad = None
+        (gg.stack(leaves) * gg.tensor(weight)).sum().backward()
+        return np.concatenate([t.grad.data for t in leaves])
+
+    def run_numpy() -> np.ndarray:
+        np.stack(arrays)  # the forward, as the others compute it
+        grads = list(weight)  # one gradient per input: the rows of the upstream gradient
+        return np.concatenate(grads)
+
+    variants = {"gpugrad": run_gpugrad, "numpy": run_numpy}
+    if torch is not None:
+        tleaves = [torch.tensor(a, requires_grad=True) for a in arrays]
+        tweight = torch.from_numpy(weight)
+
+        def run_torch() -> np.ndarray:
+            for t in tleaves:
+                t.grad = None
+            (torch.stack(tleaves) * tweight).sum().backward()
+            return np.concatenate([t.grad.numpy() for t in tleaves])
+
+        variants["torch"] = run_torch
+    _check_same(variants, names=["leaves"])
+    return Workload(
+        name="stack",
+        description=f"stack of {STACK_COUNT:,} one-element float32 tensors: forward + backward",
+        variants=variants,
+    )
+
+
 # --- LeNet-5 training step ------------------------------------------------------------------------
 LENET_BATCH, LENET_LR, LENET_MOMENTUM = 64, 0.01, 0.9
 
@@ -682,6 +925,11 @@ WORKLOADS: dict[str, Callable[[], Workload]] = {
     "conv2d": conv2d,
     "gelu": gelu,
     "lenet": lenet,
+    "train_step_32": train_step_at(32),
+    "train_step_2048": train_step_at(2048),
+    "gpt_step_16": gpt_step_at(16),
+    "gpt_step_2": gpt_step_at(2),
+    "stack": stack_workload,
 }
 
 

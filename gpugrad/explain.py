@@ -108,6 +108,11 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
         "∂/∂x = gz@W, ∂/∂W = gzᵀ@x, ∂/∂b = Σ gz over rows",
     ),
     "_Embedding": (("W",), "rows of W picked by index: ∂/∂W adds each row of g into its row"),
+    "_LayerNorm": (
+        ("x", "w", "b"),
+        "y = x̂·w + b, x̂ = (x − mean)·r: ∂/∂x = r·(ĝ − mean ĝ − x̂·mean(ĝ·x̂)) for ĝ = g·w, "
+        "∂/∂w = Σ g·x̂, ∂/∂b = Σ g over rows",
+    ),
     "_Conv": (
         ("x", "w", "b"),
         "∂/∂x = g convolved back with w (col2im), ∂/∂w = windows of x times g, ∂/∂b = Σg",
@@ -134,7 +139,10 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "Copy": (("x",), "∂x/∂x = 1"),
     "ToDevice": (("x",), "∂x/∂x = 1: g is moved back to x's device"),
     # losses
-    "SoftmaxCrossEntropy": (("z",), "∂(−ln softmax(z)[y])/∂z = softmax(z) − onehot(y)"),
+    "SoftmaxCrossEntropy": (
+        ("z",),
+        "∂(−ln softmax(z)[y])/∂z = softmax(z) − onehot(y) (÷ rows, for a mean)",
+    ),
     "BinaryCrossEntropy": (("p", "y"), "∂BCE/∂p = (p − y)/(p(1 − p)), ∂BCE/∂y = ln(1−p) − ln p"),
     # ops added for PyTorch ports
     "Erfc": (("x",), "∂erfc x/∂x = −(2/√π)·e^(−x²)"),

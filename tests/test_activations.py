@@ -13,6 +13,7 @@ import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
 from gpugrad.backend import get_backend
+from gpugrad.backend.activation_math import ActivationPrimitives
 from gpugrad.nn.activation import (
     ELU,
     GELU,
@@ -268,7 +269,10 @@ def test_backward_goes_through_the_backend_primitive(device, monkeypatch, rng):
     monkeypatch.setattr(backend, "activation_backward", spy)
     x = leaf(_inputs(rng), device)
     F.gelu(F.softplus(x)).sum().backward()
-    assert calls == ["gelu", "softplus"]
+    # Where GELU runs on the array formulas, its backward reuses the forward's Φ(x) instead
+    # (test_gelu_backward_from_the_kept_cdf_equals_the_primitive); a fused kernel is called.
+    keeps_cdf = type(backend).activation_forward is ActivationPrimitives.activation_forward
+    assert calls == (["softplus"] if keeps_cdf else ["gelu", "softplus"])
 
     # With create_graph the formula runs on Tensors (gpugrad.ops), not on the primitive.
     calls.clear()
@@ -278,6 +282,23 @@ def test_backward_goes_through_the_backend_primitive(device, monkeypatch, rng):
     s = _np_sigmoid(x.numpy())
     expected = s * (1 - s) * (2 + x.numpy() * (1 - 2 * s))  # silu''
     np.testing.assert_allclose(gxx.numpy(), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_backward_from_the_kept_cdf_equals_the_primitive(device, rng, dtype):
+    x = gg.tensor((rng.standard_normal(1000) * 4).astype(dtype), device=device)
+    g = gg.tensor(rng.standard_normal(1000).astype(dtype), device=device)
+    x.requires_grad_()
+    F.gelu(x).backward(g)
+    backend = get_backend(device)
+    expected = backend.activation_backward("gelu", g.data, x.data, None)
+    assert x.grad.dtype == dtype
+    np.testing.assert_allclose(
+        x.grad.numpy(),
+        backend.to_numpy(expected),
+        rtol=1e-6 if dtype == "float32" else 1e-14,
+        atol=1e-30,
+    )
 
 
 # --- PyTorch, when installed, as a second reference --------------------------------------

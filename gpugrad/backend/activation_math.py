@@ -76,10 +76,26 @@ FORWARD: dict[str, Callable[..., Any]] = {
 
 
 # --- backward formulas: dL/dx from g = dL/dout, f(ns, g, x, out, param) ----------------------
+def gelu_cdf(ns: Any, x: Any) -> Any:
+    """Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF (GELU is x·Φ(x))."""
+    return (ns.erf(x * SQRT_HALF) + 1) * 0.5
+
+
+def gelu_grad_from_cdf(xp: Any, g: Any, x: Any, cdf: Any) -> Any:
+    """GELU's dL/dx = g·(Φ(x) + x·φ(x)) on arrays, given the forward's Φ(x): no second erf,
+    and every step in one new array."""
+    work = xp.multiply(x, x)
+    xp.multiply(work, -0.5, out=work)
+    xp.exp(work, out=work)
+    xp.multiply(work, x, out=work)
+    xp.multiply(work, INV_SQRT_2PI, out=work)
+    xp.add(work, cdf, out=work)
+    return xp.multiply(work, g, out=work)
+
+
 def _gelu_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
     # d/dx x·Φ(x) = Φ(x) + x·φ(x)
-    cdf = (ns.erf(x * SQRT_HALF) + 1) * 0.5
-    return g * (cdf + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
+    return g * (gelu_cdf(ns, x) + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
 
 
 def _gelu_tanh_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
@@ -121,6 +137,29 @@ BACKWARD: dict[str, Callable[..., Any]] = {
     "log_softmax": _log_softmax_grad,
 }
 
+
+# --- the same two gradients on arrays, in one work array ----------------------------------
+# The formulas above allocate a temporary per operation (three full-size arrays for softmax).
+# On arrays, the primitive writes every step into a single new array instead: one allocation
+# and passes that stay in cache for the rows of a transformer's attention or logits.
+def _softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+    work = xp.multiply(g, out)
+    dot = work.sum(axis=axis, keepdims=True)  # Σ g·y along the axis
+    xp.subtract(g, dot, out=work)
+    return xp.multiply(work, out, out=work)
+
+
+def _log_softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+    work = xp.exp(out)  # the softmax
+    xp.multiply(work, g.sum(axis=axis, keepdims=True), out=work)
+    return xp.subtract(g, work, out=work)
+
+
+ARRAY_BACKWARD: dict[str, Callable[..., Any]] = {
+    "softmax": _softmax_grad_arrays,
+    "log_softmax": _log_softmax_grad_arrays,
+}
+
 # Which of (x, out) each backward reads, so a Function saves only those.
 USES_INPUT = frozenset({"leaky_relu", "elu", "gelu", "gelu_tanh", "silu", "softplus"})
 USES_OUTPUT = frozenset({"relu", "elu", "sigmoid", "tanh", "softmax", "log_softmax"})
@@ -150,6 +189,9 @@ class ActivationPrimitives:
         """dL/dx of activation `name` from g = dL/dout and the forward's input and/or output
         (`x` or `out` may be None when the formula does not read it; see USES_INPUT), written
         into `into` when given."""
+        in_one_array = ARRAY_BACKWARD.get(name)
+        if in_one_array is not None and g.shape == out.shape and g.dtype == out.dtype:
+            return written_into(in_one_array(self.xp, g, out, param), into)
         return written_into(BACKWARD[name](self, g, x, out, param), into)
 
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:

@@ -38,7 +38,11 @@ from ..ops.activation import (
 )  # fmt: skip
 from ..ops.conv import conv1d, conv2d
 from ..ops.index import getitem, pick_along_axis
-from ..ops.loss import binary_cross_entropy_elementwise, softmax_cross_entropy
+from ..ops.loss import (
+    binary_cross_entropy_elementwise,
+    reduced_softmax_cross_entropy,
+    softmax_cross_entropy,
+)
 from ..ops.pool import adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d
 from ..tensor import Tensor
 from .attention import scaled_dot_product_attention
@@ -345,12 +349,12 @@ def cross_entropy(
     else:  # classes last, then one row per (sample, position)
         rows = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
     flat = labels.data.reshape(-1)
-    loss = softmax_cross_entropy(rows, flat, ignore_index, label_smoothing)
     if reduction == "none":
+        loss = softmax_cross_entropy(rows, flat, ignore_index, label_smoothing)
         return loss.reshape(labels.shape)
-    if reduction == "sum":
-        return loss.sum()
-    return _mean_over_valid(loss.sum(), flat, ignore_index)
+    return reduced_softmax_cross_entropy(
+        rows, flat, ignore_index, label_smoothing, mean=reduction == "mean"
+    )
 
 
 def _soft_cross_entropy(

@@ -125,6 +125,8 @@ def layer_norm(
         raise ShapeError(
             f"layer_norm: input of shape {x.shape} does not end in normalized_shape {shape}"
         )
+    if _fits_fused_layer_norm(x, shape, weight, bias):
+        return _LayerNorm.apply(x, weight, bias, shape=shape, eps=float(eps))
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     half = x.dtype == float16
     wide = x.astype("float32") if half else x
@@ -138,6 +140,74 @@ def layer_norm(
     if bias is not None:
         out = out + bias
     return out
+
+
+class _LayerNorm(Function):
+    """Rows of x (its trailing `shape`) to zero mean and unit variance, times w plus b: one
+    node whose backward is the closed form, instead of the nine nodes of the composition.
+
+    With x̂ the normalised row and r = 1/√(var + eps): dL/dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))
+    for ĝ = g·w; dL/dw = Σ g·x̂ and dL/db = Σ g over the rows.
+    """
+
+    def forward(self, x, w, b, shape, eps):
+        self.shape, self.eps = shape, eps
+        rows = x.reshape(-1, math.prod(shape))
+        normalised = rows - rows.mean(axis=1, keepdims=True)
+        variance = (normalised * normalised).mean(axis=1, keepdims=True)
+        inv_std = (variance + eps) ** -0.5
+        normalised *= inv_std
+        # Kept for a plain backward; with create_graph they are recomputed as ops of x.
+        self.normalised, self.inv_std = normalised, inv_std
+        out = normalised * w.reshape(-1) if w is not None else normalised.copy()
+        if b is not None:
+            out += b.reshape(-1)
+        if w is None:
+            self.save(x)
+        else:
+            self.save(x, w)
+        return out.reshape(x.shape)
+
+    def backward(self, xp, g, x, w=None):
+        size = math.prod(self.shape)
+        g = g.reshape(-1, size)
+        if xp is self.xp:
+            normalised, inv_std = self.normalised, self.inv_std
+        else:  # create_graph: the statistics as differentiable ops of x
+            rows = x.reshape(-1, size)
+            centered = rows - rows.mean(axis=1, keepdims=True)
+            inv_std = ((centered * centered).mean(axis=1, keepdims=True) + self.eps) ** -0.5
+            normalised = centered * inv_std
+        gx = gw = gb = None
+        if self.needs_grad(0):
+            scaled = g if w is None else g * w.reshape(1, size)
+            gx = scaled - scaled.mean(axis=1, keepdims=True)
+            gx = gx - normalised * (scaled * normalised).mean(axis=1, keepdims=True)
+            gx = (gx * inv_std).reshape(x.shape)
+        if w is not None and self.needs_grad(1):
+            gw = (g * normalised).sum(axis=0).reshape(self.shape)
+        if self.needs_grad(2):
+            gb = g.sum(axis=0).reshape(self.shape)
+        return gx, gw, gb
+
+
+def _fits_fused_layer_norm(
+    x: Tensor, shape: tuple[int, ...], weight: Tensor | None, bias: Tensor | None
+) -> bool:
+    """Whether `_LayerNorm` computes this layer_norm: float32/float64 input, and weight and
+    bias (when given) of exactly the normalised shape and the input's dtype and device.
+    Anything else (float16, broadcasting weights) takes the composition of ops."""
+    if x.dtype.name not in ("float32", "float64"):
+        return False
+    for t in (weight, bias):
+        if t is not None and (
+            not isinstance(t, Tensor)
+            or t.shape != shape
+            or t.dtype != x.dtype
+            or t._backend is not x._backend
+        ):
+            return False
+    return True
 
 
 def _normalized_shape(owner: str, normalized_shape: int | Sequence[int]) -> tuple[int, ...]:
@@ -235,7 +305,37 @@ class _Embedding(Function):
 
     def backward(self, xp, g):
         g = g if self.keep is None else xp.where(self.keep, g, 0)
+        if xp is self.xp and _sum_by_sorting(xp.xp, self.indices.size, self.shape[0]):
+            return _rows_summed_by_index(xp.xp, self.shape, self.indices, g)
         return xp.scatter_to(self.shape, self.indices, g, True)
+
+
+def _sum_by_sorting(array_module: Any, count: int, rows: int) -> bool:
+    """Whether `_rows_summed_by_index` pays: the array library has `add.reduceat` (NumPy;
+    CuPy has not, and keeps its scatter_add) and the indices hit each row twice or more on
+    average (a transformer's token and position tables); for sparse hits into a large table
+    the per-segment cost of reduceat makes np.add.at the faster one."""
+    return hasattr(array_module.add, "reduceat") and count >= 2 * rows
+
+
+def _rows_summed_by_index(array_module: Any, shape: tuple[int, ...], indices: Any, g: Any) -> Any:
+    """Zeros of `shape` with each row i holding the sum of the rows of g picked by i: sort the
+    indices (stably), then one `add.reduceat` over the runs of equal indices. The same sums
+    as np.add.at (rounding may differ in the last bit: the order of the additions does)."""
+    xp = array_module
+    flat = indices.reshape(-1)
+    out = xp.zeros(shape, dtype=g.dtype)
+    if flat.size == 0:
+        return out
+    order = xp.argsort(flat, kind="stable")
+    ordered = flat[order]
+    starts_run = xp.empty(flat.size, dtype=bool)
+    starts_run[0] = True
+    xp.not_equal(ordered[1:], ordered[:-1], out=starts_run[1:])
+    starts = xp.flatnonzero(starts_run)
+    rows = g.reshape(flat.size, -1)[order]
+    out.reshape(shape[0], -1)[ordered[starts]] = xp.add.reduceat(rows, starts, axis=0)
+    return out
 
 
 def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
-from ..backend.activation_math import BACKWARD, TWO_OVER_SQRT_PI, USES_INPUT, USES_OUTPUT
+from ..backend.activation_math import (
+    BACKWARD,
+    TWO_OVER_SQRT_PI,
+    USES_INPUT,
+    USES_OUTPUT,
+    ActivationPrimitives,
+    gelu_cdf,
+    gelu_grad_from_cdf,
+)
 from ..errors import ArgumentError, ShapeError
 from ..tensor import Tensor
 
@@ -63,9 +71,29 @@ class Elu(_Activation):
 
 
 class Gelu(_Activation):
-    """x·Φ(x), Φ the standard normal CDF (exact, through erf)."""
+    """x·Φ(x), Φ the standard normal CDF (exact, through erf).
+
+    Where the backend computes activations with the array formulas (the NumPy backend; a GPU
+    runs one fused kernel each way instead), erf is most of the cost, so the forward keeps
+    Φ(x) for a plain backward rather than computing erf twice. With create_graph the
+    backward formula runs on Tensors as for every activation.
+    """
 
     kind = "gelu"
+    cdf = None  # Φ(x) from the forward, on the array-formula path
+
+    def forward(self, x, param=None):
+        if type(self.xp).activation_forward is not ActivationPrimitives.activation_forward:
+            return super().forward(x, param)  # a fused kernel: nothing to share
+        self.param = param
+        self.cdf = gelu_cdf(self.xp, x)
+        self.save(x)
+        return x * self.cdf
+
+    def backward(self, xp, g, x):
+        if self.cdf is not None and xp is self.xp:
+            return gelu_grad_from_cdf(xp.xp, g, x, self.cdf)
+        return super().backward(xp, g, x)
 
 
 class GeluTanh(_Activation):

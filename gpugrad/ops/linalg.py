@@ -33,6 +33,17 @@ class MatMul(Function):
         if a.ndim == 1:
             g = xp.expand_dims(g, -2)
         ga = gb = None
+        if a2.ndim > 2 and b2.ndim == 2:
+            # A stack of rows times one matrix (x @ W): both gradients as single 2-D
+            # products over all rows, rather than one per matrix of the stack and, for W,
+            # a stack of products summed afterwards.
+            rows = g.reshape(-1, g.shape[-1])
+            if self.needs_grad(0):
+                ga = (rows @ xp.swapaxes(b2, -1, -2)).reshape(a.shape)
+            if self.needs_grad(1):
+                gb = xp.swapaxes(a2.reshape(-1, a2.shape[-1]), -1, -2) @ rows
+                gb = gb.reshape(b.shape) if b.ndim == 1 else gb
+            return ga, gb
         if self.needs_grad(0):
             ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape)
             ga = ga.reshape(a.shape) if a.ndim == 1 else ga

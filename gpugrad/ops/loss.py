@@ -19,19 +19,30 @@ BCE_EPS = 1e-12  # keeps the gradient finite where p(1−p) is 0, as PyTorch
 
 class SoftmaxCrossEntropy(Function):
     """Per-row −log softmax(logits)[label] for logits (rows, classes); labels are a constant.
+    With `total`, the same node also sums the rows, and divides by `count` (a 0-d array) when
+    one is given: a mean loss is one node rather than three.
 
     Forward and backward are each one backend primitive (one fused kernel on GPU); backward
     recomputes the softmax from the saved logits.
     """
 
-    def forward(self, logits, labels, ignore_index, label_smoothing):
+    count = None
+
+    def forward(self, logits, labels, ignore_index, label_smoothing, total=False, count=None):
         self.labels = labels
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
         self.save(logits)
-        return self.xp.softmax_cross_entropy_forward(logits, labels, ignore_index, label_smoothing)
+        loss = self.xp.softmax_cross_entropy_forward(logits, labels, ignore_index, label_smoothing)
+        if not total:
+            return loss
+        self.count = count
+        return loss.sum() if count is None else loss.sum() / count
 
     def backward(self, xp, g, logits):
+        if self.count is not None:
+            g = g / (self.count if xp is self.xp else make_tensor(self.count, self.xp, None))
+        # A total's gradient is one value: the primitive gives it to every row.
         return xp.softmax_cross_entropy_backward(
             g, logits, self.labels, self.ignore_index, self.label_smoothing
         )
@@ -61,6 +72,29 @@ def softmax_cross_entropy(
     """Per-row losses (rows,) from logits (rows, classes) and an integer label array (rows,)."""
     return SoftmaxCrossEntropy.apply(
         logits, labels=labels, ignore_index=ignore_index, label_smoothing=label_smoothing
+    )
+
+
+def reduced_softmax_cross_entropy(
+    logits: Tensor,
+    labels: Any,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    mean: bool = True,
+) -> Tensor:
+    """The per-row losses of `softmax_cross_entropy` summed, or averaged over the rows whose
+    label is not `ignore_index` (counted on the device: no host sync), as one node."""
+    count = None
+    if mean:
+        valid = (labels != ignore_index).sum()
+        count = logits._backend.xp.asarray(valid, dtype=logits.dtype)
+    return SoftmaxCrossEntropy.apply(
+        logits,
+        labels=labels,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        total=True,
+        count=count,
     )
 
 
