@@ -73,6 +73,7 @@ from .errors import (
     InplaceError,
     KeywordError,
     NonFiniteNormError,
+    OutOfMemoryError,
     SaveError,
     ShapeError,
 )  # fmt: skip

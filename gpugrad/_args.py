@@ -18,9 +18,10 @@ from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["MAX_SEED", "choice", "integer", "number", "seed", "shape", "size", "sizes"]
+__all__ = ["MAX_ELEMENTS", "MAX_SEED", "callable_", "flag", "choice", "integer", "number", "seed", "shape", "size", "sizes"]
 
 MAX_SEED = 2**64 - 1
+MAX_ELEMENTS = 2**63 - 1  # the largest index an array library can address
 
 
 def integer(owner: str, name: str, value: Any) -> int:
@@ -101,6 +102,24 @@ def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:
     return value
 
 
+def flag(owner: str, name: str, value: Any) -> bool:
+    """A bool option (`shuffle`, `drop_last`): 1 or "yes" are not flags."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(
+            f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def callable_(owner: str, name: str, value: Any) -> Any:
+    """A function (a collate_fn, a hook, a closure). Returns `value`."""
+    if not callable(value):
+        raise ArgumentTypeError(
+            f"{owner}: {name} must be callable, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
 def shape(owner: str, value: tuple[Any, ...]) -> tuple[int, ...]:
     """A shape given as `f(2, 3)` or `f((2, 3))` (the tuple of positional arguments), as a
     tuple of non-negative ints: `zeros(2.5)` is refused rather than truncated to (2,)."""
@@ -112,6 +131,12 @@ def shape(owner: str, value: tuple[Any, ...]) -> tuple[int, ...]:
     dims = tuple(operator.index(n) for n in value)
     if any(n < 0 for n in dims):
         raise ArgumentError(f"{owner}: sizes must be non-negative, got {value!r}")
+    if math.prod(dims) > MAX_ELEMENTS or any(n > MAX_ELEMENTS for n in dims):
+        # NumPy would raise a bare ValueError ("Maximum allowed dimension exceeded").
+        raise ArgumentError(
+            f"{owner}: sizes {value!r} ask for more elements than an array can hold "
+            f"(at most {MAX_ELEMENTS})"
+        )
     return dims
 
 

@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from .errors import (
     AnomalyError,
+    ArgumentTypeError,
     DeviceError,
     DTypeError,
     GraphError,
@@ -719,7 +720,7 @@ class RemovableHandle:
 def add_hook(hooks: dict[int, Any], fn: Callable[..., Any]) -> RemovableHandle:
     """Add `fn` to an ordered hook table; returns the handle that removes it."""
     if not callable(fn):
-        raise TypeError(f"a hook must be callable, got {type(fn).__name__}")
+        raise ArgumentTypeError(f"a hook must be callable, got {type(fn).__name__} {fn!r}")
     key = next(_hook_ids)
     hooks[key] = fn
     return RemovableHandle(hooks, key)

@@ -3,16 +3,37 @@ requires_grad; random draws repeat after `gg.manual_seed(n)`."""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import math
+import numbers
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from . import _args
 from .backend import Device, get_backend, set_seed
 from .dtypes import DEFAULT_FLOAT, int64, is_floating, to_dtype
-from .errors import ArgumentError, DTypeError
+from .errors import ArgumentError, ArgumentTypeError, DTypeError, OutOfMemoryError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make, to_array
 
 DeviceLike = str | Device | None
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _allocates(fn: _F) -> _F:
+    """A creation function whose allocation fails raises OutOfMemoryError naming it (the
+    array library's MemoryError already names the shape and the bytes asked for)."""
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MemoryError as exc:  # NumPy's _ArrayMemoryError, CuPy's OutOfMemoryError
+            raise OutOfMemoryError(f"{fn.__name__}: {exc}") from None
+
+    return checked  # type: ignore[return-value]
 
 
 def _size_arg(size: Any) -> tuple[Any, ...]:
@@ -55,7 +76,9 @@ def from_numpy(array: Any) -> Tensor:
     A non-native byte order cannot be shared, and raises a DTypeError."""
     backend = get_backend("cpu")
     if not backend.is_array(array):
-        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+        raise ArgumentTypeError(
+            f"from_numpy expects a numpy.ndarray, got {type(array).__name__}"
+        )
     if not array.dtype.isnative:
         raise DTypeError(
             f"from_numpy: the array's dtype {array.dtype.str!r} is not in this machine's byte "
@@ -72,27 +95,36 @@ def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, re
     return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
 
 
+@_allocates
 def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
     return _filled("zeros", size, dtype, device, requires_grad)
 
 
+@_allocates
 def ones(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of ones."""
     return _filled("ones", size, dtype, device, requires_grad)
 
 
+@_allocates
 def empty(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor whose contents are whatever memory held (fast; fill it before reading)."""
     return _filled("empty", size, dtype, device, requires_grad)
 
 
+@_allocates
 def full(
     size: Any, fill_value: Any, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
     shape = _args.shape("full", _size_arg(size))
+    if not isinstance(fill_value, numbers.Real) and getattr(fill_value, "dtype", None) != bool:
+        raise ArgumentTypeError(
+            f"full: fill_value must be a real number or a bool, got {fill_value!r} "
+            f"({type(fill_value).__name__})"
+        )
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -100,6 +132,7 @@ def full(
     return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
 
 
+@_allocates
 def arange(
     start: float, end: float | None = None, step: float = 1, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -119,6 +152,12 @@ def arange(
             f"arange: step {step!r} goes away from end {end!r} (start {start!r}); "
             "use a step of the other sign"
         )
+    count = math.ceil((last - first) / stride)
+    if count > _args.MAX_ELEMENTS:
+        raise ArgumentError(
+            f"arange: start {start!r}, end {end!r}, step {step!r} give {count} elements, more "
+            f"than an array can hold (at most {_args.MAX_ELEMENTS})"
+        )
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -127,6 +166,7 @@ def arange(
     return _finish(backend.arange(start, end, step, dtype=dt), backend, requires_grad)
 
 
+@_allocates
 def linspace(
     start: float, end: float, steps: int, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -140,6 +180,7 @@ def linspace(
     return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
 
 
+@_allocates
 def eye(
     n: int, m: int | None = None, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -162,6 +203,7 @@ def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     return dt
 
 
+@_allocates
 def rand(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -173,6 +215,7 @@ def rand(
     return _finish(data, backend, requires_grad)
 
 
+@_allocates
 def randn(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -184,6 +227,7 @@ def randn(
     return _finish(data, backend, requires_grad)
 
 
+@_allocates
 def randint(
     low: int, high: int | None = None, size: Any = (), dtype: Any = None,
     device: DeviceLike = None, generator: Generator | None = None,
@@ -202,6 +246,8 @@ def randint(
 
 
 def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:
+    if not isinstance(x, Tensor):
+        raise ArgumentTypeError(f"*_like functions take a Tensor, got {type(x).__name__} {x!r}")
     return (
         x.shape,
         dtype if dtype is not None else x.dtype,

@@ -75,3 +75,8 @@ class ArgumentTypeError(ArgumentError):
 class DistributedError(GpugradError, RuntimeError):
     """Misuse of a process group (a collective before init_process_group, a second init), or
     ranks that disagree (a rendezvous that times out)."""
+
+
+class OutOfMemoryError(GpugradError, MemoryError):
+    """The array library could not allocate a tensor (host or device memory); the message
+    names the function and the shape asked for."""

@@ -275,7 +275,7 @@ class Tensor:
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number (a host sync on cuda)."""
         if self.data.size != 1:
-            raise ValueError(
+            raise ShapeError(
                 f"item() needs a tensor with one element, this one has shape {self.shape}"
             )
         return self.data.item()

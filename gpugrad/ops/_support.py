@@ -20,6 +20,7 @@ __all__ = [
     "normalize_axes",
     "normalize_axis",
     "refuse_sequence",
+    "require_tensor",
     "unbroadcast",
 ]
 
@@ -142,6 +143,13 @@ def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[in
             f"{op}: index {value} is out of range for axis {axis} of size {size} "
             f"(tensor shape {shape}; valid: 0..{size - 1})"
         )
+
+
+def require_tensor(x: Any, op: str) -> None:
+    """For functions that read a tensor's shape before any op runs (argmax, softmax): the
+    DTypeError Function.apply raises for a non-Tensor, not an AttributeError."""
+    if not isinstance(x, Tensor):
+        raise _not_a_tensor(op, x)
 
 
 def refuse_sequence(x: Any, op: str) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _args
 from ..autograd import Function, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor, normalize_axis
+from ._support import make_tensor, normalize_axis, require_tensor
 
 
 def normalize_index(index: Any, x: Tensor) -> tuple[Any, bool, bool]:
@@ -171,10 +172,12 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
 
 def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding: a new last axis of `num_classes` (max label + 1 when -1)."""
+    require_tensor(labels, "one_hot")
     if labels.data.dtype.kind not in "iu":
         raise DTypeError(f"one_hot needs integer labels, got {labels.dtype}")
     backend = labels._backend
     data = labels.data
+    num_classes = _args.integer("one_hot", "num_classes", num_classes)
     if num_classes < 0:
         num_classes = int(data.max()) + 1 if data.size else 0
     if data.size and (int(data.min()) < 0 or int(data.max()) >= num_classes):

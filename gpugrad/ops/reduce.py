@@ -13,7 +13,7 @@ from typing import Any
 from ..autograd import Function
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor, normalize_axes, normalize_axis
+from ._support import make_tensor, normalize_axes, normalize_axis, require_tensor
 
 Axis = int | tuple[int, ...] | None
 
@@ -329,12 +329,14 @@ def logsumexp(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def cumsum(x: Tensor, axis: int | None = None) -> Tensor:
     """Running sum along `axis` (over the flattened tensor when None, as NumPy)."""
+    require_tensor(x, "cumsum")
     return CumSum.apply(x, axis=_single_axis(axis, x.ndim))
 
 
 def cumprod(x: Tensor, axis: int | None = None) -> Tensor:
     """Running product along `axis` (over the flattened tensor when None, as NumPy);
     differentiable also where x has zeros."""
+    require_tensor(x, "cumprod")
     return CumProd.apply(x, axis=_single_axis(axis, x.ndim))
 
 
@@ -359,6 +361,7 @@ def _refuse_empty(x: Tensor, axis: int | None, op: str) -> None:
 
 def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the largest value (in the flattened tensor when axis is None); int64."""
+    require_tensor(x, "argmax")
     axis = _single_axis(axis, x.ndim)
     _refuse_empty(x, axis, "argmax")
     return make_tensor(x._backend.argmax(x.data, axis=axis, keepdims=keepdims), x._backend, None)
@@ -366,6 +369,7 @@ def argmax(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
 
 def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor:
     """Index of the smallest value (in the flattened tensor when axis is None); int64."""
+    require_tensor(x, "argmin")
     axis = _single_axis(axis, x.ndim)
     _refuse_empty(x, axis, "argmin")
     return make_tensor(x._backend.argmin(x.data, axis=axis, keepdims=keepdims), x._backend, None)
@@ -373,6 +377,7 @@ def argmin(x: Tensor, axis: int | None = None, keepdims: bool = False) -> Tensor
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where any element over `axis` is non-zero (no gradient)."""
+    require_tensor(x, "any")
     axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.any(axis=axes, keepdims=keepdims)), x._backend, None
@@ -381,6 +386,7 @@ def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def all(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where every element over `axis` is non-zero (no gradient)."""
+    require_tensor(x, "all")
     axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.all(axis=axes, keepdims=keepdims)), x._backend, None

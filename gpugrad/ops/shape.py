@@ -258,11 +258,14 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     if isinstance(pad_width, int):
         widths = ((pad_width, pad_width),) * x.ndim
     else:
-        pw = tuple(pad_width)
-        if len(pw) == 2 and all(isinstance(p, int) for p in pw):
-            widths = (pw,) * x.ndim
-        else:
-            widths = tuple(tuple(p) for p in pw)
+        try:
+            pw = tuple(pad_width)
+            if len(pw) == 2 and all(isinstance(p, int) for p in pw):
+                widths = (pw,) * x.ndim
+            else:
+                widths = tuple(tuple(p) for p in pw)
+        except TypeError:
+            raise ShapeError(f"pad_width {pad_width!r} is not an int, a pair or pairs") from None
     if len(widths) != x.ndim or any(b < 0 or a < 0 for b, a in widths):
         raise ShapeError(f"pad_width {pad_width} does not fit shape {x.shape}")
     return Pad.apply(x, pad_width=widths, value=value)
