@@ -7,11 +7,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from .. import autograd
+from .. import _args, autograd
 from ..autograd import Function, RemovableHandle, add_hook
 from ..backend import Device
 from ..dtypes import SUPPORTED, is_floating, to_dtype
-from ..errors import CheckpointError, GpugradError, GraphError
+from ..errors import ArgumentError, ArgumentTypeError, CheckpointError, GpugradError, GraphError
 from ..ops import astype, to_device
 from ..tensor import Tensor, _is_device_name
 from .parameter import Parameter
@@ -71,6 +71,12 @@ class Module:
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register a Parameter under `name` (as assigning it does)."""
+        _check_name("register_parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise ArgumentTypeError(
+                f"register_parameter: {name!r} must be a Parameter or None, "
+                f"got {type(param).__name__}"
+            )
         setattr(self, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None) -> None:
@@ -83,6 +89,11 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register a sub-module under `name` (as assigning it does)."""
+        _check_name("add_module", name)
+        if module is not None and not isinstance(module, Module):
+            raise ArgumentTypeError(
+                f"add_module: {name!r} must be a Module or None, got {type(module).__name__}"
+            )
         setattr(self, name, module)
 
     # --- calling -------------------------------------------------------------------------
@@ -194,6 +205,7 @@ class Module:
     # --- modes and gradients -------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Switch training behaviour (dropout, batch statistics) on or off; returns self."""
+        _args.flag(type(self).__name__ + ".train", "mode", mode)
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -451,3 +463,12 @@ def _call_with_hooks(module: Module, hooks: dict[str, dict[int, Any]], args: tup
         if output.requires_grad:
             output = _HookOutput.apply(output, record=record)
     return output
+
+
+def _check_name(owner: str, name: Any) -> None:
+    """A sub-module or parameter name: a non-empty str without '.' (which would make its
+    state_dict key ambiguous)."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"{owner}: name must be a str, got {type(name).__name__}")
+    if not name or "." in name:
+        raise ArgumentError(f"{owner}: name must be non-empty and have no '.', got {name!r}")

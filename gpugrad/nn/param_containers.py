@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ..errors import IndexOutOfRangeError
+from ..errors import ArgumentTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
 from .containers import check_key, pairs_of
 from .module import Module
@@ -18,12 +18,12 @@ __all__ = ["ParameterDict", "ParameterList"]
 
 def as_parameter(kind: str, value: Any) -> Parameter:
     """`value` as a Parameter: itself, or a Tensor wrapped (sharing its data), as PyTorch's
-    containers do; TypeError for anything else."""
+    containers do; ArgumentTypeError (a TypeError) for anything else."""
     if isinstance(value, Parameter):
         return value
     if isinstance(value, Tensor):
         return Parameter(value)
-    raise TypeError(f"{kind} holds Parameters or Tensors, got {type(value).__name__}")
+    raise ArgumentTypeError(f"{kind} holds Parameters or Tensors, got {type(value).__name__}")
 
 
 class ParameterList(Module):
