@@ -325,6 +325,7 @@ def cross_entropy(
     _check_reduction("cross_entropy", reduction)
     input = _class_input("cross_entropy", input)
     _args.number("cross_entropy", "label_smoothing", label_smoothing, low=0, high=1)
+    _args.integer("cross_entropy", "ignore_index", ignore_index)
     class_axis = 0 if input.ndim == 1 else 1
     classes = input.shape[class_axis]
     target = _target("cross_entropy", input, target)
@@ -414,6 +415,7 @@ def nll_loss(
     (N, C), (N, C, d1, ...) or (C,); "mean" averages over the labels that are not
     ignore_index (weighted by their class weights when `weight` is given)."""
     _check_reduction("nll_loss", reduction)
+    _args.integer("nll_loss", "ignore_index", ignore_index)
     input = _class_input("nll_loss", input)
     labels = _class_labels("nll_loss", input, target)
     class_axis = 0 if input.ndim == 1 else 1
@@ -442,6 +444,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     target probabilities y (log-probabilities with log_target). "batchmean" divides the sum
     by the batch size (the true KL divergence per sample); "mean" by the element count."""
     _check_reduction("kl_div", reduction, (*REDUCTIONS, "batchmean"))
+    _args.flag("kl_div", "log_target", log_target)
     input, target = _pair("kl_div", input, target, "none")
     if log_target:
         loss = exp(target) * (target - input)
