@@ -13,6 +13,17 @@ from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
+def check_betas(owner: str, group: dict[str, Any]) -> None:
+    """Raise ArgumentError unless the group's betas are a pair of numbers in [0, 1); store
+    them as a tuple. Shared by every Adam-like optimizer."""
+    betas = group["betas"]
+    if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
+        raise ArgumentError(f"{owner}: betas must be a pair of numbers in [0, 1), got {betas!r}")
+    for i, beta in enumerate(betas):
+        _args.number(owner, f"betas[{i}]", beta, low=0, high=1, high_open=True)
+    group["betas"] = tuple(betas)
+
+
 class Adam(Optimizer):
     """Adam: adaptive moment estimation.
 
@@ -47,12 +58,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        name, betas = type(self).__name__, group["betas"]
-        if not isinstance(betas, Sequence) or isinstance(betas, str) or len(betas) != 2:
-            raise ArgumentError(f"{name}: betas must be a pair of numbers in [0, 1), got {betas!r}")
-        for i, beta in enumerate(betas):
-            _args.number(name, f"betas[{i}]", beta, low=0, high=1, high_open=True)
-        group["betas"] = tuple(betas)
+        check_betas(type(self).__name__, group)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         names = ("exp_avg", "exp_avg_sq")

@@ -5,15 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
-from ..errors import ArgumentError
+from .adam import check_betas
 from .optimizer import Optimizer, ParamsT
-
-
-def check_betas(group: dict[str, Any]) -> None:
-    """Raise ArgumentError unless the group's betas are two numbers in [0, 1)."""
-    group["betas"] = tuple(group["betas"])
-    if len(group["betas"]) != 2 or not all(0.0 <= b < 1.0 for b in group["betas"]):
-        raise ArgumentError(f"invalid betas: {group['betas']} (two values in [0, 1))")
 
 
 class Adamax(Optimizer):
@@ -35,12 +28,12 @@ class Adamax(Optimizer):
         *,
         flat: bool = True,
     ) -> None:
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults, flat=flat)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_betas(group)
+        check_betas(type(self).__name__, group)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_inf")

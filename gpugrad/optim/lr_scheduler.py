@@ -83,7 +83,7 @@ class LRScheduler:
             self.last_epoch += 1
             lrs = self.get_lr()
         else:
-            self.last_epoch = int(epoch)
+            self.last_epoch = _args.integer(type(self).__name__ + ".step", "epoch", epoch)
             lrs = self._closed_form_lr()
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
@@ -151,7 +151,13 @@ class MultiStepLR(LRScheduler):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
-        self.milestones = sorted(int(m) for m in milestones)
+        if not isinstance(milestones, (Sequence, set)) or isinstance(milestones, str):
+            raise ArgumentTypeError(
+                f"MultiStepLR: milestones must be a list of ints, got {milestones!r}"
+            )
+        self.milestones = sorted(
+            _args.size("MultiStepLR", "milestones", m, minimum=0) for m in milestones
+        )
         self.gamma = float(_args.number("MultiStepLR", "gamma", gamma, low=0))
         super().__init__(optimizer, last_epoch)
 
@@ -551,8 +557,16 @@ def _lr_lambdas(kind: str, optimizer: Optimizer, lr_lambda: Any) -> list[Callabl
         raise ArgumentError(f"{kind} got {len(lambdas)} lr_lambdas for {n} param groups")
     for i, fn in enumerate(lambdas):
         if not callable(fn):
-            raise TypeError(f"{kind}: lr_lambda {i} is a {type(fn).__name__}, not a function")
+            raise ArgumentTypeError(
+                f"{kind}: lr_lambda {i} is a {type(fn).__name__}, not a function"
+            )
     return lambdas
+
+
+def _factor(kind: str, fn: Callable[[int], float], t: int) -> float:
+    """`fn(t)`, which must be a real number (a str would multiply a float into a TypeError)."""
+    value = fn(t)
+    return _args.number(kind, f"lr_lambda({t})", value)
 
 
 class LambdaLR(LRScheduler):
@@ -576,7 +590,8 @@ class LambdaLR(LRScheduler):
     def get_lr(self) -> list[float]:
         """base_lr · lr_lambda(t) for each group."""
         t = self.last_epoch
-        return [base * fn(t) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+        factors = [_factor("LambdaLR", fn, t) for fn in self.lr_lambdas]
+        return [base * factor for factor, base in zip(factors, self.base_lrs)]
 
 
 class MultiplicativeLR(LRScheduler):
@@ -600,7 +615,8 @@ class MultiplicativeLR(LRScheduler):
         if self._is_initial:
             return lrs
         t = self.last_epoch
-        return [lr * fn(t) for fn, lr in zip(self.lr_lambdas, lrs)]
+        factors = [_factor("MultiplicativeLR", fn, t) for fn in self.lr_lambdas]
+        return [lr * factor for factor, lr in zip(factors, lrs)]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -667,7 +683,15 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metric: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record one evaluation of the metric; reduce the lr after too many without
         improvement."""
-        current = float(metric)
+        try:
+            current = float(metric)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(
+                f"ReduceLROnPlateau.step: metric must be a number or a one-element Tensor, "
+                f"got {type(metric).__name__} {metric!r}"
+            ) from None
+        if epoch is not None:
+            _args.integer("ReduceLROnPlateau.step", "epoch", epoch)
         self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
         if self.is_better(current, self.best):
             self.best = current

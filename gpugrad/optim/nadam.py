@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Backend
-from .adamax import check_betas
+from .adam import check_betas
 from .optimizer import Optimizer, ParamsT
 
 
@@ -32,7 +32,7 @@ class NAdam(Optimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "momentum_decay": momentum_decay,
@@ -41,7 +41,7 @@ class NAdam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_betas(group)
+        check_betas(type(self).__name__, group)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
