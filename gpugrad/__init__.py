@@ -72,6 +72,7 @@ from .errors import (
     GraphError,
     InplaceError,
     KeywordError,
+    MissingFileError,
     NonFiniteNormError,
     OutOfMemoryError,
     SaveError,

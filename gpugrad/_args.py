@@ -18,7 +18,19 @@ from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["MAX_ELEMENTS", "MAX_SEED", "callable_", "flag", "choice", "integer", "number", "seed", "shape", "size", "sizes"]
+__all__ = [
+    "MAX_ELEMENTS",
+    "MAX_SEED",
+    "callable_",
+    "choice",
+    "flag",
+    "integer",
+    "number",
+    "seed",
+    "shape",
+    "size",
+    "sizes",
+]
 
 MAX_SEED = 2**64 - 1
 MAX_ELEMENTS = 2**63 - 1  # the largest index an array library can address

@@ -76,9 +76,7 @@ def from_numpy(array: Any) -> Tensor:
     A non-native byte order cannot be shared, and raises a DTypeError."""
     backend = get_backend("cpu")
     if not backend.is_array(array):
-        raise ArgumentTypeError(
-            f"from_numpy expects a numpy.ndarray, got {type(array).__name__}"
-        )
+        raise ArgumentTypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     if not array.dtype.isnative:
         raise DTypeError(
             f"from_numpy: the array's dtype {array.dtype.str!r} is not in this machine's byte "
@@ -120,7 +118,8 @@ def full(
 ) -> Tensor:  # fmt: skip
     """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
     shape = _args.shape("full", _size_arg(size))
-    if not isinstance(fill_value, numbers.Real) and getattr(fill_value, "dtype", None) != bool:
+    is_bool = getattr(getattr(fill_value, "dtype", None), "kind", None) == "b"  # np.bool_
+    if not isinstance(fill_value, numbers.Real) and not is_bool:
         raise ArgumentTypeError(
             f"full: fill_value must be a real number or a bool, got {fill_value!r} "
             f"({type(fill_value).__name__})"

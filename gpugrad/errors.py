@@ -57,6 +57,11 @@ class KeywordError(GpugradError, TypeError):
     """A keyword gpugrad spells differently: PyTorch's dim=/keepdim= are axis=/keepdims= here."""
 
 
+class MissingFileError(GpugradError, FileNotFoundError):
+    """A file or folder that is not there (a checkpoint to load, a data folder); the message
+    names the path."""
+
+
 class SaveError(GpugradError, OSError):
     """gg.save could not write its file (disk full, size limit, read-only or missing folder);
     the message names the file, and a checkpoint that was there before is kept."""
