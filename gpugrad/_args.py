@@ -33,7 +33,8 @@ __all__ = [
 ]
 
 MAX_SEED = 2**64 - 1
-MAX_ELEMENTS = 2**63 - 1  # the largest index an array library can address
+# The most elements a tensor may have: its bytes (8 per element at most) must fit an index.
+MAX_ELEMENTS = (2**63 - 1) // 8
 
 
 def integer(owner: str, name: str, value: Any) -> int:
@@ -51,6 +52,8 @@ def size(owner: str, name: str, value: Any, *, minimum: int = 1) -> int:
     number_ = integer(owner, name, value)
     if number_ < minimum:
         raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+    if number_ > MAX_ELEMENTS:
+        raise ArgumentError(f"{owner}: {name} {value!r} is more than an array can hold")
     return number_
 
 

@@ -22,7 +22,7 @@ DeviceLike = str | Device | None
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _allocates(fn: _F) -> _F:
+def allocates(fn: _F) -> _F:
     """A creation function whose allocation fails raises OutOfMemoryError naming it (the
     array library's MemoryError already names the shape and the bytes asked for)."""
 
@@ -93,25 +93,25 @@ def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, re
     return _finish(getattr(backend, fill)(shape, dtype=dt), backend, requires_grad)
 
 
-@_allocates
+@allocates
 def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
     return _filled("zeros", size, dtype, device, requires_grad)
 
 
-@_allocates
+@allocates
 def ones(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of ones."""
     return _filled("ones", size, dtype, device, requires_grad)
 
 
-@_allocates
+@allocates
 def empty(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor whose contents are whatever memory held (fast; fill it before reading)."""
     return _filled("empty", size, dtype, device, requires_grad)
 
 
-@_allocates
+@allocates
 def full(
     size: Any, fill_value: Any, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -131,7 +131,7 @@ def full(
     return _finish(backend.full(shape, fill_value, dtype=dt), backend, requires_grad)
 
 
-@_allocates
+@allocates
 def arange(
     start: float, end: float | None = None, step: float = 1, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -165,7 +165,7 @@ def arange(
     return _finish(backend.arange(start, end, step, dtype=dt), backend, requires_grad)
 
 
-@_allocates
+@allocates
 def linspace(
     start: float, end: float, steps: int, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -179,7 +179,7 @@ def linspace(
     return _finish(backend.linspace(start, end, steps, dtype=dt), backend, requires_grad)
 
 
-@_allocates
+@allocates
 def eye(
     n: int, m: int | None = None, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -187,6 +187,7 @@ def eye(
     """An n×m identity matrix (m defaults to n)."""
     n = _args.size("eye", "n", n, minimum=0)
     m = n if m is None else _args.size("eye", "m", m, minimum=0)
+    _args.shape("eye", (n, m))  # n·m elements must fit
     backend = get_backend(device)
     dt = to_dtype(dtype) or DEFAULT_FLOAT
     return _finish(backend.eye(n, m, dtype=dt), backend, requires_grad)
@@ -202,7 +203,7 @@ def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     return dt
 
 
-@_allocates
+@allocates
 def rand(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -214,7 +215,7 @@ def rand(
     return _finish(data, backend, requires_grad)
 
 
-@_allocates
+@allocates
 def randn(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -226,7 +227,7 @@ def randn(
     return _finish(data, backend, requires_grad)
 
 
-@_allocates
+@allocates
 def randint(
     low: int, high: int | None = None, size: Any = (), dtype: Any = None,
     device: DeviceLike = None, generator: Generator | None = None,
@@ -302,6 +303,7 @@ def randn_like(
 def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None,
                  device: DeviceLike = None) -> Tensor:  # fmt: skip
     """Random integers with x's shape (dtype int64 unless given)."""
+    _like(x, None, None)  # x must be a Tensor
     return randint(
         low, high, x.shape, dtype=dtype, device=device if device is not None else x.device
     )

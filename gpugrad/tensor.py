@@ -15,7 +15,14 @@ from . import autograd
 from .backend import Backend, Device, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
-from .errors import DeviceError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
+from .errors import (
+    ArgumentTypeError,
+    DeviceError,
+    DTypeError,
+    GraphError,
+    IndexOutOfRangeError,
+    ShapeError,
+)
 
 _new = object.__new__
 
@@ -287,6 +294,11 @@ class Tensor:
     # --- autograd state -----------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Mark a leaf as needing gradients (in place); returns self."""
+        if not isinstance(requires_grad, bool):
+            raise ArgumentTypeError(
+                f"requires_grad_ takes True or False, got {requires_grad!r} "
+                f"({type(requires_grad).__name__})"
+            )
         if self.grad_fn is not None:
             raise GraphError(
                 "requires_grad can only be changed on leaf tensors; use .detach() to get a leaf"

@@ -25,7 +25,7 @@ from ..errors import (
     ShapeError,
 )
 from ..ops import abs, exp, log, one_hot, relu, take_along_axis, where
-from ..ops._support import as_tensor_like, make_tensor
+from ..ops._support import as_tensor_like, make_tensor, tensor_checked
 from ..ops.activation import (
     elu,
     gelu,
@@ -491,3 +491,9 @@ def multi_margin_loss(
         hinge = hinge * hinge
     loss = where(others, hinge, 0).sum(axis=-1) / classes
     return _reduce(loss, reduction)
+
+
+# As gg's functions: each checks its Tensor-annotated arguments before reading their shape.
+for _name in __all__:
+    globals()[_name] = tensor_checked(globals()[_name])
+del _name

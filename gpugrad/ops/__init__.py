@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..creation import zeros_like  # for backward formulas (xp.zeros_like); gg exports it
 from ..tensor import Tensor
-from ._support import unbroadcast
+from ._support import tensor_checked, unbroadcast
 from .activation import (
     activation_backward,
     activation_forward,
@@ -238,3 +238,9 @@ def _bind_methods() -> None:
 
 
 _bind_methods()
+
+# After binding (a method's self is always a Tensor): the exported functions check their
+# Tensor arguments, so gg.reshape([1, 2], 2) raises a DTypeError, not an AttributeError.
+for _name in __all__:
+    globals()[_name] = tensor_checked(globals()[_name])
+del _name

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from ..autograd import _device_mismatch, _not_a_tensor
@@ -21,10 +24,13 @@ __all__ = [
     "normalize_axis",
     "refuse_sequence",
     "require_tensor",
+    "tensor_among",
+    "tensor_checked",
     "unbroadcast",
 ]
 
 PY_SCALARS = (int, float, bool)
+_ABSENT = object()
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -143,6 +149,43 @@ def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[in
             f"{op}: index {value} is out of range for axis {axis} of size {size} "
             f"(tensor shape {shape}; valid: 0..{size - 1})"
         )
+
+
+def tensor_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn`, checking first that each argument annotated `Tensor` is one (or None, where the
+    annotation allows it): `gg.reshape([1, 2], 2)` then raises the DTypeError Function.apply
+    raises for a non-Tensor, instead of an AttributeError from reading `.ndim` before the op
+    runs. Functions with no such argument are returned as they are."""
+    names = list(inspect.signature(fn).parameters)
+    hints = fn.__annotations__
+    checked_params = [
+        (i, name, hints[name] == "Tensor | None")
+        for i, name in enumerate(names)
+        if hints.get(name) in ("Tensor", "Tensor | None")
+    ]
+    if not checked_params:
+        return fn
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        for i, name, optional in checked_params:
+            x = args[i] if i < len(args) else kwargs.get(name, _ABSENT)
+            if x is _ABSENT or isinstance(x, Tensor) or (x is None and optional):
+                continue  # (an absent argument is Python's to complain about)
+            raise _not_a_tensor(f"{fn.__name__}: {name}", x)
+        return fn(*args, **kwargs)
+
+    return checked
+
+
+def tensor_among(op: str, *operands: Any) -> Tensor:
+    """The first Tensor among a binary op's operands (the other may be a number): the one
+    whose device and dtype the op follows. DTypeError when there is none."""
+    for x in operands:
+        if isinstance(x, Tensor):
+            return x
+    got = " and ".join(f"{type(x).__name__} {x!r}"[:60] for x in operands)
+    raise DTypeError(f"{op} needs a Tensor operand, got {got}; make one with gg.tensor(...)")
 
 
 def require_tensor(x: Any, op: str) -> None:

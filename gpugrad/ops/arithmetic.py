@@ -10,7 +10,7 @@ from typing import Any
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._support import PY_SCALARS, as_operand, unbroadcast
+from ._support import PY_SCALARS, as_operand, tensor_among, unbroadcast
 
 
 # --- tensor (op) tensor --------------------------------------------------------------------
@@ -248,14 +248,14 @@ def pow(a: Any, b: Any) -> Tensor:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise larger of a and b (ties share the gradient equally)."""
-    if not isinstance(a, Tensor):
+    if tensor_among("maximum", a, b) is not a:
         a, b = b, a
     return Maximum.apply(a, as_operand(b, a, "maximum"))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise smaller of a and b (ties share the gradient equally)."""
-    if not isinstance(a, Tensor):
+    if tensor_among("minimum", a, b) is not a:
         a, b = b, a
     return Minimum.apply(a, as_operand(b, a, "minimum"))
 
@@ -267,7 +267,5 @@ def neg(x: Tensor) -> Tensor:
 
 def _operands(a: Any, b: Any) -> tuple[Any, Any]:
     """Bring NumPy scalars, lists and arrays next to a Tensor onto its device."""
-    like = a if isinstance(a, Tensor) else b
-    if not isinstance(like, Tensor):
-        raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+    like = tensor_among("this operation", a, b)
     return as_operand(a, like), as_operand(b, like)

@@ -143,6 +143,10 @@ def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     piece may be smaller), as PyTorch's split."""
     axis = normalize_axis(axis, x.ndim, x.shape)
     n = x.shape[axis]
+    if isinstance(sizes, Sequence) and not isinstance(sizes, str):
+        sizes = [_args.size("split", "sizes", s, minimum=0) for s in sizes]
+    else:
+        sizes = _args.integer("split", "split_size", sizes)
     if isinstance(sizes, int):
         if sizes <= 0:
             raise ShapeError(f"split size must be positive, got {sizes}")
@@ -164,7 +168,7 @@ def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
 def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """Split into `chunks` pieces of equal size (the last may be smaller, and there may be
     fewer pieces when x is short), as PyTorch's chunk."""
-    if chunks <= 0:
+    if _args.integer("chunk", "chunks", chunks) <= 0:
         raise ShapeError(f"chunks must be positive, got {chunks}")
     n = x.shape[normalize_axis(axis, x.ndim, x.shape)]
     return split(x, max(-(-n // chunks), 1), axis)
