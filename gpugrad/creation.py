@@ -238,6 +238,8 @@ def randint(
     low, high = _args.integer("randint", "low", low), _args.integer("randint", "high", high)
     if low >= high:
         raise ArgumentError(f"randint needs low < high, got low={low}, high={high}")
+    if low < -(2**63) or high > 2**63:
+        raise ArgumentError(f"randint: low={low}, high={high} do not fit int64")
     shape = _args.shape("randint", _size_arg(size))
     dt = _random_dtype(dtype, False, "randint")
     backend = get_backend(device)

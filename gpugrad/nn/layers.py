@@ -243,6 +243,8 @@ class _Embedding(Function):
 def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` picked by integer `indices`: output shape indices.shape + (dim,).
     Rows at `padding_idx` get no gradient."""
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be 2-D (num, dim), got shape {weight.shape}")
     backend = weight._backend
     if isinstance(indices, Tensor):
         if indices._backend is not backend:

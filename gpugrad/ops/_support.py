@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..autograd import _device_mismatch, _not_a_tensor
-from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
+from ..errors import DeviceError, DTypeError, GpugradError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
 
@@ -152,10 +152,12 @@ def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[in
 
 
 def tensor_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn`, checking first that each argument annotated `Tensor` is one (or None, where the
-    annotation allows it): `gg.reshape([1, 2], 2)` then raises the DTypeError Function.apply
-    raises for a non-Tensor, instead of an AttributeError from reading `.ndim` before the op
-    runs. Functions with no such argument are returned as they are."""
+    """`fn`, answering a call that fails on an argument annotated `Tensor` that is not one
+    (nor None, where the annotation allows it) with the DTypeError Function.apply raises for
+    a non-Tensor: `gg.reshape([1, 2], 2)` would otherwise leak an AttributeError from reading
+    `.ndim`. The arguments are looked at only after the call failed, so correct calls pay one
+    frame, and a function's own typed error for the same mistake comes first. Functions with
+    no such argument are returned as they are."""
     names = list(inspect.signature(fn).parameters)
     hints = fn.__annotations__
     checked_params = [
@@ -168,12 +170,17 @@ def tensor_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def checked(*args: Any, **kwargs: Any) -> Any:
-        for i, name, optional in checked_params:
-            x = args[i] if i < len(args) else kwargs.get(name, _ABSENT)
-            if x is _ABSENT or isinstance(x, Tensor) or (x is None and optional):
-                continue  # (an absent argument is Python's to complain about)
-            raise _not_a_tensor(f"{fn.__name__}: {name}", x)
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except GpugradError:
+            raise
+        except (AttributeError, TypeError, ValueError, IndexError):
+            for i, name, optional in checked_params:
+                x = args[i] if i < len(args) else kwargs.get(name, _ABSENT)
+                if x is _ABSENT or isinstance(x, Tensor) or (x is None and optional):
+                    continue  # (an absent argument is Python's to complain about)
+                raise _not_a_tensor(f"{fn.__name__}: {name}", x) from None
+            raise
 
     return checked
 

@@ -92,7 +92,7 @@ def _raw(x: Tensor, other: Any, ufunc: str, what: str) -> Tensor:
     value = other.data if isinstance(other, Tensor) else other
     try:
         getattr(x._backend.xp, ufunc)(x.data, value, out=x.data, casting="same_kind")
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:  # (a Python int too big for the dtype)
         dtype = getattr(value, "dtype", type(value).__name__)
         raise DTypeError(
             f"{what}: cannot store a {dtype} result in a {x.dtype} tensor in place"

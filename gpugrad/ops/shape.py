@@ -291,7 +291,12 @@ def repeat(x: Tensor, repeats: int | Sequence[int], axis: int | None = None) -> 
     axis = normalize_axis(axis, x.ndim, x.shape)
     backend = x._backend
     n = x.shape[axis]
-    index = backend.repeat(backend.arange(n), repeats)
+    try:
+        index = backend.repeat(backend.arange(n), repeats)
+    except (ValueError, TypeError) as exc:  # an array of repeats: wrong length or dtype
+        raise ShapeError(
+            f"repeat: repeats {repeats!r} do not fit axis {axis} of {n}: {exc}"
+        ) from None
     return take(x, index, axis)
 
 
