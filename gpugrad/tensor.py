@@ -240,7 +240,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(
+            raise ShapeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
@@ -254,7 +254,10 @@ class Tensor:
 
     def __index__(self) -> int:
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
-            raise TypeError("only one-element integer tensors can be used as an index")
+            raise DTypeError(  # a TypeError, as the __index__ protocol expects
+                f"only one-element integer tensors can be used as an index, got shape "
+                f"{self.shape} {self.dtype}"
+            )
         return int(self.item())
 
     def __repr__(self) -> str:

@@ -64,6 +64,17 @@ OPS = [
     ("F.pad of an int", lambda: F.pad(_x(), -1), gg.ArgumentError, "-1"),
     ("one_hot classes float", lambda: gg.one_hot(gg.tensor([1]), 2.5), gg.ArgumentTypeError, "2.5"),
     ("one_hot of a list", lambda: gg.one_hot([1], 3), gg.DTypeError, "list"),
+    ("truth of many", lambda: bool(_x()), gg.ShapeError, "6 elements"),
+    ("index with a float tensor", lambda: [1, 2][gg.tensor(1.0)], gg.DTypeError, "float32"),
+    ("method dot of a float", lambda: gg.ones(3).dot(2.5), gg.DTypeError, "2.5"),
+    ("method bmm of a bool", lambda: gg.ones((1, 2, 2)).bmm(True), gg.DTypeError, "True"),
+    ("add_ alpha dict", lambda: _x().add_(_x(), alpha={}), gg.ArgumentTypeError, "{}"),
+    (
+        "explain depth",
+        lambda: gg.explain(_x().requires_grad_() * 2, depth=-1),
+        gg.ArgumentError,
+        "-1",
+    ),
     ("linear of a list", lambda: nn.Linear(3, 2)([1.0, 2.0, 3.0]), gg.DTypeError, "list"),
 ]
 

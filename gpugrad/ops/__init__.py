@@ -232,7 +232,7 @@ def _bind_methods() -> None:
         "numel": numel, "nelement": numel, "dim": dim,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
-        setattr(Tensor, name, fn)
+        setattr(Tensor, name, tensor_checked(fn, bound=True))
     Tensor.T = property(transpose, doc="The tensor with its axes reversed (NumPy's .T).")
     Tensor.mT = property(matrix_transpose, doc="The last two axes swapped (PyTorch's .mT).")
 

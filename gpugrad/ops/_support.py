@@ -151,13 +151,14 @@ def check_index_range(index: Any, size: int, op: str, axis: int, shape: tuple[in
         )
 
 
-def tensor_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
+def tensor_checked(fn: Callable[..., Any], bound: bool = False) -> Callable[..., Any]:
     """`fn`, answering a call that fails on an argument annotated `Tensor` that is not one
     (nor None, where the annotation allows it) with the DTypeError Function.apply raises for
     a non-Tensor: `gg.reshape([1, 2], 2)` would otherwise leak an AttributeError from reading
     `.ndim`. The arguments are looked at only after the call failed, so correct calls pay one
     frame, and a function's own typed error for the same mistake comes first. Functions with
-    no such argument are returned as they are."""
+    no such argument are returned as they are; so are methods (`bound`: self is always a
+    Tensor) with no Tensor argument besides self, which keeps x.sum() one call."""
     names = list(inspect.signature(fn).parameters)
     hints = fn.__annotations__
     checked_params = [
@@ -165,7 +166,7 @@ def tensor_checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         for i, name in enumerate(names)
         if hints.get(name) in ("Tensor", "Tensor | None")
     ]
-    if not checked_params:
+    if not checked_params or (bound and [i for i, _, _ in checked_params] == [0]):
         return fn
 
     @functools.wraps(fn)
