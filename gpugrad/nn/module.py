@@ -11,7 +11,14 @@ from .. import _args, autograd
 from ..autograd import Function, RemovableHandle, add_hook
 from ..backend import Device
 from ..dtypes import SUPPORTED, is_floating, to_dtype
-from ..errors import ArgumentError, ArgumentTypeError, CheckpointError, GpugradError, GraphError
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    CheckpointError,
+    DTypeError,
+    GpugradError,
+    GraphError,
+)
 from ..ops import astype, to_device
 from ..tensor import Tensor, _is_device_name
 from .parameter import Parameter
@@ -99,13 +106,28 @@ class Module:
     # --- calling -------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation; every subclass defines it."""
-        raise TypeError(f"{type(self).__name__} does not define forward()")
+        raise ArgumentTypeError(
+            f"{type(self).__name__} does not define forward(), so it cannot be called"
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hooks = self.__dict__.get("_hooks")
-        if hooks is None or not (hooks["pre"] or hooks["forward"] or hooks["backward"]):
-            return self.forward(*args, **kwargs)  # no hooks (or all removed): one lookup
-        return _call_with_hooks(self, hooks, args, kwargs)
+        try:
+            if hooks is None or not (hooks["pre"] or hooks["forward"] or hooks["backward"]):
+                return self.forward(*args, **kwargs)  # no hooks (or all removed): one lookup
+            return _call_with_hooks(self, hooks, args, kwargs)
+        except GpugradError:
+            raise
+        except (AttributeError, TypeError) as exc:
+            # A list or a number where one of our layers reads a Tensor's .ndim: say so, typed
+            # (looked at only now that the call failed; a user's module may take anything).
+            ours = type(self).__module__.startswith("gpugrad.")
+            if ours and args and not isinstance(args[0], Tensor):
+                raise DTypeError(
+                    f"{type(self).__name__} expects a Tensor input, got {type(args[0]).__name__} "
+                    f"{args[0]!r:.60}; make it a tensor first with gg.tensor(...)"
+                ) from exc
+            raise
 
     # --- hooks ---------------------------------------------------------------------------
     def _hook_table(self, kind: str) -> dict[int, Callable[..., Any]]:

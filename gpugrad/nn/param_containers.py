@@ -39,7 +39,7 @@ class ParameterList(Module):
     def _position(self, index: Any) -> str:
         n = len(self._parameters)
         if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"ParameterList indices must be int, got {index!r}")
+            raise ArgumentTypeError(f"ParameterList indices must be int, got {index!r}")
         if not -n <= index < n:
             raise IndexOutOfRangeError(f"index {index} is out of range for ParameterList of {n}")
         return str(index % n)
@@ -65,8 +65,9 @@ class ParameterList(Module):
 
     def extend(self, values: Iterable[Any]) -> ParameterList:
         """Add each parameter of an iterable at the end (all checked first); returns self."""
-        if isinstance(values, Tensor):
-            raise TypeError("ParameterList.extend takes an iterable of Tensors, got one Tensor")
+        if isinstance(values, Tensor) or not isinstance(values, Iterable):
+            got = "one Tensor" if isinstance(values, Tensor) else type(values).__name__
+            raise ArgumentTypeError(f"ParameterList.extend takes an iterable of Tensors, got {got}")
         for value in [as_parameter("ParameterList", v) for v in values]:
             self.append(value)
         return self
