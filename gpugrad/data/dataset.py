@@ -128,6 +128,8 @@ class ConcatDataset(Dataset):
     all of `datasets[1]`, and so on."""
 
     def __init__(self, datasets: Sequence[Any]) -> None:
+        if not isinstance(datasets, Sequence) or isinstance(datasets, str):
+            raise ArgumentTypeError(f"ConcatDataset takes a list of datasets, got {datasets!r:.60}")
         self.datasets = list(datasets)
         if not self.datasets:
             raise ArgumentError("ConcatDataset needs at least one dataset, got none")

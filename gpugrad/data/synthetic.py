@@ -15,6 +15,8 @@ from .dataset import make_generator
 def _check_count(name: str, value: int, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
         raise ArgumentError(f"{name} must be an integer >= {least}, got {value!r}")
+    if value > 2**31:  # a data set, not an allocation NumPy would refuse with a bare error
+        raise ArgumentError(f"{name} must be at most 2**31, got {value!r}")
     return int(value)
 
 
