@@ -30,7 +30,7 @@ def _check_optimizer(owner: str, optimizer: Any) -> None:
     """A scheduler drives an Optimizer: anything else is refused before it is read."""
     if not isinstance(optimizer, Optimizer):
         raise ArgumentTypeError(
-            f"{owner}: {type(optimizer).__name__} {optimizer!r:.60} is not an Optimizer"
+            f"{owner}: {type(optimizer).__name__} is not an Optimizer, got {optimizer!r:.60}"
         )
 
 
