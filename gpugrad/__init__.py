@@ -74,7 +74,9 @@ from .errors import (
     GraphError,
     InplaceError,
     KeywordError,
+    MissingFileError,
     NonFiniteNormError,
+    OutOfMemoryError,
     SaveError,
     ShapeError,
 )  # fmt: skip

@@ -18,9 +18,23 @@ from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["MAX_SEED", "choice", "integer", "number", "seed", "shape", "size", "sizes"]
+__all__ = [
+    "MAX_ELEMENTS",
+    "MAX_SEED",
+    "callable_",
+    "choice",
+    "flag",
+    "integer",
+    "number",
+    "seed",
+    "shape",
+    "size",
+    "sizes",
+]
 
 MAX_SEED = 2**64 - 1
+# The most elements a tensor may have: its bytes (8 per element at most) must fit an index.
+MAX_ELEMENTS = (2**63 - 1) // 8
 
 
 def integer(owner: str, name: str, value: Any) -> int:
@@ -38,6 +52,8 @@ def size(owner: str, name: str, value: Any, *, minimum: int = 1) -> int:
     number_ = integer(owner, name, value)
     if number_ < minimum:
         raise ArgumentError(f"{owner}: {name} must be an int >= {minimum}, got {value!r}")
+    if number_ > MAX_ELEMENTS:
+        raise ArgumentError(f"{owner}: {name} {value!r} is more than an array can hold")
     return number_
 
 
@@ -101,6 +117,24 @@ def choice(owner: str, name: str, value: Any, allowed: Sequence[Any]) -> Any:
     return value
 
 
+def flag(owner: str, name: str, value: Any) -> bool:
+    """A bool option (`shuffle`, `drop_last`): 1 or "yes" are not flags."""
+    if not isinstance(value, bool):
+        raise ArgumentTypeError(
+            f"{owner}: {name} must be True or False, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def callable_(owner: str, name: str, value: Any) -> Any:
+    """A function (a collate_fn, a hook, a closure). Returns `value`."""
+    if not callable(value):
+        raise ArgumentTypeError(
+            f"{owner}: {name} must be callable, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
 def shape(owner: str, value: tuple[Any, ...]) -> tuple[int, ...]:
     """A shape given as `f(2, 3)` or `f((2, 3))` (the tuple of positional arguments), as a
     tuple of non-negative ints: `zeros(2.5)` is refused rather than truncated to (2,)."""
@@ -112,6 +146,12 @@ def shape(owner: str, value: tuple[Any, ...]) -> tuple[int, ...]:
     dims = tuple(operator.index(n) for n in value)
     if any(n < 0 for n in dims):
         raise ArgumentError(f"{owner}: sizes must be non-negative, got {value!r}")
+    if math.prod(dims) > MAX_ELEMENTS or any(n > MAX_ELEMENTS for n in dims):
+        # NumPy would raise a bare ValueError ("Maximum allowed dimension exceeded").
+        raise ArgumentError(
+            f"{owner}: sizes {value!r} ask for more elements than an array can hold "
+            f"(at most {MAX_ELEMENTS})"
+        )
     return dims
 
 

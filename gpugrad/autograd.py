@@ -35,6 +35,7 @@ from typing import Any, TypeVar
 
 from .errors import (
     AnomalyError,
+    ArgumentTypeError,
     DeviceError,
     DTypeError,
     GraphError,
@@ -212,7 +213,7 @@ class Function:
             edges = (x.grad_fn or x,)
             try:
                 out = node.forward(x._data, **params)
-            except (ValueError, TypeError, IndexError) as exc:
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
         elif len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor:
             # Two plain tensors, the other common case (a + b, a * b, a @ b), unrolled.
@@ -231,7 +232,7 @@ class Function:
             )
             try:
                 out = node.forward(a_data, b_data, **params)
-            except (ValueError, TypeError, IndexError) as exc:
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
         else:
             backend = None
@@ -267,7 +268,7 @@ class Function:
             node.xp = backend
             try:
                 out = node.forward(*arrays, **params)
-            except (ValueError, TypeError, IndexError) as exc:
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
         if out.__class__ is not backend.array_type:  # NumPy turns 0-d results into scalars
             scalar, out = out, backend.xp.asarray(out)
@@ -358,9 +359,10 @@ def _describe(inputs: Sequence[Any]) -> str:
 
 def _not_a_tensor(op: str, x: Any) -> DTypeError:
     """Ops take Tensors, never Python lists (PyTorch's rule too): one spelling everywhere."""
+    shown = repr(x) if len(repr(x)) <= 60 else repr(x)[:57] + "..."
     return DTypeError(
-        f"{op} expects a Tensor, got a {type(x).__name__}; make it a tensor first with "
-        "gg.tensor(...)"
+        f"{op} expects a Tensor, got a {type(x).__name__} {shown}; make it a tensor first "
+        "with gg.tensor(...)"
     )
 
 
@@ -719,7 +721,7 @@ class RemovableHandle:
 def add_hook(hooks: dict[int, Any], fn: Callable[..., Any]) -> RemovableHandle:
     """Add `fn` to an ordered hook table; returns the handle that removes it."""
     if not callable(fn):
-        raise TypeError(f"a hook must be callable, got {type(fn).__name__}")
+        raise ArgumentTypeError(f"a hook must be callable, got {type(fn).__name__} {fn!r}")
     key = next(_hook_ids)
     hooks[key] = fn
     return RemovableHandle(hooks, key)

@@ -3,17 +3,37 @@ requires_grad; random draws repeat after `gg.manual_seed(n)`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from . import _args
 from .backend import Device, get_backend, set_seed
 from .dtypes import default_float, int64, is_floating, to_dtype
-from .errors import ArgumentError, DTypeError
+from .errors import ArgumentError, ArgumentTypeError, DTypeError, OutOfMemoryError
 from .generator import Generator, generator_rng
 from .tensor import Tensor, _make, to_array
 
 DeviceLike = str | Device | None
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def allocates(fn: _F) -> _F:
+    """A creation function whose allocation fails raises OutOfMemoryError naming it (the
+    array library's MemoryError already names the shape and the bytes asked for)."""
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MemoryError as exc:  # NumPy's _ArrayMemoryError, CuPy's OutOfMemoryError
+            raise OutOfMemoryError(f"{fn.__name__}: {exc}") from None
+
+    return checked  # type: ignore[return-value]
 
 
 def _size_arg(size: Any) -> tuple[Any, ...]:
@@ -63,7 +83,7 @@ def from_numpy(array: Any) -> Tensor:
     A non-native byte order cannot be shared, and raises a DTypeError."""
     backend = get_backend("cpu")
     if not backend.is_array(array):
-        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+        raise ArgumentTypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     if not array.dtype.isnative:
         raise DTypeError(
             f"from_numpy: the array's dtype {array.dtype.str!r} is not in this machine's byte "
@@ -80,27 +100,37 @@ def _filled(fill: str, size: tuple[Any, ...], dtype: Any, device: DeviceLike, re
     return _finish(_allocate(backend, fill, shape, dtype=dt), backend, requires_grad)
 
 
+@allocates
 def zeros(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of zeros: `zeros(2, 3)` or `zeros((2, 3))`."""
     return _filled("zeros", size, dtype, device, requires_grad)
 
 
+@allocates
 def ones(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor of ones."""
     return _filled("ones", size, dtype, device, requires_grad)
 
 
+@allocates
 def empty(*size: Any, dtype: Any = None, device: DeviceLike = None, requires_grad: bool = False):
     """A tensor whose contents are whatever memory held (fast; fill it before reading)."""
     return _filled("empty", size, dtype, device, requires_grad)
 
 
+@allocates
 def full(
     size: Any, fill_value: Any, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
 ) -> Tensor:  # fmt: skip
     """A tensor filled with `fill_value` (dtype inferred from it when not given)."""
     shape = _args.shape("full", _size_arg(size))
+    is_bool = getattr(getattr(fill_value, "dtype", None), "kind", None) == "b"  # np.bool_
+    if not isinstance(fill_value, numbers.Real) and not is_bool:
+        raise ArgumentTypeError(
+            f"full: fill_value must be a real number or a bool, got {fill_value!r} "
+            f"({type(fill_value).__name__})"
+        )
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -112,6 +142,7 @@ def full(
     return _finish(_allocate(backend, "full", shape, fill_value, dtype=dt), backend, requires_grad)
 
 
+@allocates
 def arange(
     start: float, end: float | None = None, step: float = 1, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -131,6 +162,12 @@ def arange(
             f"arange: step {step!r} goes away from end {end!r} (start {start!r}); "
             "use a step of the other sign"
         )
+    count = math.ceil((last - first) / stride)
+    if count > _args.MAX_ELEMENTS:
+        raise ArgumentError(
+            f"arange: start {start!r}, end {end!r}, step {step!r} give {count} elements, more "
+            f"than an array can hold (at most {_args.MAX_ELEMENTS})"
+        )
     backend = get_backend(device)
     dt = to_dtype(dtype)
     if dt is None:
@@ -139,6 +176,7 @@ def arange(
     return _finish(_allocate(backend, "arange", start, end, step, dtype=dt), backend, requires_grad)
 
 
+@allocates
 def linspace(
     start: float, end: float, steps: int, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -154,6 +192,7 @@ def linspace(
     )
 
 
+@allocates
 def eye(
     n: int, m: int | None = None, dtype: Any = None, device: DeviceLike = None,
     requires_grad: bool = False,
@@ -161,6 +200,7 @@ def eye(
     """An n×m identity matrix (m defaults to n)."""
     n = _args.size("eye", "n", n, minimum=0)
     m = n if m is None else _args.size("eye", "m", m, minimum=0)
+    _args.shape("eye", (n, m))  # n·m elements must fit
     backend = get_backend(device)
     dt = to_dtype(dtype) or default_float()
     return _finish(_allocate(backend, "eye", n, m, dtype=dt), backend, requires_grad)
@@ -176,6 +216,7 @@ def _random_dtype(dtype: Any, floating: bool, what: str) -> Any:
     return dt
 
 
+@allocates
 def rand(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -189,6 +230,7 @@ def rand(
     return _finish(data, backend, requires_grad)
 
 
+@allocates
 def randn(
     *size: Any, generator: Generator | None = None, dtype: Any = None,
     device: DeviceLike = None, requires_grad: bool = False,
@@ -202,6 +244,7 @@ def randn(
     return _finish(data, backend, requires_grad)
 
 
+@allocates
 def randint(
     low: int, high: int | Sequence[int] | None = None, size: Any = (), dtype: Any = None,
     device: DeviceLike = None, generator: Generator | None = None,
@@ -218,6 +261,8 @@ def randint(
     low, high = _args.integer("randint", "low", low), _args.integer("randint", "high", high)
     if low >= high:
         raise ArgumentError(f"randint needs low < high, got low={low}, high={high}")
+    if low < -(2**63) or high > 2**63:
+        raise ArgumentError(f"randint: low={low}, high={high} do not fit int64")
     shape = _args.shape("randint", _size_arg(size))
     dt = _random_dtype(dtype, False, "randint")
     backend = get_backend(device)
@@ -226,6 +271,8 @@ def randint(
 
 
 def _like(x: Tensor, dtype: Any, device: DeviceLike) -> tuple[tuple[int, ...], Any, Any]:
+    if not isinstance(x, Tensor):
+        raise ArgumentTypeError(f"*_like functions take a Tensor, got {type(x).__name__} {x!r}")
     return (
         x.shape,
         dtype if dtype is not None else x.dtype,
@@ -281,6 +328,7 @@ def randn_like(
 def randint_like(x: Tensor, low: int, high: int | None = None, dtype: Any = None,
                  device: DeviceLike = None) -> Tensor:  # fmt: skip
     """Random integers with x's shape (dtype int64 unless given)."""
+    _like(x, None, None)  # x must be a Tensor
     return randint(
         low, high, x.shape, dtype=dtype, device=device if device is not None else x.device
     )

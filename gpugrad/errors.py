@@ -57,6 +57,11 @@ class KeywordError(GpugradError, TypeError):
     """A keyword gpugrad spells differently: PyTorch's dim=/keepdim= are axis=/keepdims= here."""
 
 
+class MissingFileError(GpugradError, FileNotFoundError):
+    """A file or folder that is not there (a checkpoint to load, a data folder); the message
+    names the path."""
+
+
 class SaveError(GpugradError, OSError):
     """gg.save could not write its file (disk full, size limit, read-only or missing folder);
     the message names the file, and a checkpoint that was there before is kept."""
@@ -75,3 +80,8 @@ class ArgumentTypeError(ArgumentError):
 class DistributedError(GpugradError, RuntimeError):
     """Misuse of a process group (a collective before init_process_group, a second init), or
     ranks that disagree (a rendezvous that times out)."""
+
+
+class OutOfMemoryError(GpugradError, MemoryError):
+    """The array library could not allocate a tensor (host or device memory); the message
+    names the function and the shape asked for."""

@@ -35,8 +35,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from . import _args
 from .autograd import _check_versions, _epoch, _seed, leaf_hooks, no_grad
-from .errors import GraphError, ShapeError
+from .errors import ArgumentTypeError, GraphError, ShapeError
 from .tensor import Tensor
 from .viz import _name_table
 
@@ -637,9 +638,9 @@ def explain(
     Raises GraphError for a graph freed by backward() (use `retain_graph=True`).
     """
     if not isinstance(output, Tensor):
-        raise TypeError(f"explain expects a Tensor, got {type(output).__name__}")
-    if depth is not None and depth < 0:
-        raise ValueError(f"depth must be a non-negative number of ops, got {depth}")
+        raise ArgumentTypeError(f"explain expects a Tensor, got {type(output).__name__}")
+    if depth is not None:
+        _args.size("explain", "depth (a non-negative number of ops)", depth, minimum=0)
     seed = _seed(output, gradient, False)
     weight = None if gradient is None else _host(seed, output._backend)
     leaf_names, op_names = _name_table(names)

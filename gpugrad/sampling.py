@@ -13,6 +13,7 @@ from typing import Any
 from . import _args
 from .backend import Device, get_backend
 from .backend.base import Backend
+from .creation import allocates
 from .dtypes import default_float, float32, float64, int64, is_floating, to_dtype
 from .errors import ArgumentError, ArgumentTypeError, DeviceError, DTypeError, ShapeError
 from .generator import Generator, generator_rng
@@ -26,6 +27,7 @@ def _first(array: Any, mask: Any) -> float:
     return float(array[mask].ravel()[0])
 
 
+@allocates
 def randperm(
     n: int, *, generator: Generator | None = None, dtype: Any = None, device: DeviceLike = None
 ) -> Tensor:
@@ -79,6 +81,7 @@ def check_weights(
     return num_samples
 
 
+@allocates
 def multinomial(
     input: Tensor, num_samples: int, replacement: bool = False, *,
     generator: Generator | None = None,
@@ -146,6 +149,7 @@ def _normal_operand(value: Any, name: str) -> Any:
     return _args.number("normal", name, value, finite=True)
 
 
+@allocates
 def normal(
     mean: Tensor | float = 0.0, std: Tensor | float = 1.0, size: Any = None, *,
     generator: Generator | None = None, dtype: Any = None, device: DeviceLike = None,

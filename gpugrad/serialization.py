@@ -29,6 +29,7 @@ from .errors import (
     BackendUnavailableError,
     CheckpointError,
     GpugradError,
+    MissingFileError,
     SaveError,
 )
 from .tensor import Tensor, _make
@@ -41,6 +42,8 @@ MANIFEST = "__manifest__"
 MAX_DEPTH = 100
 
 PathLike = str | os.PathLike[str]
+# Raw (non-tensor) arrays may hold bools and any integers or floats (uint32 random states).
+_ARRAY_KINDS = "biuf"
 
 
 # --- saving --------------------------------------------------------------------------------
@@ -59,7 +62,9 @@ class _Writer:
 
     def encode(self, obj: Any, where: str, depth: int = 0) -> Any:
         if depth > MAX_DEPTH:
-            raise TypeError(f"cannot save {where}: nested more than {MAX_DEPTH} levels deep")
+            raise ArgumentTypeError(
+                f"cannot save {where}: nested more than {MAX_DEPTH} levels deep"
+            )
         if isinstance(obj, Tensor):
             return {
                 "type": "tensor",
@@ -69,7 +74,12 @@ class _Writer:
             }
         if isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
-                raise TypeError(f"cannot save {where}: object arrays would need pickle")
+                raise ArgumentTypeError(f"cannot save {where}: object arrays would need pickle")
+            if obj.dtype.kind not in _ARRAY_KINDS:  # gg.load would refuse it
+                raise ArgumentTypeError(
+                    f"cannot save {where}: arrays of dtype {obj.dtype} cannot be in a gpugrad "
+                    "checkpoint (bool, integer and floating-point arrays can)"
+                )
             return {"type": "ndarray", "array": self._array(obj)}
         if obj is None or isinstance(obj, (bool, int, float, str)):
             return {"type": "value", "value": obj}
@@ -81,7 +91,7 @@ class _Writer:
             items = []
             for key, value in obj.items():
                 if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    raise TypeError(
+                    raise ArgumentTypeError(
                         f"cannot save {where}: dict keys must be str or int, got {key!r}"
                     )
                 items.append([key, self.encode(value, f"{where}[{key!r}]", depth + 1)])
@@ -92,7 +102,7 @@ class _Writer:
                 "type": kind,
                 "items": [self.encode(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(obj)],
             }
-        raise TypeError(
+        raise ArgumentTypeError(
             f"cannot save {where} of type {type(obj).__name__}: gg.save takes tensors, arrays, "
             "numbers, strings, None, and dicts/lists/tuples of them"
         )
@@ -110,6 +120,10 @@ def save(obj: Any, path: PathLike | BinaryIO) -> None:
     if hasattr(path, "write"):
         np.savez(path, **members)
         return
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(
+            f"gg.save: path must be a str, a path or a binary file, got {type(path).__name__}"
+        )
     target = Path(path)
     tmp = None
     try:
@@ -206,7 +220,11 @@ def _read(path: PathLike | BinaryIO) -> tuple[dict[str, Any], dict[str, np.ndarr
     name = _name_of(path)
     try:
         archive = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, PermissionError, IsADirectoryError):
+    except FileNotFoundError:
+        raise MissingFileError(f"no checkpoint at {name}: the file does not exist") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{name} is a folder, not a checkpoint file") from None
+    except PermissionError:
         raise
     except Exception:
         # NumPy's own message may suggest allow_pickle, i.e. unpickling an untrusted file.
@@ -227,7 +245,8 @@ def _read(path: PathLike | BinaryIO) -> tuple[dict[str, Any], dict[str, np.ndarr
     if not isinstance(manifest, dict) or "tree" not in manifest:
         raise CheckpointError(f"{name}: its manifest has no object tree")
     version = manifest.get("version")
-    if manifest.get("format") != FORMAT or not isinstance(version, int) or version < 1:
+    bad_version = isinstance(version, bool) or not isinstance(version, int) or version < 1
+    if manifest.get("format") != FORMAT or bad_version:
         raise _not_ours(name, f"format {manifest.get('format')!r}, version {version!r}")
     if version > VERSION:
         raise CheckpointError(
@@ -269,7 +288,7 @@ class _Reader:
         array = self.arrays[key]
         # Raw arrays may hold any number (e.g. uint32 random states); tensors only what
         # gpugrad computes with.
-        allowed = array.dtype in SUPPORTED if tensor else array.dtype.kind in "biuf"
+        allowed = array.dtype in SUPPORTED if tensor else array.dtype.kind in _ARRAY_KINDS
         if not allowed:
             what = "a tensor" if tensor else "an array"
             raise CheckpointError(
@@ -315,7 +334,10 @@ class _Reader:
             dev = self._device(node, node.get("device", "cpu"))
         backend = get_backend(dev)
         t = _make(backend.asarray(array, copy=True), backend, None)
-        if node.get("requires_grad") is True and t.dtype.kind == "f":
+        requires_grad = node.get("requires_grad", False)
+        if not isinstance(requires_grad, bool):
+            raise self._bad(node, f"its 'requires_grad' is {type(requires_grad).__name__}")
+        if requires_grad and t.dtype.kind == "f":
             t.requires_grad_(True)
         return t
 

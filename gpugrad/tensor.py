@@ -15,7 +15,14 @@ from . import autograd
 from .backend import Backend, Device, cuda_is_available, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
-from .errors import DeviceError, DTypeError, GraphError, IndexOutOfRangeError, ShapeError
+from .errors import (
+    ArgumentTypeError,
+    DeviceError,
+    DTypeError,
+    GraphError,
+    IndexOutOfRangeError,
+    ShapeError,
+)
 
 _new = object.__new__
 
@@ -233,7 +240,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise ValueError(
+            raise ShapeError(
                 f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
@@ -247,7 +254,10 @@ class Tensor:
 
     def __index__(self) -> int:
         if self.data.dtype.kind not in "iu" or self.data.size != 1:
-            raise TypeError("only one-element integer tensors can be used as an index")
+            raise DTypeError(  # a TypeError, as the __index__ protocol expects
+                f"only one-element integer tensors can be used as an index, got shape "
+                f"{self.shape} {self.dtype}"
+            )
         return int(self.item())
 
     def __format__(self, spec: str) -> str:
@@ -281,7 +291,7 @@ class Tensor:
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number (a host sync on cuda)."""
         if self.data.size != 1:
-            raise ValueError(
+            raise ShapeError(
                 f"item() needs a tensor with one element, this one has shape {self.shape}"
             )
         return self.data.item()
@@ -293,6 +303,11 @@ class Tensor:
     # --- autograd state -----------------------------------------------------------------
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Mark a leaf as needing gradients (in place); returns self."""
+        if not isinstance(requires_grad, bool):
+            raise ArgumentTypeError(
+                f"requires_grad_ takes True or False, got {requires_grad!r} "
+                f"({type(requires_grad).__name__})"
+            )
         if self.grad_fn is not None:
             raise GraphError(
                 "requires_grad can only be changed on leaf tensors; use .detach() to get a leaf"

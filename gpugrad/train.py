@@ -115,6 +115,11 @@ class Trainer:
                 raise ArgumentError(f"{what} must be callable, got {type(fn).__name__} {fn!r}")
         if log is not None and not callable(log):
             raise ArgumentError(f"log must be callable or None, got {type(log).__name__}")
+        if not all(callable(getattr(optimizer, m, None)) for m in ("step", "zero_grad")):
+            raise ArgumentError(
+                f"optimizer must be an optimizer (with step() and zero_grad()), got "
+                f"{type(optimizer).__name__} {_short(optimizer)}"
+            )
         self.model = model.to(device)
         self._parallel = parallel_run(self.model)  # None in a single process
         if self._parallel is not None:
@@ -143,6 +148,11 @@ class Trainer:
         self.diagnostics = diagnostics
         if metadata is not None and not isinstance(metadata, dict):
             raise ArgumentError(f"metadata must be a dict or None, got {type(metadata).__name__}")
+        if metadata is not None and not _plain(metadata):
+            raise ArgumentError(
+                f"metadata must be plain data (numbers, strings, lists, dicts with str keys), "
+                f"got {_short(metadata)}"
+            )
         self.metadata = metadata
         self.epoch = 0  # epochs completed
         self.history: dict[str, list[float]] = {}
@@ -246,6 +256,7 @@ class Trainer:
 
     def evaluate(self, loader: Any) -> dict[str, float]:
         """Loss and metrics over a loader, without gradients, in eval mode."""
+        _check_loader("loader", loader)
         loader = self._shard(loader, "the evaluation loader")
         result = self._run_epoch(loader, train=False, description="eval")
         result.pop("samples_per_s")
@@ -353,10 +364,7 @@ class Trainer:
         for what, loader in (("train_loader", train_loader), ("val_loader", val_loader)):
             if loader is None and what == "val_loader":
                 continue
-            if not hasattr(loader, "__iter__"):
-                raise ArgumentError(f"{what} must be iterable, got {type(loader).__name__}")
-            if hasattr(loader, "__len__") and len(loader) == 0:
-                raise ArgumentError(f"{what} {_short(loader)} is empty: it has no batches")
+            _check_loader(what, loader)
         monitor = monitor or ("val_loss" if val_loader is not None else "loss")
         if not isinstance(monitor, str):
             raise ArgumentError(f"monitor must be a str, got {monitor!r}")
@@ -472,6 +480,28 @@ def _same_epoch(epoch: int, path: str | Path) -> CheckpointError | None:
         f"the ranks resumed from {path} at different epochs {epochs}: every rank must read "
         "the same checkpoint (on several machines, keep it in a shared folder)"
     )
+
+
+def _check_loader(what: str, loader: Any) -> None:
+    """A loader to run over: iterable, and not known to be empty."""
+    if not hasattr(loader, "__iter__"):
+        raise ArgumentError(f"{what} must be iterable, got {type(loader).__name__}")
+    if hasattr(loader, "__len__") and len(loader) == 0:
+        raise ArgumentError(f"{what} {_short(loader)} is empty: it has no batches")
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is data a checkpoint can hold: None, bools, numbers, strings, and
+    lists/tuples/dicts (with str keys) of them, not too deeply nested."""
+    if depth > 50:
+        return False
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def _short(value: Any) -> str:

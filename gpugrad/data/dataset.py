@@ -40,6 +40,26 @@ class Dataset(ABC):
         """The sample at `index`."""
 
 
+def check_dataset(owner: str, dataset: Any, name: str = "dataset") -> Any:
+    """A map-style dataset: anything with __len__ and __getitem__ (a Dataset, a Tensor, an
+    array, a list). Returns it."""
+    if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+        raise ArgumentTypeError(
+            f"{owner}: {name} must have __len__ and __getitem__, got "
+            f"{type(dataset).__name__} {dataset!r}"
+        )
+    return dataset
+
+
+def index_array(owner: str, indices: Any) -> np.ndarray:
+    """Sample indices (a sequence or array of ints) as a flat int64 array: 2.5 or "ab" are
+    not indices."""
+    array = np.asarray(indices) if isinstance(indices, (Sequence, np.ndarray, range)) else None
+    if array is None or isinstance(indices, str) or (array.size and array.dtype.kind not in "iu"):
+        raise ArgumentTypeError(f"{owner}: indices must be a sequence of ints, got {indices!r}")
+    return array.astype(np.int64).reshape(-1)
+
+
 def _length(data: Any) -> int:
     shape = getattr(data, "shape", None)
     if shape is None or len(shape) == 0:
@@ -60,10 +80,10 @@ class TensorDataset(Dataset):
 
     def __init__(self, *tensors: Tensor | np.ndarray) -> None:
         if not tensors:
-            raise ValueError("TensorDataset needs at least one tensor")
+            raise ArgumentError("TensorDataset needs at least one tensor, got none")
         for t in tensors:
             if not isinstance(t, Tensor) and not isinstance(t, np.ndarray):
-                raise TypeError(
+                raise ArgumentTypeError(
                     f"TensorDataset takes gpugrad Tensors or NumPy arrays, got {type(t).__name__}"
                 )
         lengths = [_length(t) for t in tensors]
@@ -85,10 +105,14 @@ class Subset(Dataset):
     """The samples of `dataset` at `indices`, in that order."""
 
     def __init__(self, dataset: Any, indices: Sequence[int] | np.ndarray) -> None:
-        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        check_dataset("Subset", dataset)
+        idx = index_array("Subset", indices)
         n = len(dataset)
         if idx.size and (idx.min() < -n or idx.max() >= n):
-            raise IndexError(f"Subset indices must lie in [{-n}, {n}) for a dataset of {n}")
+            raise IndexOutOfRangeError(
+                f"Subset indices must lie in [{-n}, {n}) for a dataset of {n}, got "
+                f"{int(idx.min() if idx.min() < -n else idx.max())}"
+            )
         self.dataset = dataset
         self.indices = idx % n if n else idx  # non-negative, so loaders can compose them
 
@@ -104,15 +128,13 @@ class ConcatDataset(Dataset):
     all of `datasets[1]`, and so on."""
 
     def __init__(self, datasets: Sequence[Any]) -> None:
+        if not isinstance(datasets, Sequence) or isinstance(datasets, str):
+            raise ArgumentTypeError(f"ConcatDataset takes a list of datasets, got {datasets!r:.60}")
         self.datasets = list(datasets)
         if not self.datasets:
             raise ArgumentError("ConcatDataset needs at least one dataset, got none")
         for i, dataset in enumerate(self.datasets):
-            if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-                raise ArgumentTypeError(
-                    f"ConcatDataset datasets must have __len__ and __getitem__; "
-                    f"datasets[{i}] is a {type(dataset).__name__}"
-                )
+            check_dataset("ConcatDataset", dataset, f"datasets[{i}]")
         # cumulative_sizes[k] = samples in datasets[0..k], as in PyTorch
         self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
 
@@ -133,15 +155,15 @@ class ConcatDataset(Dataset):
 
 def _split_sizes(n: int, test_size: float | int) -> int:
     if isinstance(test_size, (bool, np.bool_)):
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
+        raise ArgumentError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
     if isinstance(test_size, (int, np.integer)):
         n_test = int(test_size)
     elif isinstance(test_size, (float, np.floating)) and 0.0 < test_size < 1.0:
         n_test = round(float(test_size) * n)
     else:
-        raise ValueError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
+        raise ArgumentError(f"test_size must be a fraction in (0, 1) or a count, got {test_size!r}")
     if not 0 < n_test < n:
-        raise ValueError(
+        raise ArgumentError(
             f"test_size={test_size!r} of {n} samples leaves {n_test} for testing and "
             f"{n - n_test} for training; both need at least one"
         )

@@ -13,10 +13,10 @@ from .. import _args
 from ..backend import Device, get_backend
 from ..backend import device as parse_device
 from ..backend.base import Backend
-from ..errors import ArgumentError, ShapeError
+from ..errors import ArgumentError, ArgumentTypeError, IndexOutOfRangeError, ShapeError
 from ..generator import Generator, generator_rng
 from ..tensor import Tensor, _make, to_array
-from .dataset import Subset, TensorDataset
+from .dataset import Subset, TensorDataset, check_dataset
 from .sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 from .workers import WorkerPool, load_ahead
 
@@ -36,6 +36,9 @@ def _host_to(array: Any, backend: Backend, pin: bool = False) -> Tensor:
 
 
 def _stack_tensors(items: list[Tensor], backend: Backend, pin: bool) -> Tensor:
+    shapes = {t.shape for t in items}
+    if len(shapes) != 1:
+        raise ShapeError(f"cannot stack samples of different shapes {sorted(shapes)}")
     if all(t._backend is backend for t in items):
         return _make(backend.xp.stack([t.data for t in items]), backend, None)
     # Gather on the host first, so moving to the device is one copy for the whole batch.
@@ -53,6 +56,8 @@ def default_collate(items: list[Any], device: str | Device | None = None) -> Any
 
 
 def _collate(items: list[Any], backend: Backend, pin: bool = False) -> Any:
+    if not items:
+        raise ArgumentError("default_collate: cannot make a batch of no samples, got []")
     first = items[0]
     if isinstance(first, Tensor):
         return _stack_tensors(items, backend, pin)
@@ -71,7 +76,7 @@ def _collate(items: list[Any], backend: Backend, pin: bool = False) -> Any:
             return _host_to(items, backend)  # Python numbers: gg.tensor's dtype rules
         except ValueError as err:  # ragged nested lists
             raise ShapeError(f"cannot stack samples of different lengths: {err}") from None
-    raise TypeError(
+    raise ArgumentTypeError(
         f"default collation cannot batch samples of type {type(first).__name__}; "
         "pass collate_fn to the DataLoader"
     )
@@ -81,7 +86,14 @@ def _take(data: Any, index: np.ndarray, backend: Backend, pin: bool) -> Tensor:
     """Rows `index` of a Tensor or NumPy array, as a tensor of `backend`.
 
     One fancy-index where the data lives, then (only if needed) one copy to the target.
+    Indices are checked on the host first: CuPy would wrap an out-of-range one silently.
     """
+    n = len(data)
+    if index.size and (int(index.min()) < -n or int(index.max()) >= n):
+        bad = int(index.min()) if int(index.min()) < -n else int(index.max())
+        raise IndexOutOfRangeError(
+            f"DataLoader: sample index {bad} is out of range for a dataset of {n} samples"
+        )
     if isinstance(data, Tensor):
         source = data._backend
         rows = data.data[source.asarray(index)]
@@ -122,6 +134,9 @@ def _check_options(
     """Validate the DataLoader options that depend on each other, as PyTorch does; returns
     (batch_size, num_workers, prefetch_factor)."""
     where = "DataLoader"
+    _args.flag(where, "shuffle", shuffle)
+    _args.flag(where, "drop_last", drop_last)
+    _args.flag(where, "persistent_workers", persistent_workers)
     if batch_sampler is not None:
         if batch_size not in (1, None) or shuffle or sampler is not None or drop_last:
             raise ArgumentError(
@@ -197,6 +212,10 @@ class DataLoader:
         seed: int | None = None,
         device: str | Device | None = None,
     ) -> None:
+        check_dataset("DataLoader", dataset)
+        _args.flag("DataLoader", "pin_memory", pin_memory)
+        if collate_fn is not None:
+            _args.callable_("DataLoader", "collate_fn", collate_fn)
         batch_size, num_workers, prefetch = _check_options(
             batch_size, shuffle, sampler, batch_sampler, drop_last, num_workers,
             prefetch_factor, persistent_workers, seed, generator,

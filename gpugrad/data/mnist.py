@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import ArgumentError, DataFormatError, MissingFileError
 
 UBYTE = 0x08
 PREFIXES = {"train": "train", "test": "t10k", "t10k": "t10k"}
@@ -31,10 +31,14 @@ def _find(folder: Path, prefix: str, what: str, ndim: int) -> Path:
     for name in names:
         if (folder / name).is_file():
             return folder / name
-    raise FileNotFoundError(f"no MNIST {what} file in {folder}: looked for {', '.join(names)}")
+    raise MissingFileError(f"no MNIST {what} file in {folder}: looked for {', '.join(names)}")
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise DataFormatError(f"{path} is a folder, not an IDX file")
+    if not path.exists():
+        raise MissingFileError(f"no IDX file at {path}")
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] != b"\x1f\x8b":  # not gzip: the IDX bytes themselves
@@ -84,13 +88,13 @@ def load_mnist(path: str | os.PathLike[str], kind: str = "train") -> tuple[np.nd
 
     `kind` is "train" (train-images-idx3-ubyte, train-labels-idx1-ubyte) or "test"
     ("t10k-..."); files may be gzipped (".gz"). Bad or mismatched files raise DataFormatError
-    (a ValueError), missing ones FileNotFoundError.
+    (a ValueError), missing ones MissingFileError (a FileNotFoundError).
     """
     if kind not in PREFIXES:
-        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+        raise ArgumentError(f"load_mnist: kind must be 'train' or 'test', got {kind!r}")
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"load_mnist expects the folder holding the IDX files: {folder}")
+        raise MissingFileError(f"load_mnist expects the folder holding the IDX files: {folder}")
     prefix = PREFIXES[kind]
     images_path = _find(folder, prefix, "images", 3)
     labels_path = _find(folder, prefix, "labels", 1)

@@ -20,7 +20,7 @@ from ..errors import ArgumentError, ArgumentTypeError
 from ..generator import Generator, generator_rng
 from ..sampling import check_weights, multinomial
 from ..tensor import Tensor
-from .dataset import draw_seed
+from .dataset import check_dataset, draw_seed, index_array
 
 
 class Sampler(ABC):
@@ -61,7 +61,7 @@ class SequentialSampler(_OrderSampler):
     """0, 1, ..., len(data_source)-1, every epoch."""
 
     def __init__(self, data_source: Any) -> None:
-        self.data_source = data_source
+        self.data_source = check_dataset("SequentialSampler", data_source, "data_source")
 
     def order(self, epoch: int) -> np.ndarray:
         return np.arange(len(self.data_source), dtype=np.int64)
@@ -108,8 +108,8 @@ class RandomSampler(_SeededSampler):
     ) -> None:  # fmt: skip
         if num_samples is not None:
             num_samples = _args.size("RandomSampler", "num_samples", num_samples, minimum=0)
-        self.data_source = data_source
-        self.replacement = bool(replacement)
+        self.data_source = check_dataset("RandomSampler", data_source, "data_source")
+        self.replacement = _args.flag("RandomSampler", "replacement", replacement)
         self._num_samples = num_samples
         self.seed = _pick_seed(seed, generator, "RandomSampler")
 
@@ -140,7 +140,7 @@ class SubsetRandomSampler(_SeededSampler):
         self, indices: Sequence[int], generator: Generator | None = None, *,
         seed: int | None = None,
     ) -> None:  # fmt: skip
-        self.indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        self.indices = index_array("SubsetRandomSampler", indices)
         self.seed = _pick_seed(seed, generator, "SubsetRandomSampler")
 
     def order(self, epoch: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from .. import _args
 from ..errors import ArgumentError, ArgumentTypeError
 from ..generator import Generator
 from ..sampling import randperm
-from .dataset import Subset
+from .dataset import Subset, check_dataset
 
 
 def _split_lengths(n: int, lengths: Sequence[int | float]) -> list[int]:
@@ -64,7 +64,7 @@ def random_split(
     """Split `dataset` into non-overlapping random Subsets of the given `lengths` (sample
     counts summing to len(dataset), or fractions summing to 1). The shuffle comes from
     `generator` (a cpu `gg.Generator`) or the global stream."""
-    counts = _split_lengths(len(dataset), lengths)
+    counts = _split_lengths(len(check_dataset("random_split", dataset)), lengths)
     order = randperm(len(dataset), generator=generator).numpy()
     ends = np.cumsum(counts)
     return [Subset(dataset, order[end - count : end]) for count, end in zip(counts, ends)]

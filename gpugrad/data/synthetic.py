@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ArgumentError
 from .dataset import make_generator
 
 
 def _check_count(name: str, value: int, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+        raise ArgumentError(f"{name} must be an integer >= {least}, got {value!r}")
+    if value > 2**31:  # a data set, not an allocation NumPy would refuse with a bare error
+        raise ArgumentError(f"{name} must be at most 2**31, got {value!r}")
     return int(value)
 
 
 def _check_noise(noise: float) -> float:
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.number)):
+        raise ArgumentError(f"noise must be a finite number >= 0, got {noise!r}")
     if not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+        raise ArgumentError(f"noise must be a finite number >= 0, got {noise!r}")
     return float(noise)
 
 

@@ -13,9 +13,9 @@ from ..tensor import Tensor
 
 
 def tensor_arg(fn: str, name: str, x: Any) -> Tensor:
-    """`x` itself when it is a Tensor; TypeError otherwise."""
+    """`x` itself when it is a Tensor; DTypeError (a TypeError) otherwise."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{fn}: {name} must be a Tensor, got {type(x).__name__}")
+        raise DTypeError(f"{fn}: {name} must be a Tensor, got {type(x).__name__}")
     return x
 
 

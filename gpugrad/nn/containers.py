@@ -191,7 +191,7 @@ def pairs_of(kind: str, entries: Any) -> list[tuple[Any, Any]]:
     ):
         return list(entries.items())
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Iterable):
-        raise TypeError(f"{kind}.update takes a mapping or (key, value) pairs, got "
+        raise ArgumentTypeError(f"{kind}.update takes a mapping or (key, value) pairs, got "
                         f"{type(entries).__name__}")  # fmt: skip
     pairs = []
     for i, entry in enumerate(entries):

@@ -24,7 +24,13 @@ from ..errors import (
     ShapeError,
 )
 from ..ops import abs, exp, log, one_hot, relu, where
-from ..ops._support import as_tensor_like, first_outside, make_tensor, outside_range
+from ..ops._support import (
+    as_tensor_like,
+    first_outside,
+    make_tensor,
+    outside_range,
+    tensor_checked,
+)
 from ..ops.activation import (
     elu,
     gelu,
@@ -324,6 +330,7 @@ def cross_entropy(
     _check_reduction("cross_entropy", reduction)
     input = _class_input("cross_entropy", input)
     _args.number("cross_entropy", "label_smoothing", label_smoothing, low=0, high=1)
+    _args.integer("cross_entropy", "ignore_index", ignore_index)
     class_axis = 0 if input.ndim == 1 else 1
     classes = input.shape[class_axis]
     target = _target("cross_entropy", input, target)
@@ -413,6 +420,7 @@ def nll_loss(
     (N, C), (N, C, d1, ...) or (C,); "mean" averages over the labels that are not
     ignore_index (weighted by their class weights when `weight` is given)."""
     _check_reduction("nll_loss", reduction)
+    _args.integer("nll_loss", "ignore_index", ignore_index)
     input = _class_input("nll_loss", input)
     labels = _class_labels("nll_loss", input, target)
     class_axis = 0 if input.ndim == 1 else 1
@@ -441,6 +449,7 @@ def kl_div(input: Tensor, target: Any, reduction: str = "mean", log_target: bool
     target probabilities y (log-probabilities with log_target). "batchmean" divides the sum
     by the batch size (the true KL divergence per sample); "mean" by the element count."""
     _check_reduction("kl_div", reduction, (*REDUCTIONS, "batchmean"))
+    _args.flag("kl_div", "log_target", log_target)
     input, target = _pair("kl_div", input, target, "none")
     if log_target:
         loss = exp(target) * (target - input)
@@ -487,3 +496,9 @@ def multi_margin_loss(
         hinge = hinge * hinge
     loss = where(others, hinge, 0).sum(axis=-1) / classes
     return _reduce(loss, reduction)
+
+
+# As gg's functions: each checks its Tensor-annotated arguments before reading their shape.
+for _name in __all__:
+    globals()[_name] = tensor_checked(globals()[_name])
+del _name

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import autograd
+from .. import _args, autograd
 from ..dtypes import is_floating
 from ..errors import ArgumentError, ArgumentTypeError, DTypeError, ShapeError
 from ..tensor import Tensor
@@ -99,11 +99,15 @@ def _random(tensor: Tensor, kind: str) -> Any:
 
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill with draws from the uniform distribution on [a, b)."""
+    _args.number("uniform_", "a", a, finite=True)
+    _args.number("uniform_", "b", b, low=a, finite=True)
     return _fill(tensor, _random(tensor, "uniform") * (b - a) + a)
 
 
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill with draws from the normal distribution N(mean, std²)."""
+    _args.number("normal_", "mean", mean, finite=True)
+    _args.number("normal_", "std", std, low=0, finite=True)
     return _fill(tensor, _random(tensor, "normal") * std + mean)
 
 

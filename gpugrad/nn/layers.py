@@ -23,7 +23,7 @@ from ..creation import empty, ones, tensor, zeros
 from ..dtypes import float16
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..generator import Generator, generator_rng
-from ..ops._support import check_index_range
+from ..ops._support import check_index_range, require_tensor
 from ..tensor import Tensor, _make
 from . import init
 from .module import Module
@@ -71,6 +71,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Raise a ShapeError or DTypeError naming the shapes when x, weight and bias don't fit."""
+    require_tensor(x, "linear")
+    require_tensor(weight, "linear")
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
@@ -341,6 +343,8 @@ def _rows_summed_by_index(array_module: Any, shape: tuple[int, ...], indices: An
 def embedding(indices: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of `weight` picked by integer `indices`: output shape indices.shape + (dim,).
     Rows at `padding_idx` get no gradient."""
+    if weight.ndim != 2:
+        raise ShapeError(f"embedding: weight must be 2-D (num, dim), got shape {weight.shape}")
     backend = weight._backend
     if isinstance(indices, Tensor):
         if indices._backend is not backend:

@@ -169,7 +169,7 @@ class KLDivLoss(_Loss):
 
     def __init__(self, *, reduction: str = "mean", log_target: bool = False) -> None:
         super().__init__(reduction=reduction)
-        self.log_target = log_target
+        self.log_target = _args.flag("KLDivLoss", "log_target", log_target)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -7,11 +7,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from .. import autograd
+from .. import _args, autograd
 from ..autograd import Function, RemovableHandle, add_hook
 from ..backend import Device
 from ..dtypes import SUPPORTED, is_floating, to_dtype
-from ..errors import CheckpointError, GpugradError, GraphError
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    CheckpointError,
+    DTypeError,
+    GpugradError,
+    GraphError,
+)
 from ..ops import astype, to_device
 from ..tensor import Tensor, _is_device_name
 from .parameter import Parameter
@@ -71,6 +78,12 @@ class Module:
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
         """Register a Parameter under `name` (as assigning it does)."""
+        _check_name("register_parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise ArgumentTypeError(
+                f"register_parameter: {name!r} must be a Parameter or None, "
+                f"got {type(param).__name__}"
+            )
         setattr(self, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None) -> None:
@@ -83,18 +96,38 @@ class Module:
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Register a sub-module under `name` (as assigning it does)."""
+        _check_name("add_module", name)
+        if module is not None and not isinstance(module, Module):
+            raise ArgumentTypeError(
+                f"add_module: {name!r} must be a Module or None, got {type(module).__name__}"
+            )
         setattr(self, name, module)
 
     # --- calling -------------------------------------------------------------------------
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation; every subclass defines it."""
-        raise TypeError(f"{type(self).__name__} does not define forward()")
+        raise ArgumentTypeError(
+            f"{type(self).__name__} does not define forward(), so it cannot be called"
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         hooks = self.__dict__.get("_hooks")
-        if hooks is None or not (hooks["pre"] or hooks["forward"] or hooks["backward"]):
-            return self.forward(*args, **kwargs)  # no hooks (or all removed): one lookup
-        return _call_with_hooks(self, hooks, args, kwargs)
+        try:
+            if hooks is None or not (hooks["pre"] or hooks["forward"] or hooks["backward"]):
+                return self.forward(*args, **kwargs)  # no hooks (or all removed): one lookup
+            return _call_with_hooks(self, hooks, args, kwargs)
+        except GpugradError:
+            raise
+        except (AttributeError, TypeError) as exc:
+            # A list or a number where one of our layers reads a Tensor's .ndim: say so, typed
+            # (looked at only now that the call failed; a user's module may take anything).
+            ours = type(self).__module__.startswith("gpugrad.")
+            if ours and args and not isinstance(args[0], Tensor):
+                raise DTypeError(
+                    f"{type(self).__name__} expects a Tensor input, got {type(args[0]).__name__} "
+                    f"{args[0]!r:.60}; make it a tensor first with gg.tensor(...)"
+                ) from exc
+            raise
 
     # --- hooks ---------------------------------------------------------------------------
     def _hook_table(self, kind: str) -> dict[int, Callable[..., Any]]:
@@ -194,6 +227,7 @@ class Module:
     # --- modes and gradients -------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Switch training behaviour (dropout, batch statistics) on or off; returns self."""
+        _args.flag(type(self).__name__ + ".train", "mode", mode)
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -451,3 +485,12 @@ def _call_with_hooks(module: Module, hooks: dict[str, dict[int, Any]], args: tup
         if output.requires_grad:
             output = _HookOutput.apply(output, record=record)
     return output
+
+
+def _check_name(owner: str, name: Any) -> None:
+    """A sub-module or parameter name: a non-empty str without '.' (which would make its
+    state_dict key ambiguous)."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"{owner}: name must be a str, got {type(name).__name__}")
+    if not name or "." in name:
+        raise ArgumentError(f"{owner}: name must be non-empty and have no '.', got {name!r}")

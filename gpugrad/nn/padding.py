@@ -23,6 +23,8 @@ def _widths(x: Tensor, pad: Sequence[int], mode: str) -> list[tuple[int, int]]:
     """(before, after) for every axis of x, from PyTorch's flat last-axis-first `pad`."""
     if mode not in PAD_MODES:
         raise ArgumentError(f"pad: mode must be one of {PAD_MODES}, got {mode!r}")
+    if not isinstance(pad, Sequence) or isinstance(pad, str):
+        raise ArgumentError(f"pad: pad must be a sequence of ints, got {pad!r}")
     pad = tuple(pad)
     if not all(isinstance(p, int) and not isinstance(p, bool) for p in pad):
         raise ArgumentError(f"pad: the pad amounts must be ints, got {pad}")

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ..errors import IndexOutOfRangeError
+from ..errors import ArgumentTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
 from .containers import check_key, pairs_of
 from .module import Module
@@ -18,12 +18,12 @@ __all__ = ["ParameterDict", "ParameterList"]
 
 def as_parameter(kind: str, value: Any) -> Parameter:
     """`value` as a Parameter: itself, or a Tensor wrapped (sharing its data), as PyTorch's
-    containers do; TypeError for anything else."""
+    containers do; ArgumentTypeError (a TypeError) for anything else."""
     if isinstance(value, Parameter):
         return value
     if isinstance(value, Tensor):
         return Parameter(value)
-    raise TypeError(f"{kind} holds Parameters or Tensors, got {type(value).__name__}")
+    raise ArgumentTypeError(f"{kind} holds Parameters or Tensors, got {type(value).__name__}")
 
 
 class ParameterList(Module):
@@ -39,7 +39,7 @@ class ParameterList(Module):
     def _position(self, index: Any) -> str:
         n = len(self._parameters)
         if not isinstance(index, int) or isinstance(index, bool):
-            raise TypeError(f"ParameterList indices must be int, got {index!r}")
+            raise ArgumentTypeError(f"ParameterList indices must be int, got {index!r}")
         if not -n <= index < n:
             raise IndexOutOfRangeError(f"index {index} is out of range for ParameterList of {n}")
         return str(index % n)
@@ -65,8 +65,9 @@ class ParameterList(Module):
 
     def extend(self, values: Iterable[Any]) -> ParameterList:
         """Add each parameter of an iterable at the end (all checked first); returns self."""
-        if isinstance(values, Tensor):
-            raise TypeError("ParameterList.extend takes an iterable of Tensors, got one Tensor")
+        if isinstance(values, Tensor) or not isinstance(values, Iterable):
+            got = "one Tensor" if isinstance(values, Tensor) else type(values).__name__
+            raise ArgumentTypeError(f"ParameterList.extend takes an iterable of Tensors, got {got}")
         for value in [as_parameter("ParameterList", v) for v in values]:
             self.append(value)
         return self

@@ -17,6 +17,10 @@ class Unflatten(Module):
 
     def __init__(self, axis: int, unflattened_size: Sequence[int]) -> None:
         super().__init__()
+        if not isinstance(unflattened_size, Sequence) or isinstance(unflattened_size, str):
+            raise ArgumentError(
+                f"Unflatten: unflattened_size must be a sequence of ints, got {unflattened_size!r}"
+            )
         sizes = tuple(unflattened_size)
         if (
             not sizes

@@ -11,7 +11,7 @@ from typing import Any
 from ..autograd import Function
 from ..errors import DTypeError
 from ..tensor import Tensor
-from ._support import PY_SCALARS, as_operand, integer_limits, unbroadcast
+from ._support import PY_SCALARS, as_operand, integer_limits, tensor_among, unbroadcast
 
 
 # --- tensor (op) tensor --------------------------------------------------------------------
@@ -293,14 +293,14 @@ def _integer_power(base: Any, exponent: Any) -> None:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise larger of a and b (ties share the gradient equally)."""
-    if not isinstance(a, Tensor):
+    if tensor_among("maximum", a, b) is not a:
         a, b = b, a
     return Maximum.apply(a, as_operand(b, a, "maximum"))
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise smaller of a and b (ties share the gradient equally)."""
-    if not isinstance(a, Tensor):
+    if tensor_among("minimum", a, b) is not a:
         a, b = b, a
     return Minimum.apply(a, as_operand(b, a, "minimum"))
 
@@ -312,7 +312,5 @@ def neg(x: Tensor) -> Tensor:
 
 def _operands(a: Any, b: Any) -> tuple[Any, Any]:
     """Bring NumPy scalars, lists and arrays next to a Tensor onto its device."""
-    like = a if isinstance(a, Tensor) else b
-    if not isinstance(like, Tensor):
-        raise TypeError(f"expected a Tensor operand, got {type(a).__name__} and {type(b).__name__}")
+    like = tensor_among("this operation", a, b)
     return as_operand(a, like), as_operand(b, like)

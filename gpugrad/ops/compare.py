@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
+from ..autograd import _explain_failure as explain_failure
 from ..dtypes import default_float, is_floating
 from ..errors import DTypeError
 from ..tensor import Tensor
-from ._support import as_operand, as_tensor_like, make_tensor, unbroadcast
+from ._support import as_operand, as_tensor_like, make_tensor, tensor_among, unbroadcast
 from .convert import astype
 from .special import Sign
 
 
 def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor:
-    like = a if isinstance(a, Tensor) else b
+    like = tensor_among(name, a) if unary else tensor_among(name, a, b)
     backend = like._backend
     fn = getattr(backend, name) if hasattr(backend, name) else getattr(backend.xp, name)
     if unary:
@@ -22,7 +23,11 @@ def _no_grad_op(name: str, a: Any, b: Any = None, unary: bool = False) -> Tensor
     a, b = as_operand(a, like, name), as_operand(b, like, name)
     av = a.data if isinstance(a, Tensor) else a
     bv = b.data if isinstance(b, Tensor) else b
-    return make_tensor(backend.xp.asarray(fn(av, bv)), backend, None)
+    try:
+        out = fn(av, bv)
+    except (ValueError, TypeError, OverflowError) as exc:  # shapes that do not broadcast, ...
+        raise explain_failure(name, (a, b), exc) from exc
+    return make_tensor(backend.xp.asarray(out), backend, None)
 
 
 def eq(a: Any, b: Any) -> Tensor:
@@ -95,15 +100,15 @@ def isclose(
     a: Any, b: Any, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False
 ) -> Tensor:
     """|a - b| <= atol + rtol·|b|, elementwise (bool, no gradient), as NumPy and PyTorch."""
-    like = a if isinstance(a, Tensor) else b
-    if not isinstance(like, Tensor):
-        kinds = f"{type(a).__name__} and {type(b).__name__}"
-        raise DTypeError(f"isclose needs a Tensor argument, got {kinds}")
+    like = tensor_among("isclose", a, b)
     backend = like._backend
     a, b = as_operand(a, like, "isclose"), as_operand(b, like, "isclose")
     av = a.data if isinstance(a, Tensor) else a
     bv = b.data if isinstance(b, Tensor) else b
-    close = backend.isclose(av, bv, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    try:
+        close = backend.isclose(av, bv, rtol=rtol, atol=atol, equal_nan=equal_nan)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise explain_failure("isclose", (a, b), exc) from exc
     return make_tensor(backend.xp.asarray(close), backend, None)
 
 

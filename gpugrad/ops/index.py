@@ -14,10 +14,18 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _args
 from ..autograd import Function, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import first_outside, index_error, make_tensor, normalize_axis, outside_range
+from ._support import (
+    first_outside,
+    index_error,
+    make_tensor,
+    normalize_axis,
+    outside_range,
+    require_tensor,
+)
 
 
 def normalize_index(index: Any, x: Tensor, check: bool = True) -> tuple[Any, bool, bool]:
@@ -205,6 +213,10 @@ def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     piece may be smaller), as PyTorch's split."""
     axis = normalize_axis(axis, x.ndim, x.shape)
     n = x.shape[axis]
+    if isinstance(sizes, Sequence) and not isinstance(sizes, str):
+        sizes = [_args.size("split", "sizes", s, minimum=0) for s in sizes]
+    else:
+        sizes = _args.integer("split", "split_size", sizes)
     if isinstance(sizes, int):
         if sizes <= 0:
             raise ShapeError(f"split size must be positive, got {sizes}")
@@ -226,7 +238,7 @@ def split(x: Tensor, sizes: int | Sequence[int], axis: int = 0) -> list[Tensor]:
 def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """Split into `chunks` pieces of equal size (the last may be smaller, and there may be
     fewer pieces when x is short), as PyTorch's chunk."""
-    if chunks <= 0:
+    if _args.integer("chunk", "chunks", chunks) <= 0:
         raise ShapeError(f"chunks must be positive, got {chunks}")
     n = x.shape[normalize_axis(axis, x.ndim, x.shape)]
     return split(x, max(-(-n // chunks), 1), axis)
@@ -234,10 +246,12 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
 
 def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding: a new last axis of `num_classes` (max label + 1 when -1)."""
+    require_tensor(labels, "one_hot")
     if labels.data.dtype.kind not in "iu":
         raise DTypeError(f"one_hot needs integer labels, got {labels.dtype}")
     backend = labels._backend
     data = labels.data
+    num_classes = _args.integer("one_hot", "num_classes", num_classes)
     if num_classes < 0:
         num_classes = int(data.max()) + 1 if data.size else 0
     if data.size and (int(data.min()) < 0 or int(data.max()) >= num_classes):

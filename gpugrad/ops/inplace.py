@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import _args
 from ..autograd import Function, alias_info, bump_version, is_grad_enabled
 from ..errors import DTypeError, IndexOutOfRangeError, InplaceError, ShapeError
 from ..tensor import Tensor
@@ -92,7 +93,7 @@ def _raw(x: Tensor, other: Any, ufunc: str, what: str) -> Tensor:
     value = other.data if isinstance(other, Tensor) else other
     try:
         getattr(x._backend.xp, ufunc)(x.data, value, out=x.data, casting="same_kind")
-    except TypeError as exc:
+    except (TypeError, OverflowError) as exc:  # (a Python int too big for the dtype)
         dtype = getattr(value, "dtype", type(value).__name__)
         raise DTypeError(
             f"{what}: cannot store a {dtype} result in a {x.dtype} tensor in place"
@@ -112,14 +113,14 @@ def _arith(x: Tensor, other: Any, op: Callable, ufunc: str, what: str) -> Tensor
 
 def add_(x: Tensor, other: Any, alpha: float = 1) -> Tensor:
     """x += alpha * other, in place."""
-    if alpha != 1:
+    if _args.number("add_", "alpha", alpha) != 1:
         other = other * alpha
     return _arith(x, other, add, "add", "add_")
 
 
 def sub_(x: Tensor, other: Any, alpha: float = 1) -> Tensor:
     """x -= alpha * other, in place."""
-    if alpha != 1:
+    if _args.number("sub_", "alpha", alpha) != 1:
         other = other * alpha
     return _arith(x, other, sub, "subtract", "sub_")
 

@@ -7,7 +7,7 @@ from typing import Any
 from ..autograd import Function
 from ..errors import ShapeError
 from ..tensor import Tensor
-from ._support import as_tensor_like, unbroadcast
+from ._support import as_tensor_like, tensor_among, unbroadcast
 
 
 class MatMul(Function):
@@ -57,7 +57,7 @@ def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules (also the `@` operator)."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         # Python scalars become 0-d tensors too, so they meet matmul's ShapeError.
-        like = a if isinstance(a, Tensor) else b
+        like = tensor_among("matmul", a, b)
         a, b = as_tensor_like(a, like), as_tensor_like(b, like)
     return MatMul.apply(a, b)
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .. import _args
 from ..autograd import Function, share_version
 from ..errors import DTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import as_tensor_like, normalize_axes, normalize_axis
+from ._support import as_tensor_like, normalize_axes, normalize_axis, tensor_among
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -232,9 +233,7 @@ def _tensors(tensors: Sequence[Any], name: str) -> list[Tensor]:
     tensors = list(tensors)
     if not tensors:
         raise ShapeError(f"{name} needs at least one tensor")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
-    if like is None:
-        raise TypeError(f"{name} needs Tensors")
+    like = tensor_among(name, *tensors)
     return [as_tensor_like(t, like) for t in tensors]
 
 
@@ -258,11 +257,14 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
     if isinstance(pad_width, int):
         widths = ((pad_width, pad_width),) * x.ndim
     else:
-        pw = tuple(pad_width)
-        if len(pw) == 2 and all(isinstance(p, int) for p in pw):
-            widths = (pw,) * x.ndim
-        else:
-            widths = tuple(tuple(p) for p in pw)
+        try:
+            pw = tuple(pad_width)
+            if len(pw) == 2 and all(isinstance(p, int) for p in pw):
+                widths = (pw,) * x.ndim
+            else:
+                widths = tuple(tuple(p) for p in pw)
+        except TypeError:
+            raise ShapeError(f"pad_width {pad_width!r} is not an int, a pair or pairs") from None
     if len(widths) != x.ndim or any(b < 0 or a < 0 for b, a in widths):
         raise ShapeError(f"pad_width {pad_width} does not fit shape {x.shape}")
     return Pad.apply(x, pad_width=widths, value=value)
@@ -282,20 +284,28 @@ def repeat(x: Tensor, repeats: int | Sequence[int], axis: int | None = None) -> 
 
     counts = repeats if isinstance(repeats, (list, tuple)) else [repeats]
     for r in counts if not hasattr(repeats, "shape") else ():  # arrays: checked by the backend
-        if isinstance(r, bool) or not hasattr(r, "__index__") or r < 0:
+        if isinstance(r, bool) or not hasattr(r, "__index__") or not 0 <= r <= _args.MAX_ELEMENTS:
             raise ShapeError(f"repeat: repeats must be ints >= 0, got {repeats!r}")
     if axis is None:
         x, axis = flatten(x), 0
     axis = normalize_axis(axis, x.ndim, x.shape)
     backend = x._backend
     n = x.shape[axis]
-    index = backend.repeat(backend.arange(n), repeats)
+    try:
+        index = backend.repeat(backend.arange(n), repeats)
+    except (ValueError, TypeError) as exc:  # an array of repeats: wrong length or dtype
+        raise ShapeError(
+            f"repeat: repeats {repeats!r} do not fit axis {axis} of {n}: {exc}"
+        ) from None
     return take(x, index, axis)
 
 
 def tile(x: Tensor, reps: int | Sequence[int]) -> Tensor:
     """Repeat the whole tensor `reps` times along each axis, as NumPy's tile."""
-    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    if isinstance(reps, Sequence) and not isinstance(reps, str):
+        reps = tuple(_args.size("tile", "reps", r, minimum=0) for r in reps)
+    else:
+        reps = (_args.size("tile", "reps", reps, minimum=0),)
     ndim = max(len(reps), x.ndim)
     reps = (1,) * (ndim - len(reps)) + reps
     x = reshape(x, (1,) * (ndim - x.ndim) + x.shape)

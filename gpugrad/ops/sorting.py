@@ -69,9 +69,12 @@ def topk(x: Tensor, k: int, axis: int = -1, largest: bool = True, sorted: bool =
     original = x
     x, scalar = _as_vector(x)
     axis = normalize_axis(axis, x.ndim, x.shape)
-    if isinstance(k, bool) or not hasattr(k, "__index__"):
-        raise DTypeError(f"topk: k must be an int, got {k!r}")
-    k = operator.index(k)
+    try:
+        if isinstance(k, bool):
+            raise TypeError
+        k = operator.index(k)
+    except TypeError:
+        raise DTypeError(f"topk: k must be an int, got {k!r}") from None
     n = x.shape[axis]
     if not 0 <= k <= n:
         raise IndexOutOfRangeError(

@@ -8,6 +8,7 @@ in activation.py, on the backend's fused primitives.
 from __future__ import annotations
 
 from ..autograd import Function
+from ..errors import ArgumentError
 from ..tensor import Tensor
 
 
@@ -155,7 +156,7 @@ def abs(x: Tensor) -> Tensor:
 def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
     """Clamp into [min, max] (either bound may be None)."""
     if min is None and max is None:
-        raise ValueError("clip needs at least one of min and max")
+        raise ArgumentError("clip needs at least one of min and max, got min=None and max=None")
     return Clip.apply(x, low=min, high=max)
 
 

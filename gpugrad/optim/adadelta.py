@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _args
 from ..backend import Backend
-from ..errors import ArgumentError
 from .optimizer import Optimizer, ParamsT
 
 
@@ -33,8 +33,7 @@ class Adadelta(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        if not 0.0 <= group["rho"] <= 1.0:
-            raise ArgumentError(f"invalid rho: {group['rho']} (must be in [0, 1])")
+        _args.number("Adadelta", "rho", group["rho"], low=0, high=1)
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")

@@ -27,7 +27,7 @@ class Adamax(Optimizer):
         *,
         flat: bool = True,
     ) -> None:
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay}
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
         super().__init__(params, defaults, flat=flat)
 
     def _check_group(self, group: dict[str, Any]) -> None:

@@ -26,6 +26,14 @@ from .optimizer import Optimizer
 from .state_check import check_like
 
 
+def _check_optimizer(owner: str, optimizer: Any) -> None:
+    """A scheduler drives an Optimizer: anything else is refused before it is read."""
+    if not isinstance(optimizer, Optimizer):
+        raise ArgumentTypeError(
+            f"{owner}: {type(optimizer).__name__} is not an Optimizer, got {optimizer!r:.60}"
+        )
+
+
 class LRScheduler:
     """Base class: subclasses define `get_lr()`, the learning rates at step `last_epoch`
     computed from the groups' current ones, and may define `_closed_form_lr()`, the same from
@@ -35,8 +43,8 @@ class LRScheduler:
     _unsaved: tuple[str, ...] = ("optimizer", "_is_initial")
 
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise ArgumentTypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        _check_optimizer(type(self).__name__, optimizer)
+        last_epoch = _args.size(type(self).__name__, "last_epoch", last_epoch, minimum=-1)
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -83,7 +91,7 @@ class LRScheduler:
             self.last_epoch += 1
             lrs = self.get_lr()
         else:
-            self.last_epoch = int(epoch)
+            self.last_epoch = _args.integer(type(self).__name__ + ".step", "epoch", epoch)
             lrs = self._closed_form_lr()
         for group, lr in zip(self.optimizer.param_groups, lrs):
             group["lr"] = lr
@@ -151,7 +159,13 @@ class MultiStepLR(LRScheduler):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
-        self.milestones = sorted(int(m) for m in milestones)
+        if not isinstance(milestones, (Sequence, set)) or isinstance(milestones, str):
+            raise ArgumentTypeError(
+                f"MultiStepLR: milestones must be a list of ints, got {milestones!r}"
+            )
+        self.milestones = sorted(
+            _args.size("MultiStepLR", "milestones", m, minimum=0) for m in milestones
+        )
         self.gamma = float(_args.number("MultiStepLR", "gamma", gamma, low=0))
         super().__init__(optimizer, last_epoch)
 
@@ -195,6 +209,7 @@ class CosineAnnealingLR(LRScheduler):
         self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
     ) -> None:
         _args.size("CosineAnnealingLR", "T_max", T_max)
+        _args.number("CosineAnnealingLR", "eta_min", eta_min, finite=True)
         self.T_max, self.eta_min = int(T_max), float(eta_min)
         super().__init__(optimizer, last_epoch)
 
@@ -231,10 +246,8 @@ class LinearLR(LRScheduler):
         total_iters: int = 5,
         last_epoch: int = -1,
     ) -> None:
-        if not 0.0 < start_factor <= 1.0:
-            raise ArgumentError(f"start_factor must be in (0, 1], got {start_factor}")
-        if not 0.0 <= end_factor <= 1.0:
-            raise ArgumentError(f"end_factor must be in [0, 1], got {end_factor}")
+        _args.number("LinearLR", "start_factor", start_factor, low=0, low_open=True, high=1)
+        _args.number("LinearLR", "end_factor", end_factor, low=0, high=1)
         _args.size("LinearLR", "total_iters", total_iters)
         self.start_factor, self.end_factor = float(start_factor), float(end_factor)
         self.total_iters = int(total_iters)
@@ -266,8 +279,10 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list[float]:
             raise ArgumentError(
                 f"{name} has {len(value)} values for {len(optimizer.param_groups)} param groups"
             )
-        return [float(v) for v in value]
-    return [float(value)] * len(optimizer.param_groups)
+        return [float(_args.number("OneCycleLR", name, v, finite=True)) for v in value]
+    return [float(_args.number("OneCycleLR", name, value, finite=True))] * len(
+        optimizer.param_groups
+    )
 
 
 class OneCycleLR(LRScheduler):
@@ -294,24 +309,17 @@ class OneCycleLR(LRScheduler):
         three_phase: bool = False,
         last_epoch: int = -1,
     ) -> None:
+        _check_optimizer("OneCycleLR", optimizer)
         if total_steps is not None:
-            if int(total_steps) != total_steps or total_steps <= 0:
-                raise ArgumentError(f"total_steps must be a positive integer, got {total_steps}")
-            self.total_steps = int(total_steps)
+            self.total_steps = _args.size("OneCycleLR", "total_steps", total_steps)
         elif epochs is not None and steps_per_epoch is not None:
-            if epochs <= 0 or steps_per_epoch <= 0:
-                raise ArgumentError(
-                    f"epochs and steps_per_epoch must be positive, got {epochs}, {steps_per_epoch}"
-                )
-            self.total_steps = int(epochs) * int(steps_per_epoch)
+            self.total_steps = _args.size("OneCycleLR", "epochs", epochs) * _args.size(
+                "OneCycleLR", "steps_per_epoch", steps_per_epoch
+            )
         else:
             raise ArgumentError("give total_steps, or epochs and steps_per_epoch")
-        if not 0.0 <= pct_start <= 1.0:
-            raise ArgumentError(f"pct_start must be in [0, 1], got {pct_start}")
-        if anneal_strategy not in ("cos", "linear"):
-            raise ArgumentError(
-                f"anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
-            )
+        _args.number("OneCycleLR", "pct_start", pct_start, low=0, high=1)
+        _args.choice("OneCycleLR", "anneal_strategy", anneal_strategy, ("cos", "linear"))
         self.anneal_strategy = anneal_strategy
         up = float(pct_start * self.total_steps) - 1
         last = self.total_steps - 1
@@ -387,6 +395,8 @@ class OneCycleLR(LRScheduler):
 
 def _check_inner(kind: str, schedulers: Sequence[LRScheduler], optimizer: Optimizer) -> None:
     """Raise unless every scheduler is a stepping LRScheduler that drives `optimizer`."""
+    if not isinstance(schedulers, (list, tuple)):
+        raise ArgumentTypeError(f"{kind} takes a list of schedulers, got {schedulers!r}")
     if len(schedulers) < 1:
         raise ArgumentError(f"{kind} needs at least one scheduler, got none")
     for i, s in enumerate(schedulers):
@@ -427,6 +437,9 @@ class SequentialLR(LRScheduler):
         last_epoch: int = -1,
     ) -> None:
         _check_inner("SequentialLR", schedulers, optimizer)
+        if not isinstance(milestones, (list, tuple)):
+            raise ArgumentTypeError(f"SequentialLR: milestones must be a list, got {milestones!r}")
+        milestones = [_args.size("SequentialLR", "milestones", m, minimum=0) for m in milestones]
         if len(milestones) != len(schedulers) - 1:
             raise ArgumentError(
                 f"SequentialLR needs one milestone fewer than schedulers, got "
@@ -496,6 +509,10 @@ class ChainedScheduler(LRScheduler):
     def __init__(
         self, schedulers: Sequence[LRScheduler], optimizer: Optimizer | None = None
     ) -> None:
+        if not isinstance(schedulers, (list, tuple)):
+            raise ArgumentTypeError(
+                f"ChainedScheduler takes a list of schedulers, got {schedulers!r:.60}"
+            )
         if len(schedulers) < 1:
             raise ArgumentError("ChainedScheduler needs at least one scheduler, got none")
         if optimizer is None:
@@ -545,14 +562,23 @@ class ChainedScheduler(LRScheduler):
 
 def _lr_lambdas(kind: str, optimizer: Optimizer, lr_lambda: Any) -> list[Callable[[int], float]]:
     """One function per param group: `lr_lambda` itself for all, or a list of one each."""
+    _check_optimizer(kind, optimizer)
     n = len(optimizer.param_groups)
     lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
     if len(lambdas) != n:
         raise ArgumentError(f"{kind} got {len(lambdas)} lr_lambdas for {n} param groups")
     for i, fn in enumerate(lambdas):
         if not callable(fn):
-            raise TypeError(f"{kind}: lr_lambda {i} is a {type(fn).__name__}, not a function")
+            raise ArgumentTypeError(
+                f"{kind}: lr_lambda {i} is a {type(fn).__name__}, not a function"
+            )
     return lambdas
+
+
+def _factor(kind: str, fn: Callable[[int], float], t: int) -> float:
+    """`fn(t)`, which must be a real number (a str would multiply a float into a TypeError)."""
+    value = fn(t)
+    return _args.number(kind, f"lr_lambda({t})", value)
 
 
 class LambdaLR(LRScheduler):
@@ -576,7 +602,8 @@ class LambdaLR(LRScheduler):
     def get_lr(self) -> list[float]:
         """base_lr · lr_lambda(t) for each group."""
         t = self.last_epoch
-        return [base * fn(t) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
+        factors = [_factor("LambdaLR", fn, t) for fn in self.lr_lambdas]
+        return [base * factor for factor, base in zip(factors, self.base_lrs)]
 
 
 class MultiplicativeLR(LRScheduler):
@@ -600,7 +627,8 @@ class MultiplicativeLR(LRScheduler):
         if self._is_initial:
             return lrs
         t = self.last_epoch
-        return [lr * fn(t) for fn, lr in zip(self.lr_lambdas, lrs)]
+        factors = [_factor("MultiplicativeLR", fn, t) for fn in self.lr_lambdas]
+        return [lr * factor for factor, lr in zip(factors, lrs)]
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -625,28 +653,24 @@ class ReduceLROnPlateau(LRScheduler):
         min_lr: float | Sequence[float] = 0.0,
         eps: float = 1e-8,
     ) -> None:
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        if mode not in ("min", "max"):
-            raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
-        if threshold_mode not in ("rel", "abs"):
-            raise ArgumentError(f"threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}")
-        if not 0.0 <= factor < 1.0:
-            raise ArgumentError(f"factor must be in [0, 1) to reduce the lr, got {factor}")
+        owner = "ReduceLROnPlateau"
+        _check_optimizer(owner, optimizer)
+        _args.choice(owner, "mode", mode, ("min", "max"))
+        _args.choice(owner, "threshold_mode", threshold_mode, ("rel", "abs"))
+        _args.number(owner, "factor (in [0, 1) to reduce the lr)", factor, low=0, high=1,
+                     high_open=True)  # fmt: skip
         for name, value in (("patience", patience), ("cooldown", cooldown)):
-            if int(value) != value or value < 0:
-                raise ArgumentError(f"{name} must be a non-negative integer, got {value}")
+            _args.size(owner, name, value, minimum=0)
         for name, value in (("threshold", threshold), ("eps", eps)):
-            if value < 0:
-                raise ArgumentError(f"{name} must be >= 0, got {value}")
+            _args.number(owner, name, value, low=0, finite=True)
         self.optimizer = optimizer
         n = len(optimizer.param_groups)
         if isinstance(min_lr, (list, tuple)):
             if len(min_lr) != n:
                 raise ArgumentError(f"got {len(min_lr)} min_lr values for {n} param groups")
-            self.min_lrs = [float(m) for m in min_lr]
+            self.min_lrs = [float(_args.number(owner, "min_lr", m, low=0)) for m in min_lr]
         else:
-            self.min_lrs = [float(min_lr)] * n
+            self.min_lrs = [float(_args.number(owner, "min_lr", min_lr, low=0))] * n
         self.mode, self.threshold_mode = mode, threshold_mode
         self.factor, self.threshold, self.eps = float(factor), float(threshold), float(eps)
         self.patience, self.cooldown = int(patience), int(cooldown)
@@ -667,7 +691,15 @@ class ReduceLROnPlateau(LRScheduler):
     def step(self, metric: Any, epoch: int | None = None) -> None:  # type: ignore[override]
         """Record one evaluation of the metric; reduce the lr after too many without
         improvement."""
-        current = float(metric)
+        try:
+            current = float(metric)
+        except (TypeError, ValueError):
+            raise ArgumentTypeError(
+                f"ReduceLROnPlateau.step: metric must be a number or a one-element Tensor, "
+                f"got {type(metric).__name__} {metric!r}"
+            ) from None
+        if epoch is not None:
+            _args.integer("ReduceLROnPlateau.step", "epoch", epoch)
         self.last_epoch = self.last_epoch + 1 if epoch is None else int(epoch)
         if self.is_better(current, self.best):
             self.best = current

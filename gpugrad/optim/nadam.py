@@ -31,7 +31,7 @@ class NAdam(Optimizer):
     ) -> None:
         defaults = {
             "lr": lr,
-            "betas": tuple(betas),
+            "betas": betas,
             "eps": eps,
             "weight_decay": weight_decay,
             "momentum_decay": momentum_decay,

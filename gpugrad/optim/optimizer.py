@@ -347,6 +347,7 @@ class Optimizer:
         closure re-evaluates the model and returns the loss, with gradients enabled)."""
         loss = None
         if closure is not None:
+            _args.callable_(f"{type(self).__name__}.step", "closure", closure)
             with enable_grad():
                 loss = closure()
         with no_grad():
