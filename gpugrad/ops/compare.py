@@ -129,10 +129,10 @@ class Where(Function):
 
     def backward(self, xp, g):
         sa, sb = self.shapes
-        return (
-            unbroadcast(xp.where(self.cond, g, 0), sa),
-            unbroadcast(xp.where(self.cond, 0, g), sb),
-        )
+        # A constant side (attention's -inf fill, say) needs no gradient: skip its pass.
+        ga = unbroadcast(xp.where(self.cond, g, 0), sa) if self.needs_grad(0) else None
+        gb = unbroadcast(xp.where(self.cond, 0, g), sb) if self.needs_grad(1) else None
+        return ga, gb
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
