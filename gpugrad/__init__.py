@@ -100,12 +100,14 @@ from . import utils  # gpugrad.data at PyTorch's address, gg.utils.data
 from . import distributed  # process groups and collectives over MPI / NCCL
 
 # isort: split
-# Last, once every public function exists: PyTorch's dim=/keepdim= get a message naming axis=.
+# Last, once every public function exists: one guard explains a failed call by its arguments
+# (PyTorch's dim=/keepdim= -> axis=/keepdims=, an unknown keyword, a list where a Tensor goes).
 import sys as _sys
 
-from . import torch_names as _torch_names
+from . import call_guard as _call_guard
 
-_torch_names.install(
-    [ops, _sys.modules[__name__], nn.functional],
-    [Tensor, *(c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.Module))],
+_call_guard.install(
+    [ops, _sys.modules[__name__], nn.functional, linalg],
+    Tensor,
+    [c for c in vars(nn).values() if isinstance(c, type) and issubclass(c, nn.Module)],
 )

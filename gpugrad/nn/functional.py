@@ -29,7 +29,6 @@ from ..ops._support import (
     first_outside,
     make_tensor,
     outside_range,
-    tensor_checked,
 )
 from ..ops.activation import (
     elu,
@@ -496,9 +495,3 @@ def multi_margin_loss(
         hinge = hinge * hinge
     loss = where(others, hinge, 0).sum(axis=-1) / classes
     return _reduce(loss, reduction)
-
-
-# As gg's functions: each checks its Tensor-annotated arguments before reading their shape.
-for _name in __all__:
-    globals()[_name] = tensor_checked(globals()[_name])
-del _name

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..creation import zeros_like  # for backward formulas (xp.zeros_like); gg exports it
 from ..tensor import Tensor
-from ._support import tensor_checked, unbroadcast
+from ._support import unbroadcast
 from .activation import (
     activation_backward,
     activation_forward,
@@ -235,15 +235,9 @@ def _bind_methods() -> None:
         "histogram": histogram,
     }  # fmt: skip
     for name, fn in {**operators, **methods}.items():
-        setattr(Tensor, name, tensor_checked(fn, bound=True))
+        setattr(Tensor, name, fn)
     Tensor.T = property(transpose, doc="The tensor with its axes reversed (NumPy's .T).")
     Tensor.mT = property(matrix_transpose, doc="The last two axes swapped (PyTorch's .mT).")
 
 
 _bind_methods()
-
-# After binding (a method's self is always a Tensor): the exported functions check their
-# Tensor arguments, so gg.reshape([1, 2], 2) raises a DTypeError, not an AttributeError.
-for _name in __all__:
-    globals()[_name] = tensor_checked(globals()[_name])
-del _name

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 import operator
-from collections.abc import Callable
 from typing import Any
 
 from ..autograd import _device_mismatch, _not_a_tensor
-from ..errors import DeviceError, DTypeError, GpugradError, IndexOutOfRangeError, ShapeError
+from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
 
@@ -29,12 +26,10 @@ __all__ = [
     "refuse_sequence",
     "require_tensor",
     "tensor_among",
-    "tensor_checked",
     "unbroadcast",
 ]
 
 PY_SCALARS = (int, float, bool)
-_ABSENT = object()
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
@@ -197,41 +192,6 @@ def index_error(
         f"{op}: index {value} is out of range for axis {axis} of size {size} "
         f"(tensor shape {shape}; valid: {valid})"
     )
-
-
-def tensor_checked(fn: Callable[..., Any], bound: bool = False) -> Callable[..., Any]:
-    """`fn`, answering a call that fails on an argument annotated `Tensor` that is not one
-    (nor None, where the annotation allows it) with the DTypeError Function.apply raises for
-    a non-Tensor: `gg.reshape([1, 2], 2)` would otherwise leak an AttributeError from reading
-    `.ndim`. The arguments are looked at only after the call failed, so correct calls pay one
-    frame, and a function's own typed error for the same mistake comes first. Functions with
-    no such argument are returned as they are; so are methods (`bound`: self is always a
-    Tensor) with no Tensor argument besides self, which keeps x.sum() one call."""
-    names = list(inspect.signature(fn).parameters)
-    hints = fn.__annotations__
-    checked_params = [
-        (i, name, hints[name] == "Tensor | None")
-        for i, name in enumerate(names)
-        if hints.get(name) in ("Tensor", "Tensor | None")
-    ]
-    if not checked_params or (bound and [i for i, _, _ in checked_params] == [0]):
-        return fn
-
-    @functools.wraps(fn)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except GpugradError:
-            raise
-        except (AttributeError, TypeError, ValueError, IndexError):
-            for i, name, optional in checked_params:
-                x = args[i] if i < len(args) else kwargs.get(name, _ABSENT)
-                if x is _ABSENT or isinstance(x, Tensor) or (x is None and optional):
-                    continue  # (an absent argument is Python's to complain about)
-                raise _not_a_tensor(f"{fn.__name__}: {name}", x) from None
-            raise
-
-    return checked
 
 
 def tensor_among(op: str, *operands: Any) -> Tensor:
