@@ -38,36 +38,38 @@ _MARK = "__gpugrad_call_guard__"
 class _Plan:
     """What the guard needs to know about one function, worked out once."""
 
-    label: str  # how messages name the function: "sum", "Linear", "Tensor.backward"
+    label: str  # how messages name it: "sum", "Tensor.backward"; ".forward" for a layer's
+    by_instance: bool  # a layer's __init__/forward: named after type(self) ("Conv2d.forward")
     signature: inspect.Signature
     axes: tuple[str, ...]  # its axis-like parameters (axis, start_axis, keepdims, ...)
-    tensors: tuple[tuple[str, bool], ...]  # (parameter annotated Tensor, None allowed)
-    takes_any_keyword: bool  # a **kwargs parameter
+    tensors: tuple[tuple[str, bool], ...]  # (a parameter annotated Tensor, None allowed)
+    takes_any_keyword: bool  # it has a **kwargs parameter
 
 
-def _label(fn: Callable[..., Any]) -> str:
-    name = fn.__qualname__ if "<locals>" not in fn.__qualname__ else fn.__name__
-    return name.removesuffix(".__init__")
-
-
-def _plan(fn: Callable[..., Any], method: bool) -> _Plan | None:
-    """The plan for `fn`, or None when it takes no argument worth checking (a method whose
-    only parameter is self, a function of no parameters) or has no readable signature."""
+def _plan(fn: Callable[..., Any], method: bool, by_instance: bool) -> _Plan | None:
+    """The plan for `fn`, or None when it takes no argument worth checking (only self, none
+    at all, or only *args/**kwargs not annotated Tensor) or has no readable signature."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return None
-    names = list(signature.parameters)
-    if len(names) <= (1 if method else 0):
-        return None
-    axes = tuple(n for n in names if "axis" in n or n in ("axes", "keepdims"))
+    params = signature.parameters
+    arguments = list(params.values())[1 if method else 0 :]  # (a method's self is a Tensor)
     tensors = tuple(
-        (name, p.annotation == "Tensor | None")
-        for name, p in signature.parameters.items()
+        (p.name, p.annotation == "Tensor | None")
+        for p in arguments
         if p.annotation in ("Tensor", "Tensor | None")
     )
-    any_keyword = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-    return _Plan(_label(fn), signature, axes, tensors, any_keyword)
+    free = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    if not tensors and all(p.kind in free for p in arguments):  # (true of no arguments too)
+        return None
+    axes = tuple(n for n in params if "axis" in n or n in ("axes", "keepdims"))
+    any_keyword = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if by_instance:
+        label = "" if fn.__name__ == "__init__" else "." + fn.__name__
+    else:
+        label = fn.__qualname__ if "<locals>" not in fn.__qualname__ else fn.__name__
+    return _Plan(label, by_instance, signature, axes, tensors, any_keyword)
 
 
 def _gpugrad_spelling(keyword: str, plan: _Plan) -> str | None:
@@ -83,43 +85,40 @@ def _gpugrad_spelling(keyword: str, plan: _Plan) -> str | None:
 
 def _explain(plan: _Plan, args: tuple[Any, ...], kwargs: dict[str, Any]) -> GpugradError | None:
     """The typed error that explains a failed call by its arguments (rules 1-3), or None."""
+    label = type(args[0]).__name__ + plan.label if plan.by_instance and args else plan.label
     for keyword in kwargs:
         better = _gpugrad_spelling(keyword, plan)
         if better is not None:
             return KeywordError(
-                f"{plan.label}() takes {better}=, not PyTorch's {keyword}= "
+                f"{label}() takes {better}=, not PyTorch's {keyword}= "
                 f"(gpugrad names axes as NumPy does: axis=, keepdims=)"
             )
     params = plan.signature.parameters
     unknown = [k for k in kwargs if k not in params]
-    reason = None
-    if unknown and not plan.takes_any_keyword:  # named before a missing argument, if both
-        reason = f"got an unexpected keyword argument {unknown[0]!r}"
-    else:
-        try:
-            bound = plan.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            reason = str(exc)
-    if reason is not None:
+    try:
+        if unknown and not plan.takes_any_keyword:  # named even when an argument is missing too
+            raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
+        bound = plan.signature.bind(*args, **kwargs)
+    except TypeError as exc:
         names = ", ".join(n for n in params if n != "self")
-        return ArgumentTypeError(f"{plan.label}(): {reason}; its parameters are ({names})")
+        return ArgumentTypeError(f"{label}(): {exc}; its parameters are ({names})")
     for name, optional in plan.tensors:
         if name not in bound.arguments:
-            continue  # a default
+            continue  # left at its default
         value = bound.arguments[name]
-        kind = plan.signature.parameters[name].kind
-        for x in value if kind is inspect.Parameter.VAR_POSITIONAL else (value,):
+        many = params[name].kind is inspect.Parameter.VAR_POSITIONAL
+        for x in value if many else (value,):
             if not isinstance(x, Tensor) and not (x is None and optional):
-                return _not_a_tensor(f"{plan.label}: {name}", x)
+                return _not_a_tensor(f"{label}: {name}", x)
     return None
 
 
-def _guard(fn: Callable[..., Any], method: bool = False) -> Callable[..., Any]:
+def _guard(fn: Callable[..., Any], method: bool, by_instance: bool = False) -> Callable[..., Any]:
     """`fn` behind the guard: the same wrapper wherever fn is installed, never a second one."""
     if getattr(fn, _MARK, False):
         return fn
-    plan = _plan(fn, method)
-    if plan is None:  # (x.exp() stays a direct call even though gg.exp(x) is guarded)
+    plan = _plan(fn, method, by_instance)
+    if plan is None:  # (so x.exp() stays a direct call although gg.exp(x) is guarded)
         return fn
     cached = _GUARDED.get(id(fn))
     if cached is not None:
@@ -142,19 +141,27 @@ def _guard(fn: Callable[..., Any], method: bool = False) -> Callable[..., Any]:
     return guarded
 
 
-def install(modules: Iterable[ModuleType], tensor: type, layers: Iterable[type]) -> None:
-    """Guard the public functions of `modules`, the public methods of `tensor`, and the
-    `__init__` and `forward` of each class in `layers` (once each; installing again is a
-    no-op)."""
+def install(
+    modules: Iterable[ModuleType], tensor: type | None = None, layers: Iterable[type] = ()
+) -> None:
+    """Guard the public functions of `modules` (those in its `__all__` where it has one),
+    the public methods of `tensor`, and the `__init__` and `forward` that each class in
+    `layers` has, in the class that defines it (so Conv2d's, inherited from a private base,
+    is guarded once for all its subclasses). Installing again changes nothing."""
     for module in modules:
-        for name, value in list(vars(module).items()):
+        # A module's __all__ says what it exports; its other globals are helpers it calls
+        # itself (F's make_tensor), which should not pay for a guard.
+        names = getattr(module, "__all__", None) or list(vars(module))
+        for name in names:
+            value = vars(module).get(name)
             if not name.startswith("_") and inspect.isfunction(value):
-                setattr(module, name, _guard(value))
-    for name, value in list(vars(tensor).items()):
-        if not name.startswith("_") and inspect.isfunction(value):
-            setattr(tensor, name, _guard(value, method=True))
+                setattr(module, name, _guard(value, method=False))
+    if tensor is not None:
+        for name, value in list(vars(tensor).items()):
+            if not name.startswith("_") and inspect.isfunction(value):
+                setattr(tensor, name, _guard(value, method=True))
     for cls in layers:
         for name in ("__init__", "forward"):
-            value = vars(cls).get(name)
-            if inspect.isfunction(value):
-                setattr(cls, name, _guard(value, method=True))
+            owner = next(c for c in cls.__mro__ if name in vars(c))
+            if inspect.isfunction(vars(owner)[name]):
+                setattr(owner, name, _guard(vars(owner)[name], method=True, by_instance=True))

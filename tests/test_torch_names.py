@@ -1,5 +1,6 @@
 """PyTorch's axis keywords (dim=, keepdim=, start_dim=, ...) raise a KeywordError naming gpugrad's
-spelling, from one place (gpugrad/torch_names.py), for every public function that takes an axis."""
+spelling, from one place (rule 1 of gpugrad/call_guard.py), for every public function that takes an
+axis."""
 
 from __future__ import annotations
 
@@ -38,8 +39,14 @@ def test_pytorch_axis_keywords_name_the_gpugrad_spelling(device, call, named):
 
 def _public_callables_with_an_axis():
     seen = {}
-    for owner, namespace in (("gg", vars(gg)), ("F", vars(F)), ("Tensor", vars(gg.Tensor))):
-        for name, fn in namespace.items():
+    # F's API is its __all__ (helpers it imports for itself, such as pick_along_axis, are not).
+    for owner, holder, names in (
+        ("gg", gg, vars(gg)),
+        ("F", F, F.__all__),
+        ("Tensor", gg.Tensor, vars(gg.Tensor)),
+    ):
+        for name in names:
+            fn = getattr(holder, name)
             if name.startswith("_") or not inspect.isfunction(fn):
                 continue
             params = inspect.signature(inspect.unwrap(fn)).parameters
@@ -65,6 +72,8 @@ def test_every_function_that_takes_an_axis_answers_dim():
 def test_correct_calls_and_other_mistakes_are_unchanged():
     x = gg.ones(2, 3)
     assert x.sum(axis=1, keepdims=True).shape == (2, 1)
-    with pytest.raises(TypeError, match="foo") as info:
-        x.sum(foo=1)
+    with pytest.raises(gg.ArgumentTypeError, match="foo") as info:
+        x.sum(foo=1)  # an unknown keyword that is not PyTorch's: rule 2, not rule 1
     assert not isinstance(info.value, KeywordError)
+    with pytest.raises(gg.ShapeError, match="5"):
+        x.sum(axis=5)  # the function's own typed error passes through
