@@ -25,7 +25,9 @@ of it here):
 * ERF32: erf(x)/x in z = x² on [0, ERF32_END²] (degrees 7/7): erf(x) = x·P/Q, odd and exact at 0;
   at x = ERF32_END = 4, erf is 1 - 1.5e-8, which rounds to 1 in float32 and float16;
 * ERFC32: erfcx(a) = exp(a²)·erfc(a) in z = a on [ERFC32_START, ERFC32_END] (degrees 6/6):
-  erfc(a) = exp(-a²)·P/Q; erfc(10.5) ~ 1e-49 is 0 in float32.
+  erfc(a) = exp(-a²)·P/Q; erfc(10.5) ~ 1e-49 is 0 in float32;
+* ERFC32_SMALL: erf(x)/x in z = x² on [0, ERFC32_START²], a polynomial (degree 4, Q = 1) for
+  erfc(x) = 1 - x·P below ERFC32_START, cheaper than ERF32 over the whole range.
 
 The script also checks that each Q stays positive on its range (no pole).
 """
@@ -49,6 +51,7 @@ ERF32_DEGREES = (7, 7)  # of P and Q
 ERFC32_START = 0.5
 ERFC32_END = 10.5
 ERFC32_DEGREES = (6, 6)
+ERFC32_SMALL_DEGREES = (4, 0)
 GRID = 2000  # points per rational range where its error is measured
 DIGITS = 50
 TARGET = Path(__file__).resolve().parent.parent / "gpugrad" / "backend" / "erf_table.py"
@@ -142,10 +145,13 @@ def fit_rational(
 
 
 def rationals() -> dict[str, tuple[list[mp.mpf], list[mp.mpf], mp.mpf]]:
-    """The float32 rationals by name: (P, Q, worst relative error)."""
+    """The float32 rationals (and polynomial) by name: (P, Q, worst relative error)."""
     return {
         "ERF32": fit_rational(erf_over_x, mp.mpf(0), mp.mpf(ERF32_END) ** 2, ERF32_DEGREES),
         "ERFC32": fit_rational(erfcx, mp.mpf(ERFC32_START), mp.mpf(ERFC32_END), ERFC32_DEGREES),
+        "ERFC32_SMALL": fit_rational(
+            erf_over_x, mp.mpf(0), mp.mpf(ERFC32_START) ** 2, ERFC32_SMALL_DEGREES
+        ),
     }
 
 
@@ -165,7 +171,8 @@ def render(rows: list[list[mp.mpf]], fitted: dict[str, tuple]) -> str:
         "s = (a - centre)/half-width, erf(a)/a below SMALL_BELOW and a·erfcx(a) from there on,",
         "accurate to ~1e-16 relative. <NAME>_P and <NAME>_Q = (c0, c1, ...) of the float32",
         "rationals P(z)/Q(z): ERF32 is erf(x)/x at z = x² for |x| <= ERF32_END, ERFC32 is",
-        "exp(a²)·erfc(a) at z = a in [ERFC32_START, ERFC32_END]; both within ~1e-8 relative.",
+        "exp(a²)·erfc(a) at z = a in [ERFC32_START, ERFC32_END], ERFC32_SMALL (P only) is",
+        "erf(x)/x at z = x² for |x| <= ERFC32_START; all within ~1e-8 relative.",
         '"""',
         "",
         f"ROW_BITS = {ROW_BITS}",
@@ -179,7 +186,8 @@ def render(rows: list[list[mp.mpf]], fitted: dict[str, tuple]) -> str:
         "# fmt: off",
     ]
     for name, (p, q, _) in fitted.items():
-        for part, coefficients in (("P", p), ("Q", q)):
+        parts = (("P", p), ("Q", q)) if len(q) > 1 else (("P", p),)  # a polynomial: no Q
+        for part, coefficients in parts:
             lines += [f"{name}_{part} = (", *_numbers(coefficients, "    "), ")"]
     lines.append("ROWS_FLOAT64 = (")
     for row in rows:

@@ -5,7 +5,8 @@ ROWS_FLOAT64[k] = (centre, 1/half-width, c0, c1, ...) of row k: p(s) = Σ c_i·s
 s = (a - centre)/half-width, erf(a)/a below SMALL_BELOW and a·erfcx(a) from there on,
 accurate to ~1e-16 relative. <NAME>_P and <NAME>_Q = (c0, c1, ...) of the float32
 rationals P(z)/Q(z): ERF32 is erf(x)/x at z = x² for |x| <= ERF32_END, ERFC32 is
-exp(a²)·erfc(a) at z = a in [ERFC32_START, ERFC32_END]; both within ~1e-8 relative.
+exp(a²)·erfc(a) at z = a in [ERFC32_START, ERFC32_END], ERFC32_SMALL (P only) is
+erf(x)/x at z = x² for |x| <= ERFC32_START; all within ~1e-8 relative.
 """
 
 ROW_BITS = 3
@@ -36,6 +37,10 @@ ERFC32_Q = (
     1.0, 2.74957720597133, 3.365820423802603,
     2.3753473629147015, 1.0405132144686005, 0.2747789720828713,
     0.03836375615449496,
+)
+ERFC32_SMALL_P = (
+    1.1283791656017914, -0.37612609007469805, 0.11282831428465862,
+    -0.026757732735015517, 0.004719082567218814,
 )
 ROWS_FLOAT64 = (
     (0.0625, 16.0,

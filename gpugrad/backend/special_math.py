@@ -16,16 +16,17 @@ of them gathers from the table.
 
 float32 and float16 results need only ~1e-8 relative and take no table: two rationals (same
 tool), evaluated in float64 arithmetic and rounded once, so each result is within 1 ulp of the
-exact value rounded to its dtype (measured; the rationals are within 1.4e-8 relative, a fifth
-of a float32 ulp, and float64 rounding adds ~1e-15):
+exact value rounded to its dtype (measured; the approximations are within 1.4e-8 relative, a
+fifth of a float32 ulp, and float64 rounding adds ~1e-15):
 
     erf(x) = x·P(x²)/Q(x²)                with x clipped to ±4, where erf rounds to ±1;
-    erfc(x) = exp(-x²)·P'(x)/Q'(x)        for x >= 1/2 (x clipped to 10.5: erfc is 0 there),
-    erfc(x) = 1 - erf(x)                  below 1/2 (1 - erf >= 1/2: no cancellation).
+    erfc(a) = exp(-a²)·P'(a)/Q'(a)        for a = |x| >= 1/2 (clipped to 10.5: erfc is 0),
+    erfc(x) = 1 - x·P''(x²)               for |x| < 1/2 (1 - erf > 1/2: no cancellation),
+    erfc(-a) = 2 - erfc(a).
 
 A float32 x is exact in float64 and so is x², so exp(-x²) needs no split. erf is about 33
-array operations per element and no gathers; float32 arithmetic would halve the cost per
-operation but measured up to 8 ulp with these rationals, hence float64.
+array operations per element, erfc about 40, and no gathers; float32 arithmetic would halve
+the cost per operation but measured up to 8 ulp with these rationals, hence float64.
 
 Everything runs over blocks of BLOCK elements so that the temporaries stay in the CPU caches.
 The functions take the backend `ns` and use its array module `ns.xp`, so they would run on
@@ -171,7 +172,9 @@ def _erfc_single_block(ns: Any, x: Any) -> Any:
     tail = ns.exp(a * -a)
     tail *= _polynomial(erf_table.ERFC32_P, a)
     tail /= _polynomial(erf_table.ERFC32_Q, a)
-    return ns.where(x < erf_table.ERFC32_START, 1 - _erf_single_block(ns, x), tail)
+    small = _polynomial(erf_table.ERFC32_SMALL_P, x * x)
+    small *= x
+    return ns.where(a < erf_table.ERFC32_START, 1 - small, ns.where(x < 0, 2 - tail, tail))
 
 
 def erf(ns: Any, x: Any) -> Any:
