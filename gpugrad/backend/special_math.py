@@ -14,9 +14,9 @@ exact: a² rounded to float64 is off by up to 6e-14 near a = 27, and exp would t
 as much relative error (W. J. Cody's trick). That is about 40 array operations per element, 12
 of them gathers from the table.
 
-float32 and float16 results need only ~1e-8 relative and take no table: two rationals (same
-tool), evaluated in float64 arithmetic and rounded once, so each result is within 1 ulp of the
-exact value rounded to its dtype (measured; the approximations are within 1.4e-8 relative, a
+float32 and float16 results need only ~1e-8 relative and take no table: two rationals and a
+polynomial (same tool), evaluated in float64 arithmetic and rounded once, so each result is
+within 1 ulp of the exact value rounded to its dtype (measured; they are within 1.4e-8 relative, a
 fifth of a float32 ulp, and float64 rounding adds ~1e-15):
 
     erf(x) = x·P(x²)/Q(x²)                with x clipped to ±4, where erf rounds to ±1;
