@@ -1,9 +1,10 @@
 """erf and erfc of the backends (gpugrad/backend/special_math.py) against Python's libm.
 
 float64: relative error against math.erf/math.erfc on a dense grid over [-30, 30], random points,
-tiny and subnormal values, ±0, ±inf and NaN. float32 and float16: within 1 ulp of the float64
-reference rounded to the dtype (float16 on every one of its finite values). Both routes of the
-NumPy backend: the own implementation and SciPy's (a stand-in module here: SciPy is optional).
+tiny and subnormal values, ±0, ±inf and NaN. float32 and float16 (rationals, not the table):
+within 1 ulp of the float64 reference rounded to the dtype (float16 on every one of its finite
+values, float32 also on every value around the rationals' range ends). Both routes of the NumPy
+backend: the own implementation and SciPy's (a stand-in module here: SciPy is optional).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpugrad.backend import get_backend, special_math
+from gpugrad.backend import erf_table, get_backend, special_math
 
 TINY = np.finfo(np.float64).tiny  # below it erfc is subnormal: errors count against TINY
 _libm_erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -114,6 +115,38 @@ def test_float32_within_one_ulp_of_the_rounded_reference(own, rng, name) -> None
     ulps = _ulps(got, want)
     worst = int(np.argmax(ulps))
     assert ulps[worst] <= 1, f"{name}({x[worst]!r}) = {got[worst]!r}, want {want[worst]!r}"
+
+
+def _float32_neighbours(centre: float, count: int) -> np.ndarray:
+    """The 2·count + 1 consecutive float32 values around `centre`, of both signs."""
+    bits = np.array(centre, np.float32).view(np.int32) + np.arange(-count, count + 1)
+    values = bits.astype(np.int32).view(np.float32)
+    return np.concatenate([values, -values])
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+def test_float32_within_one_ulp_around_the_range_ends(own, name) -> None:
+    # Where erfc switches from 1 - erf to its own rational (1/2), where erf reaches 1 in float32
+    # (3.92) and is clipped (4), where erfc underflows (10.05) and is clipped (10.5).
+    ends = (erf_table.ERFC32_START, 3.92, erf_table.ERF32_END, 10.05, erf_table.ERFC32_END)
+    x = np.concatenate([_float32_neighbours(end, 5_000) for end in ends])
+    got = getattr(get_backend("cpu"), name)(x)
+    want = REFERENCE[name](x.astype(np.float64)).astype(np.float32)
+    ulps = _ulps(got, want)
+    worst = int(np.argmax(ulps))
+    assert ulps[worst] <= 1, f"{name}({x[worst]!r}) = {got[worst]!r}, want {want[worst]!r}"
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_float32_and_float16_take_no_table(own, monkeypatch, rng, name, dtype) -> None:
+    # Their rationals need no gathers; only float64 results read the table.
+    def no_table(xp):
+        raise AssertionError(f"{name} read the table for {dtype}")
+
+    monkeypatch.setattr(special_math, "_columns", no_table)
+    x = (rng.standard_normal(1000) * 5).astype(dtype)
+    assert getattr(get_backend("cpu"), name)(x).dtype == dtype
 
 
 @pytest.mark.parametrize("name", ["erf", "erfc"])
@@ -219,22 +252,37 @@ def _table_tool() -> types.ModuleType:
     return module
 
 
-TABLE_ROWS = [("FLOAT64", 0), ("FLOAT64", 16), ("FLOAT64", 17), ("FLOAT64", 62), ("FLOAT32", 16),
-              ("FLOAT32", 40)]  # fmt: skip
+TABLE_ROWS = [0, 16, 17, 62]
 
 
-@pytest.mark.parametrize(("name", "row"), TABLE_ROWS)
-def test_committed_table_rows_are_what_the_tool_computes(name, row) -> None:
+@pytest.mark.parametrize("row", TABLE_ROWS)
+def test_committed_table_rows_are_what_the_tool_computes(row) -> None:
     # Rows 16 and 17 hold erf(a)/a and a·erfcx(a) on either side of a = 1/2; the whole check is
     # `python tools/erf_table.py --check` (a few seconds).
     mp = pytest.importorskip("mpmath")
-    from gpugrad.backend import erf_table
 
     tool = _table_tool()
     with mp.workdps(tool.DIGITS):
         lo, hi = tool.row_bounds()[row]
-        fitted, error = tool.fit_row(lo, hi, tool.DEGREES[name])
-    committed = getattr(erf_table, f"ROWS_{name}")
-    assert len(committed) == len(tool.row_bounds())
-    assert committed[row] == tuple(float(v) for v in fitted)
-    assert error < {"FLOAT64": 2e-16, "FLOAT32": 2e-10}[name]
+        fitted, error = tool.fit_row(lo, hi, tool.DEGREE)
+    assert len(erf_table.ROWS_FLOAT64) == len(tool.row_bounds())
+    assert erf_table.ROWS_FLOAT64[row] == tuple(float(v) for v in fitted)
+    assert error < 2e-16
+
+
+def test_committed_rationals_are_what_the_tool_computes() -> None:
+    # Within 1.4e-8 relative (a fifth of a float32 ulp at most) and without a pole.
+    mp = pytest.importorskip("mpmath")
+    tool = _table_tool()
+    with mp.workdps(tool.DIGITS):
+        fitted = tool.rationals()
+    assert set(fitted) == {"ERF32", "ERFC32", "ERFC32_SMALL"}
+    for name, (p, q, error) in fitted.items():
+        assert getattr(erf_table, f"{name}_P") == tuple(float(v) for v in p), name
+        if len(q) > 1:
+            assert getattr(erf_table, f"{name}_Q") == tuple(float(v) for v in q), name
+        else:  # a polynomial
+            assert q == [1] and not hasattr(erf_table, f"{name}_Q"), name
+        assert error < 1.4e-8, (name, error)
+    ends = (erf_table.ERF32_END, erf_table.ERFC32_START, erf_table.ERFC32_END)
+    assert ends == (tool.ERF32_END, tool.ERFC32_START, tool.ERFC32_END)

@@ -1,24 +1,37 @@
-"""erf and erfc on backend arrays: ~1e-16 relative in float64, from plain array arithmetic.
+"""erf and erfc on backend arrays, from plain array arithmetic (NumPy has no erf).
 
-NumPy has no erf. Here a = |x| picks one row of a small coefficient table (erf_table.py, made
-by tools/erf_table.py with mpmath) from the top bits of its float64 encoding, and the row's
-polynomial gives erf(a)/a for a < 1/2 or a·erfcx(a) = a·exp(a²)·erfc(a) above. Then
+float64 results (~1e-16 relative): a = |x| picks one row of a small coefficient table
+(erf_table.py, made by tools/erf_table.py with mpmath) from the top bits of its float64
+encoding, and the row's polynomial gives erf(a)/a for a < 1/2 or a·erfcx(a) =
+a·exp(a²)·erfc(a) above. Then
 
     erf(x) = x·p                     for |x| < 1/2 (no cancellation, tiny x stay exact)
     erfc(a) = p/a · exp(-a²)         for a >= 1/2 (relative accuracy until it underflows)
     erf(x) = ±(1 - erfc(a)),  erfc(x) = 1 - erf(x) below 1/2,  erfc(-a) = 2 - erfc(a).
 
-exp(-a²) in float64 splits a² as hi² + (a - hi)(a + hi) with hi = a rounded down to 1/16, so
-hi² is exact: a² rounded to float64 is off by up to 6e-14 near a = 27, and exp would turn that
-into as much relative error (W. J. Cody's trick). float32 and float16 compute in float64 and
-round once, with the table of degree-5 polynomials (~1e-10) instead of degree 9 and exp(-a·a)
-unsplit: both errors are far below half a float32 ulp, so results are within 1 ulp of exact.
+exp(-a²) splits a² as hi² + (a - hi)(a + hi) with hi = a rounded down to 1/16, so hi² is
+exact: a² rounded to float64 is off by up to 6e-14 near a = 27, and exp would turn that into
+as much relative error (W. J. Cody's trick). That is about 40 array operations per element, 12
+of them gathers from the table.
 
-That is about 40 array operations per element (12 of them gathers from the table), run over
-blocks of BLOCK elements so that the temporaries stay in the CPU caches. The functions take the
-backend `ns` and use its array module `ns.xp`, so they would run on CuPy too, but the CuPy backend
-uses CuPy's own erf/erfc, and the NumPy backend SciPy's where SciPy is installed
-(`scipy_special`).
+float32 and float16 results need only ~1e-8 relative and take no table: two rationals and a
+polynomial (same tool), evaluated in float64 arithmetic and rounded once, so each result is
+within 1 ulp of the exact value rounded to its dtype (measured; they are within 1.4e-8 relative, a
+fifth of a float32 ulp, and float64 rounding adds ~1e-15):
+
+    erf(x) = x·P(x²)/Q(x²)                with x clipped to ±4, where erf rounds to ±1;
+    erfc(a) = exp(-a²)·P'(a)/Q'(a)        for a = |x| >= 1/2 (clipped to 10.5: erfc is 0),
+    erfc(x) = 1 - x·P''(x²)               for |x| < 1/2 (1 - erf > 1/2: no cancellation),
+    erfc(-a) = 2 - erfc(a).
+
+A float32 x is exact in float64 and so is x², so exp(-x²) needs no split. erf is about 33
+array operations per element, erfc about 45, and no gathers; float32 arithmetic would halve
+the cost per operation but measured up to 8 ulp with these rationals, hence float64.
+
+Everything runs over blocks of BLOCK elements so that the temporaries stay in the CPU caches.
+The functions take the backend `ns` and use its array module `ns.xp`, so they would run on
+CuPy too, but the CuPy backend uses CuPy's own erf/erfc, and the NumPy backend SciPy's where
+SciPy is installed (`scipy_special`).
 """
 
 from __future__ import annotations
@@ -44,6 +57,8 @@ FIRST_ROW = ((EXPONENT_BIAS + erf_table.FIRST_BINADE) << erf_table.ROW_BITS) - 1
 # halves the time on large arrays; the per-block Python overhead is small next to it.
 BLOCK = 1 << 14
 SPLIT = 16.0  # hi = floor(a·16)/16 has at most 9 significant bits below 32: hi² is exact
+# A block's erf or erfc, (ns, flat float64 part) -> values.
+BlockFunction = Callable[[Any, Any], Any]
 
 
 @functools.cache
@@ -66,11 +81,10 @@ def via_library(ns: Any, function: Callable[[Any], Any], x: Any) -> Any:
 
 
 @functools.cache
-def _columns(xp: ModuleType, precise: bool) -> tuple[Any, ...]:
-    """A table as one array per column (centre, 1/half-width, c0, c1, ...) in `xp`'s memory:
-    the float64 one when `precise`, else the float32 one."""
-    rows = erf_table.ROWS_FLOAT64 if precise else erf_table.ROWS_FLOAT32
-    return tuple(xp.asarray(column, dtype="float64") for column in zip(*rows))
+def _columns(xp: ModuleType) -> tuple[Any, ...]:
+    """The float64 table as one array per column (centre, 1/half-width, c0, c1, ...) in `xp`'s
+    memory."""
+    return tuple(xp.asarray(column, dtype="float64") for column in zip(*erf_table.ROWS_FLOAT64))
 
 
 def _result_dtype(x: Any) -> str:
@@ -79,31 +93,31 @@ def _result_dtype(x: Any) -> str:
     return name if name in FLOAT_DTYPES else "float64"
 
 
-def _blockwise(ns: Any, x: Any, block_function: Callable[[Any, Any, bool], Any]) -> Any:
-    """`block_function(ns, part, precise)` over float64 blocks of `x`, gathered into an array of
-    x's shape and result dtype (each element rounded once)."""
+def _blockwise(ns: Any, x: Any, precise: BlockFunction, single: BlockFunction) -> Any:
+    """`precise(ns, part)` (float64 results) or `single(ns, part)` (float32 and float16 ones)
+    over float64 blocks of `x`, gathered into an array of x's shape and result dtype (each
+    element rounded once)."""
     dtype = _result_dtype(x)
+    block_function = precise if dtype == "float64" else single
     flat = x.reshape(-1)
     out = ns.xp.empty(flat.shape, dtype=dtype)
     for start in range(0, flat.size, BLOCK):
         part = flat[start : start + BLOCK].astype("float64", copy=False)
-        out[start : start + BLOCK] = block_function(ns, part, dtype == "float64")
+        out[start : start + BLOCK] = block_function(ns, part)
     return out.reshape(x.shape)
 
 
-def _exp_minus_square(ns: Any, a: Any, precise: bool) -> Any:
-    """exp(-a²) of float64 `a` in [0, LARGEST] (or NaN), with a² split when `precise`."""
-    if not precise:
-        return ns.exp(a * -a)
+def _exp_minus_square(ns: Any, a: Any) -> Any:
+    """exp(-a²) of float64 `a` in [0, LARGEST] (or NaN), with a² split."""
     hi = ns.xp.floor(a * SPLIT) * (1 / SPLIT)
     return ns.exp((a - hi) * -(a + hi)) * ns.exp(hi * -hi)
 
 
-def _erf_parts(ns: Any, x: Any, precise: bool) -> tuple[Any, Any, Any]:
+def _erf_parts(ns: Any, x: Any) -> tuple[Any, Any, Any]:
     """(a, small, p) for flat float64 `x`: a = |x| clipped to LARGEST (NaN stays NaN), the mask
     a < SMALL_BELOW, and each element's row polynomial at a (erf(a)/a or a·erfcx(a))."""
     a = ns.minimum(ns.abs(x), LARGEST)
-    centre, inverse_half, *coefficients = _columns(ns.xp, precise)
+    centre, inverse_half, *coefficients = _columns(ns.xp)
     rows = ns.clip((a.view("int64") >> SHIFT) - FIRST_ROW, 0, len(centre) - 1)
     s = (a - centre[rows]) * inverse_half[rows]  # exact but in row 0: a power-of-two scale
     p = coefficients[-1][rows] * s
@@ -114,36 +128,76 @@ def _erf_parts(ns: Any, x: Any, precise: bool) -> tuple[Any, Any, Any]:
     return a, a < erf_table.SMALL_BELOW, p
 
 
-def _erfc_of_magnitude(ns: Any, a: Any, p: Any, precise: bool) -> Any:
+def _erfc_of_magnitude(ns: Any, a: Any, p: Any) -> Any:
     """erfc(a) from a row polynomial p = a·erfcx(a), for a >= SMALL_BELOW (elements below it,
     whose p is erf(a)/a, give a finite value that the caller discards)."""
     # Scaled first, while still a normal number: one rounding if the product is subnormal.
-    return p / ns.maximum(a, erf_table.SMALL_BELOW) * _exp_minus_square(ns, a, precise)
+    return p / ns.maximum(a, erf_table.SMALL_BELOW) * _exp_minus_square(ns, a)
 
 
-def _erf_block(ns: Any, x: Any, precise: bool) -> Any:
-    a, small, p = _erf_parts(ns, x, precise)
-    tail = 1 - _erfc_of_magnitude(ns, a, p, precise)
+def _erf_block(ns: Any, x: Any) -> Any:
+    a, small, p = _erf_parts(ns, x)
+    tail = 1 - _erfc_of_magnitude(ns, a, p)
     return ns.where(small, x * p, ns.xp.copysign(tail, x))
 
 
-def _erfc_block(ns: Any, x: Any, precise: bool) -> Any:
-    a, small, p = _erf_parts(ns, x, precise)
-    right = ns.where(small, 1 - x * p, _erfc_of_magnitude(ns, a, p, precise))
+def _erfc_block(ns: Any, x: Any) -> Any:
+    a, small, p = _erf_parts(ns, x)
+    right = ns.where(small, 1 - x * p, _erfc_of_magnitude(ns, a, p))
     # For x < 0 below 1/2, 1 - x·p is already erfc(x); further out erfc(x) = 2 - erfc(|x|).
     return ns.where(small | (x >= 0), right, 2 - right)
 
 
+def _polynomial(coefficients: tuple[float, ...], z: Any) -> Any:
+    """Σ c_i·z^i (Horner, in place on one new array) of float64 `z`; at least degree 1."""
+    p = z * coefficients[-1]
+    for c in reversed(coefficients[1:-1]):
+        p += c
+        p *= z
+    p += coefficients[0]
+    return p
+
+
+def _erf_single_block(ns: Any, x: Any) -> Any:
+    x = ns.clip(x, -erf_table.ERF32_END, erf_table.ERF32_END)  # NaN stays NaN
+    z = x * x
+    p = _polynomial(erf_table.ERF32_P, z)
+    p *= x
+    p /= _polynomial(erf_table.ERF32_Q, z)
+    return p
+
+
+def _erfc_single_block(ns: Any, x: Any) -> Any:
+    a = ns.minimum(ns.abs(x), erf_table.ERFC32_END)  # inf -> exp(-a²) = 0, not inf·0
+    tail = ns.exp(a * -a)
+    tail *= _polynomial(erf_table.ERFC32_P, a)
+    tail /= _polynomial(erf_table.ERFC32_Q, a)
+    # erfc(-a) = 2 - erfc(a). The two choices below are blends, not `where`: NumPy's where
+    # branches per element and costs ~5 passes on random signs (a third of this function).
+    signed = ns.xp.copysign(tail, x)
+    signed += (x < 0) * 2.0
+    # Clipped, so that the discarded side stays finite (inf·0 would be NaN).
+    start = erf_table.ERFC32_START
+    near = ns.clip(x, -start, start)
+    small = _polynomial(erf_table.ERFC32_SMALL_P, near * near)
+    small *= -near
+    small += 1
+    small -= signed
+    small *= a < start
+    small += signed  # exactly `signed` where a >= start, `small` to ~1e-16 below
+    return small
+
+
 def erf(ns: Any, x: Any) -> Any:
     """The error function of backend array `x`, elementwise, in x's float dtype (float64 for
-    other dtypes). float64: within ~1e-16 relative everywhere; float32 and float16: the float64
-    result rounded once. erf(±0) = ±0, erf(±inf) = ±1, NaN stays NaN."""
-    return _blockwise(ns, x, _erf_block)
+    other dtypes). float64: within ~1e-16 relative everywhere; float32 and float16: within 1 ulp
+    of the exact value rounded. erf(±0) = ±0, erf(±inf) = ±1, NaN stays NaN."""
+    return _blockwise(ns, x, _erf_block, _erf_single_block)
 
 
 def erfc(ns: Any, x: Any) -> Any:
     """The complementary error function 1 - erf(x) of backend array `x`, elementwise, in x's
     float dtype (float64 for other dtypes), without cancellation for large x: float64 keeps
-    ~1e-15 relative accuracy until erfc underflows near x = 27.3. erfc(-inf) = 2,
-    erfc(inf) = 0, NaN stays NaN."""
-    return _blockwise(ns, x, _erfc_block)
+    ~1e-15 relative accuracy until erfc underflows near x = 27.3; float32 and float16 are within
+    1 ulp of the exact value rounded. erfc(-inf) = 2, erfc(inf) = 0, NaN stays NaN."""
+    return _blockwise(ns, x, _erfc_block, _erfc_single_block)
