@@ -599,6 +599,7 @@ def _run_backward(
                     heapq.heappush(heap, (-fn.seq, fn))
             if not retain_graph:
                 node.inputs = node.edges = node.saved = None
+                node.__dict__.pop("ctx", None)  # a custom function's saved tensors
     finally:
         _mode.enabled = previous_mode
 

@@ -25,10 +25,18 @@ recorded, so a backward written with gpugrad ops can be differentiated again.
 from __future__ import annotations
 
 import inspect
+import weakref
 from typing import Any
 
 from .autograd import Function, _make, _new, _sequence, _SetGradMode, is_grad_enabled
-from .errors import DeviceError, DTypeError, GraphError, InplaceError, ShapeError
+from .errors import (
+    ArgumentTypeError,
+    DeviceError,
+    DTypeError,
+    GraphError,
+    InplaceError,
+    ShapeError,
+)
 from .tensor import Tensor
 
 
@@ -43,6 +51,8 @@ class FunctionCtx:
         self.needs_input_grad = needs_input_grad
         self._saved: tuple[tuple[Tensor | None, int], ...] = ()
         self._non_differentiable: set[int] = set()
+        self._output: Tensor | None = None  # forward's result, as forward made it
+        self._node: Any = None  # weak reference to the node recorded for it
 
     def save_for_backward(self, *tensors: Tensor | None) -> None:
         """Keep tensors (inputs or outputs of forward) for backward's `ctx.saved_tensors`."""
@@ -56,7 +66,9 @@ class FunctionCtx:
 
     @property
     def saved_tensors(self) -> tuple[Tensor | None, ...]:
-        """The tensors given to `save_for_backward`, checked for in-place changes since."""
+        """The tensors given to `save_for_backward`, checked for in-place changes since. A
+        saved output comes back attached to this function's node, so a backward recorded
+        with create_graph=True differentiates through it."""
         for i, (t, version) in enumerate(self._saved):
             if t is not None and t._version[0] != version:
                 raise InplaceError(
@@ -64,7 +76,15 @@ class FunctionCtx:
                     f"save_for_backward (version {version} -> {t._version[0]}), so the "
                     "gradient would be wrong; clone() it before changing it"
                 )
-        return tuple(t for t, _ in self._saved)
+        node = self._node() if self._node is not None else None
+        return tuple(self._attached(t, node) for t, _ in self._saved)
+
+    def _attached(self, t: Tensor | None, node: Any) -> Tensor | None:
+        if t is None or t is not self._output or node is None or not is_grad_enabled():
+            return t
+        attached = _make(t._data, t._backend, node)
+        attached._version = t._version
+        return attached
 
     def mark_non_differentiable(self, *tensors: Tensor) -> None:
         """Outputs of forward (integer indices, masks) that get no gradient."""
@@ -88,6 +108,12 @@ def make_ctx_style(cls: type[Function]) -> None:
 
 def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
     """Run `cls.forward(ctx, *args)` without recording, then record one node for it."""
+    if kwargs:  # bound to forward's positions, as PyTorch does: one gradient per argument
+        try:
+            bound = inspect.signature(cls.forward).bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentTypeError(f"{cls.__name__}.apply: {exc}") from None
+        args, kwargs = bound.args[1:], bound.kwargs
     backend = None
     for a in args:
         if isinstance(a, Tensor):
@@ -114,7 +140,10 @@ def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
     )
     node.out_shape = out.shape
     node.seq = next(_sequence)
-    return _make(out._data, backend, node)
+    ctx._output, ctx._node = out, weakref.ref(node)
+    result = _make(out._data, backend, node)
+    result._version = out._version  # an in-place change of the result is seen by the saves
+    return result
 
 
 def _engine_backward(node: Function, xp: Any, g: Any, *saved: Any) -> tuple[Any, ...]:

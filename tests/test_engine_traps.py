@@ -323,3 +323,83 @@ def test_inference_mode_as_context_and_decorator(device):
 
     assert called() is False and bare() is False and bare_no_grad() is False
     assert (x * 2).requires_grad
+
+
+def test_a_move_between_backends_records_a_node_the_engine_can_check(monkeypatch):
+    """to_device builds its node by hand: it must carry everything the engine reads (its
+    output shape included). A second NumPy backend stands in for a GPU here."""
+    import copy
+
+    import gpugrad.ops.convert as convert
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    other = copy.copy(x._backend)  # another backend object, so a move really happens
+    monkeypatch.setattr(convert, "get_backend", lambda device: other)
+    y = convert.to_device(x, "cpu")
+    assert y._backend is other and y.grad_fn is not None
+    (y * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0])
+
+
+class ExpSavingOutput(gg.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        y = x.exp()
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+def test_ctx_function_saved_output_is_differentiable_twice():
+    x = gg.tensor([1.0], dtype="float64", requires_grad=True)
+    z = ExpSavingOutput.apply(x) + x**3
+    (dz,) = gg.grad(z.sum(), [x], create_graph=True)
+    (d2z,) = gg.grad(dz.sum(), [x])
+    np.testing.assert_allclose(d2z.numpy(), [np.e + 6.0], rtol=1e-12)  # exp'' + (x³)''
+
+
+def test_ctx_function_in_place_change_of_its_output_is_caught():
+    x = gg.ones(2, requires_grad=True)
+    y = ExpSavingOutput.apply(x)
+    y.mul_(0)
+    with pytest.raises(InplaceError):
+        y.sum().backward()
+
+
+def test_ctx_function_keyword_arguments_bind_to_forward_positions():
+    class Scale(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, k=1.0, y=None):
+            ctx.k = k
+            return x * k + (0 if y is None else y)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.k, None, g
+
+    x = gg.ones(2, requires_grad=True)
+    y = gg.ones(2, requires_grad=True)
+    Scale.apply(x, k=2.0, y=y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_array_equal(y.grad.numpy(), [1.0, 1.0])  # a keyword tensor gets its grad
+    with pytest.raises(gg.ArgumentTypeError, match="Scale"):
+        Scale.apply(x, z=1)
+
+
+def test_ctx_function_lets_go_of_saved_tensors_after_backward():
+    import weakref
+
+    x = gg.ones(3, requires_grad=True)
+    h = x * 2
+    seen = weakref.ref(h)
+    out = Cube.apply(h, 1.0)  # saves its input, h
+    del h
+    assert seen() is not None  # held by the ctx until backward
+    out.sum().backward()
+    assert seen() is None  # the ctx no longer holds the intermediate (out is still alive)
+    with pytest.raises(GraphError):
+        out.sum().backward()

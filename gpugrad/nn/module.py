@@ -276,7 +276,7 @@ class Module:
                 if param is None:
                     continue
                 moved = convert(param)
-                param.data, param._backend = moved.data, moved._backend
+                param._data, param._backend = moved._data, moved._backend
                 if param.grad is not None:
                     param.grad = convert(param.grad)
             for name, buf in module._buffers.items():

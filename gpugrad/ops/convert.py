@@ -81,5 +81,6 @@ def to_device(x: Tensor, device: str | Device) -> Tensor:
     node = ToDevice.__new__(ToDevice)
     node.xp, node.source = target, source
     node.edges = (x.grad_fn or x,)
+    node.out_shape = data.shape
     node.seq = next(_sequence)
     return make_tensor(data, target, node)
