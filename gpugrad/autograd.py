@@ -114,13 +114,45 @@ class _SetGradMode:
     def __exit__(self, *exc: object) -> None:
         _mode.enabled = self.saved.pop()
 
+    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return _generator_in_mode(self.enabled, fn)
+
     def __call__(self, fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):  # keep the mode while the generator's body runs
+            return self._wrap_generator(fn)  # type: ignore[return-value]
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with _SetGradMode(self.enabled):
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+
+def _generator_in_mode(enabled: bool | None, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` (a generator function) with each step of its body run in grad mode `enabled`,
+    while the caller's code between the steps keeps its own mode."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = fn(*args, **kwargs)
+        step, arg = gen.send, None
+        while True:
+            try:
+                with _SetGradMode(enabled):
+                    value = step(arg)
+            except StopIteration as stop:
+                return stop.value
+            try:
+                arg, step = (yield value), gen.send
+            except GeneratorExit:
+                with _SetGradMode(enabled):
+                    gen.close()
+                raise
+            except BaseException as exc:
+                arg, step = exc, gen.throw
+
+    return wrapper
 
 
 def no_grad(fn: F | None = None) -> Any:
@@ -135,24 +167,83 @@ def enable_grad(fn: F | None = None) -> Any:
     return mode if fn is None else mode(fn)
 
 
+class _InferenceMode(threading.local):
+    """Whether this thread is inside an inference_mode(True) block."""
+
+    enabled = False
+
+
+_inference = _InferenceMode()
+
+
+class _SetInferenceMode(_SetGradMode):
+    """inference_mode(mode): recording off (mode True) or on (mode False), as PyTorch's
+    switch sets grad mode to `not mode`; is_inference_mode_enabled() reports `mode`."""
+
+    def __init__(self, mode: bool) -> None:
+        super().__init__(not mode)
+        self.mode = mode
+        self.saved_modes: list[bool] = []
+
+    def __enter__(self) -> None:
+        super().__enter__()
+        self.saved_modes.append(_inference.enabled)
+        _inference.enabled = self.mode
+
+    def __exit__(self, *exc: object) -> None:
+        _inference.enabled = self.saved_modes.pop()
+        super().__exit__(*exc)
+
+    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return _generator_in_mode(self.enabled, fn)
+
+    def __call__(self, fn: F) -> F:
+        if inspect.isgeneratorfunction(fn):
+            return self._wrap_generator(fn)  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with _SetInferenceMode(self.mode):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+
 def inference_mode(mode: Any = True) -> Any:
     """Run without recording the graph, for evaluation and serving: `with gg.inference_mode():`,
     `@gg.inference_mode()` or `@gg.inference_mode`. gpugrad's no_grad already keeps no autograd
-    state, so the two behave alike; `inference_mode(False)` changes nothing (as in PyTorch, it
-    is the switch's off position)."""
+    state, so the two compute alike; `inference_mode(False)` records again, as PyTorch's does."""
     if callable(mode):  # used bare as a decorator
-        return _SetGradMode(False)(mode)
-    return _SetGradMode(False if mode else None)
+        return _SetInferenceMode(True)(mode)
+    return _SetInferenceMode(bool(mode))
 
 
 def is_inference_mode_enabled() -> bool:
-    """True inside `inference_mode()` (and, in gpugrad, anywhere recording is off)."""
-    return not _mode.enabled
+    """True inside an `inference_mode()` block (not merely inside no_grad, as in PyTorch)."""
+    return _inference.enabled
+
+
+class _SetGradEnabled(_SetGradMode):
+    """set_grad_enabled: switches at once when called (PyTorch's rule), and as a context
+    manager puts the earlier mode back on exit; as a decorator it leaves the caller's mode."""
+
+    def __init__(self, enabled: bool) -> None:
+        super().__init__(bool(enabled))
+        self.previous = _mode.enabled
+        _mode.enabled = self.enabled
+
+    def __enter__(self) -> None:
+        self.saved.append(self.previous)
+
+    def __call__(self, fn: F) -> F:
+        _mode.enabled = self.previous  # decorating only: the switch applies inside fn
+        return super().__call__(fn)
 
 
 def set_grad_enabled(enabled: bool) -> _SetGradMode:
-    """Turn graph recording on or off (context manager or decorator)."""
-    return _SetGradMode(enabled)
+    """Turn graph recording on or off: at once as a call (`gg.set_grad_enabled(False)`),
+    for a block as a context manager, or for a function as a decorator."""
+    return _SetGradEnabled(enabled)
 
 
 # --- the graph node ------------------------------------------------------------------------
@@ -576,7 +667,9 @@ def _run_backward(
             for i, (edge, gx) in enumerate(zip(edges, gs)):
                 if gx is None or edge is None:
                     continue
-                if gx.shape != (edge.shape if isinstance(edge, Tensor) else edge.out_shape):
+                if getattr(gx, "shape", ()) != (  # a Python number is a 0-d gradient
+                    edge.shape if isinstance(edge, Tensor) else edge.out_shape
+                ):
                     raise _wrong_shape(node, i, gx, edge)
                 if isinstance(edge, Tensor):  # a leaf
                     if needed is not None and edge not in capture_leaves:
@@ -632,7 +725,8 @@ def _wrong_count(node: Function, gs: Sequence[Any]) -> ShapeError:
 def _wrong_shape(node: Function, i: int, gx: Any, edge: Any) -> ShapeError:
     expected = edge.shape if isinstance(edge, Tensor) else edge.out_shape
     return ShapeError(
-        f"{node.name}.backward returned a gradient of shape {tuple(gx.shape)} for its input "
+        f"{node.name}.backward returned a gradient of shape {tuple(getattr(gx, 'shape', ()))} "
+        f"for its input "
         f"{i}, whose shape is {tuple(expected)}; a gradient must have its input's shape "
         "(sum broadcast axes away with unbroadcast)"
     )

@@ -88,8 +88,13 @@ class Size(int):
         obj.shape = tuple(shape)
         return obj
 
-    def __call__(self, axis: int | None = None) -> Any:
-        """The shape (a tuple), or the length of one axis."""
+    def __getnewargs__(self) -> tuple[tuple[int, ...]]:  # pickle and copy rebuild from shape
+        return (self.shape,)
+
+    def __call__(self, axis: int | None = None, *, dim: int | None = None) -> Any:
+        """The shape (a tuple), or the length of one axis (`dim=` too: size() is PyTorch's)."""
+        if dim is not None:
+            axis = dim
         if axis is None:
             return self.shape
         ndim = len(self.shape)

@@ -304,8 +304,12 @@ def test_inference_mode_as_context_and_decorator(device):
     with gg.inference_mode():
         assert (x * 2).grad_fn is None
         assert gg.is_inference_mode_enabled()
-        with gg.inference_mode(False):  # the switch's off position changes nothing
-            assert (x * 2).grad_fn is None
+        with gg.inference_mode(False):  # the switch's off position records again (PyTorch)
+            assert (x * 2).grad_fn is not None
+            assert not gg.is_inference_mode_enabled()
+        assert gg.is_inference_mode_enabled()
+    with gg.no_grad():
+        assert not gg.is_inference_mode_enabled()  # no_grad is not inference mode
     assert (x * 2).grad_fn is not None
     assert not gg.is_inference_mode_enabled()
 
@@ -403,3 +407,62 @@ def test_ctx_function_lets_go_of_saved_tensors_after_backward():
     assert seen() is None  # the ctx no longer holds the intermediate (out is still alive)
     with pytest.raises(GraphError):
         out.sum().backward()
+
+
+def test_grad_mode_decorators_cover_generator_functions():
+    x = gg.ones(2, requires_grad=True)
+
+    @gg.no_grad()
+    def sample():
+        for _ in range(2):
+            yield (x * 2).requires_grad
+
+    @gg.inference_mode
+    def sample_bare():
+        yield (x * 2).requires_grad
+        return "done"
+
+    assert list(sample()) == [False, False]
+    steps = sample_bare()
+    assert next(steps) is False
+    assert (x * 2).requires_grad  # the caller's own mode between the steps
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == "done"
+
+
+def test_set_grad_enabled_switches_when_called_and_restores_as_a_context():
+    x = gg.ones(2, requires_grad=True)
+    try:
+        gg.set_grad_enabled(False)
+        assert not (x * 2).requires_grad
+    finally:
+        gg.set_grad_enabled(True)
+    with gg.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert (x * 2).requires_grad
+
+    @gg.set_grad_enabled(False)
+    def inside():
+        return (x * 2).requires_grad
+
+    assert (x * 2).requires_grad and inside() is False and (x * 2).requires_grad
+
+
+def test_size_pickles_copies_and_takes_dim():
+    import copy
+    import pickle
+
+    x = gg.ones(2, 3)
+    assert pickle.loads(pickle.dumps(x.size)) == 6
+    assert copy.deepcopy({"n": x.size})["n"]() == (2, 3)
+    assert x.size(dim=1) == 3 and x.size(-1) == 3
+
+
+def test_gelu_of_a_0d_tensor_and_clip_with_broadcasting_bounds():
+    x = gg.tensor(0.3, dtype="float64", requires_grad=True)
+    assert gg.gradcheck(gg.nn.functional.gelu, [x])
+    v = gg.tensor([0.5, 2.0, -1.0], requires_grad=True)
+    y = gg.clip(v, gg.zeros(2, 3).data, 1.0)  # bounds broadcast v to (2, 3)
+    y.sum().backward()
+    np.testing.assert_array_equal(v.grad.numpy(), [2.0, 0.0, 0.0])

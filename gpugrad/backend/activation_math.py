@@ -84,7 +84,7 @@ def gelu_cdf(ns: Any, x: Any) -> Any:
 def gelu_grad_from_cdf(xp: Any, g: Any, x: Any, cdf: Any) -> Any:
     """GELU's dL/dx = g·(Φ(x) + x·φ(x)) on arrays, given the forward's Φ(x): no second erf,
     and every step in one new array."""
-    work = xp.multiply(x, x)
+    work = xp.asarray(xp.multiply(x, x))  # an array even for 0-d x (NumPy gives a scalar)
     xp.multiply(work, -0.5, out=work)
     xp.exp(work, out=work)
     xp.multiply(work, x, out=work)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..autograd import Function
 from ..errors import ArgumentError
 from ..tensor import Tensor
+from ._support import unbroadcast
 
 
 class Exp(Function):
@@ -104,13 +105,15 @@ class Clip(Function):
 
     def forward(self, x, low, high):
         xp = self.xp
+        self.shape = x.shape
         self.inside = (x >= low if low is not None else True) & (
             x <= high if high is not None else True
         )
         return xp.clip(x, low, high)
 
     def backward(self, xp, g):
-        return g * self.inside
+        # Array bounds may broadcast x to a larger shape; x's gradient sums back down.
+        return unbroadcast(g * self.inside, self.shape)
 
 
 def exp(x: Tensor) -> Tensor:
