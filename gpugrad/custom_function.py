@@ -29,6 +29,7 @@ import weakref
 from typing import Any
 
 from .autograd import Function, _make, _new, _sequence, _SetGradMode, is_grad_enabled
+from .dtypes import is_floating
 from .errors import (
     ArgumentTypeError,
     DeviceError,
@@ -37,6 +38,7 @@ from .errors import (
     InplaceError,
     ShapeError,
 )
+from .ops._support import unbroadcast
 from .tensor import Tensor
 
 
@@ -124,11 +126,16 @@ def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
                 raise DeviceError(f"{cls.__name__}: tensors on different devices ({devices})")
     needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
     ctx = FunctionCtx(needs)
+    ctx.tensor_positions = {i for i, a in enumerate(args) if isinstance(a, Tensor)}
     with _SetGradMode(False):
         out = cls.forward(ctx, *args, **kwargs)
     if not isinstance(out, Tensor):
         raise DTypeError(f"{cls.__name__}.forward must return one Tensor, got {type(out).__name__}")
-    if not (any(needs) and is_grad_enabled()) or id(out) in ctx._non_differentiable:
+    if (
+        not (any(needs) and is_grad_enabled())
+        or id(out) in ctx._non_differentiable
+        or not is_floating(out.dtype)  # integer results carry no gradient (PyTorch's rule)
+    ):
         return out
     if out._backend is not backend:
         raise DeviceError(f"{cls.__name__}.forward returned a tensor on '{out.device}'")
@@ -159,14 +166,31 @@ def _engine_backward(node: Function, xp: Any, g: Any, *saved: Any) -> tuple[Any,
             "those without a gradient)"
         )
     result = []
-    for i, gx in enumerate(grads):
-        if gx is None or node.edges[i] is None:
+    for i, (gx, edge) in enumerate(zip(grads, node.edges)):
+        if gx is None:
             result.append(None)
-        elif isinstance(gx, Tensor):
-            result.append(gx if recording else gx._data)
-        else:
+        elif not isinstance(gx, Tensor):
             raise DTypeError(
                 f"{node.name}.backward returned {type(gx).__name__} for argument {i}; "
                 "gradients must be Tensors (or None)"
             )
+        elif edge is None:
+            if not node.ctx.needs_input_grad[i] and i not in node.ctx.tensor_positions:
+                raise GraphError(
+                    f"{node.name}.backward returned a gradient for argument {i}, which is not "
+                    "a Tensor: return None there"
+                )
+            result.append(None)
+        else:  # a gradient of the broadcast shape is summed down to the input's, as PyTorch
+            expected = edge.shape if isinstance(edge, Tensor) else edge.out_shape
+            if gx.shape != expected and _broadcasts_to(expected, gx.shape):
+                gx = unbroadcast(gx, expected)
+            result.append(gx if recording else gx._data)
     return tuple(result)
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether broadcasting turns `shape` into `target`."""
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))

@@ -16,6 +16,7 @@ from .backend import Backend, Device, cuda_is_available, get_backend
 from .backend.device import DEVICE_TYPES
 from .dtypes import default_dtype_for, is_floating, to_dtype
 from .errors import (
+    ArgumentError,
     ArgumentTypeError,
     DeviceError,
     DTypeError,
@@ -371,13 +372,24 @@ class Tensor:
 
         Differentiable: gradients flow back to the original device and dtype.
         """
+        given: dict[str, Any] = {}
         for arg in args:
             if isinstance(arg, Tensor):
-                device, dtype = arg.device, arg.dtype
+                found = {"device": arg.device, "dtype": arg.dtype}
             elif isinstance(arg, Device) or (isinstance(arg, str) and _is_device_name(arg)):
-                device = arg
+                found = {"device": arg}
             else:
-                dtype = arg
+                found = {"dtype": arg}
+            for key, value in found.items():
+                if (
+                    key in given
+                    or (key == "device" and device is not None)
+                    or (key == "dtype" and dtype is not None)
+                ):
+                    raise ArgumentError(f"to() got two {key}s: {args!r}")
+                given[key] = value
+        device = given.get("device", device)
+        dtype = given.get("dtype", dtype)
         from .ops import astype, clone, to_device
 
         out = self
@@ -389,15 +401,32 @@ class Tensor:
             out = clone(self)
         return out
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tensor:
+        """A copy with its own data (and its own copy of .grad), for copy.deepcopy of tensors
+        and modules; only leaves can be copied, as in PyTorch."""
+        if self.grad_fn is not None:
+            raise GraphError(
+                "only leaf tensors support deepcopy (this one was made by an op); detach() it first"
+            )
+        copied = _new(type(self))
+        copied._data = self._data.copy()
+        copied._backend = self._backend
+        copied.grad_fn = None
+        copied.requires_grad = self.requires_grad
+        copied._grad = None if self._grad is None else self._grad.__deepcopy__(memo)
+        copied._version = [0, 0]
+        memo[id(self)] = copied
+        return copied
+
     def pin_memory(self) -> Tensor:
         """This cpu tensor copied into page-locked host memory, which a GPU copies from
         directly (`x.pin_memory().to("cuda", non_blocking=True)`), as a new leaf: staging
-        data is not part of a graph. Without a GPU there is nothing to pin for, and the tensor
-        itself is returned."""
+        data is not part of a graph. Without a GPU there is nothing to pin for, and a plain
+        copy is returned."""
         if self.device.type != "cpu":
             raise DeviceError(f"only cpu tensors can be pinned, this one is on '{self.device}'")
-        if not cuda_is_available():
-            return self
+        if not cuda_is_available():  # nothing to pin for: still a copy, as PyTorch's is
+            return _make(self._data.copy(), self._backend, None)
         return _make(get_backend("cuda").pin(self._data), self._backend, None)
 
     def cpu(self) -> Tensor:

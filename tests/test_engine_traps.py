@@ -466,3 +466,40 @@ def test_gelu_of_a_0d_tensor_and_clip_with_broadcasting_bounds():
     y = gg.clip(v, gg.zeros(2, 3).data, 1.0)  # bounds broadcast v to (2, 3)
     y.sum().backward()
     np.testing.assert_array_equal(v.grad.numpy(), [2.0, 0.0, 0.0])
+
+
+def test_ctx_function_rules_for_outputs_and_returned_gradients():
+    class ArgMax(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.argmax(axis=0)
+
+        @staticmethod
+        def backward(ctx, g):
+            return None
+
+    class AddBias(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, b, scale):
+            return (x + b) * scale
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2.0, g * 2.0, None  # b's gradient has x's (broadcast) shape
+
+    class GradForANumber(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, k):
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    x = gg.ones(2, 3, requires_grad=True)
+    assert ArgMax.apply(x).grad_fn is None  # integer results carry no gradient
+    b = gg.ones(3, requires_grad=True)
+    AddBias.apply(x, b, 2.0).sum().backward()
+    np.testing.assert_array_equal(b.grad.numpy(), [4.0, 4.0, 4.0])  # summed as PyTorch does
+    with pytest.raises(GraphError, match="argument 1"):
+        GradForANumber.apply(x, 3.0).sum().backward()

@@ -38,13 +38,47 @@ def test_pin_memory_of_a_cpu_tensor():
     x = gg.arange(6).reshape(2, 3)
     pinned = x.pin_memory()
     np.testing.assert_array_equal(pinned.numpy(), x.numpy())
-    if not gg.cuda.is_available():
-        assert pinned is x  # nothing to pin for
-    else:
-        assert pinned is not x and pinned.to("cuda", non_blocking=True).device.type == "cuda"
+    assert pinned is not x and pinned.data is not x.data  # a copy, GPU or not
+    if gg.cuda.is_available():
+        assert pinned.to("cuda", non_blocking=True).device.type == "cuda"
 
 
 @pytest.mark.gpu
 def test_pin_memory_refuses_a_gpu_tensor():
     with pytest.raises(gg.DeviceError, match="cuda"):
         gg.ones(2, device="cuda").pin_memory()
+
+
+def test_to_refuses_two_devices_or_two_dtypes():
+    x = gg.ones(2)
+    with pytest.raises(gg.ArgumentError, match="two devices"):
+        x.to("cpu", "cpu")
+    with pytest.raises(gg.ArgumentError, match="two dtypes"):
+        x.to(gg.float64, gg.float16)
+    with pytest.raises(gg.ArgumentError, match="two dtypes"):
+        x.to(gg.zeros(1), dtype=gg.float64)
+    assert x.to("cpu", gg.float64).dtype == np.float64
+
+
+def test_deepcopy_of_a_model_copies_its_parameters_and_keeps_ties():
+    import copy
+
+    import gpugrad.nn as nn
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 2))
+    model[2].weight = nn.Parameter(model[0].weight.T.detach().clone())
+    model[0].bias.grad = gg.ones(3)
+    ema = copy.deepcopy(model)
+    assert isinstance(ema[0].weight, nn.Parameter) and ema[0].weight.requires_grad
+    assert ema[0].weight.data is not model[0].weight.data
+    np.testing.assert_array_equal(ema[0].weight.numpy(), model[0].weight.numpy())
+    np.testing.assert_array_equal(ema[0].bias.grad.numpy(), [1.0, 1.0, 1.0])
+    with gg.no_grad():
+        ema[0].weight.mul_(0)
+    assert model[0].weight.numpy().any()  # the original is untouched
+    tied = nn.Linear(2, 2)
+    pair = nn.ModuleList([tied, tied])
+    twin = copy.deepcopy(pair)
+    assert twin[0].weight is twin[1].weight  # shared stays shared
+    with pytest.raises(gg.GraphError, match="leaf"):
+        copy.deepcopy(model[0].weight * 2)
