@@ -74,6 +74,9 @@ class OptimizerPrimitives:
     """Fused optimizer updates, written with `self.xp` (NumPy or CuPy) and `out=` ufuncs."""
 
     xp: Any
+    # Elements per block of the blocked updates: five float32 blocks (param, gradient, two
+    # moments, work) stay in a 2 MiB cache, so every pass after the first reads from cache.
+    optimizer_block = 1 << 16
 
     # --- helpers ---------------------------------------------------------------------------
     def _scratch(self, scratch: list[Any] | None, i: int, like: Any) -> Any:
@@ -188,6 +191,106 @@ class OptimizerPrimitives:
         xp = self.xp
         lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
         weight_decay = float(weight_decay)
+        states = (param, exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ())
+        if not all(a.flags.c_contiguous for a in states):  # blocks need flat views
+            return self._adam_passes(
+                param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+                weight_decay, amsgrad, decoupled, scratch,
+            )  # fmt: skip
+        step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
+        flats = [a.reshape(-1) for a in states]
+        work = self._scratch(scratch, 0, param).reshape(-1)
+        pieces = None  # where a block of a piecewise gradient is gathered
+        if isinstance(grad, (list, tuple)):
+            pieces = self._scratch(scratch, 1, param).reshape(-1)
+        l2 = (
+            self._scratch(scratch, 2, param).reshape(-1) if weight_decay and not decoupled else None
+        )
+        # Every pass of the formula runs on one cache-sized block before the next block is
+        # read, in the same order of operations as one pass at a time: bit for bit the same
+        # result, with main memory read about once instead of once per pass.
+        for start, stop, g in self._gradient_blocks(grad, param.size, pieces):
+            p, m, v = (a[start:stop] for a in flats[:3])
+            w = work[: stop - start]
+            if weight_decay != 0:
+                if decoupled:
+                    xp.multiply(p, 1.0 - lr * weight_decay, out=p)
+                else:  # g + weight_decay·p (L2), never written into the caller's gradient
+                    decayed = xp.multiply(p, weight_decay, out=l2[: stop - start])
+                    g = xp.add(g, decayed, out=decayed)
+            # First moment as a lerp towards g, as torch computes it: m + (1 − β1)(g − m).
+            xp.subtract(g, m, out=w)
+            xp.multiply(w, 1.0 - beta1, out=w)
+            xp.add(m, w, out=m)
+            # Second moment: β2·v + (1 − β2)·g·g.
+            xp.multiply(v, beta2, out=v)
+            xp.multiply(g, g, out=w)
+            xp.multiply(w, 1.0 - beta2, out=w)
+            xp.add(v, w, out=v)
+            second = v
+            if amsgrad:
+                second = flats[3][start:stop]
+                xp.maximum(second, v, out=second)
+            # eps goes outside the square root, after the bias correction.
+            xp.sqrt(second, out=w)
+            xp.divide(w, correction2_sqrt, out=w)
+            xp.add(w, eps, out=w)
+            xp.divide(m, w, out=w)
+            xp.multiply(w, step_size, out=w)
+            xp.subtract(p, w, out=p)
+        return None
+
+    def _gradient_blocks(self, grad: Any, size: int, buffer: Any) -> Any:
+        """(start, stop, gradient of elements start..stop) over a flat parameter of `size`
+        elements, in blocks of at most `optimizer_block`. A sequence of gradient pieces is
+        gathered into `buffer` where a block spans pieces (small parameters share a block)."""
+        block = self.optimizer_block
+        if not isinstance(grad, (list, tuple)):
+            flat = grad.reshape(-1)
+            for start in range(0, size, block):
+                yield start, min(start + block, size), flat[start : start + block]
+            return
+        flats = [piece.reshape(-1) for piece in grad]
+        total = sum(f.size for f in flats)
+        if total != size:
+            raise ValueError(f"gradient pieces hold {total} elements, parameters {size}")
+        start = filled = 0  # the block begins at `start`; `filled` of it is in the buffer
+        for flat in flats:
+            at = 0
+            while at < flat.size:
+                if filled == 0 and flat.size - at >= block:  # a whole block in one piece
+                    yield start, start + block, flat[at : at + block]
+                    start, at = start + block, at + block
+                    continue
+                take = min(flat.size - at, block - filled)
+                buffer[filled : filled + take] = flat[at : at + take]
+                filled, at = filled + take, at + take
+                if filled == block:
+                    yield start, start + block, buffer[:block]
+                    start, filled = start + block, 0
+        if filled:
+            yield start, start + filled, buffer[:filled]
+
+    def _adam_passes(
+        self,
+        param: Any,
+        grad: Any,
+        exp_avg: Any,
+        exp_avg_sq: Any,
+        max_exp_avg_sq: Any,
+        step: int,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        weight_decay: float,
+        amsgrad: bool,
+        decoupled: bool,
+        scratch: list[Any] | None,
+    ) -> None:
+        """adam_step one whole-array pass at a time, for state arrays that are not
+        contiguous (the blocked loop needs flat views of them)."""
+        xp = self.xp
         g = grad
         if weight_decay != 0:
             if decoupled:
