@@ -35,7 +35,7 @@ class LossPrimitives:
         log_norm = xp.log(xp.exp(shifted).sum(axis=1))  # log Σ exp, shifted
         valid = labels != ignore_index
         safe = xp.where(valid, labels, 0)
-        picked = xp.take_along_axis(shifted, safe[:, None], axis=1)[:, 0]
+        picked = shifted[xp.arange(logits.shape[0]), safe]
         # −log p_y = log_norm − shifted_y; the smoothing part is the mean of −log p over classes.
         loss = log_norm - picked
         if label_smoothing:
@@ -57,10 +57,17 @@ class LossPrimitives:
         row by row, zero on ignored rows. Both write into `into` when given."""
         xp = self.xp
         rows, classes = logits.shape
-        e = xp.exp(logits - logits.max(axis=1, keepdims=True))
-        grad = e / e.sum(axis=1, keepdims=True)
+        # One (rows, classes) array, edited in place: the shift, exp, normalisation and the
+        # target are the same operations as forming each as a new array, one pass fewer each.
+        grad = logits - logits.max(axis=1, keepdims=True)
+        xp.exp(grad, out=grad)
+        xp.divide(grad, grad.sum(axis=1, keepdims=True), out=grad)
         if label_smoothing:
             grad -= label_smoothing / classes
         valid = labels != ignore_index
         grad[xp.arange(rows), xp.where(valid, labels, 0)] -= 1 - label_smoothing
-        return written_into(grad * xp.where(valid, g, 0)[:, None], into)
+        scale = xp.where(valid, g, 0)[:, None]
+        if scale.dtype != grad.dtype:  # a wider g promotes the result, as grad * g would
+            return written_into(grad * scale, into)
+        out = grad if into is None else into
+        return xp.multiply(grad, scale, out=out)
