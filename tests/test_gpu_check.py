@@ -30,9 +30,9 @@ from gpugrad.backend.fused_primitives import ACTIVATION_KERNELS, kernel_names
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "gpu_check"
-SECTIONS = ("device", "tests", "kernels", "bandwidth", "mlp", "budget")
-PARTS = ("core", "timing", "device", "suite", "compare", "kernels", "bandwidth", "mlp", "report",
-         "command")  # fmt: skip
+SECTIONS = ("device", "tests", "kernels", "bandwidth", "mlp", "distributed", "budget")
+PARTS = ("core", "timing", "device", "suite", "compare", "kernels", "bandwidth", "mlp",
+         "distributed", "report", "command")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_unknown_section_is_a_usage_error(lib, capsys) -> None:
 
 def test_skip_tests_leaves_the_other_sections(lib) -> None:
     args = lib.command.parse_args(["--skip-tests"], doc="")
-    assert lib.command.selected_sections(args) == ["kernels", "bandwidth", "mlp"]
+    assert lib.command.selected_sections(args) == ["kernels", "bandwidth", "mlp", "distributed"]
     args = lib.command.parse_args(["--only", "tests,mlp", "--skip-tests"], doc="")
     assert lib.command.selected_sections(args) == ["mlp"]
 

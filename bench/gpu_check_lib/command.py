@@ -17,6 +17,7 @@ from gpugrad.errors import BackendUnavailableError
 from .bandwidth import section_bandwidth
 from .core import SECTIONS, Context, Report, budget_row, error_row, log, settings_for
 from .device import section_device
+from .distributed import section_distributed
 from .kernels import section_kernels
 from .mlp import section_mlp
 from .report import markdown, write_outputs
@@ -28,6 +29,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Context, Report], None]] = {
     "kernels": section_kernels,
     "bandwidth": section_bandwidth,
     "mlp": section_mlp,
+    "distributed": section_distributed,
 }
 
 

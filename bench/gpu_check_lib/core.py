@@ -18,7 +18,7 @@ from gpugrad.backend import Backend
 
 from .timing import Clock
 
-SECTIONS = ("tests", "kernels", "bandwidth", "mlp")  # in the order they run
+SECTIONS = ("tests", "kernels", "bandwidth", "mlp", "distributed")  # in the order they run
 PASS, FAIL, ERROR, SKIP, INFO = "PASS", "FAIL", "ERROR", "SKIP", "INFO"
 
 # The activation settings checked and timed (the others take none).
