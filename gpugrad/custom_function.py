@@ -18,8 +18,10 @@ instead, and `Function.__init_subclass__` hands it to `make_ctx_style` here:
     y = Cube.apply(x)
 
 `forward` runs on Tensors with recording off; `backward` gets one gradient Tensor and returns one
-gradient (or None) per argument of `forward`. With `create_graph=True` the backward's ops are
-recorded, so a backward written with gpugrad ops can be differentiated again.
+gradient (or None) per argument of `forward`. PyTorch's newer split works too: a static
+`forward(*args)` without ctx plus `setup_context(ctx, inputs, output)`. With
+`create_graph=True` the backward's ops are recorded, so a backward written with gpugrad ops can
+be differentiated again.
 """
 
 from __future__ import annotations
@@ -88,6 +90,11 @@ class FunctionCtx:
         attached._version = t._version
         return attached
 
+    def set_materialize_grads(self, value: bool) -> None:
+        """Accepted for PyTorch code: a gpugrad custom function has one output, whose gradient
+        always arrives as a Tensor (never None), so there is nothing to materialise."""
+        self.materialize_grads = bool(value)
+
     def mark_non_differentiable(self, *tensors: Tensor) -> None:
         """Outputs of forward (integer indices, masks) that get no gradient."""
         self._non_differentiable.update(id(t) for t in tensors)
@@ -104,6 +111,8 @@ def make_ctx_style(cls: type[Function]) -> None:
             f"{cls.__name__}: forward is a @staticmethod taking ctx, so backward must be one "
             "too: @staticmethod def backward(ctx, *grads)"
         )
+    setup = inspect.getattr_static(cls, "setup_context", None)
+    cls._setup_context = setup.__func__ if isinstance(setup, staticmethod) else None
     cls.backward = _engine_backward  # type: ignore[method-assign]
     cls.apply = classmethod(_apply)  # type: ignore[assignment, method-assign]
 
@@ -112,10 +121,11 @@ def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
     """Run `cls.forward(ctx, *args)` without recording, then record one node for it."""
     if kwargs:  # bound to forward's positions, as PyTorch does: one gradient per argument
         try:
-            bound = inspect.signature(cls.forward).bind(None, *args, **kwargs)
+            lead = () if getattr(cls, "_setup_context", None) is not None else (None,)
+            bound = inspect.signature(cls.forward).bind(*lead, *args, **kwargs)
         except TypeError as exc:
             raise ArgumentTypeError(f"{cls.__name__}.apply: {exc}") from None
-        args, kwargs = bound.args[1:], bound.kwargs
+        args, kwargs = bound.args[len(lead) :], bound.kwargs
     backend = None
     for a in args:
         if isinstance(a, Tensor):
@@ -128,7 +138,11 @@ def _apply(cls: type[Function], *args: Any, **kwargs: Any) -> Any:
     ctx = FunctionCtx(needs)
     ctx.tensor_positions = {i for i, a in enumerate(args) if isinstance(a, Tensor)}
     with _SetGradMode(False):
-        out = cls.forward(ctx, *args, **kwargs)
+        if getattr(cls, "_setup_context", None) is not None:  # forward(*args), then the ctx
+            out = cls.forward(*args, **kwargs)
+            cls._setup_context(ctx, args, out)
+        else:
+            out = cls.forward(ctx, *args, **kwargs)
     if not isinstance(out, Tensor):
         raise DTypeError(f"{cls.__name__}.forward must return one Tensor, got {type(out).__name__}")
     if (

@@ -503,3 +503,27 @@ def test_ctx_function_rules_for_outputs_and_returned_gradients():
     np.testing.assert_array_equal(b.grad.numpy(), [4.0, 4.0, 4.0])  # summed as PyTorch does
     with pytest.raises(GraphError, match="argument 1"):
         GradForANumber.apply(x, 3.0).sum().backward()
+
+
+def test_ctx_function_with_setup_context_as_pytorch_2_writes_it():
+    class Square(gg.autograd.Function):
+        @staticmethod
+        def forward(x, scale=1.0):
+            return x * x * scale
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            x, scale = inputs
+            ctx.save_for_backward(x)
+            ctx.scale = scale
+            ctx.set_materialize_grads(False)
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g * ctx.scale, None
+
+    x = gg.tensor([1.0, -2.0], dtype="float64", requires_grad=True)
+    Square.apply(x, scale=3.0).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [6.0, -12.0])
+    assert gg.gradcheck(lambda t: Square.apply(t, 2.0), [x])
