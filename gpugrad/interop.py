@@ -163,6 +163,45 @@ def _array(self: Tensor, dtype: Any = None, copy: bool | None = None) -> Any:
     return data.copy() if copy else data
 
 
+# The NumPy ufuncs behind Python's operators, and the gpugrad op each one means.
+_OPERATOR_UFUNCS = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "power": "pow",
+    "matmul": "matmul", "equal": "eq", "not_equal": "ne", "less": "lt", "less_equal": "le",
+    "greater": "gt", "greater_equal": "ge", "bitwise_and": "logical_and",
+    "bitwise_or": "logical_or", "bitwise_xor": "logical_xor",
+}  # fmt: skip
+
+
+def _host_array(x: Any) -> Any:
+    """A ufunc operand as NumPy sees it: a cpu tensor's own array (no copy)."""
+    if not isinstance(x, Tensor):
+        return x
+    if x._backend.device.type != "cpu":
+        raise DeviceError(
+            f"a NumPy array cannot be combined with a tensor on '{x.device}'; move one of them"
+        )
+    return x._data
+
+
+def _array_ufunc(self: Tensor, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+    """NumPy ufuncs that meet a Tensor. `array += tensor` (NumPy calls the ufunc with
+    out=(array,)) writes into the array, as PyTorch's `p.data += ...` writes into p's storage
+    (so a parameter's array, its optimizer bank and from_numpy's array stay one); an operator
+    with an array on the left (`array * tensor`) is the gpugrad op, recorded for backward; any
+    other ufunc runs on the cpu tensor's array and returns NumPy's result."""
+    out = kwargs.get("out")
+    if out is not None:
+        if any(isinstance(o, Tensor) for o in out):
+            return NotImplemented  # writing into a Tensor: gpugrad's in-place ops do that
+        return getattr(ufunc, method)(*(_host_array(x) for x in inputs), **kwargs)
+    op = _OPERATOR_UFUNCS.get(ufunc.__name__)
+    if method == "__call__" and op is not None and len(inputs) == 2 and not kwargs:
+        from . import ops
+
+        return getattr(ops, op)(*inputs)
+    return getattr(ufunc, method)(*(_host_array(x) for x in inputs), **kwargs)
+
+
 def _cuda_array_interface(self: Tensor) -> dict[str, Any]:
     if self._backend.device.type != "cuda":
         raise AttributeError(
@@ -177,6 +216,7 @@ def _bind_methods() -> None:
         ("__dlpack__", _dlpack),
         ("__dlpack_device__", _dlpack_device),
         ("__array__", _array),
+        ("__array_ufunc__", _array_ufunc),
     ):
         fn.__name__, fn.__qualname__ = name, f"Tensor.{name}"
         setattr(Tensor, name, fn)

@@ -527,3 +527,30 @@ def test_ctx_function_with_setup_context_as_pytorch_2_writes_it():
     Square.apply(x, scale=3.0).sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [6.0, -12.0])
     assert gg.gradcheck(lambda t: Square.apply(t, 2.0), [x])
+
+
+def test_data_in_place_update_writes_into_the_same_array():
+    p = gg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    alias, array = p.detach(), p.data
+    p.data += -0.5 * gg.ones(3)  # NumPy's += reaches Tensor.__array_ufunc__ with out=(array,)
+    assert p.data is array  # in place, as PyTorch's p.data += ... changes p's storage
+    np.testing.assert_array_equal(alias.numpy(), [0.5, 1.5, 2.5])
+    shared = np.ones((2, 2), dtype="float32")
+    q = gg.from_numpy(shared).requires_grad_()
+    q.data *= 2 + 0 * gg.ones(2, 2)
+    np.testing.assert_array_equal(shared, np.full((2, 2), 2.0))  # from_numpy's array too
+    model = gg.nn.Linear(2, 2)
+    opt = gg.optim.SGD(model.parameters(), lr=0.1)
+    opt.step()  # builds the flat bank: parameters become views into it
+    before = [p.data for p in model.parameters()]
+    for p in model.parameters():
+        p.data -= 0.01 * gg.ones_like(p)
+    assert all(p.data is b for p, b in zip(model.parameters(), before))  # still the bank's
+
+
+def test_an_array_on_the_left_of_an_operator_still_makes_a_recorded_tensor():
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    arr = np.array([3.0, 4.0], dtype="float32")
+    for y in (arr * x, arr - x, arr @ x, arr / x):
+        assert isinstance(y, gg.Tensor) and y.grad_fn is not None
+    assert isinstance(np.exp(x.detach()), np.ndarray)  # other ufuncs: NumPy's answer
