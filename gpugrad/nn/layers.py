@@ -23,7 +23,7 @@ from ..creation import empty, ones, tensor, zeros
 from ..dtypes import float16
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..generator import Generator, generator_rng
-from ..ops._support import check_index_range, require_tensor
+from ..ops._support import check_index_range
 from ..tensor import Tensor, _make
 from . import init
 from .module import Module
@@ -71,8 +71,6 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Raise a ShapeError or DTypeError naming the shapes when x, weight and bias don't fit."""
-    require_tensor(x, "linear")
-    require_tensor(weight, "linear")
     if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "

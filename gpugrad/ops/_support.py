@@ -24,7 +24,6 @@ __all__ = [
     "normalize_axis",
     "outside_range",
     "refuse_sequence",
-    "require_tensor",
     "tensor_among",
     "unbroadcast",
 ]
@@ -202,13 +201,6 @@ def tensor_among(op: str, *operands: Any) -> Tensor:
             return x
     got = " and ".join(f"{type(x).__name__} {x!r}"[:60] for x in operands)
     raise DTypeError(f"{op} needs a Tensor operand, got {got}; make one with gg.tensor(...)")
-
-
-def require_tensor(x: Any, op: str) -> None:
-    """For functions that read a tensor's shape before any op runs (argmax, softmax): the
-    DTypeError Function.apply raises for a non-Tensor, not an AttributeError."""
-    if not isinstance(x, Tensor):
-        raise _not_a_tensor(op, x)
 
 
 def refuse_sequence(x: Any, op: str) -> None:

@@ -22,7 +22,7 @@ from ..backend.activation_math import (
 )
 from ..errors import ArgumentError, ShapeError
 from ..tensor import Tensor
-from ._support import normalize_axis, require_tensor
+from ._support import normalize_axis
 
 
 class _Activation(Function):
@@ -235,7 +235,6 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 def _normalize_along(op: type[_Activation], x: Tensor, axis: int, name: str) -> Tensor:
     """softmax/log_softmax with PyTorch's edge cases: a 0-d tensor is one value along axis 0
     or -1 (softmax 1, log_softmax 0); an empty tensor gives an empty result."""
-    require_tensor(x, name)
     if x.ndim == 0:
         if axis not in (0, -1):
             raise ShapeError(f"{name}: axis {axis} is out of range for a 0-d tensor (use 0 or -1)")

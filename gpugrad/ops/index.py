@@ -24,7 +24,6 @@ from ._support import (
     make_tensor,
     normalize_axis,
     outside_range,
-    require_tensor,
 )
 
 
@@ -246,7 +245,6 @@ def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
 
 def one_hot(labels: Tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot encoding: a new last axis of `num_classes` (max label + 1 when -1)."""
-    require_tensor(labels, "one_hot")
     if labels.data.dtype.kind not in "iu":
         raise DTypeError(f"one_hot needs integer labels, got {labels.dtype}")
     backend = labels._backend

@@ -14,7 +14,7 @@ from typing import Any
 from ..autograd import Function
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError
 from ..tensor import Tensor
-from ._support import make_tensor, normalize_axes, normalize_axis, require_tensor
+from ._support import make_tensor, normalize_axes, normalize_axis
 
 Axis = int | tuple[int, ...] | None
 
@@ -378,14 +378,12 @@ def logsumexp(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def cumsum(x: Tensor, axis: int | None = None) -> Tensor:
     """Running sum along `axis` (over the flattened tensor when None, as NumPy)."""
-    require_tensor(x, "cumsum")
     return CumSum.apply(x, axis=_single_axis(axis, x.ndim))
 
 
 def cumprod(x: Tensor, axis: int | None = None) -> Tensor:
     """Running product along `axis` (over the flattened tensor when None, as NumPy);
     differentiable also where x has zeros."""
-    require_tensor(x, "cumprod")
     return CumProd.apply(x, axis=_single_axis(axis, x.ndim))
 
 
@@ -423,7 +421,6 @@ def _position(x: Tensor, axis: Any, keepdims: bool, op: str) -> Tensor:
     the first NaN where there is one. CuPy's reduction returns *a* NaN, whichever its tree
     meets first, so for floats the first NaN is looked up separately (a bool argmax, which
     keeps the first of equal values on both)."""
-    require_tensor(x, op)
     axis = _single_axis(axis, x.ndim)
     _refuse_empty(x, axis, op)
     backend, data = x._backend, x.data
@@ -437,7 +434,6 @@ def _position(x: Tensor, axis: Any, keepdims: bool, op: str) -> Tensor:
 
 def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where any element over `axis` is non-zero (no gradient)."""
-    require_tensor(x, "any")
     axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.any(axis=axes, keepdims=keepdims)), x._backend, None
@@ -446,7 +442,6 @@ def any(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
 
 def all(x: Tensor, axis: Axis = None, keepdims: bool = False) -> Tensor:
     """True where every element over `axis` is non-zero (no gradient)."""
-    require_tensor(x, "all")
     axes = normalize_axes(axis, x.ndim)
     return make_tensor(
         x._backend.xp.asarray(x.data.all(axis=axes, keepdims=keepdims)), x._backend, None
