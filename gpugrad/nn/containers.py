@@ -201,7 +201,58 @@ def pairs_of(kind: str, entries: Any) -> list[tuple[Any, Any]]:
     return pairs
 
 
-class ModuleDict(Module):
+class _KeyedEntries(Module):
+    """The read, delete and iterate side of a dict-like container, over the Module registry
+    its entries live in (`_registry`: "_modules" or "_parameters")."""
+
+    _registry: str
+
+    @property
+    def _entries(self) -> dict[str, Any]:
+        return getattr(self, self._registry)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._entries[key]
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._entries:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._entries))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def keys(self) -> list[str]:
+        """The keys, in insertion order."""
+        return list(self._entries)
+
+    def values(self) -> list[Any]:
+        """The entries, in insertion order."""
+        return list(self._entries.values())
+
+    def items(self) -> list[tuple[str, Any]]:
+        """(key, entry) pairs, in insertion order."""
+        return list(self._entries.items())
+
+    def pop(self, key: str) -> Any:
+        """Remove the entry `key` and return it."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in list(self._entries):
+            delattr(self, key)
+
+
+class ModuleDict(_KeyedEntries):
     """A dict of modules whose parameters are registered, in insertion order; it has no
     forward of its own. Supports `d[key]`, `d[key] = module`, `del d[key]`, `key in d`,
     `len`, iteration over keys, `keys/values/items`, `update`, `pop` and `clear`."""
@@ -213,37 +264,10 @@ class ModuleDict(Module):
         if modules is not None:
             self.update(modules)
 
-    def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
+    _registry = "_modules"
 
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(check_key(self, key), _check_module(module, "ModuleDict"))
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._modules:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._modules))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._modules
-
-    def keys(self) -> list[str]:
-        """The keys, in insertion order."""
-        return list(self._modules)
-
-    def values(self) -> list[Module]:
-        """The modules, in insertion order."""
-        return list(self._modules.values())
-
-    def items(self) -> list[tuple[str, Module]]:
-        """(key, module) pairs, in insertion order."""
-        return list(self._modules.items())
 
     def update(self, modules: Mapping[str, Module] | Iterable[tuple[str, Module]]) -> None:
         """Add or replace entries from a mapping or from (key, module) pairs; every entry is
@@ -254,14 +278,3 @@ class ModuleDict(Module):
             _check_module(module, "ModuleDict")
         for key, module in pairs:
             self.add_module(key, module)
-
-    def pop(self, key: str) -> Module:
-        """Remove the entry `key` and return its module."""
-        module = self[key]
-        del self[key]
-        return module
-
-    def clear(self) -> None:
-        """Remove every entry."""
-        for key in list(self._modules):
-            delattr(self, key)

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import ArgumentTypeError, IndexOutOfRangeError
 from ..tensor import Tensor
-from .containers import check_key, pairs_of
+from .containers import _KeyedEntries, check_key, pairs_of
 from .module import Module
 from .parameter import Parameter
 
@@ -79,7 +79,7 @@ class ParameterList(Module):
         )
 
 
-class ParameterDict(Module):
+class ParameterDict(_KeyedEntries):
     """A dict of parameters, registered under their keys, in insertion order (a plain dict's
     keys are sorted first, as PyTorch does). Supports
     `d[key]`, `d[key] = tensor`, `del d[key]`, `key in d`, `len`, iteration over keys,
@@ -92,37 +92,10 @@ class ParameterDict(Module):
         if parameters is not None:
             self.update(parameters)
 
-    def __getitem__(self, key: str) -> Parameter:
-        return self._parameters[key]
+    _registry = "_parameters"
 
     def __setitem__(self, key: str, value: Any) -> None:
         setattr(self, check_key(self, key), as_parameter("ParameterDict", value))
-
-    def __delitem__(self, key: str) -> None:
-        if key not in self._parameters:
-            raise KeyError(key)
-        delattr(self, key)
-
-    def __len__(self) -> int:
-        return len(self._parameters)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._parameters))
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._parameters
-
-    def keys(self) -> list[str]:
-        """The keys, in insertion order."""
-        return list(self._parameters)
-
-    def values(self) -> list[Parameter]:
-        """The parameters, in insertion order."""
-        return list(self._parameters.values())
-
-    def items(self) -> list[tuple[str, Parameter]]:
-        """(key, parameter) pairs, in insertion order."""
-        return list(self._parameters.items())
 
     def update(self, parameters: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> None:
         """Add or replace entries from a mapping or (key, tensor) pairs; every entry is
@@ -136,17 +109,6 @@ class ParameterDict(Module):
             pairs.sort(key=lambda pair: pair[0])
         for key, value in pairs:
             setattr(self, key, value)
-
-    def pop(self, key: str) -> Parameter:
-        """Remove the entry `key` and return its parameter."""
-        value = self[key]
-        del self[key]
-        return value
-
-    def clear(self) -> None:
-        """Remove every entry."""
-        for key in list(self._parameters):
-            delattr(self, key)
 
     def extra_repr(self) -> str:
         return "\n".join(
