@@ -114,6 +114,13 @@ class OptimizerPrimitives:
         else:
             out[...] = grad
 
+    def _l2_decayed(self, param: Any, grad: Any, weight_decay: float, scratch: Any) -> Any:
+        """The gradient with L2 weight decay folded in (grad itself when there is none), in
+        scratch slot 1."""
+        if weight_decay == 0:
+            return grad
+        return self._decayed_grad(param, grad, weight_decay, self._scratch(scratch, 1, param))
+
     def _decayed_grad(self, param: Any, grad: Any, weight_decay: float, out: Any) -> Any:
         """grad + weight_decay·param (L2 weight decay folded into the gradient), into out."""
         self.xp.multiply(param, weight_decay, out=out)
@@ -341,11 +348,7 @@ class OptimizerPrimitives:
         else param −= lr·g/avg. `grad_avg` / `momentum_buffer` may be None when unused."""
         xp = self.xp
         lr, alpha, eps, momentum = float(lr), float(alpha), float(eps), float(momentum)
-        g = grad
-        if weight_decay != 0:
-            g = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
-            )
+        g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         xp.multiply(square_avg, alpha, out=square_avg)
         self._with_grad(xp.multiply, g, g, work)
@@ -386,11 +389,7 @@ class OptimizerPrimitives:
         """Adagrad: sum += g²; param −= lr/(1 + (t − 1)·lr_decay) · g / (√sum + eps), where
         `step` = t counts this update (1 for the first)."""
         xp = self.xp
-        g = grad
-        if weight_decay != 0:
-            g = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
-            )
+        g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         clr = adagrad_step_lr(lr, lr_decay, step)
         work = self._scratch(scratch, 0, param)
         self._with_grad(xp.multiply, g, g, work)
@@ -418,11 +417,7 @@ class OptimizerPrimitives:
         a = ρ·a + (1 − ρ)·d²; param −= lr·d."""
         xp = self.xp
         lr, rho, eps = float(lr), float(rho), float(eps)
-        g = grad
-        if weight_decay != 0:
-            g = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
-            )
+        g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         delta = self._scratch(scratch, 2, param)
         xp.multiply(square_avg, rho, out=square_avg)
@@ -461,11 +456,7 @@ class OptimizerPrimitives:
         param −= lr/(1 − β1^t) · m / u, where `step` = t counts this update."""
         xp = self.xp
         lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
-        g = grad
-        if weight_decay != 0:
-            g = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
-            )
+        g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         self._with_grad(xp.subtract, g, exp_avg, work)
         xp.multiply(work, 1.0 - beta1, out=work)
@@ -500,11 +491,7 @@ class OptimizerPrimitives:
         param += c_g·g/d + c_m·m/d with (c_g, c_m) from `nadam_momentum_coefficients`."""
         xp = self.xp
         beta1, beta2, eps = float(beta1), float(beta2), float(eps)
-        g = grad
-        if weight_decay != 0:
-            g = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 1, param)
-            )
+        g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         denom = self._scratch(scratch, 2, param)
         self._with_grad(xp.subtract, g, exp_avg, work)
