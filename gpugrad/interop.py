@@ -173,14 +173,9 @@ _OPERATOR_UFUNCS = {
 
 
 def _host_array(x: Any) -> Any:
-    """A ufunc operand as NumPy sees it: a cpu tensor's own array (no copy)."""
-    if not isinstance(x, Tensor):
-        return x
-    if x._backend.device.type != "cpu":
-        raise DeviceError(
-            f"a NumPy array cannot be combined with a tensor on '{x.device}'; move one of them"
-        )
-    return x._data
+    """A ufunc operand as NumPy sees it: a cpu tensor's own array (no copy), by the same rule
+    as np.asarray(tensor) (a cuda tensor raises instead of a hidden device-to-host copy)."""
+    return _array(x) if isinstance(x, Tensor) else x
 
 
 def _array_ufunc(self: Tensor, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
