@@ -114,16 +114,17 @@ class _SetGradMode:
     def __exit__(self, *exc: object) -> None:
         _mode.enabled = self.saved.pop()
 
-    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return _generator_in_mode(self.enabled, fn)
+    def _fresh(self) -> _SetGradMode:
+        """A new manager for one call of a decorated function (calls may overlap)."""
+        return _SetGradMode(self.enabled)
 
     def __call__(self, fn: F) -> F:
         if inspect.isgeneratorfunction(fn):  # keep the mode while the generator's body runs
-            return self._wrap_generator(fn)  # type: ignore[return-value]
+            return _generator_in_mode(self.enabled, fn)  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _SetGradMode(self.enabled):
+            with self._fresh():
                 return fn(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -194,19 +195,8 @@ class _SetInferenceMode(_SetGradMode):
         _inference.enabled = self.saved_modes.pop()
         super().__exit__(*exc)
 
-    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return _generator_in_mode(self.enabled, fn)
-
-    def __call__(self, fn: F) -> F:
-        if inspect.isgeneratorfunction(fn):
-            return self._wrap_generator(fn)  # type: ignore[return-value]
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _SetInferenceMode(self.mode):
-                return fn(*args, **kwargs)
-
-        return wrapper  # type: ignore[return-value]
+    def _fresh(self) -> _SetGradMode:
+        return _SetInferenceMode(self.mode)
 
 
 def inference_mode(mode: Any = True) -> Any:
