@@ -612,7 +612,7 @@ def _run_backward(
             grads[fn] = grads[fn] + seed
         else:
             grads[fn] = seed
-            heapq.heappush(heap, (-fn.seq, fn))
+            push(heap, (-fn.seq, fn))
 
     if capture is not None:
         needed = _nodes_leading_to(list(grads), capture_leaves, capture_nodes)
@@ -623,7 +623,7 @@ def _run_backward(
     check_finite = _anomaly.enabled
     try:
         while heap:
-            node = heapq.heappop(heap)[1]
+            node = pop(heap)[1]
             g = grads.pop(node)
             if node.tensor_hooks:
                 g = _run_hooks(node.tensor_hooks, g, node.xp, create_graph)
@@ -640,7 +640,8 @@ def _run_backward(
                 )
             if node.retained is not None:
                 _give_retained(node, g)
-            if node.epoch >= 0 and node.epoch != _epoch[0]:
+            epoch = node.epoch
+            if epoch >= 0 and epoch != _epoch[0]:
                 _check_versions(node)
             if create_graph:
                 if not isinstance(g, Tensor):
@@ -648,41 +649,44 @@ def _run_backward(
                 gs = node.backward(namespace, g, *_saved_as_tensors(node))
             else:
                 gs = node.backward(node.xp, g, *node.saved)
-            if type(gs) is not tuple:
+            if gs.__class__ is not tuple:
                 gs = (gs,) if len(edges) == 1 or type(gs) is not list else tuple(gs)
             if len(gs) != len(edges):
                 raise _wrong_count(node, gs)
             if check_finite:
                 _check_finite(node, gs)
-            for i, (edge, gx) in enumerate(zip(edges, gs)):
+            for edge, gx in zip(edges, gs):
                 if gx is None or edge is None:
                     continue
-                if getattr(gx, "shape", ()) != (  # a Python number is a 0-d gradient
-                    edge.shape if isinstance(edge, Tensor) else edge.out_shape
-                ):
-                    raise _wrong_shape(node, i, gx, edge)
                 if isinstance(edge, Tensor):  # a leaf
+                    if getattr(gx, "shape", ()) != edge._data.shape:
+                        raise _wrong_shape(node, edges, gs, edge, gx)
                     if needed is not None and edge not in capture_leaves:
                         continue
                     prev = leaf_grads.get(edge)
                     if prev is None:
+                        # Owned: copied if it may share memory with another gradient (a
+                        # pass-through or a view), so editing a .grad in place changes no other.
                         leaf_grads[edge] = _owned(gx, g)
                     elif create_graph:
                         leaf_grads[edge] = prev + gx
-                    else:  # prev is owned here (_owned copied anything shared), so add in place
+                    else:  # prev is owned here, so add in place
                         leaf_grads[edge] = _accumulate(prev, gx)
                     continue
-                fn = edge
-                if needed is not None and fn not in needed and fn not in capture_nodes:
+                if getattr(gx, "shape", ()) != edge.out_shape:  # a number is a 0-d gradient
+                    raise _wrong_shape(node, edges, gs, edge, gx)
+                if needed is not None and edge not in needed and edge not in capture_nodes:
                     continue
-                if fn in grads:
-                    grads[fn] = grads[fn] + gx
+                prev = grads.get(edge)
+                if prev is None:
+                    grads[edge] = gx
+                    push(heap, (-edge.seq, edge))
                 else:
-                    grads[fn] = gx
-                    heapq.heappush(heap, (-fn.seq, fn))
+                    grads[edge] = prev + gx
             if not retain_graph:
-                node.inputs = node.edges = node.saved = None
-                node.__dict__.pop("ctx", None)  # a custom function's saved tensors
+                node.edges = None
+                # Forward's saved arrays and attributes (and a custom function's ctx) go too.
+                node.__dict__.clear()
     finally:
         _mode.enabled = previous_mode
 
@@ -702,6 +706,7 @@ def _run_backward(
 
 
 _deposit_lock = threading.Lock()
+push, pop = heapq.heappush, heapq.heappop
 
 
 def _wrong_count(node: Function, gs: Sequence[Any]) -> ShapeError:
@@ -712,7 +717,10 @@ def _wrong_count(node: Function, gs: Sequence[Any]) -> ShapeError:
     )
 
 
-def _wrong_shape(node: Function, i: int, gx: Any, edge: Any) -> ShapeError:
+def _wrong_shape(
+    node: Function, edges: Sequence[Any], gs: Sequence[Any], edge: Any, gx: Any
+) -> ShapeError:
+    i = next(i for i, (e, x) in enumerate(zip(edges, gs)) if e is edge and x is gx)
     expected = edge.shape if isinstance(edge, Tensor) else edge.out_shape
     return ShapeError(
         f"{node.name}.backward returned a gradient of shape {tuple(getattr(gx, 'shape', ()))} "
