@@ -68,6 +68,10 @@ class StockCupyBackend(Backend):
     kernel's fault from the rest, or to time what the fusion gains); `CupyBackend` is the
     default."""
 
+    # The optimizer twins' updates in one block: cache-sized blocks pay on a CPU, but on a GPU
+    # each block would cost a kernel launch per pass.
+    optimizer_block = 1 << 62
+
     def __init__(self, index: int) -> None:
         super().__init__(cupy, Device("cuda", index))
         self.index = index

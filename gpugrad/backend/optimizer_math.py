@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -107,12 +107,13 @@ class OptimizerPrimitives:
             raise ValueError(f"gradient pieces hold {start} elements, parameters {out.size}")
         return out
 
-    def _copy_grad(self, grad: Any, out: Any) -> None:
-        """out[...] = grad, for `grad` in either form."""
+    def _copy_grad(self, grad: Any, out: Any) -> Any:
+        """out[...] = grad, for `grad` in either form; returns out."""
         if isinstance(grad, (list, tuple)):
             self._with_grad(self.xp.multiply, grad, 1.0, out)  # ×1.0 is an exact copy
         else:
             out[...] = grad
+        return out
 
     def _l2_decayed(self, param: Any, grad: Any, weight_decay: float, scratch: Any) -> Any:
         """The gradient with L2 weight decay folded in (grad itself when there is none), in
@@ -145,31 +146,28 @@ class OptimizerPrimitives:
         nesterov; then param −= lr·d. Without momentum or decay: exactly param −= lr·grad."""
         xp = self.xp
         lr, momentum, dampening = float(lr), float(momentum), float(dampening)
-        d = grad
-        if weight_decay != 0:
-            d = self._decayed_grad(
-                param, grad, float(weight_decay), self._scratch(scratch, 0, param)
-            )
-        if momentum != 0:
-            buf = momentum_buffer
-            if first:  # torch seeds the buffer with the first gradient, undamped
-                self._copy_grad(d, buf)
-            else:
-                xp.multiply(buf, momentum, out=buf)
-                if dampening == 0:
-                    self._with_grad(xp.add, d, buf, buf)
+        weight_decay = float(weight_decay)
+        arrays = (param, momentum_buffer) if momentum != 0 else (param,)
+        for views, g, (decayed, work) in self._blocks(arrays, grad, scratch, works=2):
+            p = views[0]
+            d = g
+            if weight_decay != 0:  # g + weight_decay·p (L2), never written into the gradient
+                d = xp.add(g, xp.multiply(p, weight_decay, out=decayed), out=decayed)
+            if momentum != 0:
+                buf = views[1]
+                if first:  # torch seeds the buffer with the first gradient, undamped
+                    buf[...] = d
                 else:
-                    step = self._with_grad(
-                        xp.multiply, d, 1.0 - dampening, self._scratch(scratch, 1, param)
-                    )
-                    xp.add(buf, step, out=buf)
-            if nesterov:
-                ahead = xp.multiply(buf, momentum, out=self._scratch(scratch, 1, param))
-                d = self._with_grad(xp.add, d, ahead, ahead)
-            else:
-                d = buf
-        step = self._with_grad(xp.multiply, d, lr, self._scratch(scratch, 1, param))
-        xp.subtract(param, step, out=param)
+                    xp.multiply(buf, momentum, out=buf)
+                    if dampening != 0:
+                        xp.add(buf, xp.multiply(d, 1.0 - dampening, out=work), out=buf)
+                    else:
+                        xp.add(buf, d, out=buf)
+                if nesterov:
+                    d = xp.add(d, xp.multiply(buf, momentum, out=work), out=work)
+                else:
+                    d = buf
+            xp.subtract(p, xp.multiply(d, lr, out=work), out=p)
 
     # --- Adam / AdamW ----------------------------------------------------------------------
     def adam_step(
@@ -199,32 +197,14 @@ class OptimizerPrimitives:
         lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
         weight_decay = float(weight_decay)
         states = (param, exp_avg, exp_avg_sq) + ((max_exp_avg_sq,) if amsgrad else ())
-        if not all(a.flags.c_contiguous for a in states):  # blocks need flat views
-            return self._adam_passes(
-                param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
-                weight_decay, amsgrad, decoupled, scratch,
-            )  # fmt: skip
         step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
-        flats = [a.reshape(-1) for a in states]
-        work = self._scratch(scratch, 0, param).reshape(-1)
-        pieces = None  # where a block of a piecewise gradient is gathered
-        if isinstance(grad, (list, tuple)):
-            pieces = self._scratch(scratch, 1, param).reshape(-1)
-        l2 = (
-            self._scratch(scratch, 2, param).reshape(-1) if weight_decay and not decoupled else None
-        )
-        # Every pass of the formula runs on one cache-sized block before the next block is
-        # read, in the same order of operations as one pass at a time: bit for bit the same
-        # result, with main memory read about once instead of once per pass.
-        for start, stop, g in self._gradient_blocks(grad, param.size, pieces):
-            p, m, v = (a[start:stop] for a in flats[:3])
-            w = work[: stop - start]
+        for views, g, (w, l2) in self._blocks(states, grad, scratch, works=2):
+            p, m, v = views[:3]
             if weight_decay != 0:
                 if decoupled:
                     xp.multiply(p, 1.0 - lr * weight_decay, out=p)
                 else:  # g + weight_decay·p (L2), never written into the caller's gradient
-                    decayed = xp.multiply(p, weight_decay, out=l2[: stop - start])
-                    g = xp.add(g, decayed, out=decayed)
+                    g = xp.add(g, xp.multiply(p, weight_decay, out=l2), out=l2)
             # First moment as a lerp towards g, as torch computes it: m + (1 − β1)(g − m).
             xp.subtract(g, m, out=w)
             xp.multiply(w, 1.0 - beta1, out=w)
@@ -236,7 +216,7 @@ class OptimizerPrimitives:
             xp.add(v, w, out=v)
             second = v
             if amsgrad:
-                second = flats[3][start:stop]
+                second = views[3]
                 xp.maximum(second, v, out=second)
             # eps goes outside the square root, after the bias correction.
             xp.sqrt(second, out=w)
@@ -245,7 +225,33 @@ class OptimizerPrimitives:
             xp.divide(m, w, out=w)
             xp.multiply(w, step_size, out=w)
             xp.subtract(p, w, out=p)
-        return None
+
+    def _blocks(
+        self, arrays: tuple[Any, ...], grad: Any, scratch: list[Any] | None, works: int
+    ) -> Iterator[tuple[list[Any], Any, list[Any]]]:
+        """(views, g, work) for each block of `arrays` (a parameter and its state arrays, all
+        its shape) and their gradient `grad` (an array, or a sequence of pieces of a flat one):
+        the arrays' and the gradient's elements of the block, and `works` work arrays of its size.
+
+        Contiguous arrays go in cache-sized blocks of flat views: an update runs all its passes
+        on one block before reading the next, so main memory is read about once instead of once
+        per pass, with each element's operations unchanged (bit for bit the whole-array result).
+        Other arrays are one block, whole, with work arrays of their own."""
+        xp = self.xp
+        param = arrays[0]
+        if not all(a.flags.c_contiguous for a in arrays):
+            if isinstance(grad, (list, tuple)):
+                grad = self._copy_grad(grad, xp.empty_like(param))
+            yield list(arrays), grad, [xp.empty_like(param) for _ in range(works)]
+            return
+        flats = [a.reshape(-1) for a in arrays]
+        size = max(1, min(self.optimizer_block, param.size))
+        # Slot `works` gathers a block that spans gradient pieces (small parameters).
+        slots = [self._scratch(scratch, i, flats[0][:size]).reshape(-1) for i in range(works + 1)]
+        pieces = slots[works] if isinstance(grad, (list, tuple)) else None
+        for start, stop, g in self._gradient_blocks(grad, param.size, pieces):
+            n = stop - start
+            yield [f[start:stop] for f in flats], g, [w[:n] for w in slots[:works]]
 
     def _gradient_blocks(self, grad: Any, size: int, buffer: Any) -> Any:
         """(start, stop, gradient of elements start..stop) over a flat parameter of `size`
@@ -277,55 +283,6 @@ class OptimizerPrimitives:
                     start, filled = start + block, 0
         if filled:
             yield start, start + filled, buffer[:filled]
-
-    def _adam_passes(
-        self,
-        param: Any,
-        grad: Any,
-        exp_avg: Any,
-        exp_avg_sq: Any,
-        max_exp_avg_sq: Any,
-        step: int,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        weight_decay: float,
-        amsgrad: bool,
-        decoupled: bool,
-        scratch: list[Any] | None,
-    ) -> None:
-        """adam_step one whole-array pass at a time, for state arrays that are not
-        contiguous (the blocked loop needs flat views of them)."""
-        xp = self.xp
-        g = grad
-        if weight_decay != 0:
-            if decoupled:
-                xp.multiply(param, 1.0 - lr * weight_decay, out=param)
-            else:
-                g = self._decayed_grad(param, grad, weight_decay, self._scratch(scratch, 1, param))
-        work = self._scratch(scratch, 0, param)
-        # First moment as a lerp towards g, as torch computes it: m + (1 − β1)(g − m).
-        self._with_grad(xp.subtract, g, exp_avg, work)
-        xp.multiply(work, 1.0 - beta1, out=work)
-        xp.add(exp_avg, work, out=exp_avg)
-        # Second moment: β2·v + (1 − β2)·g·g.
-        xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-        self._with_grad(xp.multiply, g, g, work)
-        xp.multiply(work, 1.0 - beta2, out=work)
-        xp.add(exp_avg_sq, work, out=exp_avg_sq)
-        second = exp_avg_sq
-        if amsgrad:
-            xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            second = max_exp_avg_sq
-        step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
-        # eps goes outside the square root, after the bias correction.
-        xp.sqrt(second, out=work)
-        xp.divide(work, correction2_sqrt, out=work)
-        xp.add(work, eps, out=work)
-        xp.divide(exp_avg, work, out=work)
-        xp.multiply(work, step_size, out=work)
-        xp.subtract(param, work, out=param)
 
     # --- RMSprop ---------------------------------------------------------------------------
     def rmsprop_step(
