@@ -254,6 +254,34 @@ def test_normal_cdf_special_values(own) -> None:
     np.testing.assert_allclose(cpu.normal_cdf(x), _libm_normal_cdf(x), rtol=1e-15, atol=2e-16)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+def test_gelu_and_cdf_is_x_times_normal_cdf(own, monkeypatch, rng, dtype) -> None:
+    # GELU's forward takes the product in the CDF's blocks: the same bits as the two steps.
+    monkeypatch.setattr(special_math, "SINGLE_BLOCK", 10)
+    cpu = get_backend("cpu")
+    x = (rng.standard_normal((7, 15)) * 4).astype(dtype)
+    out, cdf = cpu.gelu_and_cdf(x)
+    assert out.dtype == cdf.dtype == dtype and out.shape == cdf.shape == x.shape
+    np.testing.assert_array_equal(cdf, cpu.normal_cdf(x))
+    np.testing.assert_array_equal(out, x * cpu.normal_cdf(x))
+
+
+def test_gelu_grad_blocks_match_the_whole_array_formula(own, monkeypatch, rng) -> None:
+    from gpugrad.backend.activation_math import gelu_grad_from_cdf
+
+    x = (rng.standard_normal((7, 15)) * 4).astype(np.float32)
+    g = rng.standard_normal((7, 15)).astype(np.float32)
+    cdf = get_backend("cpu").normal_cdf(x)
+    monkeypatch.setattr(special_math, "SINGLE_BLOCK", 10)
+    blocked = gelu_grad_from_cdf(np, g, x, cdf)
+    phi = np.exp(x * x * np.float32(-0.5)) * np.float32(1 / math.sqrt(2 * math.pi))
+    np.testing.assert_allclose(blocked, g * (cdf + x * phi), rtol=2e-6, atol=1e-30)
+    broadcast = np.broadcast_to(g[:1], g.shape)  # not one shape with x: the whole-array path
+    np.testing.assert_allclose(
+        gelu_grad_from_cdf(np, broadcast, x, cdf), broadcast * (cdf + x * phi), rtol=2e-6
+    )
+
+
 def test_normal_cdf_uses_scipy_when_installed(monkeypatch) -> None:
     library = _StandIn()
     monkeypatch.setattr(special_math, "scipy_special", lambda: library)

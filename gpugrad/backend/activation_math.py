@@ -218,6 +218,11 @@ class ActivationPrimitives:
         x's float dtype, through this backend's erf (the NumPy backend has a faster route)."""
         return (self.erf(x * SQRT_HALF) + 1) * 0.5
 
+    def gelu_and_cdf(self, x: Any) -> tuple[Any, Any]:
+        """(x·Φ(x), Φ(x)): exact GELU of array `x` and the CDF that its backward reuses."""
+        cdf = self.normal_cdf(x)
+        return x * cdf, cdf
+
     def erf(self, x: Any) -> Any:
         """The error function, elementwise, in x's float dtype (special_math.py)."""
         return special_math.erf(self, x)

@@ -74,6 +74,12 @@ class NumpyBackend(Backend):
             return special_math.normal_cdf(self, x)
         return super().normal_cdf(x)
 
+    def gelu_and_cdf(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x·Φ(x), Φ(x)), the product taken in special_math's blocks where SciPy is missing."""
+        if special_math.scipy_special() is None:
+            return special_math.gelu_and_cdf(self, x)
+        return super().gelu_and_cdf(x)
+
     def erfc(self, x: np.ndarray) -> np.ndarray:
         """1 - erf(x): SciPy's where SciPy is installed, else special_math's."""
         library = special_math.scipy_special()

@@ -212,34 +212,26 @@ def _argument_of_tanh(xp: ModuleType, x: Any, end: float, p: Any, q: Any, scratc
     return xp.multiply(u, c, out=u)
 
 
-def _erf_single(xp: ModuleType, x: Any, out: Any, scratch: list) -> None:
+def _erf_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
     # u = c + c·P/Q: P/Q is ~0.13 near 0, so its rounding errors touch a seventh of u.
     u = _argument_of_tanh(xp, x, erf_table.ERF32_END, erf_table.ERF32_P, erf_table.ERF32_Q, scratch)
     xp.add(u, scratch[0], out=u)
-    xp.tanh(u, out=out)
+    xp.tanh(u, out=outs[0])
 
 
-def _normal_cdf_single(xp: ModuleType, x: Any, out: Any, scratch: list) -> None:
+def _normal_cdf_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
     end, p, q = erf_table.NORMAL32_END, erf_table.NORMAL32_P, erf_table.NORMAL32_Q
     u = _argument_of_tanh(xp, x, end, p, q, scratch)
     xp.tanh(u, out=u)
     xp.add(u, 1.0, out=u)
-    xp.multiply(u, 0.5, out=out)
+    xp.multiply(u, 0.5, out=outs[0])
 
 
-def _single_blocks(ns: Any, x: Any, block_function: Callable[..., None]) -> Any:
-    """`block_function(xp, part, out_part, scratch)` over blocks of SINGLE_BLOCK elements of
-    float32 or float16 `x`, with four float32 scratch arrays of the block's length shared by all
-    blocks; returns the results (x's dtype and shape), each rounded once to float16."""
-    xp = ns.xp
-    flat = x.reshape(-1)
-    out = xp.empty(flat.shape, dtype=x.dtype)
-    scratch = [xp.empty(min(flat.size, SINGLE_BLOCK), dtype="float32") for _ in range(4)]
-    for start in range(0, flat.size, SINGLE_BLOCK):
-        part = flat[start : start + SINGLE_BLOCK]
-        size = part.size
-        block_function(xp, part, out[start : start + size], [s[:size] for s in scratch])
-    return out.reshape(x.shape)
+def _gelu_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
+    # x·Φ from Φ as stored (rounded to x's dtype): the same bits as x * normal_cdf(x).
+    cdf, gelu = outs
+    _normal_cdf_single(xp, x, (cdf,), scratch)
+    xp.multiply(x, cdf, out=gelu)
 
 
 def _erfc_single_block(ns: Any, x: Any) -> Any:
@@ -263,13 +255,30 @@ def _erfc_single_block(ns: Any, x: Any) -> Any:
     return small
 
 
+def _single_blocks(ns: Any, x: Any, block_function: Callable[..., None], count: int = 1) -> list:
+    """`block_function(xp, part, out_parts, scratch)` over blocks of SINGLE_BLOCK elements of
+    float32 or float16 `x`, with four float32 scratch arrays of the block's length shared by all
+    blocks; returns its `count` results (x's dtype and shape), each rounded once to float16.
+    (Splitting the blocks over two threads was measured: no faster on a loaded 2-core CPU.)"""
+    xp = ns.xp
+    flat = x.reshape(-1)
+    outs = [xp.empty(flat.shape, dtype=x.dtype) for _ in range(count)]
+    scratch = [xp.empty(min(flat.size, SINGLE_BLOCK), dtype="float32") for _ in range(4)]
+    for start in range(0, flat.size, SINGLE_BLOCK):
+        part = flat[start : start + SINGLE_BLOCK]
+        size = part.size
+        parts = tuple(out[start : start + size] for out in outs)
+        block_function(xp, part, parts, [s[:size] for s in scratch])
+    return [out.reshape(x.shape) for out in outs]
+
+
 def erf(ns: Any, x: Any) -> Any:
     """The error function of backend array `x`, elementwise, in x's float dtype (float64 for
     other dtypes). float64: within ~1e-16 relative everywhere; float32: within ERF32_ULPS ulps of
     the exact value rounded, float16: within 1 ulp. erf(±0) = ±0, erf(±inf) = ±1, NaN stays NaN."""
     if _result_dtype(x) == "float64":
         return _blockwise(ns, x, _erf_block, _erf_block)
-    return _single_blocks(ns, x, _erf_single)
+    return _single_blocks(ns, x, _erf_single)[0]
 
 
 def normal_cdf(ns: Any, x: Any) -> Any:
@@ -282,7 +291,17 @@ def normal_cdf(ns: Any, x: Any) -> Any:
         cdf += 1
         cdf *= 0.5
         return cdf
-    return _single_blocks(ns, x, _normal_cdf_single)
+    return _single_blocks(ns, x, _normal_cdf_single)[0]
+
+
+def gelu_and_cdf(ns: Any, x: Any) -> tuple[Any, Any]:
+    """(x·Φ(x), Φ(x)): GELU and the CDF its backward reuses, as `x * normal_cdf(ns, x)` and
+    `normal_cdf(ns, x)` (the same values), the product taken in the same cached blocks."""
+    if _result_dtype(x) == "float64":
+        cdf = normal_cdf(ns, x)
+        return x * cdf, cdf
+    cdf, gelu = _single_blocks(ns, x, _gelu_single, count=2)
+    return gelu, cdf
 
 
 def erfc(ns: Any, x: Any) -> Any:

@@ -87,9 +87,9 @@ class Gelu(_Activation):
         if type(self.xp).activation_forward is not ActivationPrimitives.activation_forward:
             return super().forward(x, param)  # a fused kernel: nothing to share
         self.param = param
-        self.cdf = self.xp.normal_cdf(x)
+        out, self.cdf = self.xp.gelu_and_cdf(x)
         self.save(x)
-        return x * self.cdf
+        return out
 
     def backward(self, xp, g, x):
         if self.cdf is not None and xp is self.xp:
