@@ -31,7 +31,7 @@ float32 and float16 erf is evaluated in float32 arithmetic, as tanh of a rationa
 
 Their coefficients are rounded to float32 (what float32 arithmetic uses); the printed worst
 errors are those of the rounded coefficients. The errors of the float32 evaluation itself are
-measured by `--sweep` over every float32 in [0, ERF32_END] (about a minute; needs gpugrad).
+measured by `--sweep` over every float32 in [0, ERF32_END] (a few minutes; needs gpugrad).
 
 erfc for float32 and float16 still needs only ~1e-8 relative and comes from rationals evaluated in
 float64 without a table (no gathers), each P(z)/Q(z) with q0 = 1 interpolating its function at the
