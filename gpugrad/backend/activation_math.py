@@ -5,7 +5,7 @@ kernel each, and tests compare the two. They are mixed into `Backend`, so `self.
 array module.
 
 Every formula takes a namespace `ns` as its first argument and uses only names that both the
-backend and `gpugrad.ops` provide (`exp`, `where`, `tanh`, `erf`, `activation_forward`, ...)
+backend and `gpugrad.ops` provide (`exp`, `where`, `tanh`, `normal_cdf`, `activation_forward`, ...)
 plus the `.sum(axis=..., keepdims=...)` method. Given the backend it computes on arrays (the
 primitive); given `gpugrad.ops` it records differentiable ops on Tensors, which is how
 `create_graph=True` gets second derivatives from the very same formula.
@@ -64,7 +64,7 @@ FORWARD: dict[str, Callable[..., Any]] = {
     "leaky_relu": lambda ns, x, p: ns.where(x > 0, x, x * p),
     # expm1 of min(x, 0): the branch not taken must not overflow.
     "elu": lambda ns, x, p: ns.where(x > 0, x, ns.expm1(ns.minimum(x, 0)) * p),
-    "gelu": lambda ns, x, p: x * (ns.erf(x * SQRT_HALF) + 1) * 0.5,
+    "gelu": lambda ns, x, p: x * ns.normal_cdf(x),
     "gelu_tanh": lambda ns, x, p: x * (ns.tanh(_gelu_tanh_inner(x)) + 1) * 0.5,
     "silu": lambda ns, x, p: x * _sigmoid(ns, x, p),
     "sigmoid": _sigmoid,
@@ -76,26 +76,38 @@ FORWARD: dict[str, Callable[..., Any]] = {
 
 
 # --- backward formulas: dL/dx from g = dL/dout, f(ns, g, x, out, param) ----------------------
-def gelu_cdf(ns: Any, x: Any) -> Any:
-    """Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF (GELU is x·Φ(x))."""
-    return (ns.erf(x * SQRT_HALF) + 1) * 0.5
-
-
 def gelu_grad_from_cdf(xp: Any, g: Any, x: Any, cdf: Any) -> Any:
-    """GELU's dL/dx = g·(Φ(x) + x·φ(x)) on arrays, given the forward's Φ(x): no second erf,
-    and every step in one new array."""
-    work = xp.asarray(xp.multiply(x, x))  # an array even for 0-d x (NumPy gives a scalar)
+    """GELU's dL/dx = g·(Φ(x) + x·φ(x)) on arrays, given the forward's Φ(x): no second erf.
+    Seven passes in place over blocks that stay in the CPU caches when g, x and Φ share one
+    shape and dtype (as the backward of a plain forward has them), else over the whole array."""
+    if not (g.shape == x.shape == cdf.shape and g.dtype == x.dtype == cdf.dtype and x.ndim):
+        return _gelu_grad_in_place(xp, g, x, cdf, xp.asarray(xp.multiply(x, x)))
+    out = xp.empty(x.shape, dtype=x.dtype)
+    flat = [a.reshape(-1) for a in (g, x, cdf, out)]
+    work = xp.empty(min(x.size, special_math.SINGLE_BLOCK), dtype=x.dtype)
+    for start in range(0, x.size, special_math.SINGLE_BLOCK):
+        g_part, x_part, cdf_part, out_part = (
+            a[start : start + special_math.SINGLE_BLOCK] for a in flat
+        )
+        part_work = work[: x_part.size]
+        xp.multiply(x_part, x_part, out=part_work)
+        _gelu_grad_in_place(xp, g_part, x_part, cdf_part, part_work, out=out_part)
+    return out
+
+
+def _gelu_grad_in_place(xp: Any, g: Any, x: Any, cdf: Any, work: Any, out: Any = None) -> Any:
+    """g·(Φ + x·φ(x)) from work = x² (overwritten), the last step into `out` (default: work)."""
     xp.multiply(work, -0.5, out=work)
     xp.exp(work, out=work)
     xp.multiply(work, x, out=work)
     xp.multiply(work, INV_SQRT_2PI, out=work)
     xp.add(work, cdf, out=work)
-    return xp.multiply(work, g, out=work)
+    return xp.multiply(work, g, out=work if out is None else out)
 
 
 def _gelu_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
     # d/dx x·Φ(x) = Φ(x) + x·φ(x)
-    return g * (gelu_cdf(ns, x) + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
+    return g * (ns.normal_cdf(x) + x * ns.exp(x * x * -0.5) * INV_SQRT_2PI)
 
 
 def _gelu_tanh_grad(ns: Any, g: Any, x: Any, out: Any, p: Any) -> Any:
@@ -200,6 +212,16 @@ class ActivationPrimitives:
         it in place; the GPU kernel (relu, sigmoid, tanh) only reads it. Returns a new array."""
         self.xp.add(z, bias, out=z)
         return FORWARD[name](self, z, param)
+
+    def normal_cdf(self, x: Any) -> Any:
+        """Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF (GELU is x·Φ(x)), elementwise, in
+        x's float dtype, through this backend's erf (the NumPy backend has a faster route)."""
+        return (self.erf(x * SQRT_HALF) + 1) * 0.5
+
+    def gelu_and_cdf(self, x: Any) -> tuple[Any, Any]:
+        """(x·Φ(x), Φ(x)): exact GELU of array `x` and the CDF that its backward reuses."""
+        cdf = self.normal_cdf(x)
+        return x * cdf, cdf
 
     def erf(self, x: Any) -> Any:
         """The error function, elementwise, in x's float dtype (special_math.py)."""

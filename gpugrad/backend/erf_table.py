@@ -3,30 +3,39 @@ tools/erf_table.py (mpmath; see that script for the method). Do not edit: rerun 
 
 ROWS_FLOAT64[k] = (centre, 1/half-width, c0, c1, ...) of row k: p(s) = Σ c_i·s^i with
 s = (a - centre)/half-width, erf(a)/a below SMALL_BELOW and a·erfcx(a) from there on,
-accurate to ~1e-16 relative. <NAME>_P and <NAME>_Q = (c0, c1, ...) of the float32
-rationals P(z)/Q(z): ERF32 is erf(x)/x at z = x² for |x| <= ERF32_END, ERFC32 is
+accurate to ~1e-16 relative. <NAME>_P and <NAME>_Q = (c0, c1, ...) of rationals
+P(z)/Q(z). Evaluated in float32 (float32 coefficients, Q monic), with c = x clipped:
+ERF32 is atanh(erf(c))/c - 1 at z = c² for |c| <= ERF32_END, NORMAL32 is
+atanh(2Φ(c) - 1)/c at z = c² for |c| <= NORMAL32_END. Evaluated in float64: ERFC32 is
 exp(a²)·erfc(a) at z = a in [ERFC32_START, ERFC32_END], ERFC32_SMALL (P only) is
-erf(x)/x at z = x² for |x| <= ERFC32_START; all within ~1e-8 relative.
+erf(x)/x at z = x² for |x| <= ERFC32_START; within ~1e-8 relative.
 """
 
 ROW_BITS = 3
 FIRST_BINADE = -3
 END = 28.0
 SMALL_BELOW = 0.5
-ERF32_END = 4.0
+ERF32_END = 5.0
+NORMAL32_END = 7.071067810058594
 ERFC32_START = 0.5
 ERFC32_END = 10.5
 
 # fmt: off
 ERF32_P = (
-    1.1283791636846165, 0.23960062866193796, 0.06474726134246146,
-    0.006936885047737366, 0.000661934546168034, 3.8106101289036285e-05,
-    1.0999566333236468e-06, 3.2860891825479895e-09,
+    395.1058044433594, 378.28668212890625, 58.341793060302734,
+    5.703970909118652,
 )
 ERF32_Q = (
-    1.0, 0.5456737752767605, 0.1392724645365825,
-    0.0218130145706082, 0.002294111150311817, 0.00016362337532059248,
-    7.706434189322414e-06, 9.14838836940031e-08,
+    3077.647216796875, 482.85986328125, 72.90914916992188,
+    1.0,
+)
+NORMAL32_P = (
+    19644.857421875, 2435.690185546875, 185.6168670654297,
+    4.740423202514648,
+)
+NORMAL32_Q = (
+    24621.177734375, 1931.439453125, 145.81829833984375,
+    1.0,
 )
 ERFC32_P = (
     0.999982411906455, 1.6213477518063812, 1.2626631778628967,

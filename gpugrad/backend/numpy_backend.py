@@ -67,6 +67,19 @@ class NumpyBackend(Backend):
             return super().erf(x)
         return special_math.via_library(self, library.erf, x)
 
+    def normal_cdf(self, x: np.ndarray) -> np.ndarray:
+        """Φ(x) = (1 + erf(x/√2))/2: through SciPy's erf where SciPy is installed, else
+        special_math's (float32 and float16 from their own rational, without a separate erf)."""
+        if special_math.scipy_special() is None:
+            return special_math.normal_cdf(self, x)
+        return super().normal_cdf(x)
+
+    def gelu_and_cdf(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x·Φ(x), Φ(x)), the product taken in special_math's blocks where SciPy is missing."""
+        if special_math.scipy_special() is None:
+            return special_math.gelu_and_cdf(self, x)
+        return super().gelu_and_cdf(x)
+
     def erfc(self, x: np.ndarray) -> np.ndarray:
         """1 - erf(x): SciPy's where SciPy is installed, else special_math's."""
         library = special_math.scipy_special()

@@ -14,21 +14,39 @@ exact: a² rounded to float64 is off by up to 6e-14 near a = 27, and exp would t
 as much relative error (W. J. Cody's trick). That is about 40 array operations per element, 12
 of them gathers from the table.
 
-float32 and float16 results need only ~1e-8 relative and take no table: two rationals and a
-polynomial (same tool), evaluated in float64 arithmetic and rounded once, so each result is
-within 1 ulp of the exact value rounded to its dtype (measured; they are within 1.4e-8 relative, a
-fifth of a float32 ulp, and float64 rounding adds ~1e-15):
+float32 and float16 erf is computed in float32 arithmetic, with no table, as
 
-    erf(x) = x·P(x²)/Q(x²)                with x clipped to ±4, where erf rounds to ±1;
+    erf(x) = tanh(u),  u = atanh(erf(c)) = c + c·P(c²)/Q(c²),  c = x clipped to ±5,
+
+P/Q (degrees 3/3, Q monic) the weighted minimax fit of tools/erf_table.py. tanh carries the
+saturation that a rational or polynomial alone fits badly (a polynomial in c² would need degree
+9), so u varies slowly; beyond ±5, u is 13.9 and tanh rounds to ±1. Where erf is within an ulp
+of ±1, u needs little accuracy, and the fit weighs its errors by how much they move erf; the
++c keeps P/Q's rounding (P/Q is 0.13 near 0) out of most of u. Seventeen float32 passes per
+element, in place over blocks of SINGLE_BLOCK elements (clip, c², 6 + 5 for P and Q, divide,
+multiply, add, tanh). Measured over every float32 in [0, 5] by `python tools/erf_table.py
+--sweep` (NumPy's float32 tanh is within 1 ulp; the numbers are from an AVX-512 CPU), every
+result is within ERF32_ULPS = 2 ulps of the float64 erf rounded to float32 (91.2% equal, 8.8%
+1 ulp away, 0.015% 2 ulps), and erf(-x) = -erf(x) to the bit. float16 goes through the same
+float32 math and is rounded once: within 1 ulp.
+
+Φ(x) = (1 + erf(x/√2))/2 (GELU's CDF, `normal_cdf`) has its own rational, the same one rescaled,
+so that x/√2 costs no pass: (1 + tanh(c·P'(c²)/Q'(c²)))/2 with c = x clipped to ±5√2, 0 and 1
+exactly beyond. Measured over every float32 in [-5√2, 5√2], it is within NORMAL32_ERROR·2^-24
+of Φ, absolute (that is 1.5 float32 ulps of Φ in [1/2, 1)), in 19 passes.
+
+erfc for float32 and float16 needs relative accuracy in its tail and keeps float64 arithmetic:
+two rationals and a polynomial (same tool) without a table, rounded once, so each result is
+within 1 ulp of the exact value rounded to its dtype:
+
     erfc(a) = exp(-a²)·P'(a)/Q'(a)        for a = |x| >= 1/2 (clipped to 10.5: erfc is 0),
     erfc(x) = 1 - x·P''(x²)               for |x| < 1/2 (1 - erf > 1/2: no cancellation),
     erfc(-a) = 2 - erfc(a).
 
-A float32 x is exact in float64 and so is x², so exp(-x²) needs no split. erf is about 33
-array operations per element, erfc about 45, and no gathers; float32 arithmetic would halve
-the cost per operation but measured up to 8 ulp with these rationals, hence float64.
+A float32 x is exact in float64 and so is x², so exp(-x²) needs no split. That is about 45
+array operations per element and no gathers.
 
-Everything runs over blocks of BLOCK elements so that the temporaries stay in the CPU caches.
+float64 runs over blocks of BLOCK elements so that the temporaries stay in the CPU caches.
 The functions take the backend `ns` and use its array module `ns.xp`, so they would run on
 CuPy too, but the CuPy backend uses CuPy's own erf/erfc, and the NumPy backend SciPy's where
 SciPy is installed (`scipy_special`).
@@ -37,6 +55,7 @@ SciPy is installed (`scipy_special`).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
@@ -56,6 +75,14 @@ FIRST_ROW = ((EXPONENT_BIAS + erf_table.FIRST_BINADE) << erf_table.ROW_BITS) - 1
 # Elements per block: the dozens of temporaries of one block stay in the CPU caches, which
 # halves the time on large arrays; the per-block Python overhead is small next to it.
 BLOCK = 1 << 14
+# Elements per float32 block: four float32 scratch arrays and the block's input and output
+# stay in the L2 cache.
+SINGLE_BLOCK = 1 << 15
+SQRT_HALF = math.sqrt(0.5)
+# Bounds of the float32 results, measured over every float32 (tools/erf_table.py --sweep) and
+# tested: erf in ulps of the exact value rounded, Φ absolute in units of 2^-24.
+ERF32_ULPS = 2
+NORMAL32_ERROR = 1.5
 SPLIT = 16.0  # hi = floor(a·16)/16 has at most 9 significant bits below 32: hi² is exact
 # A block's erf or erfc, (ns, flat float64 part) -> values.
 BlockFunction = Callable[[Any, Any], Any]
@@ -158,13 +185,53 @@ def _polynomial(coefficients: tuple[float, ...], z: Any) -> Any:
     return p
 
 
-def _erf_single_block(ns: Any, x: Any) -> Any:
-    x = ns.clip(x, -erf_table.ERF32_END, erf_table.ERF32_END)  # NaN stays NaN
-    z = x * x
-    p = _polynomial(erf_table.ERF32_P, z)
-    p *= x
-    p /= _polynomial(erf_table.ERF32_Q, z)
-    return p
+def _horner_into(xp: ModuleType, coefficients: tuple[float, ...], z: Any, out: Any) -> Any:
+    """out = Σ c_i·z^i (Horner, in place in `out`); a leading coefficient of 1 (a monic Q)
+    starts with z + c_{n-1}, one multiplication fewer. float32 `z` and `out`: the Python-float
+    coefficients (float32 values) keep the arithmetic in float32."""
+    *lower, top = coefficients
+    if top == 1.0:
+        xp.add(z, lower.pop(), out=out)
+    else:
+        xp.multiply(z, top, out=out)
+        xp.add(out, lower.pop(), out=out)
+    for c in reversed(lower):
+        xp.multiply(out, z, out=out)
+        xp.add(out, c, out=out)
+    return out
+
+
+def _argument_of_tanh(xp: ModuleType, x: Any, end: float, p: Any, q: Any, scratch: list) -> Any:
+    """u = c·P(c²)/Q(c²) in float32, c = x clipped to ±end (NaN stays NaN), in scratch[2];
+    scratch[0] keeps c. Sixteen passes over the block, all in place."""
+    c, z, u, q_of_z = scratch
+    xp.clip(x, -end, end, out=c)
+    xp.multiply(c, c, out=z)
+    _horner_into(xp, p, z, u)
+    xp.divide(u, _horner_into(xp, q, z, q_of_z), out=u)
+    return xp.multiply(u, c, out=u)
+
+
+def _erf_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
+    # u = c + c·P/Q: P/Q is ~0.13 near 0, so its rounding errors touch a seventh of u.
+    u = _argument_of_tanh(xp, x, erf_table.ERF32_END, erf_table.ERF32_P, erf_table.ERF32_Q, scratch)
+    xp.add(u, scratch[0], out=u)
+    xp.tanh(u, out=outs[0])
+
+
+def _normal_cdf_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
+    end, p, q = erf_table.NORMAL32_END, erf_table.NORMAL32_P, erf_table.NORMAL32_Q
+    u = _argument_of_tanh(xp, x, end, p, q, scratch)
+    xp.tanh(u, out=u)
+    xp.add(u, 1.0, out=u)
+    xp.multiply(u, 0.5, out=outs[0])
+
+
+def _gelu_single(xp: ModuleType, x: Any, outs: tuple, scratch: list) -> None:
+    # x·Φ from Φ as stored (rounded to x's dtype): the same bits as x * normal_cdf(x).
+    cdf, gelu = outs
+    _normal_cdf_single(xp, x, (cdf,), scratch)
+    xp.multiply(x, cdf, out=gelu)
 
 
 def _erfc_single_block(ns: Any, x: Any) -> Any:
@@ -188,11 +255,53 @@ def _erfc_single_block(ns: Any, x: Any) -> Any:
     return small
 
 
+def _single_blocks(ns: Any, x: Any, block_function: Callable[..., None], count: int = 1) -> list:
+    """`block_function(xp, part, out_parts, scratch)` over blocks of SINGLE_BLOCK elements of
+    float32 or float16 `x`, with four float32 scratch arrays of the block's length shared by all
+    blocks; returns its `count` results (x's dtype and shape), each rounded once to float16.
+    (Splitting the blocks over two threads was measured: no faster on a loaded 2-core CPU.)"""
+    xp = ns.xp
+    flat = x.reshape(-1)
+    outs = [xp.empty(flat.shape, dtype=x.dtype) for _ in range(count)]
+    scratch = [xp.empty(min(flat.size, SINGLE_BLOCK), dtype="float32") for _ in range(4)]
+    for start in range(0, flat.size, SINGLE_BLOCK):
+        part = flat[start : start + SINGLE_BLOCK]
+        size = part.size
+        parts = tuple(out[start : start + size] for out in outs)
+        block_function(xp, part, parts, [s[:size] for s in scratch])
+    return [out.reshape(x.shape) for out in outs]
+
+
 def erf(ns: Any, x: Any) -> Any:
     """The error function of backend array `x`, elementwise, in x's float dtype (float64 for
-    other dtypes). float64: within ~1e-16 relative everywhere; float32 and float16: within 1 ulp
-    of the exact value rounded. erf(±0) = ±0, erf(±inf) = ±1, NaN stays NaN."""
-    return _blockwise(ns, x, _erf_block, _erf_single_block)
+    other dtypes). float64: within ~1e-16 relative everywhere; float32: within ERF32_ULPS ulps of
+    the exact value rounded, float16: within 1 ulp. erf(±0) = ±0, erf(±inf) = ±1, NaN stays NaN."""
+    if _result_dtype(x) == "float64":
+        return _blockwise(ns, x, _erf_block, _erf_block)
+    return _single_blocks(ns, x, _erf_single)[0]
+
+
+def normal_cdf(ns: Any, x: Any) -> Any:
+    """Φ(x) = (1 + erf(x/√2))/2, the standard normal CDF (GELU is x·Φ(x)), elementwise, in x's
+    float dtype (float64 for other dtypes). float64 through erf; float32 and float16 from their
+    own rational (NORMAL32), within NORMAL32_ERROR of the exact value, absolute (what
+    (1 + erf)/2 is at best in float32); 0 and 1 exactly beyond ±NORMAL32_END."""
+    if _result_dtype(x) == "float64":
+        cdf = erf(ns, x * SQRT_HALF)
+        cdf += 1
+        cdf *= 0.5
+        return cdf
+    return _single_blocks(ns, x, _normal_cdf_single)[0]
+
+
+def gelu_and_cdf(ns: Any, x: Any) -> tuple[Any, Any]:
+    """(x·Φ(x), Φ(x)): GELU and the CDF its backward reuses, as `x * normal_cdf(ns, x)` and
+    `normal_cdf(ns, x)` (the same values), the product taken in the same cached blocks."""
+    if _result_dtype(x) == "float64":
+        cdf = normal_cdf(ns, x)
+        return x * cdf, cdf
+    cdf, gelu = _single_blocks(ns, x, _gelu_single, count=2)
+    return gelu, cdf
 
 
 def erfc(ns: Any, x: Any) -> Any:

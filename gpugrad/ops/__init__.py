@@ -15,6 +15,7 @@ from .activation import (
     activation_forward,
     erf,
     log_softmax,
+    normal_cdf,
     relu,
     sigmoid,
     softmax,

@@ -13,11 +13,11 @@ from typing import Any
 from ..autograd import Function
 from ..backend.activation_math import (
     BACKWARD,
+    SQRT_HALF,
     TWO_OVER_SQRT_PI,
     USES_INPUT,
     USES_OUTPUT,
     ActivationPrimitives,
-    gelu_cdf,
     gelu_grad_from_cdf,
 )
 from ..errors import ArgumentError, ShapeError
@@ -87,9 +87,9 @@ class Gelu(_Activation):
         if type(self.xp).activation_forward is not ActivationPrimitives.activation_forward:
             return super().forward(x, param)  # a fused kernel: nothing to share
         self.param = param
-        self.cdf = gelu_cdf(self.xp, x)
+        out, self.cdf = self.xp.gelu_and_cdf(x)
         self.save(x)
-        return x * self.cdf
+        return out
 
     def backward(self, xp, g, x):
         if self.cdf is not None and xp is self.xp:
@@ -170,6 +170,12 @@ def activation_backward(name: str, g: Tensor, x: Any, out: Any, param: Any = Non
     from .. import ops  # the namespace the formula calls into; imported here to avoid a cycle
 
     return BACKWARD[name](ops, g, x, out, param)
+
+
+def normal_cdf(x: Tensor) -> Tensor:
+    """Φ(x) = (1 + erf(x/√2))/2 as differentiable ops (the Tensor twin of the backend's
+    normal_cdf, which GELU's backward formula calls)."""
+    return (erf(x * SQRT_HALF) + 1) * 0.5
 
 
 def erf(x: Tensor) -> Tensor:
