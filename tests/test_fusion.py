@@ -1,9 +1,8 @@
 """Linear + activation as one node (gpugrad/nn/fusion.py): the same values and first and second
 derivatives as Linear followed by the activation, and Sequential fuses only where it should.
 
-The fused Function runs on every backend; Sequential uses it only on backends with fused
-kernels (CUDA, or the host build of the kernels in tests/test_fused_host.py), so on the CPU
-these tests call it directly.
+The fused Function runs on every backend, and Sequential uses it on the CPU and CUDA backends
+alike (not on stock CuPy); most tests here call it directly.
 """
 
 from __future__ import annotations
@@ -110,12 +109,24 @@ def test_hooks_and_subclasses_are_never_fused(rng):
     np.testing.assert_allclose(out.numpy(), model(x).numpy(), rtol=1e-6)
 
 
-def test_sequential_does_not_fuse_on_the_plain_cpu_backend(rng):
+def test_sequential_fuses_on_the_cpu_backend_as_on_cuda(rng):
     model = _model()
-    out = model(gg.tensor(rng.standard_normal((5, 3)), dtype=gg.float32))
+    x = gg.tensor(rng.standard_normal((5, 3)), dtype=gg.float32)
+    out = model(x)
     node = out.grad_fn
     kinds = set()
     while node is not None:
         kinds.add(type(node).__name__)
         node = next((e for e in node.edges if e is not None and not isinstance(e, gg.Tensor)), None)
-    assert "LinearActivation" not in kinds
+    assert "LinearActivation" in kinds
+    # The same values and gradients as calling the modules one by one.
+    out.sum().backward()
+    fused = [p.grad.numpy().copy() for p in model.parameters()]
+    model.zero_grad()
+    unfused = x
+    for module in model:
+        unfused = module(unfused)
+    np.testing.assert_allclose(out.numpy(), unfused.numpy(), rtol=1e-6)
+    unfused.sum().backward()
+    for got, p in zip(fused, model.parameters()):
+        np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-7)

@@ -209,8 +209,14 @@ class ActivationPrimitives:
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:
         """Activation `name` of z + bias, bias running along z's last axis (a Linear layer's
         product and bias). `z` is the caller's own scratch array: the twin adds the bias into
-        it in place; the GPU kernel (relu, sigmoid, tanh) only reads it. Returns a new array."""
-        self.xp.add(z, bias, out=z)
+        it in place and, for relu and tanh, applies the activation in place too (returning z);
+        the GPU kernel (relu, sigmoid, tanh) only reads it and returns a new array."""
+        xp = self.xp
+        xp.add(z, bias, out=z)
+        if name == "relu":
+            return xp.maximum(z, 0, out=z)
+        if name == "tanh":
+            return xp.tanh(z, out=z)
         return FORWARD[name](self, z, param)
 
     def normal_cdf(self, x: Any) -> Any:

@@ -110,8 +110,8 @@ class Sequential(_IndexedModules):
         return self
 
     def forward(self, x: Any) -> Any:
-        """Feed x through every module in order. On a backend with fused kernels (CUDA), a
-        Linear followed by an activation runs as one node (see `nn.fusion`)."""
+        """Feed x through every module in order. A Linear followed by ReLU, Sigmoid or Tanh
+        runs as one node where the backend fuses them (CPU and CUDA; see `nn.fusion`)."""
         if isinstance(x, Tensor) and x._backend.fuses_bias_activation:
             return forward_fused(list(self._modules.values()), x)
         for module in self._modules.values():

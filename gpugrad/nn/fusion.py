@@ -1,15 +1,16 @@
 """Linear + activation in one node, so the bias add and the activation are one GPU kernel.
 
-`Sequential` hands its modules to `forward_fused` when the input lives on a backend with fused
-kernels (the CuPy backend). A `Linear` with a bias followed directly by ReLU, Sigmoid or Tanh
-then runs as `linear_activation`: the product x @ wᵀ, then one kernel that adds the bias and
-applies the activation, one pass over the (batch, features) array. Unfused, the in-place bias
-add and the activation are a kernel and a full read and write of the array each.
+`Sequential` hands its modules to `forward_fused` when the input lives on a backend that fuses
+(the CuPy backend, and the NumPy one). A `Linear` with a bias followed directly by ReLU, Sigmoid
+or Tanh then runs as `linear_activation`: the product x @ wᵀ, then one kernel that adds the bias
+and applies the activation, one pass over the (batch, features) array. Unfused, the in-place
+bias add and the activation are a kernel and a full read and write of the array each. On the
+CPU the NumPy twin adds the bias and applies relu or tanh in place on the product: no second
+array, and one graph node a layer instead of two, so both devices build the same graph.
 
 Only exact module types are fused, and only when neither module has hooks or a forward of its
 own set on the instance, so a subclass, a replaced forward or a hook always sees its own call.
-On the CPU nothing here runs: the NumPy backend has no fused kernels, and models there build
-the same graph as ever.
+Stock CuPy (GPUGRAD_FUSED_KERNELS=0) does not fuse.
 """
 
 from __future__ import annotations
