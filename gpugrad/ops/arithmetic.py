@@ -208,6 +208,10 @@ def _fitting(c: Any, x: Any, op: str) -> Any:
 # --- the public functions (also Tensor operators) ---------------------------------------
 def add(a: Any, b: Any) -> Tensor:
     """a + b, elementwise with broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:  # the common cases first, checked least
+        return Add.apply(a, b)
+    if type(b) is float:
+        return AddScalar.apply(a, c=b)
     if type(b) in PY_SCALARS:
         return AddScalar.apply(a, c=_fitting(b, a, "+"))
     if type(a) in PY_SCALARS:
@@ -219,6 +223,8 @@ def add(a: Any, b: Any) -> Tensor:
 
 def sub(a: Any, b: Any) -> Tensor:
     """a - b, elementwise with broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:  # the common case first, checked least
+        return Sub.apply(a, b)
     if type(b) in PY_SCALARS:
         b = _fitting(b, a, "-")
         if type(b) is int and isinstance(a, Tensor) and a._data.dtype.kind == "u":  # -b: no fit
@@ -233,6 +239,10 @@ def sub(a: Any, b: Any) -> Tensor:
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, elementwise with broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:  # the common cases first, checked least
+        return Mul.apply(a, b)
+    if type(b) is float:
+        return MulScalar.apply(a, c=b)
     if type(b) in PY_SCALARS:
         return MulScalar.apply(a, c=_fitting(b, a, "*"))
     if type(a) in PY_SCALARS:
@@ -244,6 +254,8 @@ def mul(a: Any, b: Any) -> Tensor:
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b (true division), elementwise with broadcasting."""
+    if type(a) is Tensor and type(b) is Tensor:  # the common case first, checked least
+        return Div.apply(a, b)
     if type(b) in PY_SCALARS:
         return DivScalar.apply(a, c=b)
     if type(a) in PY_SCALARS:
