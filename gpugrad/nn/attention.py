@@ -1,8 +1,9 @@
 """Scaled dot-product attention and MultiheadAttention, with PyTorch's arguments, masks,
 parameter names and results.
 
-Attention is composed of differentiable ops (matmul, where, softmax, dropout), so gradients
-and second derivatives come from them. In `scaled_dot_product_attention` a boolean mask picks
+Without dropout, attention is one node (`_Attention`) with a closed-form backward; with
+dropout, or when the weights are returned, it is composed of differentiable ops (matmul,
+where, softmax, dropout). In `scaled_dot_product_attention` a boolean mask picks
 the scores that take part (True = attend, as torch reads it there) and a float mask is added
 to the scores; in `MultiheadAttention`, as in torch, a boolean mask marks what is left out
 (True = masked). A query whose scores are all masked out attends to nothing: its output row
@@ -15,10 +16,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..autograd import Function
 from ..creation import empty
 from ..errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from ..ops import matmul, softmax, where
-from ..ops._support import make_tensor
+from ..ops._support import make_tensor, unbroadcast
 from ..tensor import Tensor
 from . import init
 from .arguments import broadcast_shape, float_arg, matching, tensor_arg
@@ -47,16 +49,8 @@ def _check_dropout(fn: str, p: Any) -> float:
     return float(p)
 
 
-def _attend(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None,
-    dropout_p: float,
-    is_causal: bool,
-    scale: float,
-) -> tuple[Tensor, Tensor]:
-    """softmax(q·kᵀ·scale, masked) · v, and the attention weights (after dropout)."""
+def _weights(q: Tensor, k: Tensor, mask: Tensor | None, is_causal: bool, scale: float) -> Tensor:
+    """softmax(q·kᵀ·scale, masked) as differentiable ops: rows masked out entirely are 0."""
     backend = q._backend
     xp = backend.xp
     scores = matmul(q, k.swapaxes(-1, -2)) * scale
@@ -66,11 +60,104 @@ def _attend(
     elif mask is not None:
         scores = where(mask, scores, -math.inf) if mask.dtype == bool else scores + mask
     if mask is None:
-        weights = softmax(scores, axis=-1)
-    else:
-        # A row with every score at −inf would be 0/0 in the softmax: it attends to nothing.
-        dead = make_tensor(xp.all(scores.data == -math.inf, axis=-1, keepdims=True), backend, None)
-        weights = where(dead, 0.0, softmax(where(dead, 0.0, scores), axis=-1))
+        return softmax(scores, axis=-1)
+    # A row with every score at −inf would be 0/0 in the softmax: it attends to nothing.
+    dead = make_tensor(xp.all(scores.data == -math.inf, axis=-1, keepdims=True), backend, None)
+    return where(dead, 0.0, softmax(where(dead, 0.0, scores), axis=-1))
+
+
+class _Attention(Function):
+    """softmax(q·kᵀ·scale, masked)·v as one node, for attention without dropout.
+
+    The composition of ops keeps five (L, S) arrays per head alive and makes as many passes
+    over them; here the scores are one array, masked, exponentiated and normalised in place
+    into the weights p, which are kept for backward. With g = dL/dout and ds = dL/d(scores):
+    dv = pᵀ·g, ds = p·(g·vᵀ − D) where D = Σ g·out along each row (the same sum as Σ p·g·vᵀ,
+    over Ev values instead of S), dq = ds·k·scale, dk = dsᵀ·q·scale, and a float mask gets ds.
+    """
+
+    def forward(self, q, k, v, mask, is_causal, scale):
+        xp = self.xp.xp
+        self.is_causal, self.scale = is_causal, scale
+        self.q_scaled = q * scale  # (L, E) is smaller than the (L, S) scores it would scale
+        scores = xp.matmul(self.q_scaled, xp.swapaxes(k, -1, -2))
+        if is_causal:
+            xp.copyto(scores, -math.inf, where=_above_diagonal(xp, *scores.shape[-2:]))
+        elif mask is not None and mask.dtype == bool:
+            xp.copyto(scores, -math.inf, where=xp.logical_not(mask))
+        elif mask is not None:
+            scores += mask
+        top = scores.max(axis=-1, keepdims=True)
+        if mask is not None:  # rows masked out entirely: exp(−inf − 0) = 0, and 0/1 below
+            top[top == -math.inf] = 0
+        scores -= top
+        p = xp.exp(scores, out=scores)
+        total = p.sum(axis=-1, keepdims=True)
+        if mask is not None:
+            total[total == 0] = 1
+        p /= total
+        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
+        out = xp.matmul(p, v)
+        if mask is None:
+            self.save(q, k, v, out)
+        else:
+            self.save(q, k, v, out, mask)
+        return out
+
+    def backward(self, xp, g, q, k, v, out, mask=None):
+        if xp is self.xp:
+            xp = xp.xp
+            mm, swap, p, q_scaled = xp.matmul, xp.swapaxes, self.p, self.q_scaled
+            ds = mm(g, swap(v, -1, -2))
+            ds -= (g * out).sum(axis=-1, keepdims=True)
+            ds *= p
+        else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
+            mm, swap, q_scaled = matmul, _swapaxes, q * self.scale
+            p = _weights(q, k, mask, self.is_causal, self.scale)
+            dp = mm(g, swap(v, -1, -2))
+            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        gq = gk = gv = gm = None
+        if self.needs_grad(0):
+            gq = unbroadcast(mm(ds, k) * self.scale, q.shape)
+        if self.needs_grad(1):
+            gk = unbroadcast(mm(swap(ds, -1, -2), q_scaled), k.shape)
+        if self.needs_grad(2):
+            gv = unbroadcast(mm(swap(p, -1, -2), g), v.shape)
+        if mask is not None and self.needs_grad(3):
+            gm = unbroadcast(ds, mask.shape)
+        return gq, gk, gv, gm
+
+
+def _swapaxes(t: Tensor, a: int, b: int) -> Tensor:
+    return t.swapaxes(a, b)
+
+
+def _above_diagonal(xp: Any, rows: int, cols: int) -> Any:
+    """True where key j > query i: what a causal mask hides."""
+    return xp.logical_not(xp.tri(rows, cols, dtype=bool))
+
+
+def _attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    dropout_p: float,
+    is_causal: bool,
+    scale: float,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(q·kᵀ·scale, masked) · v, and the attention weights (after dropout) when
+    `need_weights` or dropout asks for the composition of ops (None otherwise)."""
+    fused = (
+        dropout_p == 0.0
+        and not need_weights
+        and q.dtype.name in ("float32", "float64")
+        and min(q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]) > 0
+    )
+    if fused:
+        return _Attention.apply(q, k, v, mask, is_causal=is_causal, scale=scale), None
+    weights = _weights(q, k, mask, is_causal, scale)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return matmul(weights, v), weights
@@ -266,7 +353,9 @@ class MultiheadAttention(Module):
         mask = self._additive_mask(attn_mask, key_padding_mask, query, n, l, s)
         p = self.dropout if self.training else 0.0
         q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2)
-        out, weights = _attend(q, k, v, mask, p, False, 1.0 / math.sqrt(self.head_dim))
+        out, weights = _attend(
+            q, k, v, mask, p, False, 1.0 / math.sqrt(self.head_dim), need_weights
+        )
         out = self.out_proj(out.swapaxes(1, 2).reshape(n, l, self.embed_dim))
         if not batched:
             out = out.squeeze(0)
