@@ -74,30 +74,37 @@ class _Attention(Function):
     into the weights p, which are kept for backward. With g = dL/dout and ds = dL/d(scores):
     dv = pᵀ·g, ds = p·(g·vᵀ − D) where D = Σ g·out along each row (the same sum as Σ p·g·vᵀ,
     over Ev values instead of S), dq = ds·k·scale, dk = dsᵀ·q·scale, and a float mask gets ds.
+
+    The arrays hold the scores transposed, (S, L) per head: NumPy reduces a short last axis
+    one row at a time, several times slower than the max and sum across rows (axis -2), which
+    run as vectorised elementwise passes; the products take the transposes as views.
     """
 
     def forward(self, q, k, v, mask, is_causal, scale):
         xp = self.xp.xp
         self.is_causal, self.scale = is_causal, scale
         self.q_scaled = q * scale  # (L, E) is smaller than the (L, S) scores it would scale
-        scores = xp.matmul(self.q_scaled, xp.swapaxes(k, -1, -2))
-        if is_causal:
-            xp.copyto(scores, -math.inf, where=_above_diagonal(xp, *scores.shape[-2:]))
+        scores = xp.matmul(k, xp.swapaxes(self.q_scaled, -1, -2))  # (S, L): key j, query i
+        # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
+        if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
+            hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
+            scores += xp.where(hidden, scores.dtype.type(-math.inf), scores.dtype.type(0))
         elif mask is not None and mask.dtype == bool:
-            xp.copyto(scores, -math.inf, where=xp.logical_not(mask))
+            keep = xp.swapaxes(mask, -1, -2)
+            scores += xp.where(keep, scores.dtype.type(0), scores.dtype.type(-math.inf))
         elif mask is not None:
-            scores += mask
-        top = scores.max(axis=-1, keepdims=True)
-        if mask is not None:  # rows masked out entirely: exp(−inf − 0) = 0, and 0/1 below
+            scores += xp.swapaxes(mask, -1, -2)
+        top = scores.max(axis=-2, keepdims=True)
+        if mask is not None:  # queries masked out entirely: exp(−inf − 0) = 0, and 0/1 below
             top[top == -math.inf] = 0
         scores -= top
         p = xp.exp(scores, out=scores)
-        total = p.sum(axis=-1, keepdims=True)
+        total = p.sum(axis=-2, keepdims=True)
         if mask is not None:
             total[total == 0] = 1
         p /= total
         self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
-        out = xp.matmul(p, v)
+        out = xp.matmul(xp.swapaxes(p, -1, -2), v)
         if mask is None:
             self.save(q, k, v, out)
         else:
@@ -105,36 +112,31 @@ class _Attention(Function):
         return out
 
     def backward(self, xp, g, q, k, v, out, mask=None):
-        if xp is self.xp:
+        if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
             xp = xp.xp
-            mm, swap, p, q_scaled = xp.matmul, xp.swapaxes, self.p, self.q_scaled
-            ds = mm(g, swap(v, -1, -2))
-            ds -= (g * out).sum(axis=-1, keepdims=True)
+            mm, swap, q_scaled, p = xp.matmul, xp.swapaxes, self.q_scaled, self.p
+            ds = mm(v, swap(g, -1, -2))
+            ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, out), -2)  # no g·out array
             ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
             mm, swap, q_scaled = matmul, _swapaxes, q * self.scale
-            p = _weights(q, k, mask, self.is_causal, self.scale)
-            dp = mm(g, swap(v, -1, -2))
-            ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+            p = _weights(q, k, mask, self.is_causal, self.scale).swapaxes(-1, -2)
+            dp = mm(v, swap(g, -1, -2))
+            ds = p * (dp - (dp * p).sum(axis=-2, keepdims=True))
         gq = gk = gv = gm = None
         if self.needs_grad(0):
-            gq = unbroadcast(mm(ds, k) * self.scale, q.shape)
+            gq = unbroadcast(mm(swap(ds, -1, -2), k) * self.scale, q.shape)
         if self.needs_grad(1):
-            gk = unbroadcast(mm(swap(ds, -1, -2), q_scaled), k.shape)
+            gk = unbroadcast(mm(ds, q_scaled), k.shape)
         if self.needs_grad(2):
-            gv = unbroadcast(mm(swap(p, -1, -2), g), v.shape)
+            gv = unbroadcast(mm(p, g), v.shape)
         if mask is not None and self.needs_grad(3):
-            gm = unbroadcast(ds, mask.shape)
+            gm = unbroadcast(swap(ds, -1, -2), mask.shape)
         return gq, gk, gv, gm
 
 
 def _swapaxes(t: Tensor, a: int, b: int) -> Tensor:
     return t.swapaxes(a, b)
-
-
-def _above_diagonal(xp: Any, rows: int, cols: int) -> Any:
-    """True where key j > query i: what a causal mask hides."""
-    return xp.logical_not(xp.tri(rows, cols, dtype=bool))
 
 
 def _attend(
