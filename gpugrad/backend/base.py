@@ -141,6 +141,14 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         self.scatter_add(out, index, values.astype(wide, copy=False))
         return out.astype(values.dtype, copy=False)
 
+    def max_along(self, x: Any, axis: int) -> Any:
+        """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
+        return x.max(axis=axis, keepdims=True)
+
+    def sum_along(self, x: Any, axis: int) -> Any:
+        """The sum along `axis` of float array `x`, the axis kept (size 1)."""
+        return x.sum(axis=axis, keepdims=True)
+
     def l2_norm(self, array: Any) -> Any:
         """The L2 norm of all of `array`'s values, a 0-d float64 array on this device
         (summed in float64: squares of float16 values overflow fast)."""
