@@ -94,12 +94,12 @@ class _Attention(Function):
             scores += xp.where(keep, scores.dtype.type(0), scores.dtype.type(-math.inf))
         elif mask is not None:
             scores += xp.swapaxes(mask, -1, -2)
-        top = scores.max(axis=-2, keepdims=True)
+        top = self.xp.max_along(scores, -2)
         if mask is not None:  # queries masked out entirely: exp(−inf − 0) = 0, and 0/1 below
             top[top == -math.inf] = 0
         scores -= top
         p = xp.exp(scores, out=scores)
-        total = p.sum(axis=-2, keepdims=True)
+        total = self.xp.sum_along(p, -2)
         if mask is not None:
             total[total == 0] = 1
         p /= total
