@@ -181,6 +181,19 @@ def test_the_one_node_equals_the_composition(shapes, kind, device, rng):
         np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-11, atol=1e-13)
 
 
+def test_the_output_may_be_edited_in_place(device, rng):
+    """The one node keeps its own copy of the output, as the composition kept nothing the
+    caller holds: an in-place edit afterwards leaves the gradients right."""
+    q, k, v = qkv(rng, SHAPES[1], device)
+    grads = []
+    for need_weights in (False, True):
+        out, _ = _attend(q, k, v, None, 0.0, True, 0.5, need_weights)
+        out.mul_(3.0)
+        grads.append(gg.grad(out.sum(), [q, k, v]))
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, atol=1e-14)
+
+
 def test_float32_attention_with_large_scores_stays_finite(device, rng):
     q, k, v = (gg.tensor(rng.standard_normal((2, 3, 6, 8)) * 30, device=device, dtype="float32")
                for _ in range(3))  # fmt: skip

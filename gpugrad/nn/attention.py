@@ -103,20 +103,22 @@ class _Attention(Function):
         if mask is not None:
             total[total == 0] = 1
         p /= total
-        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
         out = xp.matmul(xp.swapaxes(p, -1, -2), v)
+        # Kept for a plain backward (with create_graph p is recomputed as ops). The output
+        # is kept as a copy: saving the caller's array would forbid in-place edits of it.
+        self.p, self.out = p, out.copy()
         if mask is None:
-            self.save(q, k, v, out)
+            self.save(q, k, v)
         else:
-            self.save(q, k, v, out, mask)
+            self.save(q, k, v, mask)
         return out
 
-    def backward(self, xp, g, q, k, v, out, mask=None):
+    def backward(self, xp, g, q, k, v, mask=None):
         if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
             xp = xp.xp
             mm, swap, q_scaled, p = xp.matmul, xp.swapaxes, self.q_scaled, self.p
             ds = mm(v, swap(g, -1, -2))
-            ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, out), -2)  # no g·out array
+            ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, self.out), -2)  # no g·out array
             ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
             mm, swap, q_scaled = matmul, _swapaxes, q * self.scale
