@@ -127,7 +127,9 @@ class _Attention(Function):
             ds = p * (dp - (dp * p).sum(axis=-2, keepdims=True))
         gq = gk = gv = gm = None
         if self.needs_grad(0):
-            gq = unbroadcast(mm(swap(ds, -1, -2), k) * self.scale, q.shape)
+            gq = mm(swap(ds, -1, -2), k)
+            gq = gq * self.scale if isinstance(gq, Tensor) else xp.multiply(gq, self.scale, out=gq)
+            gq = unbroadcast(gq, q.shape)
         if self.needs_grad(1):
             gk = unbroadcast(mm(ds, q_scaled), k.shape)
         if self.needs_grad(2):
