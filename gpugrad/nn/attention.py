@@ -83,8 +83,12 @@ class _Attention(Function):
     def forward(self, q, k, v, mask, is_causal, scale):
         xp = self.xp.xp
         self.is_causal, self.scale = is_causal, scale
-        self.q_scaled = q * scale  # (L, E) is smaller than the (L, S) scores it would scale
-        scores = xp.matmul(k, xp.swapaxes(self.q_scaled, -1, -2))  # (S, L): key j, query i
+        # q·scale, (L, E), is smaller than the (L, S) scores it would scale; written out
+        # transposed, as NumPy's batched matmul is about twice as slow when its second
+        # operand is a transposed view.
+        q_t = xp.swapaxes(q, -1, -2)
+        q_t = xp.multiply(q_t, scale, out=xp.empty(q_t.shape, dtype=q.dtype))
+        scores = xp.matmul(k, q_t)  # (S, L): key j, query i
         # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
         if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
             hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
@@ -116,22 +120,20 @@ class _Attention(Function):
     def backward(self, xp, g, q, k, v, mask=None):
         if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
             xp = xp.xp
-            mm, swap, q_scaled, p = xp.matmul, xp.swapaxes, self.q_scaled, self.p
-            ds = mm(v, swap(g, -1, -2))
+            mm, swap, p = xp.matmul, xp.swapaxes, self.p
+            ds = mm(v, xp.ascontiguousarray(swap(g, -1, -2)))  # see the forward's q_t
             ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, self.out), -2)  # no g·out array
             ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
-            mm, swap, q_scaled = matmul, _swapaxes, q * self.scale
+            mm, swap = matmul, _swapaxes
             p = _weights(q, k, mask, self.is_causal, self.scale).swapaxes(-1, -2)
             dp = mm(v, swap(g, -1, -2))
             ds = p * (dp - (dp * p).sum(axis=-2, keepdims=True))
         gq = gk = gv = gm = None
         if self.needs_grad(0):
-            gq = mm(swap(ds, -1, -2), k)
-            gq = gq * self.scale if isinstance(gq, Tensor) else xp.multiply(gq, self.scale, out=gq)
-            gq = unbroadcast(gq, q.shape)
+            gq = unbroadcast(_scaled(xp, mm(swap(ds, -1, -2), k), self.scale), q.shape)
         if self.needs_grad(1):
-            gk = unbroadcast(mm(ds, q_scaled), k.shape)
+            gk = unbroadcast(_scaled(xp, mm(ds, q), self.scale), k.shape)
         if self.needs_grad(2):
             gv = unbroadcast(mm(p, g), v.shape)
         if mask is not None and self.needs_grad(3):
@@ -141,6 +143,13 @@ class _Attention(Function):
 
 def _swapaxes(t: Tensor, a: int, b: int) -> Tensor:
     return t.swapaxes(a, b)
+
+
+def _scaled(xp: Any, product: Any, scale: float) -> Any:
+    """product·scale: in place on an array (the product is ours), as an op on a Tensor."""
+    if isinstance(product, Tensor):
+        return product * scale
+    return xp.multiply(product, scale, out=product)
 
 
 def _attend(
