@@ -62,6 +62,14 @@ class NumpyBackend(Backend):
     def scatter_add(self, target: np.ndarray, index: Any, values: np.ndarray) -> None:
         np.add.at(target, index, values)
 
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """np.matmul, with the second operand of a batched product made contiguous where its
+        matrices are transposed views: NumPy runs such a product about twice as slow, more
+        than the copy costs (a 2-D product hands the transpose to BLAS and is left alone)."""
+        if max(a.ndim, b.ndim) > 2 and b.ndim >= 2 and b.strides[-1] != b.itemsize:
+            b = np.ascontiguousarray(b)
+        return np.matmul(a, b, out=out)
+
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         # With an initial value NumPy takes another inner loop for a short contiguous axis,
         # two to three times quicker for rows of 64 or 128 (the same values: rows are never

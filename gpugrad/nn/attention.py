@@ -84,11 +84,10 @@ class _Attention(Function):
         xp = self.xp.xp
         self.is_causal, self.scale = is_causal, scale
         # q·scale, (L, E), is smaller than the (L, S) scores it would scale; written out
-        # transposed, as NumPy's batched matmul is about twice as slow when its second
-        # operand is a transposed view.
+        # transposed in the same pass, as the backend's matmul would otherwise copy qᵀ.
         q_t = xp.swapaxes(q, -1, -2)
         q_t = xp.multiply(q_t, scale, out=xp.empty(q_t.shape, dtype=q.dtype))
-        scores = xp.matmul(k, q_t)  # (S, L): key j, query i
+        scores = self.xp.matmul(k, q_t)  # (S, L): key j, query i
         # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
         if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
             hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
@@ -107,7 +106,7 @@ class _Attention(Function):
         if mask is not None:
             total[total == 0] = 1
         p /= total
-        out = xp.matmul(xp.swapaxes(p, -1, -2), v)
+        out = self.xp.matmul(xp.swapaxes(p, -1, -2), v)
         # Kept for a plain backward (with create_graph p is recomputed as ops). The output
         # is kept as a copy: saving the caller's array would forbid in-place edits of it.
         self.p, self.out = p, out.copy()
@@ -120,8 +119,8 @@ class _Attention(Function):
     def backward(self, xp, g, q, k, v, mask=None):
         if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
             xp = xp.xp
-            mm, swap, p = xp.matmul, xp.swapaxes, self.p
-            ds = mm(v, xp.ascontiguousarray(swap(g, -1, -2)))  # see the forward's q_t
+            mm, swap, p = self.xp.matmul, xp.swapaxes, self.p  # the backend's matmul
+            ds = mm(v, swap(g, -1, -2))
             ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, self.out), -2)  # no g·out array
             ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
