@@ -194,23 +194,33 @@ class _LayerNorm(Function):
         return gx, gw, gb
 
     def _backward_arrays(self, backend, g, x, w, size):
-        """The backward above on arrays: dL/dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂))."""
+        """The backward above on arrays: dL/dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = g·w.
+
+        The row sums with w are products with w (Σ ĝ = g·w, Σ ĝ·x̂ = (g·x̂)·w), so ĝ is
+        made once, for dL/dx itself, and g·x̂ serves dL/dw and then as a work array."""
         xp = backend.xp
         normalised, inv_std = self.normalised, self.inv_std
-        gx = gw = gb = None
-        if self.needs_grad(0):
-            scaled = g if w is None else g * w.reshape(1, size)
-            mean = backend.sum_along(scaled, 1) / size
-            dot = xp.einsum("ij,ij->i", scaled, normalised).reshape(-1, 1) / size
-            work = xp.multiply(normalised, dot)
-            xp.subtract(scaled, work, out=work)
-            work -= mean
-            work *= inv_std
-            gx = work.reshape(x.shape)
-        if w is not None and self.needs_grad(1):
-            gw = backend.sum_along(g * normalised, 0).reshape(self.shape)
-        if self.needs_grad(2):
-            gb = backend.sum_along(g, 0).reshape(self.shape)
+        gx = gw = None
+        need_x, need_w = self.needs_grad(0), w is not None and self.needs_grad(1)
+        if need_x or need_w:
+            work = g * normalised
+            if need_w:
+                gw = backend.sum_along(work, 0).reshape(self.shape)
+            if need_x:
+                if w is None:
+                    dot, mean = backend.sum_along(work, 1), backend.sum_along(g, 1)
+                else:
+                    w = w.reshape(-1)
+                    dot, mean = xp.matmul(work, w)[:, None], xp.matmul(g, w)[:, None]
+                xp.multiply(normalised, dot / size, out=work)
+                if w is None:
+                    xp.subtract(g, work, out=work)
+                else:
+                    xp.subtract(g * w, work, out=work)
+                work -= mean / size
+                work *= inv_std
+                gx = work.reshape(x.shape)
+        gb = backend.sum_along(g, 0).reshape(self.shape) if self.needs_grad(2) else None
         return gx, gw, gb
 
 
