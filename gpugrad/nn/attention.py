@@ -72,8 +72,8 @@ class _Attention(Function):
     The composition of ops keeps five (L, S) arrays per head alive and makes as many passes
     over them; here the scores are one array, masked, exponentiated and normalised in place
     into the weights p, which are kept for backward. With g = dL/dout and ds = dL/d(scores):
-    dv = pᵀ·g, ds = p·(g·vᵀ − D) where D = Σ g·out along each row (the same sum as Σ p·g·vᵀ,
-    over Ev values instead of S), dq = ds·k·scale, dk = dsᵀ·q·scale, and a float mask gets ds.
+    dv = pᵀ·g, dp = g·vᵀ, ds = p·(dp − Σ dp·p) (the sum over each query's keys), dq =
+    ds·k·scale, dk = dsᵀ·q·scale, and a float mask gets ds.
 
     The arrays hold the scores transposed, (S, L) per head: NumPy reduces a short last axis
     one row at a time, several times slower than the max and sum across rows (axis -2), which
@@ -107,9 +107,7 @@ class _Attention(Function):
             total[total == 0] = 1
         p /= total
         out = self.xp.matmul(xp.swapaxes(p, -1, -2), v)
-        # Kept for a plain backward (with create_graph p is recomputed as ops). The output
-        # is kept as a copy: saving the caller's array would forbid in-place edits of it.
-        self.p, self.out = p, out.copy()
+        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
         if mask is None:
             self.save(q, k, v)
         else:
@@ -121,7 +119,7 @@ class _Attention(Function):
             xp = xp.xp
             mm, swap, p = self.xp.matmul, xp.swapaxes, self.p  # the backend's matmul
             ds = mm(v, swap(g, -1, -2))
-            ds -= xp.expand_dims(xp.einsum("...e,...e->...", g, self.out), -2)  # no g·out array
+            ds -= xp.einsum("...ji,...ji->...i", ds, p)[..., None, :]  # no ds·p array
             ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
             mm, swap = matmul, _swapaxes
