@@ -114,6 +114,11 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
         "y = x̂·w + b, x̂ = (x − mean)·r: ∂/∂x = r·(ĝ − mean ĝ − x̂·mean(ĝ·x̂)) for ĝ = g·w, "
         "∂/∂w = Σ g·x̂, ∂/∂b = Σ g over rows",
     ),
+    "_Attention": (
+        ("q", "k", "v", "mask"),
+        "y = p@v, p = softmax(q@kᵀ·scale + mask): ∂/∂v = pᵀ@g, ds = p·(g@vᵀ − Σ g·y), "
+        "∂/∂q = ds@k·scale, ∂/∂k = dsᵀ@q·scale, ∂/∂mask = ds",
+    ),
     "_Conv": (
         ("x", "w", "b"),
         "∂/∂x = g convolved back with w (col2im), ∂/∂w = windows of x times g, ∂/∂b = Σg",

@@ -14,6 +14,7 @@ import gpugrad as gg
 import gpugrad.nn.functional as F
 from gpugrad import nn
 from gpugrad.errors import ArgumentError, DTypeError, ShapeError
+from gpugrad.nn.attention import _attend, _Attention
 
 # (query shape, key shape, value shape): batch axes that broadcast, size-1 axes, L ≠ S, Ev ≠ E
 SHAPES = [
@@ -157,6 +158,52 @@ def test_dropout_on_the_attention_weights(device, rng):
     assert kept.any() and (~kept).any()
     np.testing.assert_allclose(dropped.numpy()[kept], 2 * plain.numpy()[kept], rtol=1e-12)
     assert np.all(F.scaled_dot_product_attention(q, k, v, dropout_p=1.0).numpy() == 0)
+
+
+@pytest.mark.parametrize(("shapes", "kind"), SDPA_CASES, ids=str)
+def test_the_one_node_equals_the_composition(shapes, kind, device, rng):
+    """Without dropout attention is one _Attention node; the composition of ops (kept for
+    dropout and returned weights) gives the same values and gradients, mask included."""
+    q, k, v = qkv(rng, shapes, device)
+    mask, is_causal = masks(rng, shapes[0], shapes[1])[kind]
+    gm = None
+    if mask is not None:
+        gm = gg.tensor(mask, device=device, requires_grad=mask.dtype != bool)
+    g = gg.tensor(rng.standard_normal((*np.broadcast_shapes(shapes[0][:-2], shapes[2][:-2]),
+                                       shapes[0][-2], shapes[2][-1])), device=device)  # fmt: skip
+    inputs = [t for t in (q, k, v, gm) if t is not None and t.requires_grad]
+    fused, weights = _attend(q, k, v, gm, 0.0, is_causal, 0.3)
+    assert isinstance(fused.grad_fn, _Attention) and weights is None
+    composed, weights = _attend(q, k, v, gm, 0.0, is_causal, 0.3, need_weights=True)
+    assert not isinstance(composed.grad_fn, _Attention) and weights is not None
+    np.testing.assert_allclose(fused.numpy(), composed.numpy(), rtol=1e-12, atol=1e-14)
+    for ours, theirs in zip(gg.grad(fused, inputs, g), gg.grad(composed, inputs, g)):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-11, atol=1e-13)
+
+
+def test_the_output_may_be_edited_in_place(device, rng):
+    """The one node keeps its own copy of the output, as the composition kept nothing the
+    caller holds: an in-place edit afterwards leaves the gradients right."""
+    q, k, v = qkv(rng, SHAPES[1], device)
+    grads = []
+    for need_weights in (False, True):
+        out, _ = _attend(q, k, v, None, 0.0, True, 0.5, need_weights)
+        out.mul_(3.0)
+        grads.append(gg.grad(out.sum(), [q, k, v]))
+    for ours, theirs in zip(*grads):
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_float32_attention_with_large_scores_stays_finite(device, rng):
+    q, k, v = (gg.tensor(rng.standard_normal((2, 3, 6, 8)) * 30, device=device, dtype="float32")
+               for _ in range(3))  # fmt: skip
+    for is_causal in (False, True):
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+        wide = F.scaled_dot_product_attention(
+            *(t.astype("float64") for t in (q, k, v)), is_causal=is_causal
+        )
+        assert np.isfinite(out.numpy()).all()
+        np.testing.assert_allclose(out.numpy(), wide.numpy(), rtol=1e-3, atol=1e-3)
 
 
 def _sdpa_args(device, **changes):
@@ -327,6 +374,20 @@ def test_multihead_attention_gradcheck(device, rng):
 
     assert gg.gradcheck(fn, (q, kv, m.in_proj_weight))
     assert gg.gradgradcheck(lambda q, kv: fn(q, kv, None)[0], (q, kv))
+
+
+def test_multihead_attention_without_weights_is_the_one_node(device, rng):
+    m = nn.MultiheadAttention(4, 2, batch_first=True, dtype="float64", device=device)
+    q = leaf(rng.standard_normal((2, 3, 4)), device)
+    kv = leaf(rng.standard_normal((2, 2, 4)), device)
+    kpm = gg.tensor([[False, True], [True, True]], device=device)  # the second hides every key
+
+    def fn(q, kv):
+        return m(q, kv, kv, key_padding_mask=kpm, need_weights=False)[0]
+
+    with_weights, _ = m(q, kv, kv, key_padding_mask=kpm)
+    np.testing.assert_allclose(fn(q, kv).numpy(), with_weights.numpy(), rtol=1e-12, atol=1e-14)
+    check(fn, q, kv)
 
 
 def _mha_call(**changes):

@@ -1,7 +1,8 @@
-"""The fast paths a transformer step runs through: the one-node layer_norm, softmax's backward
-in one work array, embedding's backward by sorting, and a stack of rows times one matrix as
-2-D products. Each is gradchecked (first and second derivatives, float64) on shapes with
-size-1 axes, and compared with PyTorch where it is installed."""
+"""The fast paths a transformer step runs through: the one-node layer_norm, softmax forward and
+backward in one work array (and the backend's row reductions they use), embedding's backward
+by sorting, and a stack of rows times one matrix as 2-D products. Each is gradchecked (first
+and second derivatives, float64) on shapes with size-1 axes, and compared with PyTorch where
+it is installed."""
 
 from __future__ import annotations
 
@@ -91,6 +92,38 @@ def test_softmax_backward_matches_torch(rng, name, shape, axis):
 @pytest.mark.parametrize("shape, axis", [((2, 1, 5), 0), ((2, 3, 4), 1), ((3, 1), -1)])
 def test_softmax_derivatives(device, rng, name, shape, axis):
     check(lambda x: getattr(F, name)(x, axis=axis) * x, leaf(rng.standard_normal(shape), device))
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axis", [((16, 4, 8, 64), -1), ((5, 65), 1), ((6, 3), 0)])
+def test_softmax_forward_matches_torch(rng, name, dtype, shape, axis):
+    torch = pytest.importorskip("torch")
+    x = (rng.standard_normal(shape) * 30).astype(dtype)
+    along = np.moveaxis(x, axis, -1)
+    along[(0,) * (x.ndim - 1)][1:] = -np.inf  # one row: a single value, and -inf elsewhere
+    ours = getattr(F, name)(gg.tensor(x), axis=axis).numpy()
+    theirs = getattr(torch.nn.functional, name)(torch.from_numpy(x), dim=axis).numpy()
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize(
+    "shape, axis", [((3, 4, 64), -1), ((3, 4, 64), 1), ((3, 4, 64), 0), ((7,), 0), ((0, 5), 1)]
+)
+def test_row_reductions_equal_numpys(device, rng, dtype, shape, axis):
+    backend = gg.tensor(0.0, device=device)._backend
+    x = rng.standard_normal(shape).astype(dtype)
+    data = backend.asarray(x)
+    np.testing.assert_array_equal(
+        backend.to_numpy(backend.max_along(data, axis)),
+        x.max(axis=axis, keepdims=True, initial=-np.inf),
+    )
+    total = backend.to_numpy(backend.sum_along(data, axis))
+    assert total.shape == x.sum(axis=axis, keepdims=True).shape and total.dtype == x.dtype
+    tol = {"float16": 1e-2, "float32": 1e-5, "float64": 1e-13}[dtype]
+    np.testing.assert_allclose(total, x.sum(axis=axis, keepdims=True), rtol=tol, atol=tol * 10)
 
 
 # --- embedding backward ----------------------------------------------------------------------

@@ -150,23 +150,43 @@ BACKWARD: dict[str, Callable[..., Any]] = {
 }
 
 
-# --- the same two gradients on arrays, in one work array ----------------------------------
+# --- softmax and log_softmax on arrays, in one work array --------------------------------
 # The formulas above allocate a temporary per operation (three full-size arrays for softmax).
 # On arrays, the primitive writes every step into a single new array instead: one allocation
-# and passes that stay in cache for the rows of a transformer's attention or logits.
-def _softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+# and passes that stay in cache for the rows of a transformer's attention or logits. The row
+# reductions go through the backend's max_along / sum_along (quicker forms on NumPy).
+def _softmax_arrays(backend: Any, x: Any, axis: int) -> Any:
+    xp = backend.xp
+    work = xp.subtract(x, backend.max_along(x, axis))  # shifted: the largest exponent is 0
+    xp.exp(work, out=work)
+    return xp.divide(work, backend.sum_along(work, axis), out=work)
+
+
+def _log_softmax_arrays(backend: Any, x: Any, axis: int) -> Any:
+    xp = backend.xp
+    work = xp.subtract(x, backend.max_along(x, axis))
+    return xp.subtract(work, xp.log(backend.sum_along(xp.exp(work), axis)), out=work)
+
+
+def _softmax_grad_arrays(backend: Any, g: Any, out: Any, axis: int) -> Any:
+    xp = backend.xp
     work = xp.multiply(g, out)
-    dot = work.sum(axis=axis, keepdims=True)  # Σ g·y along the axis
+    dot = backend.sum_along(work, axis)  # Σ g·y along the axis
     xp.subtract(g, dot, out=work)
     return xp.multiply(work, out, out=work)
 
 
-def _log_softmax_grad_arrays(xp: Any, g: Any, out: Any, axis: int) -> Any:
+def _log_softmax_grad_arrays(backend: Any, g: Any, out: Any, axis: int) -> Any:
+    xp = backend.xp
     work = xp.exp(out)  # the softmax
-    xp.multiply(work, g.sum(axis=axis, keepdims=True), out=work)
+    xp.multiply(work, backend.sum_along(g, axis), out=work)
     return xp.subtract(g, work, out=work)
 
 
+ARRAY_FORWARD: dict[str, Callable[..., Any]] = {
+    "softmax": _softmax_arrays,
+    "log_softmax": _log_softmax_arrays,
+}
 ARRAY_BACKWARD: dict[str, Callable[..., Any]] = {
     "softmax": _softmax_grad_arrays,
     "log_softmax": _log_softmax_grad_arrays,
@@ -193,6 +213,9 @@ class ActivationPrimitives:
     def activation_forward(self, name: str, x: Any, param: Any = None, *, into: Any = None) -> Any:
         """The activation `name` of array `x` (one fused kernel on GPU), written into `into`
         when given."""
+        in_one_array = ARRAY_FORWARD.get(name)
+        if in_one_array is not None and x.dtype.kind == "f":
+            return written_into(in_one_array(self, x, param), into)
         return written_into(FORWARD[name](self, x, param), into)
 
     def activation_backward(
@@ -203,7 +226,7 @@ class ActivationPrimitives:
         into `into` when given."""
         in_one_array = ARRAY_BACKWARD.get(name)
         if in_one_array is not None and g.shape == out.shape and g.dtype == out.dtype:
-            return written_into(in_one_array(self.xp, g, out, param), into)
+            return written_into(in_one_array(self, g, out, param), into)
         return written_into(BACKWARD[name](self, g, x, out, param), into)
 
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:

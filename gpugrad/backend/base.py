@@ -61,7 +61,8 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         self.device = device
         self.array_type = xp.ndarray
         for name in ARRAY_FUNCTIONS:
-            setattr(self, name, getattr(xp, name))
+            if not hasattr(type(self), name):  # a backend may give its own (NumPy's matmul)
+                setattr(self, name, getattr(xp, name))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} on {self.device}>"
@@ -140,6 +141,14 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         out = self.xp.zeros(shape, dtype=wide)
         self.scatter_add(out, index, values.astype(wide, copy=False))
         return out.astype(values.dtype, copy=False)
+
+    def max_along(self, x: Any, axis: int) -> Any:
+        """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
+        return x.max(axis=axis, keepdims=True)
+
+    def sum_along(self, x: Any, axis: int) -> Any:
+        """The sum along `axis` of float array `x`, the axis kept (size 1)."""
+        return x.sum(axis=axis, keepdims=True)
 
     def l2_norm(self, array: Any) -> Any:
         """The L2 norm of all of `array`'s values, a 0-d float64 array on this device

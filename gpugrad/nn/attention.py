@@ -1,8 +1,9 @@
 """Scaled dot-product attention and MultiheadAttention, with PyTorch's arguments, masks,
 parameter names and results.
 
-Attention is composed of differentiable ops (matmul, where, softmax, dropout), so gradients
-and second derivatives come from them. In `scaled_dot_product_attention` a boolean mask picks
+Without dropout, attention is one node (`_Attention`) with a closed-form backward; with
+dropout, or when the weights are returned, it is composed of differentiable ops (matmul,
+where, softmax, dropout). In `scaled_dot_product_attention` a boolean mask picks
 the scores that take part (True = attend, as torch reads it there) and a float mask is added
 to the scores; in `MultiheadAttention`, as in torch, a boolean mask marks what is left out
 (True = masked). A query whose scores are all masked out attends to nothing: its output row
@@ -15,10 +16,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..autograd import Function
 from ..creation import empty
 from ..errors import ArgumentError, DeviceError, DTypeError, ShapeError
 from ..ops import matmul, softmax, where
-from ..ops._support import make_tensor
+from ..ops._support import make_tensor, unbroadcast
 from ..tensor import Tensor
 from . import init
 from .arguments import broadcast_shape, float_arg, matching, tensor_arg
@@ -47,16 +49,8 @@ def _check_dropout(fn: str, p: Any) -> float:
     return float(p)
 
 
-def _attend(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    mask: Tensor | None,
-    dropout_p: float,
-    is_causal: bool,
-    scale: float,
-) -> tuple[Tensor, Tensor]:
-    """softmax(q·kᵀ·scale, masked) · v, and the attention weights (after dropout)."""
+def _weights(q: Tensor, k: Tensor, mask: Tensor | None, is_causal: bool, scale: float) -> Tensor:
+    """softmax(q·kᵀ·scale, masked) as differentiable ops: rows masked out entirely are 0."""
     backend = q._backend
     xp = backend.xp
     scores = matmul(q, k.swapaxes(-1, -2)) * scale
@@ -66,11 +60,116 @@ def _attend(
     elif mask is not None:
         scores = where(mask, scores, -math.inf) if mask.dtype == bool else scores + mask
     if mask is None:
-        weights = softmax(scores, axis=-1)
-    else:
-        # A row with every score at −inf would be 0/0 in the softmax: it attends to nothing.
-        dead = make_tensor(xp.all(scores.data == -math.inf, axis=-1, keepdims=True), backend, None)
-        weights = where(dead, 0.0, softmax(where(dead, 0.0, scores), axis=-1))
+        return softmax(scores, axis=-1)
+    # A row with every score at −inf would be 0/0 in the softmax: it attends to nothing.
+    dead = make_tensor(xp.all(scores.data == -math.inf, axis=-1, keepdims=True), backend, None)
+    return where(dead, 0.0, softmax(where(dead, 0.0, scores), axis=-1))
+
+
+class _Attention(Function):
+    """softmax(q·kᵀ·scale, masked)·v as one node, for attention without dropout.
+
+    The composition of ops keeps five (L, S) arrays per head alive and makes as many passes
+    over them; here the scores are one array, masked, exponentiated and normalised in place
+    into the weights p, which are kept for backward. With g = dL/dout and ds = dL/d(scores):
+    dv = pᵀ·g, dp = g·vᵀ, ds = p·(dp − Σ dp·p) (the sum over each query's keys), dq =
+    ds·k·scale, dk = dsᵀ·q·scale, and a float mask gets ds.
+
+    The arrays hold the scores transposed, (S, L) per head: NumPy reduces a short last axis
+    one row at a time, several times slower than the max and sum across rows (axis -2), which
+    run as vectorised elementwise passes; the products take the transposes as views.
+    """
+
+    def forward(self, q, k, v, mask, is_causal, scale):
+        xp = self.xp.xp
+        self.is_causal, self.scale = is_causal, scale
+        # q·scale, (L, E), is smaller than the (L, S) scores it would scale; written out
+        # transposed in the same pass, as the backend's matmul would otherwise copy qᵀ.
+        q_t = xp.swapaxes(q, -1, -2)
+        q_t = xp.multiply(q_t, scale, out=xp.empty(q_t.shape, dtype=q.dtype))
+        scores = self.xp.matmul(k, q_t)  # (S, L): key j, query i
+        # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
+        if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
+            hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
+            scores += xp.where(hidden, scores.dtype.type(-math.inf), scores.dtype.type(0))
+        elif mask is not None and mask.dtype == bool:
+            keep = xp.swapaxes(mask, -1, -2)
+            scores += xp.where(keep, scores.dtype.type(0), scores.dtype.type(-math.inf))
+        elif mask is not None:
+            scores += xp.swapaxes(mask, -1, -2)
+        top = self.xp.max_along(scores, -2)
+        if mask is not None:  # queries masked out entirely: exp(−inf − 0) = 0, and 0/1 below
+            top[top == -math.inf] = 0
+        scores -= top
+        p = xp.exp(scores, out=scores)
+        total = self.xp.sum_along(p, -2)
+        if mask is not None:
+            total[total == 0] = 1
+        p /= total
+        out = self.xp.matmul(xp.swapaxes(p, -1, -2), v)
+        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
+        if mask is None:
+            self.save(q, k, v)
+        else:
+            self.save(q, k, v, mask)
+        return out
+
+    def backward(self, xp, g, q, k, v, mask=None):
+        if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
+            xp = xp.xp
+            mm, swap, p = self.xp.matmul, xp.swapaxes, self.p  # the backend's matmul
+            ds = mm(v, swap(g, -1, -2))
+            ds -= xp.einsum("...ji,...ji->...i", ds, p)[..., None, :]  # no ds·p array
+            ds *= p
+        else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
+            mm, swap = matmul, _swapaxes
+            p = _weights(q, k, mask, self.is_causal, self.scale).swapaxes(-1, -2)
+            dp = mm(v, swap(g, -1, -2))
+            ds = p * (dp - (dp * p).sum(axis=-2, keepdims=True))
+        gq = gk = gv = gm = None
+        if self.needs_grad(0):
+            gq = unbroadcast(_scaled(xp, mm(swap(ds, -1, -2), k), self.scale), q.shape)
+        if self.needs_grad(1):
+            gk = unbroadcast(_scaled(xp, mm(ds, q), self.scale), k.shape)
+        if self.needs_grad(2):
+            gv = unbroadcast(mm(p, g), v.shape)
+        if mask is not None and self.needs_grad(3):
+            gm = unbroadcast(swap(ds, -1, -2), mask.shape)
+        return gq, gk, gv, gm
+
+
+def _swapaxes(t: Tensor, a: int, b: int) -> Tensor:
+    return t.swapaxes(a, b)
+
+
+def _scaled(xp: Any, product: Any, scale: float) -> Any:
+    """product·scale: in place on an array (the product is ours), as an op on a Tensor."""
+    if isinstance(product, Tensor):
+        return product * scale
+    return xp.multiply(product, scale, out=product)
+
+
+def _attend(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    mask: Tensor | None,
+    dropout_p: float,
+    is_causal: bool,
+    scale: float,
+    need_weights: bool = False,
+) -> tuple[Tensor, Tensor | None]:
+    """softmax(q·kᵀ·scale, masked) · v, and the attention weights (after dropout) when
+    `need_weights` or dropout asks for the composition of ops (None otherwise)."""
+    fused = (
+        dropout_p == 0.0
+        and not need_weights
+        and q.dtype.name in ("float32", "float64")
+        and min(q.shape[-2], k.shape[-2], q.shape[-1], v.shape[-1]) > 0
+    )
+    if fused:
+        return _Attention.apply(q, k, v, mask, is_causal=is_causal, scale=scale), None
+    weights = _weights(q, k, mask, is_causal, scale)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, training=True)
     return matmul(weights, v), weights
@@ -266,7 +365,9 @@ class MultiheadAttention(Module):
         mask = self._additive_mask(attn_mask, key_padding_mask, query, n, l, s)
         p = self.dropout if self.training else 0.0
         q, k, v = self._project(query, 0), self._project(key, 1), self._project(value, 2)
-        out, weights = _attend(q, k, v, mask, p, False, 1.0 / math.sqrt(self.head_dim))
+        out, weights = _attend(
+            q, k, v, mask, p, False, 1.0 / math.sqrt(self.head_dim), need_weights
+        )
         out = self.out_proj(out.swapaxes(1, 2).reshape(n, l, self.embed_dim))
         if not batched:
             out = out.squeeze(0)

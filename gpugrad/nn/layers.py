@@ -152,9 +152,12 @@ class _LayerNorm(Function):
 
     def forward(self, x, w, b, shape, eps):
         self.shape, self.eps = shape, eps
-        rows = x.reshape(-1, math.prod(shape))
-        normalised = rows - rows.mean(axis=1, keepdims=True)
-        variance = (normalised * normalised).mean(axis=1, keepdims=True)
+        backend, xp = self.xp, self.xp.xp
+        size = math.prod(shape)
+        rows = x.reshape(-1, size)
+        normalised = rows - backend.sum_along(rows, 1) / size
+        # Σ of squares per row without a squared array (einsum's sum of products).
+        variance = xp.einsum("ij,ij->i", normalised, normalised).reshape(-1, 1) / size
         inv_std = (variance + eps) ** -0.5
         normalised *= inv_std
         # Kept for a plain backward; with create_graph they are recomputed as ops of x.
@@ -171,13 +174,13 @@ class _LayerNorm(Function):
     def backward(self, xp, g, x, w=None):
         size = math.prod(self.shape)
         g = g.reshape(-1, size)
-        if xp is self.xp:
-            normalised, inv_std = self.normalised, self.inv_std
-        else:  # create_graph: the statistics as differentiable ops of x
-            rows = x.reshape(-1, size)
-            centered = rows - rows.mean(axis=1, keepdims=True)
-            inv_std = ((centered * centered).mean(axis=1, keepdims=True) + self.eps) ** -0.5
-            normalised = centered * inv_std
+        if xp is self.xp:  # on arrays: each step into one work array, row sums by BLAS
+            return self._backward_arrays(xp, g, x, w, size)
+        # create_graph: the statistics as differentiable ops of x
+        rows = x.reshape(-1, size)
+        centered = rows - rows.mean(axis=1, keepdims=True)
+        inv_std = ((centered * centered).mean(axis=1, keepdims=True) + self.eps) ** -0.5
+        normalised = centered * inv_std
         gx = gw = gb = None
         if self.needs_grad(0):
             scaled = g if w is None else g * w.reshape(1, size)
@@ -188,6 +191,36 @@ class _LayerNorm(Function):
             gw = (g * normalised).sum(axis=0).reshape(self.shape)
         if self.needs_grad(2):
             gb = g.sum(axis=0).reshape(self.shape)
+        return gx, gw, gb
+
+    def _backward_arrays(self, backend, g, x, w, size):
+        """The backward above on arrays: dL/dx = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = g·w.
+
+        The row sums with w are products with w (Σ ĝ = g·w, Σ ĝ·x̂ = (g·x̂)·w), so ĝ is
+        made once, for dL/dx itself, and g·x̂ serves dL/dw and then as a work array."""
+        xp = backend.xp
+        normalised, inv_std = self.normalised, self.inv_std
+        gx = gw = None
+        need_x, need_w = self.needs_grad(0), w is not None and self.needs_grad(1)
+        if need_x or need_w:
+            work = g * normalised
+            if need_w:
+                gw = backend.sum_along(work, 0).reshape(self.shape)
+            if need_x:
+                if w is None:
+                    dot, mean = backend.sum_along(work, 1), backend.sum_along(g, 1)
+                else:
+                    w = w.reshape(-1)
+                    dot, mean = xp.matmul(work, w)[:, None], xp.matmul(g, w)[:, None]
+                xp.multiply(normalised, dot / size, out=work)
+                if w is None:
+                    xp.subtract(g, work, out=work)
+                else:
+                    xp.subtract(g * w, work, out=work)
+                work -= mean / size
+                work *= inv_std
+                gx = work.reshape(x.shape)
+        gb = backend.sum_along(g, 0).reshape(self.shape) if self.needs_grad(2) else None
         return gx, gw, gb
 
 

@@ -21,7 +21,7 @@ class MatMul(Function):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul needs tensors with at least one dimension (use * for scalars)")
         self.save(a, b)
-        return a @ b
+        return self.xp.matmul(a, b)
 
     def backward(self, xp, g, a, b):
         a2 = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
@@ -39,16 +39,16 @@ class MatMul(Function):
             # a stack of products summed afterwards.
             rows = g.reshape(-1, g.shape[-1])
             if self.needs_grad(0):
-                ga = (rows @ xp.swapaxes(b2, -1, -2)).reshape(a.shape)
+                ga = xp.matmul(rows, xp.swapaxes(b2, -1, -2)).reshape(a.shape)
             if self.needs_grad(1):
-                gb = xp.swapaxes(a2.reshape(-1, a2.shape[-1]), -1, -2) @ rows
+                gb = xp.matmul(xp.swapaxes(a2.reshape(-1, a2.shape[-1]), -1, -2), rows)
                 gb = gb.reshape(b.shape) if b.ndim == 1 else gb
             return ga, gb
         if self.needs_grad(0):
-            ga = unbroadcast(g @ xp.swapaxes(b2, -1, -2), a2.shape)
+            ga = unbroadcast(xp.matmul(g, xp.swapaxes(b2, -1, -2)), a2.shape)
             ga = ga.reshape(a.shape) if a.ndim == 1 else ga
         if self.needs_grad(1):
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g, b2.shape)
+            gb = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), g), b2.shape)
             gb = gb.reshape(b.shape) if b.ndim == 1 else gb
         return ga, gb
 
