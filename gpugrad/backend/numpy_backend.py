@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from . import special_math
+from . import host_memory, special_math
 from .base import Backend
 from .device import Device
 
@@ -23,6 +23,8 @@ class NumpyBackend(Backend):
     def __init__(self) -> None:
         super().__init__(np, Device("cpu"))
         self.rng = self.make_rng(None)
+        # Whether malloc keeps freed memory for the next step (host_memory.py), for reports.
+        self.malloc_tuned = host_memory.TUNED
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         if copy:
