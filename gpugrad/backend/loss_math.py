@@ -31,8 +31,8 @@ class LossPrimitives:
         labels (rows,); 0 for rows labelled `ignore_index`. With label smoothing ε the
         target is (1−ε)·one_hot + ε/classes."""
         xp = self.xp
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_norm = xp.log(xp.exp(shifted).sum(axis=1))  # log Σ exp, shifted
+        shifted = logits - self.max_along(logits, 1)
+        log_norm = xp.log(self.sum_along(xp.exp(shifted), 1)[:, 0])  # log Σ exp, shifted
         valid = labels != ignore_index
         safe = xp.where(valid, labels, 0)
         picked = shifted[xp.arange(logits.shape[0]), safe]
@@ -59,9 +59,9 @@ class LossPrimitives:
         rows, classes = logits.shape
         # One (rows, classes) array, edited in place: the shift, exp, normalisation and the
         # target are the same operations as forming each as a new array, one pass fewer each.
-        grad = logits - logits.max(axis=1, keepdims=True)
+        grad = logits - self.max_along(logits, 1)
         xp.exp(grad, out=grad)
-        xp.divide(grad, grad.sum(axis=1, keepdims=True), out=grad)
+        xp.divide(grad, self.sum_along(grad, 1), out=grad)
         if label_smoothing:
             grad -= label_smoothing / classes
         valid = labels != ignore_index

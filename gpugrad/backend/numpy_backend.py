@@ -77,6 +77,11 @@ class NumpyBackend(Backend):
         return np.matmul(a, b, out=out)
 
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
+        if x.ndim == 2 and axis % 2 == 1 and 1 <= x.shape[1] <= 16 and x.shape[0] >= 64:
+            # Many rows of a few values (logits of a few classes): NumPy reduces each short
+            # row on its own, but a transposed copy compares whole columns at once (256 rows
+            # of 10: 13 -> 2 µs).
+            return np.ascontiguousarray(x.T).max(axis=0)[:, None]
         # With an initial value NumPy takes another inner loop for a short contiguous axis,
         # two to three times quicker for rows of 64 or 128 (the same values: rows are never
         # empty here, and NaN still wins).
