@@ -94,8 +94,8 @@ class NumpyBackend(Backend):
         if x.dtype in _BLAS_FLOATS and x.ndim >= 2 and axis >= x.ndim - 2 and x.size:
             ones = np.ones(x.shape[axis], dtype=x.dtype)
             if axis == x.ndim - 1:
-                return np.expand_dims(x @ ones, axis)
-            return np.expand_dims(ones @ x, axis)
+                return (x @ ones)[..., None]
+            return (ones @ x)[..., None, :]
         return x.sum(axis=axis, keepdims=True)
 
     def erf(self, x: np.ndarray) -> np.ndarray:

@@ -122,7 +122,7 @@ def _float_input(name: str, x: Any) -> Tensor:
 def _target(name: str, input: Tensor, target: Any) -> Tensor:
     """The target as a Tensor on the input's device (never moved silently)."""
     target = as_tensor_like(target, input)
-    if target.device != input.device:
+    if target._backend is not input._backend:  # (one backend object per device)
         raise DeviceError(
             f"{name}: input is on '{input.device}' but target is on '{target.device}'; "
             "move one with .to(device)"
