@@ -115,3 +115,24 @@ def test_gradient_pieces_of_the_wrong_size_change_nothing():
     with pytest.raises(ValueError, match="4 elements"):
         cpu.sgd_step(param, [np.ones(4)], None, 0.1, weight_decay=0.1)
     np.testing.assert_array_equal(param, np.ones(5))
+
+
+def test_work_arrays_kept_from_smaller_blocks_are_replaced(monkeypatch):
+    # A bank keeps its work arrays between steps; ones sized for smaller blocks (or of
+    # another dtype) must be replaced, not reused for bigger blocks.
+    cpu = get_backend("cpu")
+    rng = np.random.default_rng(7)
+    grads = [rng.standard_normal(30), rng.standard_normal(9)]
+    start = rng.standard_normal(39)
+    kept, fresh = start.copy(), start.copy()
+    scratch: list = []
+    for block in (7, 1 << 30, 4):
+        monkeypatch.setattr(cpu, "optimizer_block", block, raising=False)
+        cpu.sgd_step(kept, grads, None, 0.5, scratch=scratch)
+        cpu.sgd_step(fresh, grads, None, 0.5, scratch=None)
+    np.testing.assert_array_equal(kept, fresh)
+    assert not np.array_equal(kept, start)
+    as32 = [g.astype(np.float32) for g in grads]
+    moments = np.zeros(39, np.float32), np.zeros(39, np.float32)
+    cpu.adam_step(start.astype(np.float32), as32, *moments, None, 1, 0.1, scratch=scratch)
+    assert all(w.dtype == np.float32 for w in scratch[:2])

@@ -80,11 +80,15 @@ class OptimizerPrimitives:
 
     # --- helpers ---------------------------------------------------------------------------
     def _scratch(self, scratch: list[Any] | None, i: int, like: Any) -> Any:
-        """Work array number `i`, the shape and dtype of `like`, allocated on first use."""
+        """Work array number `i` for arrays like `like`, allocated on first use, and again when
+        the one kept is smaller or of another dtype (callers that work in blocks keep smaller
+        ones, and flatten or slice what they get)."""
         if scratch is None:
             return self.xp.empty_like(like)
         while len(scratch) <= i:
             scratch.append(self.xp.empty_like(like))
+        if scratch[i].size < like.size or scratch[i].dtype != like.dtype:
+            scratch[i] = self.xp.empty_like(like)
         return scratch[i]
 
     def _with_grad(self, ufunc: Callable[..., Any], grad: Any, other: Any, out: Any) -> Any:
