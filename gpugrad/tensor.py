@@ -198,23 +198,23 @@ class Tensor:
     @property
     def shape(self) -> tuple[int, ...]:
         """The size of each axis."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
         """The number of axes."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> Size:
         """The number of elements (NumPy's attribute: `x.size == 6`), which can also be called
         as PyTorch's size(): `x.size()` is the shape, `x.size(0)` one axis's length."""
-        return Size(self.data.shape)
+        return Size(self._data.shape)
 
     @property
     def dtype(self) -> Any:
         """The element type (a NumPy dtype object)."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> Device:
@@ -237,17 +237,17 @@ class Tensor:
         return self._version[0]
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous; "
                 "use .any() or .all()"
             )
         return bool(self.item())
@@ -259,7 +259,7 @@ class Tensor:
         return int(self.item())
 
     def __index__(self) -> int:
-        if self.data.dtype.kind not in "iu" or self.data.size != 1:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise DTypeError(  # a TypeError, as the __index__ protocol expects
                 f"only one-element integer tensors can be used as an index, got shape "
                 f"{self.shape} {self.dtype}"
@@ -268,7 +268,7 @@ class Tensor:
 
     def __format__(self, spec: str) -> str:
         # As PyTorch: f"{loss:.4f}" formats a 0-d tensor's value; other tensors take no spec.
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             return format(self.item(), spec)
         return object.__format__(self, spec)
 
@@ -281,8 +281,8 @@ class Tensor:
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
-        if self.data.dtype.name not in ("float32", "int64", "bool"):
-            extras.append(f"dtype={self.data.dtype.name}")
+        if self._data.dtype.name not in ("float32", "int64", "bool"):
+            extras.append(f"dtype={self._data.dtype.name}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={self.grad_fn!r}")
         elif self.requires_grad:
@@ -292,15 +292,15 @@ class Tensor:
     # --- leaving gpugrad ----------------------------------------------------------------
     def numpy(self) -> Any:
         """The data as a NumPy array (the same memory on cpu, a host copy on cuda)."""
-        return self._backend.to_numpy(self.data)
+        return self._backend.to_numpy(self._data)
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number (a host sync on cuda)."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ShapeError(
                 f"item() needs a tensor with one element, this one has shape {self.shape}"
             )
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         """The data as (nested) Python lists."""
@@ -318,7 +318,7 @@ class Tensor:
             raise GraphError(
                 "requires_grad can only be changed on leaf tensors; use .detach() to get a leaf"
             )
-        if requires_grad and not is_floating(self.data.dtype):
+        if requires_grad and not is_floating(self._data.dtype):
             raise DTypeError(
                 f"only floating-point tensors can require gradients, this one is {self.dtype}"
             )
@@ -327,7 +327,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
-        t = _make(self.data, self._backend, None)
+        t = _make(self._data, self._backend, None)
         t._version = self._version
         return t
 
