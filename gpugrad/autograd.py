@@ -315,6 +315,31 @@ class Function:
                 out = node.forward(a_data, b_data, **params)
             except (ValueError, TypeError, IndexError, OverflowError) as exc:
                 raise _explain_failure(node.name, inputs, exc) from exc
+        elif (
+            len(inputs) == 3
+            and isinstance(inputs[0], Tensor)
+            and isinstance(inputs[1], Tensor)
+            and isinstance(inputs[2], Tensor)
+            and inputs[0]._data is not inputs[1]._data
+            and inputs[0]._data is not inputs[2]._data
+            and inputs[1]._data is not inputs[2]._data
+        ):
+            # Three tensors of distinct arrays (x, weight, bias of a linear layer), unrolled;
+            # the same array twice takes the general case, which gives it a view.
+            a, b, c = inputs
+            backend = node.xp = a._backend
+            if b._backend is not backend or c._backend is not backend:
+                raise _device_mismatch(node.name, inputs)
+            track = a.requires_grad or b.requires_grad or c.requires_grad
+            edges = (
+                (a.grad_fn or a) if a.requires_grad else None,
+                (b.grad_fn or b) if b.requires_grad else None,
+                (c.grad_fn or c) if c.requires_grad else None,
+            )
+            try:
+                out = node.forward(a._data, b._data, c._data, **params)
+            except (ValueError, TypeError, IndexError, OverflowError) as exc:
+                raise _explain_failure(node.name, inputs, exc) from exc
         else:
             backend = None
             arrays = []

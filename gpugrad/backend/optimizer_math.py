@@ -249,13 +249,21 @@ class OptimizerPrimitives:
             yield list(arrays), grad, [xp.empty_like(param) for _ in range(works)]
             return
         flats = [a.reshape(-1) for a in arrays]
-        size = max(1, min(self.optimizer_block, param.size))
+        size = param.size
+        block = max(1, min(self.optimizer_block, size))
+        like = flats[0] if block == size else flats[0][:block]
         # Slot `works` gathers a block that spans gradient pieces (small parameters).
-        slots = [self._scratch(scratch, i, flats[0][:size]).reshape(-1) for i in range(works + 1)]
+        slots = []
+        for i in range(works + 1):
+            w = self._scratch(scratch, i, like)
+            slots.append(w if w.ndim == 1 else w.reshape(-1))
         pieces = slots[works] if isinstance(grad, (list, tuple)) else None
-        for start, stop, g in self._gradient_blocks(grad, param.size, pieces):
+        for start, stop, g in self._gradient_blocks(grad, size, pieces):
             n = stop - start
-            yield [f[start:stop] for f in flats], g, [w[:n] for w in slots[:works]]
+            if n == size:  # one block: the arrays themselves (slicing costs per call)
+                yield flats, g, [w if w.size == n else w[:n] for w in slots[:works]]
+            else:
+                yield [f[start:stop] for f in flats], g, [w[:n] for w in slots[:works]]
 
     def _gradient_blocks(self, grad: Any, size: int, buffer: Any) -> Any:
         """(start, stop, gradient of elements start..stop) over a flat parameter of `size`
@@ -267,26 +275,40 @@ class OptimizerPrimitives:
             for start in range(0, size, block):
                 yield start, min(start + block, size), flat[start : start + block]
             return
-        flats = [piece.reshape(-1) for piece in grad]
-        total = sum(f.size for f in flats)
+        total = sum([piece.size for piece in grad])
         if total != size:
             raise ValueError(f"gradient pieces hold {total} elements, parameters {size}")
-        start = filled = 0  # the block begins at `start`; `filled` of it is in the buffer
+        if size <= block:  # one block (a bank of small parameters): one gathering copy
+            if len(grad) == 1:
+                yield 0, size, grad[0].reshape(-1)
+            else:
+                yield 0, size, self.xp.concatenate(grad, axis=None, out=buffer[:size])
+            return
+        flats = [piece.reshape(-1) for piece in grad]
+        start = filled = 0  # the block begins at `start`; `filled` of it is in `parts`
+        parts: list[Any] = []  # the block's pieces, gathered by one copy once it is complete
         for flat in flats:
-            at = 0
-            while at < flat.size:
-                if filled == 0 and flat.size - at >= block:  # a whole block in one piece
+            at, n = 0, flat.size
+            while at < n:
+                if filled == 0 and n - at >= block:  # a whole block in one piece
                     yield start, start + block, flat[at : at + block]
                     start, at = start + block, at + block
                     continue
-                take = min(flat.size - at, block - filled)
-                buffer[filled : filled + take] = flat[at : at + take]
+                take = min(n - at, block - filled)
+                parts.append(flat if take == n else flat[at : at + take])
                 filled, at = filled + take, at + take
                 if filled == block:
-                    yield start, start + block, buffer[:block]
-                    start, filled = start + block, 0
+                    yield start, start + block, self._gathered(parts, buffer[:block])
+                    start, filled, parts = start + block, 0, []
         if filled:
-            yield start, start + filled, buffer[:filled]
+            yield start, start + filled, self._gathered(parts, buffer[:filled])
+
+    def _gathered(self, parts: list[Any], out: Any) -> Any:
+        """The flat pieces `parts` one after another: the piece itself when there is one (it
+        is only read), else copied into `out` by one concatenate rather than one per piece."""
+        if len(parts) == 1:
+            return parts[0]
+        return self.xp.concatenate(parts, out=out)
 
     # --- RMSprop ---------------------------------------------------------------------------
     def rmsprop_step(

@@ -86,8 +86,8 @@ def reduced_softmax_cross_entropy(
     label is not `ignore_index` (counted on the device: no host sync), as one node."""
     count = None
     if mean:
-        valid = (labels != ignore_index).sum()
-        count = logits._backend.xp.asarray(valid, dtype=logits.dtype)
+        xp = logits._backend.xp  # (count_nonzero: quicker than a sum, still on the device)
+        count = xp.asarray(xp.count_nonzero(labels != ignore_index), dtype=logits.dtype)
     return SoftmaxCrossEntropy.apply(
         logits,
         labels=labels,

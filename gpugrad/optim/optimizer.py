@@ -88,7 +88,8 @@ class _Bank:
 
     def intact(self) -> bool:
         """True while every parameter's data still is the view this bank gave it."""
-        return all(p.data is v for p, v in zip(self.params, self.views))
+        # A list, not a generator: all() over a few items is quicker so (every step asks).
+        return all([p._data is v for p, v in zip(self.params, self.views)])
 
 
 # The view of a bank's buffer each packed parameter was given (by any optimizer, alive or
@@ -315,30 +316,30 @@ class Optimizer:
         packed = self._packed[index]
         params = group["params"]
         names = self._state_names(group)
-        if (
-            len(packed) != len(params)
-            or not all(
-                a is b and trainable == b.requires_grad for (a, trainable), b in zip(packed, params)
-            )
-            or not all(bank.names == names and bank.intact() for bank in banks)
-        ):
-            banks = self._pack(index)
+        if len(packed) != len(params):
+            return self._pack(index)
+        for (a, trainable), b in zip(packed, params):  # (loops, not all(...): every step)
+            if a is not b or trainable != b.requires_grad:
+                return self._pack(index)
+        for bank in banks:
+            if bank.names != names or not bank.intact():
+                return self._pack(index)
         return banks
 
     # --- stepping ----------------------------------------------------------------------------
     @staticmethod
     def _grad_of(p: Tensor, backend: Backend) -> Any:
         """p's gradient array, checked to fit p."""
-        g = p.grad
+        g = p._grad
         if g._backend is not backend:
             raise DeviceError(
                 f"a parameter on '{p.device}' has its gradient on '{g.device}'; "
                 "move both to the same device"
             )
-        data = g.data
-        if data.shape != p.data.shape:
+        data, own = g._data, p._data
+        if data.shape != own.shape:
             raise ShapeError(f"a parameter of shape {p.shape} has a gradient of shape {data.shape}")
-        if data.dtype != p.data.dtype:
+        if data.dtype != own.dtype:
             raise DTypeError(f"a parameter of dtype {p.dtype} has a gradient of dtype {data.dtype}")
         return data
 
@@ -369,14 +370,19 @@ class Optimizer:
         for bank in banks:
             params = bank.params
             step = state[params[0]]["step"]
-            fused = all(p.grad is not None and state[p]["step"] == step for p in params)
+            for p in params:  # (a loop, not all(...): this runs every step)
+                if p._grad is None or state[p]["step"] != step:
+                    fused = False
+                    break
+            else:
+                fused = True
             if not fused:  # some parameters skip this step: update the others one by one
                 self._step_each(group, params)
                 continue
             backend = bank.backend
             grads = [self._grad_of(p, backend) for p in params]
             views = bank.grad_views
-            if views is not None and all(g is v for g, v in zip(grads, views)):
+            if views is not None and all([g is v for g, v in zip(grads, views)]):
                 grad: Any = bank.grad_flat  # backward accumulated into the bank's buffer
             else:
                 grad = grads
