@@ -110,6 +110,22 @@ def test_backward_returning_a_wrong_shape_names_op_position_and_shapes(device):
     assert a.grad is None  # nothing was deposited
 
 
+class _WrongSecondShape(gg.autograd.Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, xp, g):
+        return g, g[:1]  # the second input's gradient lost rows
+
+
+def test_a_wrong_shape_names_the_input_it_was_for(device):
+    a = gg.ones(2, 3, device=device, requires_grad=True)
+    b = gg.ones(2, 3, device=device, requires_grad=True)
+    with pytest.raises(ShapeError, match=r"_WrongSecondShape.*\(1, 3\).*input 1.*\(2, 3\)"):
+        _WrongSecondShape.apply(a, b * 1.0).sum().backward()
+    assert a.grad is None and b.grad is None
+
+
 def test_backward_gradient_argument_must_be_array_like(device):
     y = gg.ones(2, device=device, requires_grad=True) * 2
     with pytest.raises(DTypeError, match="str"):
