@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from ..backend import cuda_device_count, cuda_is_available
 from ..errors import ArgumentError, BackendUnavailableError, DistributedError
 from . import rendezvous
 from .mpi import MPI_HINT, MpiCommunicator, import_mpi, launcher_world_size
+
+# Seconds a crashing rank waits, its report written, before aborting the job (see below).
+ABORT_GRACE_S = 0.2
 
 BACKENDS = ("auto", "mpi", "nccl")
 
@@ -150,9 +154,12 @@ def _install(group: ProcessGroup) -> None:
 def _abort_on_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
     group = _group[0]
     rank = "?" if group is None else group.rank
-    sys.stderr.write(f"gpugrad.distributed: rank {rank} raised an uncaught exception:\n")
-    sys.stderr.write("".join(traceback.format_exception(kind, value, tb)))
+    # One write, then a moment before aborting: the launcher forwards each rank's output
+    # through a pipe, and an abort can tear that down before it has read a second write.
+    report = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(f"gpugrad.distributed: rank {rank} raised an uncaught exception:\n{report}")
     sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
     if group is not None:
         if group.nccl is not None:
             group.nccl.abort()
