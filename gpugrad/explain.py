@@ -75,7 +75,10 @@ RULES: dict[str, tuple[tuple[str, ...], str]] = {
     "Sin": (("x",), "∂sin x/∂x = cos x"),
     "Cos": (("x",), "∂cos x/∂x = −sin x"),
     "Abs": (("x",), "∂|x|/∂x = sign(x)"),
-    "Clip": (("x",), "∂clip(x)/∂x = 1 inside [low, high], 0 outside"),
+    "Clip": (
+        ("x", "low", "high"),
+        "∂clip(x)/∂x = 1 inside [low, high], 0 outside; a Tensor bound: 1 where it is the result",
+    ),
     "Erf": (("x",), "∂erf x/∂x = (2/√π)·e^(−x²)"),
     "Where": (("a", "b"), "∂where(c,a,b)/∂a = 1 where c holds, ∂where(c,a,b)/∂b = 1 elsewhere"),
     # activations

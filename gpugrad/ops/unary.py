@@ -7,6 +7,8 @@ in activation.py, on the backend's fused primitives.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..autograd import Function
 from ..errors import ArgumentError
 from ..tensor import Tensor
@@ -101,19 +103,33 @@ class Abs(Function):
 
 
 class Clip(Function):
-    """Clamp into [low, high]; the gradient passes only where x was inside."""
+    """Clamp into [low, high] (either may be None, a number or an array/Tensor that
+    broadcasts with x). x's gradient passes where low <= x <= high; a Tensor bound gets it
+    where the bound is the result, as in PyTorch: low where x < low < high, high where
+    x > high or high < low (then the result is high everywhere)."""
 
     def forward(self, x, low, high):
         xp = self.xp
-        self.shape = x.shape
+        self.shapes = tuple(getattr(a, "shape", ()) for a in (x, low, high))
         self.inside = (x >= low if low is not None else True) & (
             x <= high if high is not None else True
         )
+        # Array bounds may be Tensors that want a gradient: where each one won, kept now
+        # (numbers need none).
+        self.at_low = self.at_high = None
+        if getattr(low, "ndim", None) is not None:
+            self.at_low = (x < low) & (low < high) if high is not None else x < low
+        if getattr(high, "ndim", None) is not None:
+            self.at_high = (x > high) | (high < low) if low is not None else x > high
         return xp.clip(x, low, high)
 
     def backward(self, xp, g):
-        # Array bounds may broadcast x to a larger shape; x's gradient sums back down.
-        return unbroadcast(g * self.inside, self.shape)
+        # Bounds may broadcast x to a larger shape: each gradient sums back to its input.
+        sx, slow, shigh = self.shapes
+        gx = unbroadcast(g * self.inside, sx)
+        glow = None if self.at_low is None else unbroadcast(g * self.at_low, slow)
+        ghigh = None if self.at_high is None else unbroadcast(g * self.at_high, shigh)
+        return gx, glow, ghigh
 
 
 def exp(x: Tensor) -> Tensor:
@@ -156,11 +172,12 @@ def abs(x: Tensor) -> Tensor:
     return Abs.apply(x)
 
 
-def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
-    """Clamp into [min, max] (either bound may be None)."""
+def clip(x: Tensor, min: Any = None, max: Any = None) -> Tensor:
+    """Clamp into [min, max]: either bound may be None, a number, or a Tensor that broadcasts
+    with x (and then gets its gradient where it is the result, as in PyTorch)."""
     if min is None and max is None:
         raise ArgumentError("clip needs at least one of min and max, got min=None and max=None")
-    return Clip.apply(x, low=min, high=max)
+    return Clip.apply(x, min, max)
 
 
 clamp = clip
