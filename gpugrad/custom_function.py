@@ -99,6 +99,16 @@ class FunctionCtx:
         """Outputs of forward (integer indices, masks) that get no gradient."""
         self._non_differentiable.update(id(t) for t in tensors)
 
+    def mark_dirty(self, *tensors: Tensor) -> None:
+        """PyTorch's mark for inputs that forward changed in place: refused with a GraphError,
+        since a gpugrad custom function must return a new tensor (the engine would otherwise
+        keep a gradient path through the input's old value)."""
+        raise GraphError(
+            f"ctx.mark_dirty: a custom function cannot change its inputs in place here "
+            f"({len(tensors)} tensor(s) marked); compute the result into a new tensor and "
+            "return it (x.clone() first, if forward must start from x's values)"
+        )
+
 
 def make_ctx_style(cls: type[Function]) -> None:
     """Give a Function subclass with a static `forward(ctx, ...)` its `apply` and the engine's

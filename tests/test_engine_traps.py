@@ -570,3 +570,19 @@ def test_an_array_on_the_left_of_an_operator_still_makes_a_recorded_tensor():
     for y in (arr * x, arr - x, arr @ x, arr / x):
         assert isinstance(y, gg.Tensor) and y.grad_fn is not None
     assert isinstance(np.exp(x.detach()), np.ndarray)  # other ufuncs: NumPy's answer
+
+
+def test_mark_dirty_is_refused_with_a_graph_error(device):
+    class Doubled(gg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.mark_dirty(x)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    x = gg.ones(3, device=device, requires_grad=True)
+    with pytest.raises(GraphError, match=r"mark_dirty.*new tensor"):
+        Doubled.apply(x * 1.0)
