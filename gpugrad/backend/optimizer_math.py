@@ -126,6 +126,23 @@ class OptimizerPrimitives:
             return grad
         return self._decayed_grad(param, grad, weight_decay, self._scratch(scratch, 1, param))
 
+    def _lerp_towards(self, avg: Any, g: Any, decay: float, work: Any) -> None:
+        """avg += (1 − decay)(g − avg) in place (a running mean of g, as a lerp towards it, as
+        torch computes the first moment); `g` in either form, `work` an array like avg."""
+        xp = self.xp
+        self._with_grad(xp.subtract, g, avg, work)
+        xp.multiply(work, 1.0 - decay, out=work)
+        xp.add(avg, work, out=avg)
+
+    def _mean_of_squares(self, avg: Any, g: Any, decay: float, work: Any) -> None:
+        """avg = decay·avg + (1 − decay)·g² in place (the running mean of squared gradients of
+        Adam, RMSprop, Adadelta and NAdam); `g` in either form, `work` an array like avg."""
+        xp = self.xp
+        xp.multiply(avg, decay, out=avg)
+        self._with_grad(xp.multiply, g, g, work)
+        xp.multiply(work, 1.0 - decay, out=work)
+        xp.add(avg, work, out=avg)
+
     def _decayed_grad(self, param: Any, grad: Any, weight_decay: float, out: Any) -> Any:
         """grad + weight_decay·param (L2 weight decay folded into the gradient), into out."""
         self.xp.multiply(param, weight_decay, out=out)
@@ -209,15 +226,8 @@ class OptimizerPrimitives:
                     xp.multiply(p, 1.0 - lr * weight_decay, out=p)
                 else:  # g + weight_decay·p (L2), never written into the caller's gradient
                     g = xp.add(g, xp.multiply(p, weight_decay, out=l2), out=l2)
-            # First moment as a lerp towards g, as torch computes it: m + (1 − β1)(g − m).
-            xp.subtract(g, m, out=w)
-            xp.multiply(w, 1.0 - beta1, out=w)
-            xp.add(m, w, out=m)
-            # Second moment: β2·v + (1 − β2)·g·g.
-            xp.multiply(v, beta2, out=v)
-            xp.multiply(g, g, out=w)
-            xp.multiply(w, 1.0 - beta2, out=w)
-            xp.add(v, w, out=v)
+            self._lerp_towards(m, g, beta1, w)
+            self._mean_of_squares(v, g, beta2, w)
             second = v
             if amsgrad:
                 second = views[3]
@@ -333,14 +343,9 @@ class OptimizerPrimitives:
         lr, alpha, eps, momentum = float(lr), float(alpha), float(eps), float(momentum)
         g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
-        xp.multiply(square_avg, alpha, out=square_avg)
-        self._with_grad(xp.multiply, g, g, work)
-        xp.multiply(work, 1.0 - alpha, out=work)
-        xp.add(square_avg, work, out=square_avg)
+        self._mean_of_squares(square_avg, g, alpha, work)
         if centered:
-            self._with_grad(xp.subtract, g, grad_avg, work)
-            xp.multiply(work, 1.0 - alpha, out=work)
-            xp.add(grad_avg, work, out=grad_avg)
+            self._lerp_towards(grad_avg, g, alpha, work)
             xp.multiply(grad_avg, grad_avg, out=work)
             xp.subtract(square_avg, work, out=work)
             xp.sqrt(work, out=work)
@@ -403,20 +408,14 @@ class OptimizerPrimitives:
         g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         delta = self._scratch(scratch, 2, param)
-        xp.multiply(square_avg, rho, out=square_avg)
-        self._with_grad(xp.multiply, g, g, work)
-        xp.multiply(work, 1.0 - rho, out=work)
-        xp.add(square_avg, work, out=square_avg)
+        self._mean_of_squares(square_avg, g, rho, work)
         xp.add(square_avg, eps, out=work)
         xp.sqrt(work, out=work)  # std
         xp.add(acc_delta, eps, out=delta)
         xp.sqrt(delta, out=delta)
         xp.divide(delta, work, out=delta)
         self._with_grad(xp.multiply, g, delta, delta)
-        xp.multiply(acc_delta, rho, out=acc_delta)
-        xp.multiply(delta, delta, out=work)
-        xp.multiply(work, 1.0 - rho, out=work)
-        xp.add(acc_delta, work, out=acc_delta)
+        self._mean_of_squares(acc_delta, delta, rho, work)
         xp.multiply(delta, lr, out=delta)
         xp.subtract(param, delta, out=param)
 
@@ -441,9 +440,7 @@ class OptimizerPrimitives:
         lr, beta1, beta2, eps = float(lr), float(beta1), float(beta2), float(eps)
         g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
-        self._with_grad(xp.subtract, g, exp_avg, work)
-        xp.multiply(work, 1.0 - beta1, out=work)
-        xp.add(exp_avg, work, out=exp_avg)
+        self._lerp_towards(exp_avg, g, beta1, work)
         xp.multiply(exp_inf, beta2, out=exp_inf)
         self._copy_grad(g, work)
         xp.abs(work, out=work)
@@ -477,13 +474,8 @@ class OptimizerPrimitives:
         g = self._l2_decayed(param, grad, float(weight_decay), scratch)
         work = self._scratch(scratch, 0, param)
         denom = self._scratch(scratch, 2, param)
-        self._with_grad(xp.subtract, g, exp_avg, work)
-        xp.multiply(work, 1.0 - beta1, out=work)
-        xp.add(exp_avg, work, out=exp_avg)
-        xp.multiply(exp_avg_sq, beta2, out=exp_avg_sq)
-        self._with_grad(xp.multiply, g, g, work)
-        xp.multiply(work, 1.0 - beta2, out=work)
-        xp.add(exp_avg_sq, work, out=exp_avg_sq)
+        self._lerp_towards(exp_avg, g, beta1, work)
+        self._mean_of_squares(exp_avg_sq, g, beta2, work)
         xp.divide(exp_avg_sq, 1.0 - beta2**step, out=denom)
         xp.sqrt(denom, out=denom)
         xp.add(denom, eps, out=denom)
