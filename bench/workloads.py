@@ -392,10 +392,10 @@ def train_step_numpy(data: MlpData) -> Run:
     return run
 
 
-def train_step(seed: int = 0) -> Workload:
-    """One SGD step of the MLP with cross-entropy, every variant from the same weights,
-    their updated weights checked against NumPy's."""
-    data = mlp_data(seed)
+def train_step(seed: int = 0, batch: int = MLP_BATCH, name: str = "train_step") -> Workload:
+    """One SGD step of the MLP with cross-entropy at `batch` rows, every variant from the same
+    weights, their updated weights checked against NumPy's."""
+    data = mlp_data(seed, batch=batch)
     variants = {"gpugrad": train_step_gpugrad(data), "numpy": train_step_numpy(data)}
     run_torch = train_step_torch(data)
     if run_torch is not None:
@@ -404,8 +404,8 @@ def train_step(seed: int = 0) -> Workload:
     _check_same(variants, names=names)
     sizes = "-".join(map(str, MLP_SIZES))
     return Workload(
-        name="train_step",
-        description=f"SGD step of MLP {sizes}, cross-entropy, float32, batch {MLP_BATCH}",
+        name=name,
+        description=f"SGD step of MLP {sizes}, cross-entropy, float32, batch {batch}",
         variants=variants,
     )
 
@@ -588,19 +588,7 @@ def train_step_at(batch: int) -> Callable[[int], Workload]:
     """The `train_step` workload at `batch` rows (the issue's bars name batch 32 and 256)."""
 
     def build(seed: int = 0) -> Workload:
-        data = mlp_data(seed, batch=batch)
-        variants = {"gpugrad": train_step_gpugrad(data), "numpy": train_step_numpy(data)}
-        run_torch = train_step_torch(data)
-        if run_torch is not None:
-            variants["torch"] = run_torch
-        names = [f"{kind}{i + 1}" for i in range(len(data.weights)) for kind in ("W", "b")]
-        _check_same(variants, names=names)
-        sizes = "-".join(map(str, MLP_SIZES))
-        return Workload(
-            name=f"train_step_{batch}",
-            description=f"SGD step of MLP {sizes}, cross-entropy, float32, batch {batch}",
-            variants=variants,
-        )
+        return train_step(seed, batch, name=f"train_step_{batch}")
 
     return build
 
