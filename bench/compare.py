@@ -1,10 +1,17 @@
 """Time every workload's variants in one process and print gpugrad's ratios to NumPy and torch.
 
-    python bench/compare.py [--repeats N] [--min-time SECONDS] [--only NAME ...] [--json PATH]
+    python bench/compare.py [--repeats N] [--min-time SECONDS] [--settle SECONDS] [--only NAME ...]
+                             [--json PATH]
 
 Variants are timed round-robin (one sample of each variant, then the next round), so drift in
-the machine's load hits them all alike. A sample is one untimed call, then enough calls to
-last at least --min-time; it reports the time per call. The summary is the median over rounds.
+the machine's load hits them all alike. A sample is a pause of --settle seconds, one untimed
+call, then enough calls to last at least --min-time; it reports the time per call. The summary
+is the median over rounds.
+
+The pause is there because thread pools keep their cores busy after a call: OpenBLAS's workers
+spin for about 0.1 s before they sleep, and PyTorch's OpenMP workers spin too. The next variant
+then shares the two cores with them; measured on the 2-core machine, PyTorch's MLP step at
+batch 32 took 2.9-5.9 ms right after NumPy's and 1.25 ms after a 0.2 s pause.
 Nothing here asserts a time: the bars are printed as met or not met, for a person to read.
 """
 
@@ -38,8 +45,11 @@ BARS = {
 }
 
 
-def time_variants(variants: dict[str, Any], repeats: int, min_time: float) -> dict[str, Any]:
-    """Per variant: seconds per call of each round, measured round-robin."""
+def time_variants(
+    variants: dict[str, Any], repeats: int, min_time: float, settle: float = 0.2
+) -> dict[str, Any]:
+    """Per variant: seconds per call of each round, measured round-robin, each sample after a
+    pause of `settle` seconds (see the module docstring)."""
     numbers = {}
     for name, run in variants.items():
         run()  # warm up: first-call caches, allocator
@@ -51,8 +61,9 @@ def time_variants(variants: dict[str, Any], repeats: int, min_time: float) -> di
     for _ in range(repeats):
         for name, run in variants.items():
             n = numbers[name]
-            # One untimed call first: the previous variant's thread pool (OpenBLAS, OpenMP)
-            # may still hold the cores, and that hand-over is not this variant's cost.
+            # Let the previous variant's spinning workers go to sleep, then one untimed call:
+            # neither that hand-over nor a cold first call is this variant's cost.
+            time.sleep(settle)
             run()
             start = time.perf_counter()
             for _ in range(n):
@@ -145,7 +156,10 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"threads: numpy BLAS {m['numpy_blas_threads']}, torch {m['torch_threads']}")
     if m["note"]:
         print(f"note: {m['note']}")
-    print(f"repeats: {report['repeats']} rounds, round-robin; medians")
+    print(
+        f"repeats: {report['repeats']} rounds, round-robin, {report['settle_s']} s pause "
+        "before each sample; medians"
+    )
     print()
     header = (
         f"{'workload':<10} {'variant':<8} {'median':>12} {'per op':>11} {'p25..p75':>21} "
@@ -177,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-time", type=float, default=0.05, help="least seconds per sample (calls repeat)"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.2,
+        help="seconds to pause before each sample, so other thread pools go idle",
+    )
     parser.add_argument("--only", nargs="+", choices=list(workloads.WORKLOADS), default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
@@ -186,11 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(threads),
         "repeats": args.repeats,
         "min_time_s": args.min_time,
+        "settle_s": args.settle,
         "workloads": [],
     }
     for name in args.only or list(workloads.WORKLOADS):
         w = workloads.WORKLOADS[name]()
-        results = time_variants(w.variants, args.repeats, args.min_time)
+        results = time_variants(w.variants, args.repeats, args.min_time, args.settle)
         report["workloads"].append(
             {
                 "name": w.name,
