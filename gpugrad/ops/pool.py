@@ -155,9 +155,14 @@ class TiledMaxPool(Function):
         holds. A NaN is a window's maximum (max propagates it), so the first NaN gets it."""
         xp, taken = self.xp, None
         slices = _tile_slices(self.geo)
+        # Strided reads of x are the cost here: look for NaN in every slice only when some
+        # window's maximum is NaN (one pass over the output first).
+        has_nan = bool(xp.isnan(self.best).any())
         for i, where in enumerate(slices):
             part = x[where]
-            hit = (part == self.best) | xp.isnan(part)
+            hit = part == self.best
+            if has_nan:
+                hit |= xp.isnan(part)
             if taken is not None:  # a tie: an earlier position had it first
                 hit &= ~taken
             if i + 1 < len(slices):
