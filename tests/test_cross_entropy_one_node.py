@@ -62,3 +62,68 @@ def test_total_matches_torch(rng, reduction, dtype, tol):
     expected.backward()
     np.testing.assert_allclose(out.item(), expected.item(), rtol=tol)
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=tol, atol=tol)
+
+
+# --- no label is ignore_index: the primitives skip their masking ----------------------------
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_primitives_without_ignored_rows_match_the_masked_ones(device, rng, smoothing):
+    """ignore_index=None (what cross_entropy passes once the labels' bounds show none can be
+    ignore_index) gives the bits of the masked primitives for labels that are all kept."""
+    backend = gg.tensor([0.0], device=device)._backend
+    xp = backend.xp
+    logits = xp.asarray(rng.standard_normal((6, 5)).astype(np.float32) * 3)
+    labels = xp.asarray(np.array([0, 4, 2, 2, 1, 3]))
+    forward = backend.softmax_cross_entropy_forward
+    backward = backend.softmax_cross_entropy_backward
+    same = backend.to_numpy
+    np.testing.assert_array_equal(
+        same(forward(logits, labels, None, smoothing)),
+        same(forward(logits, labels, -100, smoothing)),
+    )
+    for g in (xp.asarray(rng.standard_normal(6).astype(np.float32)), xp.asarray(np.float32(0.25))):
+        np.testing.assert_array_equal(
+            same(backward(g, logits, labels, None, smoothing)),
+            same(backward(g, logits, labels, -100, smoothing)),
+        )
+
+
+@pytest.mark.parametrize(
+    "labels, ignore_index",
+    [
+        ([0, 3, 1, 1, 2], -100),  # below every label: no row can be ignored
+        ([0, 3, 1, 1, 2], 1),  # a class that occurs: its rows are ignored
+        ([0, 3, 0, 3, 0], 2),  # inside the labels' range but absent: nothing to ignore
+        ([0, 3, 1, 1, 2], 9),  # above every label
+    ],
+)
+def test_ignore_index_anywhere_against_the_loop(device, rng, labels, ignore_index):
+    """The mean loss and its gradient, against a row-by-row NumPy loop, whichever side of the
+    labels' bounds ignore_index lies."""
+    x = rng.standard_normal((5, 4))
+    t = leaf(x, device)
+    out = F.cross_entropy(t, gg.tensor(labels, device=device), ignore_index=ignore_index)
+    out.backward()
+    kept = [i for i, y in enumerate(labels) if y != ignore_index]
+    p = np.exp(x - x.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    expected = -np.mean([np.log(p[i, labels[i]]) for i in kept])
+    grad = np.zeros_like(x)
+    for i in kept:
+        grad[i] = p[i]
+        grad[i, labels[i]] -= 1
+    grad /= len(kept)
+    np.testing.assert_allclose(out.item(), expected, rtol=1e-12)
+    np.testing.assert_allclose(t.grad.numpy(), grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_value_bounds_generic_and_numpy_agree(device, dtype):
+    """The backend's labels bounds (one device read on a GPU): the generic form, run here on
+    this device's arrays too, and the backend's own give the same Python ints."""
+    from gpugrad.backend.base import Backend
+
+    backend = gg.tensor([0.0], device=device)._backend
+    values = backend.xp.asarray(np.array([7, 3, 250, 3, 0], dtype=dtype))
+    assert backend.value_bounds(values) == (0, 250)
+    assert Backend.value_bounds(backend, values) == (0, 250)
+    assert all(type(v) is int for v in backend.value_bounds(values))

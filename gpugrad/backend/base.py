@@ -142,6 +142,12 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         self.scatter_add(out, index, values.astype(wide, copy=False))
         return out.astype(values.dtype, copy=False)
 
+    def value_bounds(self, values: Any) -> tuple[int, int]:
+        """The least and greatest value of a non-empty integer array, as Python ints: two
+        reductions, read back to the host together."""
+        low, high = self.xp.stack((values.min(), values.max())).tolist()
+        return int(low), int(high)
+
     def max_along(self, x: Any, axis: int) -> Any:
         """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
         return x.max(axis=axis, keepdims=True)

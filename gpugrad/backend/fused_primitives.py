@@ -80,6 +80,12 @@ def _activation_params(name: str, param: Any, scalar: type) -> tuple:
     return ()
 
 
+def _ignored(ignore_index: int | None) -> np.int64:
+    """The kernels' ignore_index: None (no row is ignored, the labels were checked to lie in
+    [0, classes)) becomes -1, which no such label equals."""
+    return np.int64(-1 if ignore_index is None else ignore_index)
+
+
 class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives):
     """Primitives that run as the fused kernels of `kernels/`, falling back to the twins."""
 
@@ -176,7 +182,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
         self,
         logits: Any,
         labels: Any,
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
         label_smoothing: float = 0.0,
         *,
         into: Any = None,
@@ -196,7 +202,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 f"softmax_cross_entropy_forward_{suffix}",
                 rows,
                 (np.int64(rows), np.int64(classes), logits, self._labels(labels), loss,
-                 np.int64(ignore_index), float(label_smoothing)),
+                 _ignored(ignore_index), float(label_smoothing)),
             )  # fmt: skip
         return loss
 
@@ -205,7 +211,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
         g: Any,
         logits: Any,
         labels: Any,
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
         label_smoothing: float = 0.0,
         *,
         into: Any = None,
@@ -226,7 +232,7 @@ class FusedPrimitives(ActivationPrimitives, LossPrimitives, OptimizerPrimitives)
                 f"softmax_cross_entropy_backward_{suffix}",
                 rows,
                 (np.int64(rows), np.int64(classes), g, logits, self._labels(labels), dlogits,
-                 np.int64(ignore_index), float(label_smoothing)),
+                 _ignored(ignore_index), float(label_smoothing)),
             )  # fmt: skip
         return dlogits
 

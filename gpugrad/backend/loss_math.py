@@ -15,6 +15,15 @@ from typing import Any
 from .activation_math import written_into
 
 
+def _valid_rows(xp: Any, labels: Any, ignore_index: int | None) -> tuple[Any, Any]:
+    """(rows whose label is not ignore_index, the labels with those rows' set to 0 so they
+    index safely); (None, labels) when ignore_index is None: no row is ignored."""
+    if ignore_index is None:
+        return None, labels
+    valid = labels != ignore_index
+    return valid, xp.where(valid, labels, 0)
+
+
 class LossPrimitives:
     """Fused loss forward/backward, written with `self.xp` (NumPy or CuPy)."""
 
@@ -22,33 +31,32 @@ class LossPrimitives:
         self,
         logits: Any,
         labels: Any,
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
         label_smoothing: float = 0.0,
         *,
         into: Any = None,
     ) -> Any:
         """Per-row loss −log softmax(logits)[label] for logits (rows, classes) and integer
-        labels (rows,); 0 for rows labelled `ignore_index`. With label smoothing ε the
-        target is (1−ε)·one_hot + ε/classes."""
+        labels (rows,); 0 for rows labelled `ignore_index` (None: the caller knows no label
+        is). With label smoothing ε the target is (1−ε)·one_hot + ε/classes."""
         xp = self.xp
         shifted = logits - self.max_along(logits, 1)
         log_norm = xp.log(self.sum_along(xp.exp(shifted), 1)[:, 0])  # log Σ exp, shifted
-        valid = labels != ignore_index
-        safe = xp.where(valid, labels, 0)
+        valid, safe = _valid_rows(xp, labels, ignore_index)
         picked = shifted[xp.arange(logits.shape[0]), safe]
         # −log p_y = log_norm − shifted_y; the smoothing part is the mean of −log p over classes.
         loss = log_norm - picked
         if label_smoothing:
             spread = log_norm - shifted.mean(axis=1)
             loss = loss * (1 - label_smoothing) + spread * label_smoothing
-        return written_into(xp.where(valid, loss, 0), into)
+        return written_into(loss if valid is None else xp.where(valid, loss, 0), into)
 
     def softmax_cross_entropy_backward(
         self,
         g: Any,
         logits: Any,
         labels: Any,
-        ignore_index: int = -100,
+        ignore_index: int | None = -100,
         label_smoothing: float = 0.0,
         *,
         into: Any = None,
@@ -64,9 +72,9 @@ class LossPrimitives:
         xp.divide(grad, self.sum_along(grad, 1), out=grad)
         if label_smoothing:
             grad -= label_smoothing / classes
-        valid = labels != ignore_index
-        grad[xp.arange(rows), xp.where(valid, labels, 0)] -= 1 - label_smoothing
-        scale = xp.where(valid, g, 0)[:, None]
+        valid, safe = _valid_rows(xp, labels, ignore_index)
+        grad[xp.arange(rows), safe] -= 1 - label_smoothing
+        scale = (xp.broadcast_to(g, (rows,)) if valid is None else xp.where(valid, g, 0))[:, None]
         if scale.dtype != grad.dtype:  # a wider g promotes the result, as grad * g would
             return written_into(grad * scale, into)
         out = grad if into is None else into

@@ -76,6 +76,9 @@ class NumpyBackend(Backend):
             b = np.ascontiguousarray(b)
         return np.matmul(a, b, out=out)
 
+    def value_bounds(self, values: np.ndarray) -> tuple[int, int]:
+        return int(values.min()), int(values.max())  # host scalars already: no stack
+
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         if x.ndim == 2 and axis % 2 == 1 and 1 <= x.shape[1] <= 16 and x.shape[0] >= 64:
             # Many rows of a few values (logits of a few classes): NumPy reduces each short

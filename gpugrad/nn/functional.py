@@ -176,15 +176,25 @@ def _class_labels(name: str, input: Tensor, target: Any) -> Tensor:
     return target
 
 
-def _check_label_range(name: str, labels: Any, classes: int, ignore_index: int | None) -> None:
+def _check_label_range(
+    backend: Any, name: str, labels: Any, classes: int, ignore_index: int | None
+) -> bool:
     """IndexOutOfRangeError for a label outside [0, classes) (ignore_index excepted), on
     every device: CuPy would wrap it (or the fused kernel read past the row) into a loss
-    that looks fine. One reduction, and on a GPU one host read per loss call."""
+    that looks fine. Returns whether some label may equal ignore_index: False lets a loss
+    skip its masking. The labels' least and greatest value settle the common case (one host
+    read on a GPU); only labels outside [0, classes) take the full check."""
+    if not labels.size:
+        return False
+    least, most = backend.value_bounds(labels)
+    if least >= 0 and most < classes:
+        return ignore_index is not None and least <= ignore_index <= most
     if bool(outside_range(labels, 0, classes, ignore_index)):
         raise IndexOutOfRangeError(
             f"{name}: labels must lie in [0, {classes}) (or equal ignore_index={ignore_index}); "
             f"got label {first_outside(labels, 0, classes, ignore_index)}"
         )
+    return True
 
 
 def _class_input(name: str, input: Any) -> Tensor:
@@ -337,7 +347,9 @@ def cross_entropy(
     if is_floating(target.dtype) and target.shape == input.shape:
         return _soft_cross_entropy(input, target, class_axis, reduction, label_smoothing, weight)
     labels = _class_labels("cross_entropy", input, target)
-    _check_label_range("cross_entropy", labels.data, classes, ignore_index)
+    may_ignore = _check_label_range(
+        input._backend, "cross_entropy", labels.data, classes, ignore_index
+    )
     if weight is not None:
         log_probs = log_softmax(input, axis=class_axis)
         picked = nll_loss(log_probs, labels, weight, ignore_index, "none")
@@ -355,11 +367,12 @@ def cross_entropy(
     else:  # classes last, then one row per (sample, position)
         rows = input.permute(0, *range(2, input.ndim), 1).reshape(-1, classes)
     flat = labels.data.reshape(-1)
+    ignored = ignore_index if may_ignore else None  # None: no row to mask
     if reduction == "none":
-        loss = softmax_cross_entropy(rows, flat, ignore_index, label_smoothing)
+        loss = softmax_cross_entropy(rows, flat, ignored, label_smoothing)
         return loss.reshape(labels.shape)
     return reduced_softmax_cross_entropy(
-        rows, flat, ignore_index, label_smoothing, mean=reduction == "mean"
+        rows, flat, ignored, label_smoothing, mean=reduction == "mean"
     )
 
 
@@ -423,7 +436,9 @@ def nll_loss(
     input = _class_input("nll_loss", input)
     labels = _class_labels("nll_loss", input, target)
     class_axis = 0 if input.ndim == 1 else 1
-    _check_label_range("nll_loss", labels.data, input.shape[class_axis], ignore_index)
+    _check_label_range(
+        input._backend, "nll_loss", labels.data, input.shape[class_axis], ignore_index
+    )
     weight = _class_weight("nll_loss", weight, input, input.shape[class_axis])
     xp = input._backend.xp
     valid = labels.data != ignore_index
@@ -485,7 +500,7 @@ def multi_margin_loss(
         raise ShapeError(f"multi_margin_loss: input must be (N, C) or (C,), got {input.shape}")
     labels = _class_labels("multi_margin_loss", input, target)
     classes = input.shape[-1]
-    _check_label_range("multi_margin_loss", labels.data, classes, None)
+    _check_label_range(input._backend, "multi_margin_loss", labels.data, classes, None)
     xp = input._backend.xp
     index = xp.expand_dims(labels.data, -1)
     own = pick_along_axis(input, index, -1)  # x_y, kept as a size-1 axis to broadcast

@@ -49,7 +49,11 @@ class SoftmaxCrossEntropy(Function):
 
 
 def softmax_cross_entropy_backward(
-    g: Tensor, logits: Tensor, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+    g: Tensor,
+    logits: Tensor,
+    labels: Any,
+    ignore_index: int | None = -100,
+    label_smoothing: float = 0.0,
 ) -> Tensor:
     """The gradient of the fused primitive, (softmax − target)·g per row, built from
     differentiable ops on Tensors (used by backward with create_graph=True)."""
@@ -59,7 +63,7 @@ def softmax_cross_entropy_backward(
     backend = logits._backend
     xp = backend.xp
     rows, classes = logits.shape
-    valid = labels != ignore_index
+    valid = xp.ones(rows, dtype=bool) if ignore_index is None else labels != ignore_index
     target = xp.full((rows, classes), label_smoothing / classes, dtype=logits.dtype)
     target[xp.arange(rows), xp.where(valid, labels, 0)] += 1 - label_smoothing
     weight = where(make_tensor(valid, backend, None), g, 0).reshape(rows, 1)
@@ -67,9 +71,10 @@ def softmax_cross_entropy_backward(
 
 
 def softmax_cross_entropy(
-    logits: Tensor, labels: Any, ignore_index: int = -100, label_smoothing: float = 0.0
+    logits: Tensor, labels: Any, ignore_index: int | None = -100, label_smoothing: float = 0.0
 ) -> Tensor:
-    """Per-row losses (rows,) from logits (rows, classes) and an integer label array (rows,)."""
+    """Per-row losses (rows,) from logits (rows, classes) and an integer label array (rows,);
+    rows labelled `ignore_index` give 0 (None: no label is ignored, nothing is masked)."""
     return SoftmaxCrossEntropy.apply(
         logits, labels=labels, ignore_index=ignore_index, label_smoothing=label_smoothing
     )
@@ -78,16 +83,18 @@ def softmax_cross_entropy(
 def reduced_softmax_cross_entropy(
     logits: Tensor,
     labels: Any,
-    ignore_index: int = -100,
+    ignore_index: int | None = -100,
     label_smoothing: float = 0.0,
     mean: bool = True,
 ) -> Tensor:
     """The per-row losses of `softmax_cross_entropy` summed, or averaged over the rows whose
-    label is not `ignore_index` (counted on the device: no host sync), as one node."""
+    label is not `ignore_index` (counted on the device: no host sync; None: every row
+    counts), as one node."""
     count = None
     if mean:
         xp = logits._backend.xp  # (count_nonzero: quicker than a sum, still on the device)
-        count = xp.asarray(xp.count_nonzero(labels != ignore_index), dtype=logits.dtype)
+        kept = labels.size if ignore_index is None else xp.count_nonzero(labels != ignore_index)
+        count = xp.asarray(kept, dtype=logits.dtype)
     return SoftmaxCrossEntropy.apply(
         logits,
         labels=labels,
