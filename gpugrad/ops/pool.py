@@ -103,8 +103,9 @@ class AvgPool(Function):
 # --- windows that tile the input ---------------------------------------------------------------
 # The common case (kernel == stride, no padding, sizes divisible: LeNet's 2x2 pooling): every
 # element is in exactly one window, and each kernel position's elements form one strided slice
-# of the input. Pooling is then one elementwise `maximum` / `add` per kernel position, and the
-# backward writes each slice once; nothing overlaps, so nothing is scattered or folded.
+# of the input. Pooling is then one elementwise `maximum` / `add` per kernel position (max
+# pooling goes over the kernel rows first: see `_tiled_max`), and the backward writes each
+# slice once; nothing overlaps, so nothing is scattered or folded.
 def _tiles(geo: ConvGeometry) -> bool:
     """Whether the windows tile the input exactly."""
     size = geo.in_shape[2:]
@@ -134,6 +135,28 @@ def _window_shapes(geo: ConvGeometry) -> tuple[tuple[int, ...], tuple[int, ...]]
     )
 
 
+def _row_blocks(x: Any, geo: ConvGeometry) -> Any:
+    """x (N, C, H, W) as (N, C, OH, KH, W), a view: [:, :, :, i] holds kernel row i of every
+    window (whole input rows, so reading it runs over W contiguous elements)."""
+    (oh, _), (kh, _) = geo.out, geo.kernel
+    return x.reshape(*x.shape[:2], oh, kh, x.shape[-1])
+
+
+def _tiled_max(xp: Any, x: Any, geo: ConvGeometry) -> Any:
+    """The maximum of each tile: first over the kernel rows (whole input rows, contiguous
+    runs), then over the columns of the half-size (or smaller) result, so the slow strided
+    reads with a step of KW touch only 1/KH of the input. NaN wins, as in max and argmax."""
+    rows = _row_blocks(x, geo)
+    widest = rows[:, :, :, 0].copy()
+    for i in range(1, geo.kernel[0]):
+        xp.maximum(widest, rows[:, :, :, i], out=widest)
+    kw = geo.kernel[1]
+    out = widest[..., 0::kw].copy()
+    for j in range(1, kw):
+        xp.maximum(out, widest[..., j::kw], out=out)
+    return out
+
+
 class TiledMaxPool(Function):
     """max pooling over windows that tile the input. The gradient goes to each window's first
     maximum in row-major order (the rule of MaxPool), found in backward by comparing each
@@ -141,10 +164,7 @@ class TiledMaxPool(Function):
 
     def forward(self, x, geo):
         self.geo = geo
-        slices = _tile_slices(geo)
-        out = x[slices[0]].copy()
-        for where in slices[1:]:  # NaN wins, as in max and argmax
-            self.xp.maximum(out, x[where], out=out)
+        out = _tiled_max(self.xp, x, geo)
         self.save(x)
         # Backward compares against a copy: the output may be changed in place (a ReLU).
         self.best = out.copy()
