@@ -26,6 +26,7 @@ so each is a Function whose backward is the other, and second derivatives work.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -194,15 +195,16 @@ _spares: dict[tuple[Any, ...], Any] = {}
 
 
 def _take(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """An uninitialised work array: a spare of this shape when there is one."""
-    spare = _spares.pop((shape, str(dtype)), None) if xp.device.type == "cpu" else None
+    """An uninitialised work array: a spare of this shape when there is one (`dtype` an array's
+    dtype object: it is the key, without the microseconds of `str`)."""
+    spare = _spares.pop((shape, dtype), None) if xp.device.type == "cpu" else None
     return xp.empty(shape, dtype=dtype) if spare is None else spare
 
 
 def _give_back(xp: Any, array: Any) -> None:
     """Keep a work array that nothing refers to any more, for the next `_take`."""
     if xp.device.type == "cpu" and len(_spares) < SPARE_BUFFERS:
-        _spares[(array.shape, str(array.dtype))] = array
+        _spares[(array.shape, array.dtype)] = array
 
 
 def _columns(
@@ -305,6 +307,17 @@ def _weight_grad(xp: Any, cols: Any, g: Any, batch_inner: bool) -> Any:
     return cols.reshape(groups, depth, n * length) @ xp.swapaxes(flat, -1, -2)
 
 
+@functools.lru_cache(maxsize=256)
+def _batch_last_fold(geo: ConvGeometry) -> tuple[tuple[tuple[Any, ...], tuple[Any, ...]], ...]:
+    """Per kernel position: where its columns go in the batch-last padded buffer (C, *spatial,
+    n), and which columns (C, *kernel, *out, n) they are. Worked out once per geometry: the
+    Python of building them was ~30 µs of LeNet-5's conv2 backward."""
+    return tuple(
+        ((slice(None), *geo.window(k)[2:], slice(None)), (slice(None), *k))
+        for k in itertools.product(*(range(size) for size in geo.kernel))
+    )
+
+
 def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
     """The input's gradient for a slice of the batch: col2im of wᵀ·g, with g (n, G, O/G, L)
     and wt (G, C/G·K, O/G).
@@ -320,11 +333,18 @@ def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
     xp.matmul(wt, g_last.reshape(groups, per_group, length * n), out=products)
     gcols = products.reshape(c, *geo.kernel, *geo.out, n)
     padded = xp.zeros((c, *geo.padded_shape[2:], n), dtype=g.dtype)
-    for k in itertools.product(*(range(size) for size in geo.kernel)):
-        padded[(slice(None), *geo.window(k)[2:], slice(None))] += gcols[(slice(None), *k)]
+    for into, part in _batch_last_fold(geo):
+        padded[into] += gcols[part]
     _give_back(xp, products)
     inside = padded[(slice(None), *geo.interior[2:], slice(None))]
     return xp.xp.ascontiguousarray(xp.moveaxis(inside, -1, 0))
+
+
+def _bias_grad(g: Any) -> Any:
+    """g (n, O, *spatial) summed over all axes but the channels: over the batch first (whole
+    contiguous planes added), then over each plane; one reduction over the strided axes
+    together took 2.4x as long (NumPy, LeNet-5's conv1: 60 -> 25 µs)."""
+    return g.sum(axis=0).sum(axis=tuple(range(1, g.ndim - 1)))
 
 
 # --- the convolution --------------------------------------------------------------------------
@@ -372,7 +392,7 @@ class _Conv(Function):
         gm = g.reshape(n, groups, o // groups, length)
         gx = gw = gb = None
         if self.needs_grad(2):
-            gb = g.sum(axis=(0, *range(2, g.ndim)))
+            gb = _bias_grad(g)
         if not (self.needs_grad(0) or self.needs_grad(1)):
             return gx, gw, gb
         parts = _batch_slices(n, wm.shape[-1] * groups * length * g.itemsize)
