@@ -9,6 +9,7 @@ from helpers import check, leaf
 
 import gpugrad as gg
 from gpugrad.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from gpugrad.ops import pool as pool_module
 from gpugrad.ops.conv import Col2Im, ConvGeometry, Im2Col
 from gpugrad.ops.pool import (
     adaptive_avg_pool2d,
@@ -411,10 +412,15 @@ def test_tiled_max_backward_survives_an_in_place_change_of_its_output(device, rn
     "shape, kernel", [((2, 3, 4, 6), 2), ((1, 2, 6, 4), (3, 2)), ((1, 2, 4, 6), (2, 3)),
                       ((1, 1, 2, 8), (1, 2))],
 )  # fmt: skip
-def test_tiled_max_first_maximum_or_nan_in_every_position(device, rng, dtype, shape, kernel):
+@pytest.mark.parametrize("sliced", [False, True])
+def test_tiled_max_first_maximum_or_nan_in_every_position(
+    device, rng, monkeypatch, dtype, shape, kernel, sliced
+):
     # Ties and NaN anywhere in the window, float32 as well: the maximum is NaN if the window
     # holds one, and the gradient goes to the first NaN in row-major order, else to the first
-    # maximum; the other elements get g·0.
+    # maximum; the other elements get g·0. Sliced: the backward goes one sample at a time.
+    if sliced:
+        monkeypatch.setattr(pool_module, "POOL_SLICE_BYTES", 1)
     a = rng.choice(np.array([0.0, 1.0, 2.0, np.nan]), size=shape, p=[0.3, 0.3, 0.3, 0.1])
     kh, kw = pairs(kernel)
     x = gg.tensor(a.astype(dtype), device=device, requires_grad=True)
