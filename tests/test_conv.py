@@ -208,6 +208,30 @@ def test_batch_slices_give_the_same_result(device, rng, monkeypatch, needs):
             np.testing.assert_allclose(mine.grad.numpy(), theirs.grad.numpy(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("batch_inner", [True, False])
+@pytest.mark.parametrize("shifts", [True, False])
+@pytest.mark.parametrize("budget", [None, 1])
+@pytest.mark.parametrize("case", CASES_2D + CASES_1D)
+def test_every_column_layout_and_copy(device, rng, monkeypatch, case, batch_inner, shifts, budget):
+    """The columns with the batch inside or per sample, copied in one step or through the
+    column shifts, the whole batch or one sample per slice (the shapes here are small, so by
+    default they take the first of each): the reference values, and gradients that pass
+    gradcheck and gradgradcheck."""
+    from gpugrad.ops import conv as conv_module
+
+    monkeypatch.setattr(conv_module, "BATCH_INNER_BELOW", 10**9 if batch_inner else 0)
+    monkeypatch.setattr(conv_module, "SHORT_OUTPUT_ROW", 10**9 if shifts else 0)
+    if budget is not None:
+        monkeypatch.setattr(conv_module, "COLUMNS_BUDGET_BYTES", budget)
+    x, w, b, kw = make_inputs(case, rng, device)
+    fn = conv2d if x.ndim == 4 else conv1d
+    out = fn(x, w, b, **kw)
+    want = conv_reference(x.numpy(), w.numpy(), None if b is None else b.numpy(), **kw)
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-12, atol=1e-12)
+    inputs = (x, w) if b is None else (x, w, b)
+    check(lambda *t: fn(*t, **kw), *inputs)
+
+
 def test_inplace_change_of_input_after_forward_is_caught(device, rng):
     x = leaf(rng.standard_normal((1, 2, 4, 4)), device, requires_grad=False)
     w = leaf(rng.standard_normal((2, 2, 3, 3)), device)

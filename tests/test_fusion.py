@@ -1,5 +1,6 @@
 """Linear + activation as one node (gpugrad/nn/fusion.py): the same values and first and second
-derivatives as Linear followed by the activation, and Sequential fuses only where it should.
+derivatives as Linear followed by the activation, and Sequential fuses only where it should;
+ReLU + max pooling, run as pooling then ReLU, gives the same values and gradients.
 
 The fused Function runs on every backend, and Sequential uses it on the CPU and CUDA backends
 alike (not on stock CuPy); most tests here call it directly.
@@ -130,3 +131,25 @@ def test_sequential_fuses_on_the_cpu_backend_as_on_cuda(rng):
     unfused.sum().backward()
     for got, p in zip(fused, model.parameters()):
         np.testing.assert_allclose(got, p.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(2), nn.MaxPool2d(3, 2, 1), nn.MaxPool1d(2)])
+@pytest.mark.parametrize("grad", ["finite", "inf", "nan"])
+def test_relu_then_max_pool_runs_as_pool_then_relu_with_the_same_results(device, rng, pool, grad):
+    # Ties (many zeros, equal values), negative-only windows, NaN inputs, -0.0, and a
+    # non-finite g: values and gradients bit for bit as ReLU then pooling, module by module.
+    shape = (2, 3, 6, 6) if isinstance(pool, nn.MaxPool2d) else (2, 3, 8)
+    a = rng.choice(np.array([-2.0, -1.0, -0.0, 0.0, 1.0, 2.0, np.nan]), size=shape)
+    a[0, 0] = -np.abs(a[0, 0])  # a channel with no positive value
+    model = nn.Sequential(nn.ReLU(), pool)
+    x, y = leaf(a, device), leaf(a, device)
+    out = model(x)
+    assert type(out.grad_fn).__name__ == "Relu"  # pooling ran first
+    plain = pool(nn.ReLU()(y))
+    g = rng.standard_normal(out.shape)
+    g.flat[::5] = {"finite": 1.5, "inf": np.inf, "nan": np.nan}[grad]
+    with np.errstate(invalid="ignore"):  # inf·0 on the host
+        out.backward(gg.tensor(g, device=device))
+        plain.backward(gg.tensor(g, device=device))
+    np.testing.assert_array_equal(out.numpy(), plain.numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), y.grad.numpy())

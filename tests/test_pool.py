@@ -9,6 +9,7 @@ from helpers import check, leaf
 
 import gpugrad as gg
 from gpugrad.nn.pooling import AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d
+from gpugrad.ops import pool as pool_module
 from gpugrad.ops.conv import Col2Im, ConvGeometry, Im2Col
 from gpugrad.ops.pool import (
     adaptive_avg_pool2d,
@@ -404,3 +405,35 @@ def test_tiled_max_backward_survives_an_in_place_change_of_its_output(device, rn
     out.mul_(3.0)
     out.sum().backward()
     np.testing.assert_array_equal(y.grad.numpy(), x.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape, kernel", [((2, 3, 4, 6), 2), ((1, 2, 6, 4), (3, 2)), ((1, 2, 4, 6), (2, 3)),
+                      ((1, 1, 2, 8), (1, 2))],
+)  # fmt: skip
+@pytest.mark.parametrize("sliced", [False, True])
+def test_tiled_max_first_maximum_or_nan_in_every_position(
+    device, rng, monkeypatch, dtype, shape, kernel, sliced
+):
+    # Ties and NaN anywhere in the window, float32 as well: the maximum is NaN if the window
+    # holds one, and the gradient goes to the first NaN in row-major order, else to the first
+    # maximum; the other elements get g·0. Sliced: the backward goes one sample at a time.
+    if sliced:
+        monkeypatch.setattr(pool_module, "POOL_SLICE_BYTES", 1)
+    a = rng.choice(np.array([0.0, 1.0, 2.0, np.nan]), size=shape, p=[0.3, 0.3, 0.3, 0.1])
+    kh, kw = pairs(kernel)
+    x = gg.tensor(a.astype(dtype), device=device, requires_grad=True)
+    out = max_pool2d(x, kernel)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(gg.tensor(g, device=device))
+    want_out, want_grad = np.zeros(out.shape), np.zeros(shape)
+    for n, c, i, j in np.ndindex(*out.shape):
+        window = a[n, c, i * kh : (i + 1) * kh, j * kw : (j + 1) * kw].ravel()  # row-major
+        nans = np.flatnonzero(np.isnan(window))
+        first = nans[0] if nans.size else int(np.argmax(window))
+        want_out[n, c, i, j] = window[first]
+        want_grad[n, c, i * kh + first // kw, j * kw + first % kw] = g[n, c, i, j]
+    np.testing.assert_array_equal(out.numpy(), want_out.astype(dtype))
+    np.testing.assert_array_equal(x.grad.numpy(), want_grad.astype(dtype))
+    assert out.dtype == x.grad.dtype == dtype

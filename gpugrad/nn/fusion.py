@@ -11,6 +11,13 @@ array, and one graph node a layer instead of two, so both devices build the same
 Only exact module types are fused, and only when neither module has hooks or a forward of its
 own set on the instance, so a subclass, a replaced forward or a hook always sees its own call.
 Stock CuPy (GPUGRAD_FUSED_KERNELS=0) does not fuse.
+
+ReLU followed by max pooling (a CNN's conv, ReLU, pool) runs in the other order, pool then
+ReLU, so the ReLU and its backward touch a quarter of the elements (2x2 pooling). The results
+are the same, values and gradients: ReLU is non-decreasing, so max(relu(x)) = relu(max(x));
+where the window's maximum is positive both orders send g to its first maximum, and
+elsewhere both give g·0 everywhere in the window (0, or NaN for a non-finite g). On LeNet-5
+(CPU) that saves the full-size ReLU forward and backward of both conv layers.
 """
 
 from __future__ import annotations
@@ -23,11 +30,15 @@ from ..tensor import Tensor
 from . import activation as act
 from .layers import Linear, check_linear
 from .module import Module
+from .pooling import MaxPool1d, MaxPool2d
 
 # Exact activation module types that fuse, and the activation each computes: those whose
 # backward reads only their output, so the fused node keeps no pre-activation array (an
 # activation that reads its input would need x·wᵀ + b kept as well, which saves little).
 FUSABLE: dict[type, str] = {act.ReLU: "relu", act.Sigmoid: "sigmoid", act.Tanh: "tanh"}
+
+# Exact max pooling module types that a ReLU before them may run after (module docstring).
+MAX_POOLS = (MaxPool1d, MaxPool2d)
 
 
 class LinearActivation(Function):
@@ -71,11 +82,21 @@ def _called_as_is(module: Module) -> bool:
 
 
 def forward_fused(modules: Sequence[Module], x: Any) -> Any:
-    """Run `modules` in order on x, each Linear-with-bias + activation pair as one node."""
+    """Run `modules` in order on x, each Linear-with-bias + activation pair as one node, and
+    each ReLU + max pooling pair as pooling then ReLU (the same results)."""
     i, count = 0, len(modules)
     while i < count:
         module = modules[i]
         after = modules[i + 1] if i + 1 < count else None
+        if (
+            type(module) is act.ReLU
+            and type(after) in MAX_POOLS
+            and _called_as_is(module)
+            and _called_as_is(after)
+        ):
+            x = module(after(x))  # the same results, a quarter of the ReLU (module docstring)
+            i += 2
+            continue
         kind = FUSABLE.get(type(after))
         if (
             kind is not None

@@ -103,8 +103,9 @@ class AvgPool(Function):
 # --- windows that tile the input ---------------------------------------------------------------
 # The common case (kernel == stride, no padding, sizes divisible: LeNet's 2x2 pooling): every
 # element is in exactly one window, and each kernel position's elements form one strided slice
-# of the input. Pooling is then one elementwise `maximum` / `add` per kernel position, and the
-# backward writes each slice once; nothing overlaps, so nothing is scattered or folded.
+# of the input. Pooling is then one elementwise `maximum` / `add` per kernel position (max
+# pooling goes over the kernel rows first: see `_tiled_max`), and the backward writes each
+# slice once; nothing overlaps, so nothing is scattered or folded.
 def _tiles(geo: ConvGeometry) -> bool:
     """Whether the windows tile the input exactly."""
     size = geo.in_shape[2:]
@@ -134,6 +135,48 @@ def _window_shapes(geo: ConvGeometry) -> tuple[tuple[int, ...], tuple[int, ...]]
     )
 
 
+def _row_blocks(x: Any, geo: ConvGeometry) -> Any:
+    """x (N, C, H, W) as (N, C, OH, KH, W), a view: [:, :, :, i] holds kernel row i of every
+    window (whole input rows, so reading it runs over W contiguous elements)."""
+    (oh, _), (kh, _) = geo.out, geo.kernel
+    return x.reshape(*x.shape[:2], oh, kh, x.shape[-1])
+
+
+def _tiled_max(xp: Any, x: Any, geo: ConvGeometry) -> Any:
+    """The maximum of each tile: first over the kernel rows (whole input rows, contiguous
+    runs), then over the columns of the half-size (or smaller) result, so the slow strided
+    reads with a step of KW touch only 1/KH of the input. NaN wins, as in max and argmax."""
+    (kh, kw), rows = geo.kernel, _row_blocks(x, geo)
+    widest = _largest(xp, [rows[:, :, :, i] for i in range(kh)])
+    return _largest(xp, [widest[..., j::kw] for j in range(kw)])
+
+
+def _largest(xp: Any, parts: list[Any]) -> Any:
+    """The elementwise maximum of same-shape arrays, as a new array (a copy of just one)."""
+    if len(parts) == 1:
+        return parts[0].copy()
+    out = xp.maximum(parts[0], parts[1])  # one pass, not a copy and then a maximum
+    for part in parts[2:]:
+        xp.maximum(out, part, out=out)
+    return out
+
+
+# The backward's strided passes over the input and the gradient (one per kernel position) go
+# faster when a slice of the batch fits the CPU's cache across them: on LeNet-5's first pool
+# (1.2 MB of input), 526 -> 445 µs in slices of 16 or 32 samples, 495 µs in slices of 8.
+POOL_SLICE_BYTES = 512 << 10
+
+
+def _batch_parts(xp: Any, x: Any) -> list[slice]:
+    """The batch of x in slices of about POOL_SLICE_BYTES on the CPU; elsewhere, and for an
+    empty batch, the whole batch at once."""
+    n = x.shape[0]
+    if xp.device.type != "cpu" or n == 0:
+        return [slice(None)]
+    step = max(1, POOL_SLICE_BYTES * n // max(x.nbytes, 1))
+    return [slice(i, i + step) for i in range(0, n, step)]
+
+
 class TiledMaxPool(Function):
     """max pooling over windows that tile the input. The gradient goes to each window's first
     maximum in row-major order (the rule of MaxPool), found in backward by comparing each
@@ -141,26 +184,21 @@ class TiledMaxPool(Function):
 
     def forward(self, x, geo):
         self.geo = geo
-        slices = _tile_slices(geo)
-        out = x[slices[0]].copy()
-        for where in slices[1:]:  # NaN wins, as in max and argmax
-            self.xp.maximum(out, x[where], out=out)
+        out = _tiled_max(self.xp, x, geo)
         self.save(x)
         # Backward compares against a copy: the output may be changed in place (a ReLU).
         self.best = out.copy()
         return out
 
-    def _first_maxima(self, x):
+    def _first_maxima(self, x, best, has_nan):
         """Per kernel position (row-major): its slice, and the windows whose first maximum it
-        holds. A NaN is a window's maximum (max propagates it), so the first NaN gets it."""
+        holds, for x and its maxima `best` (the whole batch or a slice of it). A NaN is a
+        window's maximum (max propagates it), so when `has_nan` the first NaN gets it."""
         xp, taken = self.xp, None
         slices = _tile_slices(self.geo)
-        # Strided reads of x are the cost here: look for NaN in every slice only when some
-        # window's maximum is NaN (one pass over the output first).
-        has_nan = bool(xp.isnan(self.best).any())
         for i, where in enumerate(slices):
             part = x[where]
-            hit = part == self.best
+            hit = part == best
             if has_nan:
                 hit |= xp.isnan(part)
             if taken is not None:  # a tie: an earlier position had it first
@@ -170,18 +208,23 @@ class TiledMaxPool(Function):
             yield where, hit
 
     def backward(self, xp, g, x):
+        # Strided reads of x are the cost here: look for NaN in every slice only when some
+        # window's maximum is NaN (one pass over the output first).
+        has_nan = bool(self.xp.isnan(self.best).any())
         if isinstance(g, Tensor):  # differentiable again: where() on a constant mask
             x = x.data
             mask = self.xp.empty(x.shape, dtype=bool)
-            for where, hit in self._first_maxima(x):
+            for where, hit in self._first_maxima(x, self.best, has_nan):
                 mask[where] = hit
             windows, per_window = _window_shapes(self.geo)
             gx = xp.where(mask.reshape(windows), g.reshape(per_window), 0)
             return gx.reshape(x.shape)
         gx = xp.empty(x.shape, dtype=g.dtype)
-        for where, hit in self._first_maxima(x):
-            # g times the mask, as ReLU's backward: a non-finite g also reaches the losers.
-            xp.xp.multiply(g, hit, out=gx[where])
+        for part in _batch_parts(self.xp, x):
+            g_part, gx_part = g[part], gx[part]
+            for where, hit in self._first_maxima(x[part], self.best[part], has_nan):
+                # g times the mask, as ReLU's backward: a non-finite g also reaches the losers.
+                xp.xp.multiply(g_part, hit, out=gx_part[where])
         return gx
 
 
