@@ -641,6 +641,7 @@ def _run_backward(
 
     if capture is not None:
         needed = _nodes_leading_to(list(grads), capture_leaves, capture_nodes)
+    capturing = capture is not None  # grad(): the loop keeps or skips per captured tensor
     if create_graph:
         from . import ops as namespace
     previous_mode = _mode.enabled
@@ -652,10 +653,11 @@ def _run_backward(
             g = grads.pop(node)
             if node.tensor_hooks:
                 g = _run_hooks(node.tensor_hooks, g, node.xp, create_graph)
-            if capture_nodes and node in capture_nodes:
-                grads_of_captured[node] = g
-            if needed is not None and node not in needed:
-                continue  # nothing requested lies below this node
+            if capturing:
+                if node in capture_nodes:
+                    grads_of_captured[node] = g
+                if node not in needed:
+                    continue  # nothing requested lies below this node
             edges = node.edges
             if edges is None:
                 raise GraphError(
@@ -686,13 +688,17 @@ def _run_backward(
                 if isinstance(edge, Tensor):  # a leaf
                     if getattr(gx, "shape", ()) != edge._data.shape:
                         raise _wrong_shape(node, edges, gs, edge, gx)
-                    if needed is not None and edge not in capture_leaves:
+                    if capturing and edge not in capture_leaves:
                         continue
                     prev = leaf_grads.get(edge)
                     if prev is None:
                         # Owned: copied if it may share memory with another gradient (a
                         # pass-through or a view), so editing a .grad in place changes no other.
-                        leaf_grads[edge] = _owned(gx, g)
+                        if create_graph:
+                            gx = _owned(gx, g)
+                        elif gx is g or gx.base is not None:
+                            gx = gx.copy()
+                        leaf_grads[edge] = gx
                     elif create_graph:
                         leaf_grads[edge] = prev + gx
                     else:  # prev is owned here, so add in place
@@ -700,7 +706,7 @@ def _run_backward(
                     continue
                 if getattr(gx, "shape", ()) != edge.out_shape:  # a number is a 0-d gradient
                     raise _wrong_shape(node, edges, gs, edge, gx)
-                if needed is not None and edge not in needed and edge not in capture_nodes:
+                if capturing and edge not in needed and edge not in capture_nodes:
                     continue
                 prev = grads.get(edge)
                 if prev is None:
@@ -726,7 +732,11 @@ def _run_backward(
     # (and NumPy releases the GIL inside `+=`), so deposits take turns.
     with _deposit_lock:
         for leaf, g in leaf_grads.items():
-            _deposit(leaf, g, create_graph)
+            data = leaf._data
+            if leaf._grad is None and g.__class__ is data.__class__ and g.dtype == data.dtype:
+                leaf._grad = _make(g, leaf._backend, None)  # the common case of _deposit
+            else:
+                _deposit(leaf, g, create_graph)
     return None
 
 

@@ -74,7 +74,10 @@ class LossPrimitives:
             grad -= label_smoothing / classes
         valid, safe = _valid_rows(xp, labels, ignore_index)
         grad[xp.arange(rows), safe] -= 1 - label_smoothing
-        scale = (xp.broadcast_to(g, (rows,)) if valid is None else xp.where(valid, g, 0))[:, None]
+        if valid is not None:
+            scale = xp.where(valid, g, 0)[:, None]
+        else:  # one value per row, or one for all (a total's gradient): broadcasting does it
+            scale = g[:, None] if getattr(g, "ndim", 0) else xp.asarray(g)
         if scale.dtype != grad.dtype:  # a wider g promotes the result, as grad * g would
             return written_into(grad * scale, into)
         out = grad if into is None else into
