@@ -47,19 +47,27 @@ class LinearActivation(Function):
 
     def forward(self, x, w, b, kind):
         self.kind = kind
-        z = x.reshape(-1, x.shape[-1]) @ w.T  # a fresh array, the primitive's to use
-        out = self.xp.bias_activation_forward(kind, z, b).reshape(*x.shape[:-1], w.shape[0])
+        if x.ndim == 2:  # a batch of rows (the common case): no reshapes either side
+            out = self.xp.bias_activation_forward(kind, x @ w.T, b)  # (a fresh array to use)
+        else:
+            z = x.reshape(-1, x.shape[-1]) @ w.T
+            out = self.xp.bias_activation_forward(kind, z, b).reshape(*x.shape[:-1], w.shape[0])
         # The output is saved as the very array returned, so that changing it in place after
         # the forward is noticed.
         self.save(x, w, out)
         return out
 
     def backward(self, xp, g, x, w, out):
-        features = w.shape[0]
-        out = out.reshape(-1, features)
-        gz = xp.activation_backward(self.kind, g.reshape(-1, features), None, out)
-        gx = (gz @ w).reshape(x.shape) if self.needs_grad(0) else None
-        gw = gz.T @ x.reshape(-1, w.shape[1]) if self.needs_grad(1) else None
+        rows = x.ndim == 2  # a batch of rows (the common case): nothing to reshape
+        if not rows:
+            features = w.shape[0]
+            g, out = g.reshape(-1, features), out.reshape(-1, features)
+        gz = xp.activation_backward(self.kind, g, None, out)
+        gx = gw = None
+        if self.needs_grad(0):
+            gx = gz @ w if rows else (gz @ w).reshape(x.shape)
+        if self.needs_grad(1):
+            gw = gz.T @ (x if rows else x.reshape(-1, w.shape[1]))
         return gx, gw, (gz.sum(axis=0) if self.needs_grad(2) else None)
 
 
@@ -87,9 +95,22 @@ def forward_fused(modules: Sequence[Module], x: Any) -> Any:
     i, count = 0, len(modules)
     while i < count:
         module = modules[i]
+        kind_of_module = type(module)
         after = modules[i + 1] if i + 1 < count else None
-        if (
-            type(module) is act.ReLU
+        if kind_of_module is Linear:
+            kind = FUSABLE.get(type(after))
+            bias = module.bias
+            if (
+                kind is not None
+                and bias is not None
+                and _called_as_is(module)
+                and _called_as_is(after)
+            ):
+                x = linear_activation(x, module.weight, bias, kind)
+                i += 2
+                continue
+        elif (
+            kind_of_module is act.ReLU
             and type(after) in MAX_POOLS
             and _called_as_is(module)
             and _called_as_is(after)
@@ -97,17 +118,6 @@ def forward_fused(modules: Sequence[Module], x: Any) -> Any:
             x = module(after(x))  # the same results, a quarter of the ReLU (module docstring)
             i += 2
             continue
-        kind = FUSABLE.get(type(after))
-        if (
-            kind is not None
-            and type(module) is Linear
-            and module.bias is not None
-            and _called_as_is(module)
-            and _called_as_is(after)
-        ):
-            x = linear_activation(x, module.weight, module.bias, kind)
-            i += 2
-        else:
-            x = module(x)
-            i += 1
+        x = module(x)
+        i += 1
     return x

@@ -51,15 +51,22 @@ class _Linear(Function):
 
     def forward(self, x, w, b):
         self.save(x, w)
-        out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
+        if x.ndim == 2:  # a batch of rows (the common case): no reshapes either side
+            out = x @ w.T
+        else:
+            out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
         if b is not None:
             out += b  # out is a fresh array, so adding in place is safe and saves a copy
         return out
 
     def backward(self, xp, g, x, w):
-        g2 = g.reshape(-1, w.shape[0])
-        gx = (g2 @ w).reshape(x.shape) if self.needs_grad(0) else None
-        gw = g2.T @ x.reshape(-1, w.shape[1]) if self.needs_grad(1) else None
+        rows = x.ndim == 2  # a batch of rows (the common case): nothing to reshape
+        g2 = g if rows else g.reshape(-1, w.shape[0])
+        gx = gw = None
+        if self.needs_grad(0):
+            gx = g2 @ w if rows else (g2 @ w).reshape(x.shape)
+        if self.needs_grad(1):
+            gw = g2.T @ (x if rows else x.reshape(-1, w.shape[1]))
         return gx, gw, (g2.sum(axis=0) if self.needs_grad(2) else None)
 
 
@@ -71,12 +78,14 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 def check_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Raise a ShapeError or DTypeError naming the shapes when x, weight and bias don't fit."""
-    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+    # (The arrays' shapes, not the Tensor properties: this runs on every Linear call.)
+    x_shape, w_shape = x._data.shape, weight._data.shape
+    if len(w_shape) != 2 or not x_shape or x_shape[-1] != w_shape[1]:
         raise ShapeError(
             f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
             f"(the input's last axis must equal in_features={weight.shape[-1]})"
         )
-    if bias is not None and bias.shape != (weight.shape[0],):
+    if bias is not None and bias._data.shape != (w_shape[0],):
         raise ShapeError(f"linear: bias of shape {bias.shape} for weight of shape {weight.shape}")
     if x.dtype != weight.dtype:
         raise DTypeError(
