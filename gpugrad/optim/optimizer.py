@@ -32,7 +32,8 @@ from operator import attrgetter, is_
 from typing import Any
 
 from .. import _args
-from ..autograd import bump_version, bump_versions, enable_grad, no_grad
+from ..autograd import _mode as _grad_mode
+from ..autograd import bump_version, bump_versions, enable_grad
 from ..backend import Backend
 from ..dtypes import is_floating
 from ..errors import (
@@ -353,12 +354,18 @@ class Optimizer:
             _args.callable_(f"{type(self).__name__}.step", "closure", closure)
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        # What `with no_grad():` does, written out: its manager object and two calls cost
+        # ~1.5 µs of a small model's ~23 µs step when the caches are cold.
+        enabled = _grad_mode.enabled
+        _grad_mode.enabled = False
+        try:
             for index, group in enumerate(self.param_groups):
                 if self.flat:
                     self._step_flat(index, group)
                 else:
                     self._step_each(group, group["params"])
+        finally:
+            _grad_mode.enabled = enabled
         return loss
 
     def _step_flat(self, index: int, group: dict[str, Any]) -> None:
@@ -470,11 +477,12 @@ class Optimizer:
             if p.grad is None:
                 continue
             state = self.state[p]
-            if self._home[p] != (p._backend, p.data.dtype) or any(n not in state for n in names):
+            backend = p._backend
+            if self._home[p] != (backend, p._data.dtype) or not all(map(state.__contains__, names)):
                 self._complete_state(group, p, names)  # p was moved, or an option changed
-            grad = self._grad_of(p, p._backend)
+            grad = self._grad_of(p, backend)
             step = state["step"] + 1
-            self._update(p._backend, group, p.data, grad, state, step, None)
+            self._update(backend, group, p._data, grad, state, step, None)
             state["step"] = step
             bump_version(p)
 
