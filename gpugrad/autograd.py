@@ -30,7 +30,7 @@ import os
 import threading
 import traceback
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from .errors import (
@@ -446,6 +446,16 @@ def bump_version(t: Tensor) -> None:
     counter = t._version
     counter[0] += 1
     counter[1] = _epoch[0]
+
+
+def bump_versions(tensors: Iterable[Tensor]) -> None:
+    """bump_version(t) for each tensor in turn, in one call (an optimizer step changes many)."""
+    epoch = _epoch
+    for t in tensors:
+        epoch[0] += 1
+        counter = t._version
+        counter[0] += 1
+        counter[1] = epoch[0]
 
 
 # Nodes are numbered as they are made. Inputs are always made before the ops that use them, so

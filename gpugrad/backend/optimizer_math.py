@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 from typing import Any
 
 
@@ -68,6 +69,7 @@ def _nadam_mu(beta1: float, momentum_decay: float, i: int) -> float:
 # own t, and recomputing it from t = 1 would cost O(t) per step.
 _NADAM_MU_PRODUCTS: dict[tuple[float, float], list[float]] = {}
 _NADAM_LOCK = threading.Lock()
+_size = attrgetter("size")
 
 
 class OptimizerPrimitives:
@@ -226,8 +228,11 @@ class OptimizerPrimitives:
                     xp.multiply(p, 1.0 - lr * weight_decay, out=p)
                 else:  # g + weight_decay·p (L2), never written into the caller's gradient
                     g = xp.add(g, xp.multiply(p, weight_decay, out=l2), out=l2)
-            self._lerp_towards(m, g, beta1, w)
-            self._mean_of_squares(v, g, beta2, w)
+            # _lerp_towards and _mean_of_squares, written out: g is one array here, and
+            # four helper calls cost a small model's step more than these seven ufuncs.
+            xp.add(m, xp.multiply(xp.subtract(g, m, out=w), 1.0 - beta1, out=w), out=m)
+            xp.multiply(v, beta2, out=v)
+            xp.add(v, xp.multiply(xp.multiply(g, g, out=w), 1.0 - beta2, out=w), out=v)
             second = v
             if amsgrad:
                 second = views[3]
@@ -242,7 +247,7 @@ class OptimizerPrimitives:
 
     def _blocks(
         self, arrays: tuple[Any, ...], grad: Any, scratch: list[Any] | None, works: int
-    ) -> Iterator[tuple[list[Any], Any, list[Any]]]:
+    ) -> Iterable[tuple[list[Any], Any, list[Any]]]:
         """(views, g, work) for each block of `arrays` (a parameter and its state arrays, all
         its shape) and their gradient `grad` (an array, or a sequence of pieces of a flat one):
         the arrays' and the gradient's elements of the block, and `works` work arrays of its size.
@@ -250,30 +255,60 @@ class OptimizerPrimitives:
         Contiguous arrays go in cache-sized blocks of flat views: an update runs all its passes
         on one block before reading the next, so main memory is read about once instead of once
         per pass, with each element's operations unchanged (bit for bit the whole-array result).
-        Other arrays are one block, whole, with work arrays of their own."""
+        Other arrays are one block, whole, with work arrays of their own. One block comes as a
+        list, not a generator: most banks are that small, and their step is all Python time."""
         xp = self.xp
         param = arrays[0]
-        if not all(a.flags.c_contiguous for a in arrays):
-            if isinstance(grad, (list, tuple)):
-                grad = self._copy_grad(grad, xp.empty_like(param))
-            yield list(arrays), grad, [xp.empty_like(param) for _ in range(works)]
-            return
-        flats = [a.reshape(-1) for a in arrays]
-        size = param.size
-        block = max(1, min(self.optimizer_block, size))
-        like = flats[0] if block == size else flats[0][:block]
-        # Slot `works` gathers a block that spans gradient pieces (small parameters).
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                if isinstance(grad, (list, tuple)):
+                    grad = self._copy_grad(grad, xp.empty_like(param))
+                return [(list(arrays), grad, [xp.empty_like(param) for _ in range(works)])]
+        flats = [a if a.ndim == 1 else a.reshape(-1) for a in arrays]
+        if param.size <= self.optimizer_block:
+            # Slot `works` gathers the gradient pieces (small parameters) into one array.
+            slots = self._work_arrays(scratch, flats[0], works + 1)
+            return [(flats, self._whole_gradient(grad, param.size, slots[works]), slots[:works])]
+        return self._each_block(flats, grad, scratch, works)
+
+    def _work_arrays(self, scratch: list[Any] | None, like: Any, count: int) -> list[Any]:
+        """`count` flat work arrays the size and dtype of the flat array `like`: scratch slots
+        0, 1, ... (kept ones may be bigger: their first elements), or new ones."""
+        n, dtype = like.size, like.dtype
+        kept = len(scratch) if scratch is not None else 0
         slots = []
-        for i in range(works + 1):
-            w = self._scratch(scratch, i, like)
-            slots.append(w if w.ndim == 1 else w.reshape(-1))
+        for i in range(count):
+            w = scratch[i] if i < kept else None  # (checked here: a call per slot costs)
+            if w is None or w.size < n or w.dtype != dtype:
+                w = self._scratch(scratch, i, like)
+            if w.ndim != 1:
+                w = w.reshape(-1)
+            slots.append(w if w.size == n else w[:n])
+        return slots
+
+    def _whole_gradient(self, grad: Any, size: int, buffer: Any) -> Any:
+        """The gradient of a flat parameter of `size` elements as one flat array: `grad`
+        itself, or its pieces gathered into `buffer` (of `size` elements) by one copy."""
+        if not isinstance(grad, (list, tuple)):
+            return grad if grad.ndim == 1 else grad.reshape(-1)
+        total = sum(map(_size, grad))
+        if total != size:
+            raise ValueError(f"gradient pieces hold {total} elements, parameters {size}")
+        if len(grad) == 1:
+            return grad[0].reshape(-1)
+        return self.xp.concatenate(grad, axis=None, out=buffer)
+
+    def _each_block(
+        self, flats: list[Any], grad: Any, scratch: list[Any] | None, works: int
+    ) -> Iterator[tuple[list[Any], Any, list[Any]]]:
+        """`_blocks` for flat arrays bigger than one block: one block at a time, each block's
+        gradient gathered (where it spans pieces) into the same work array."""
+        like = flats[0][: self.optimizer_block]
+        slots = self._work_arrays(scratch, like, works + 1)
         pieces = slots[works] if isinstance(grad, (list, tuple)) else None
-        for start, stop, g in self._gradient_blocks(grad, size, pieces):
+        for start, stop, g in self._gradient_blocks(grad, flats[0].size, pieces):
             n = stop - start
-            if n == size:  # one block: the arrays themselves (slicing costs per call)
-                yield flats, g, [w if w.size == n else w[:n] for w in slots[:works]]
-            else:
-                yield [f[start:stop] for f in flats], g, [w[:n] for w in slots[:works]]
+            yield [f[start:stop] for f in flats], g, [w[:n] for w in slots[:works]]
 
     def _gradient_blocks(self, grad: Any, size: int, buffer: Any) -> Any:
         """(start, stop, gradient of elements start..stop) over a flat parameter of `size`

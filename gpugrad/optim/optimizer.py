@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from operator import attrgetter, is_
 from typing import Any
 
 from .. import _args
-from ..autograd import bump_version, enable_grad, no_grad
+from ..autograd import _mode as _grad_mode
+from ..autograd import bump_version, bump_versions, enable_grad
 from ..backend import Backend
 from ..dtypes import is_floating
 from ..errors import (
@@ -146,8 +148,8 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._home: dict[Tensor, tuple[Backend, Any]] = {}  # where each state array lives
         self._banks: list[list[_Bank]] = []
-        # The params each group was packed from, with whether each required grad then.
-        self._packed: list[list[tuple[Tensor, bool]]] = []
+        # The params each group was packed from, and whether each required grad then.
+        self._packed: list[tuple[list[Tensor], list[Any]]] = []
         # Per group, the parameters kept out of its banks (frozen, or sharing memory).
         self._loose: list[list[Tensor]] = []
         groups = list(params)
@@ -242,7 +244,7 @@ class Optimizer:
             if not self.flat:
                 self._complete_state(group, p, names)
         self._banks.append([])
-        self._packed.append([])
+        self._packed.append(([], []))
         self._loose.append([])
         if self.flat:
             self._pack(len(self.param_groups) - 1)
@@ -305,7 +307,8 @@ class Optimizer:
             banks.append(bank)
         self._banks[index] = banks
         self._loose[index] = loose
-        self._packed[index] = [(p, p.requires_grad) for p in group["params"]]
+        params = list(group["params"])
+        self._packed[index] = (params, list(map(_requires_grad, params)))
         return banks
 
     def _banks_of(self, index: int) -> list[_Bank]:
@@ -313,12 +316,12 @@ class Optimizer:
         list was edited, or an option changed which state arrays are needed."""
         group = self.param_groups[index]
         banks = self._banks[index]
-        packed = self._packed[index]
+        packed, trainables = self._packed[index]
         params = group["params"]
         names = self._state_names(group)
         if len(packed) != len(params):
             return self._pack(index)
-        for (a, trainable), b in zip(packed, params):  # (loops, not all(...): every step)
+        for a, trainable, b in zip(packed, trainables, params):
             if a is not b or trainable != b.requires_grad:
                 return self._pack(index)
         for bank in banks:
@@ -351,15 +354,90 @@ class Optimizer:
             _args.callable_(f"{type(self).__name__}.step", "closure", closure)
             with enable_grad():
                 loss = closure()
-        with no_grad():
+        # What `with no_grad():` does, written out: its manager object and two calls cost
+        # ~1.5 µs of a small model's ~23 µs step when the caches are cold.
+        enabled = _grad_mode.enabled
+        _grad_mode.enabled = False
+        try:
             for index, group in enumerate(self.param_groups):
                 if self.flat:
                     self._step_flat(index, group)
                 else:
                     self._step_each(group, group["params"])
+        finally:
+            _grad_mode.enabled = enabled
         return loss
 
     def _step_flat(self, index: int, group: dict[str, Any]) -> None:
+        """One fused update per bank of group `index` (the general path when needed)."""
+        ready = self._ready_banks(index, group)
+        if ready is None:  # something to sort out first: the general path does it
+            self._step_flat_general(index, group)
+            return
+        for bank, grad, states, step in ready:
+            self._update(bank.backend, group, bank.data, grad, bank.state, step, bank.scratch)
+            for state in states:
+                state["step"] = step
+            bump_versions(bank.params)
+
+    def _ready_banks(
+        self, index: int, group: dict[str, Any]
+    ) -> list[tuple[_Bank, Any, list[dict[str, Any]], int]] | None:
+        """(bank, gradient, its parameters' states, new step count) for each bank of group
+        `index` in the common case: the packing still fits, no parameter kept out of the
+        banks has a gradient, and every banked parameter has a fitting gradient and the
+        bank's step count. Else None, having changed nothing, for `_step_flat_general` to
+        repack, step one by one or raise. Faster than the general path's checks, which it
+        mirrors: one pass per bank, and C loops over the params list."""
+        params = group["params"]
+        packed, trainables = self._packed[index]
+        if len(params) != len(packed) or not all(map(is_, packed, params)):
+            return None
+        if list(map(_requires_grad, params)) != trainables:
+            return None
+        for p in self._loose[index]:
+            if p.grad is not None:
+                return None
+        names = self._state_names(group)
+        ready = []
+        for bank in self._banks[index]:
+            entry = self._bank_ready(bank) if bank.names == names else None
+            if entry is None:
+                return None
+            ready.append((bank, *entry))
+        return ready
+
+    def _bank_ready(self, bank: _Bank) -> tuple[Any, list[dict[str, Any]], int] | None:
+        """(gradient, states, new step count) for one fused update of `bank`, or None when
+        a parameter's data is not its view, or its gradient is missing or does not fit, or
+        the step counts differ."""
+        state, backend = self.state, bank.backend
+        try:
+            step = state[bank.params[0]]["step"]
+            states, grads = [], []
+            for p, view in zip(bank.params, bank.views):
+                g = p._grad
+                if g is None or p._data is not view or g._backend is not backend:
+                    return None
+                data = g._data
+                if data.shape != view.shape or data.dtype != view.dtype:
+                    return None
+                own = state[p]
+                if own["step"] != step:
+                    return None
+                states.append(own)
+                grads.append(data)
+        except KeyError:  # state edited by hand: the general path raises where it would
+            return None
+        views = bank.grad_views
+        if views is not None and all(map(is_, grads, views)):
+            return bank.grad_flat, states, step + 1  # backward accumulated into the buffer
+        return grads, states, step + 1
+
+    def _step_flat_general(self, index: int, group: dict[str, Any]) -> None:
+        """The flat step for every case: repacks when needed, steps the parameters kept out
+        of the banks and those of a bank whose parameters do not all step, and raises for a
+        gradient that does not fit."""
         state = self.state
         banks = self._banks_of(index)
         # Parameters kept out of the banks are updated one by one: those sharing memory, and
@@ -399,11 +477,12 @@ class Optimizer:
             if p.grad is None:
                 continue
             state = self.state[p]
-            if self._home[p] != (p._backend, p.data.dtype) or any(n not in state for n in names):
+            backend = p._backend
+            if self._home[p] != (backend, p._data.dtype) or not all(map(state.__contains__, names)):
                 self._complete_state(group, p, names)  # p was moved, or an option changed
-            grad = self._grad_of(p, p._backend)
+            grad = self._grad_of(p, backend)
             step = state["step"] + 1
-            self._update(p._backend, group, p.data, grad, state, step, None)
+            self._update(backend, group, p._data, grad, state, step, None)
             state["step"] = step
             bump_version(p)
 
@@ -595,6 +674,9 @@ class Optimizer:
             for key in sorted(k for k in group if k != "params"):
                 lines.append(f"    {key}: {group[key]}")
         return "\n".join([*lines, ")"])
+
+
+_requires_grad = attrgetter("requires_grad")
 
 
 def _is_index(key: Any) -> bool:
