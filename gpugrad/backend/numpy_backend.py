@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,17 @@ from .base import Backend
 from .device import Device
 
 _BLAS_FLOATS = (np.dtype("float32"), np.dtype("float64"))
+# ndarray.max goes through a Python wrapper (numpy._core._methods) on every call.
+_maximum_reduce = np.maximum.reduce
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(size: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of ones for `sum_along`'s products, kept rather than made each call
+    (a loss or layer norm asks for the same length every step)."""
+    ones = np.ones(size, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
 
 
 class NumpyBackend(Backend):
@@ -88,14 +100,14 @@ class NumpyBackend(Backend):
         # With an initial value NumPy takes another inner loop for a short contiguous axis,
         # two to three times quicker for rows of 64 or 128 (the same values: rows are never
         # empty here, and NaN still wins).
-        return x.max(axis=axis, keepdims=True, initial=-np.inf)
+        return _maximum_reduce(x, axis=axis, keepdims=True, initial=-np.inf)
 
     def sum_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         # Along either of the last two axes of float32/float64 data a product with a vector
         # of ones (BLAS gemv) is several times quicker than NumPy's reduction of short rows.
         axis = axis % x.ndim if x.ndim else axis
         if x.dtype in _BLAS_FLOATS and x.ndim >= 2 and axis >= x.ndim - 2 and x.size:
-            ones = np.ones(x.shape[axis], dtype=x.dtype)
+            ones = _ones(x.shape[axis], x.dtype)
             if axis == x.ndim - 1:
                 return (x @ ones)[..., None]
             return (ones @ x)[..., None, :]

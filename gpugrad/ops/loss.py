@@ -40,8 +40,11 @@ class SoftmaxCrossEntropy(Function):
         return loss.sum() if count is None else loss.sum() / count
 
     def backward(self, xp, g, logits):
-        if self.count is not None:
-            g = g / (self.count if xp is self.xp else make_tensor(self.count, self.xp, None))
+        count = self.count  # an int (every row counts) or a 0-d array (counted on the device)
+        if count is not None:
+            if xp is not self.xp and type(count) is not int:  # create_graph: g is a Tensor
+                count = make_tensor(count, self.xp, None)
+            g = g / count
         # A total's gradient is one value: the primitive gives it to every row.
         return xp.softmax_cross_entropy_backward(
             g, logits, self.labels, self.ignore_index, self.label_smoothing
@@ -93,8 +96,10 @@ def reduced_softmax_cross_entropy(
     count = None
     if mean:
         xp = logits._backend.xp  # (count_nonzero: quicker than a sum, still on the device)
-        kept = labels.size if ignore_index is None else xp.count_nonzero(labels != ignore_index)
-        count = xp.asarray(kept, dtype=logits.dtype)
+        if ignore_index is None:  # every row counts: a Python int, the same value in any dtype
+            count = labels.size
+        else:
+            count = xp.asarray(xp.count_nonzero(labels != ignore_index), dtype=logits.dtype)
     return SoftmaxCrossEntropy.apply(
         logits,
         labels=labels,
