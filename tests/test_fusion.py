@@ -144,7 +144,10 @@ def test_relu_then_max_pool_runs_as_pool_then_relu_with_the_same_results(device,
     model = nn.Sequential(nn.ReLU(), pool)
     x, y = leaf(a, device), leaf(a, device)
     out = model(x)
-    assert type(out.grad_fn).__name__ == "Relu"  # pooling ran first
+    tiled = pool.padding == 0 and pool.kernel_size == pool.stride
+    # Only pooling whose windows tile the input runs first (its backward multiplies by the
+    # mask as ReLU's does; the general one selects, which differs for a non-finite g).
+    assert type(out.grad_fn).__name__ == ("Relu" if tiled else "MaxPool")
     plain = pool(nn.ReLU()(y))
     g = rng.standard_normal(out.shape)
     g.flat[::5] = {"finite": 1.5, "inf": np.inf, "nan": np.nan}[grad]
@@ -152,4 +155,21 @@ def test_relu_then_max_pool_runs_as_pool_then_relu_with_the_same_results(device,
         out.backward(gg.tensor(g, device=device))
         plain.backward(gg.tensor(g, device=device))
     np.testing.assert_array_equal(out.numpy(), plain.numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), y.grad.numpy())
+
+
+def test_relu_then_overlapping_max_pool_keeps_its_order_for_a_non_finite_gradient(device):
+    # A window whose maximum is not positive: ReLU ties all of it at 0, so ReLU then pooling
+    # sends g to its first element, and pooling then ReLU to the raw first maximum; with an
+    # infinite g the NaN (inf·0) lands on different elements. Overlapping windows (stride 1)
+    # take the general pooling, so Sequential keeps the written order.
+    pool = nn.MaxPool2d((1, 2), stride=1)
+    a = np.array([-3.0, -1.0, 2.0]).reshape(1, 1, 1, 3)
+    x, y = leaf(a, device), leaf(a, device)
+    out = nn.Sequential(nn.ReLU(), pool)(x)
+    plain = pool(nn.ReLU()(y))
+    g = gg.tensor(np.full((1, 1, 1, 2), np.inf), device=device)
+    with np.errstate(invalid="ignore"):
+        out.backward(g)
+        plain.backward(g)
     np.testing.assert_array_equal(x.grad.numpy(), y.grad.numpy())

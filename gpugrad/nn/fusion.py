@@ -12,12 +12,14 @@ Only exact module types are fused, and only when neither module has hooks or a f
 own set on the instance, so a subclass, a replaced forward or a hook always sees its own call.
 Stock CuPy (GPUGRAD_FUSED_KERNELS=0) does not fuse.
 
-ReLU followed by max pooling (a CNN's conv, ReLU, pool) runs in the other order, pool then
-ReLU, so the ReLU and its backward touch a quarter of the elements (2x2 pooling). The results
-are the same, values and gradients: ReLU is non-decreasing, so max(relu(x)) = relu(max(x));
-where the window's maximum is positive both orders send g to its first maximum, and
-elsewhere both give g·0 everywhere in the window (0, or NaN for a non-finite g). On LeNet-5
-(CPU) that saves the full-size ReLU forward and backward of both conv layers.
+ReLU followed by max pooling whose windows tile the input (a CNN's conv, ReLU, 2x2 pool) runs
+in the other order, pool then ReLU, so the ReLU and its backward touch a quarter of the
+elements. The results are the same, values and gradients: ReLU is non-decreasing, so
+max(relu(x)) = relu(max(x)); where the window's maximum is positive both orders send g to its
+first maximum, and elsewhere both give g·0 everywhere in the window (0, or NaN for a
+non-finite g: the tiled pooling's backward multiplies by its mask as ReLU's does; the general
+one selects, so overlapping or padded windows keep the written order). On LeNet-5 (CPU) that
+saves the full-size ReLU forward and backward of both conv layers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..autograd import Function
+from ..ops.pool import max_pooling_tiles
 from ..tensor import Tensor
 from . import activation as act
 from .layers import Linear, check_linear
@@ -89,6 +92,13 @@ def _called_as_is(module: Module) -> bool:
     return "forward" not in module.__dict__
 
 
+def _pool_tiles(pool: MaxPool1d | MaxPool2d, x: Any) -> bool:
+    """Whether `pool` on x (ReLU keeps the shape) takes the tiled path: only its backward
+    gives exactly ReLU-then-pool's gradients in the other order (see the module docstring)."""
+    dims = 1 if type(pool) is MaxPool1d else 2
+    return max_pooling_tiles(x, pool.kernel_size, pool.stride, pool.padding, dims)
+
+
 def forward_fused(modules: Sequence[Module], x: Any) -> Any:
     """Run `modules` in order on x, each Linear-with-bias + activation pair as one node, and
     each ReLU + max pooling pair as pooling then ReLU (the same results)."""
@@ -114,6 +124,7 @@ def forward_fused(modules: Sequence[Module], x: Any) -> Any:
             and type(after) in MAX_POOLS
             and _called_as_is(module)
             and _called_as_is(after)
+            and _pool_tiles(after, x)
         ):
             x = module(after(x))  # the same results, a quarter of the ReLU (module docstring)
             i += 2

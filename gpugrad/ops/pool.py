@@ -32,7 +32,7 @@ from typing import Any
 
 from .. import _args
 from ..autograd import Function
-from ..errors import ArgumentError, DTypeError, ShapeError
+from ..errors import ArgumentError, DTypeError, GpugradError, ShapeError
 from ..tensor import Tensor
 from ._support import make_tensor
 from .conv import ConvGeometry, _col2im, _pad, _windows
@@ -209,8 +209,10 @@ class TiledMaxPool(Function):
 
     def backward(self, xp, g, x):
         # Strided reads of x are the cost here: look for NaN in every slice only when some
-        # window's maximum is NaN (one pass over the output first).
-        has_nan = bool(self.xp.isnan(self.best).any())
+        # window's maximum is NaN (one pass over the output first). On a GPU the passes are
+        # cheap and reading the answer back would wait for the device: always look there.
+        on_host = self.xp.device.type == "cpu"
+        has_nan = bool(self.xp.isnan(self.best).any()) if on_host else True
         if isinstance(g, Tensor):  # differentiable again: where() on a constant mask
             x = x.data
             mask = self.xp.empty(x.shape, dtype=bool)
@@ -388,6 +390,25 @@ def max_pool1d(
     x2 = _as_2d(x, name)
     w = _window(x2, (1, k), (1, s), (0, _int(padding, "padding", name, minimum=0)), name)
     return _pool(MaxPool, x2, w).squeeze(-2)
+
+
+def max_pooling_tiles(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, dims: int
+) -> bool:
+    """Whether max_pool{dims}d of x with these settings takes the tiled path (windows that
+    tile the input: TiledMaxPool). False also for settings the pooling call would refuse;
+    that call then raises its own error."""
+    try:
+        if dims == 1:
+            k = _int(kernel_size, "kernel_size", "max_pool1d")
+            s = k if stride is None else _int(stride, "stride", "max_pool1d")
+            p = _int(padding, "padding", "max_pool1d", minimum=0)
+            geo = _window(_as_2d(x, "max_pool1d"), (1, k), (1, s), (0, p), "max_pool1d")
+        else:
+            geo = _window(x, kernel_size, stride, padding, "max_pool2d")
+    except GpugradError:
+        return False
+    return _tiles(geo)
 
 
 def avg_pool1d(
