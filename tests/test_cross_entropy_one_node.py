@@ -127,3 +127,24 @@ def test_value_bounds_generic_and_numpy_agree(device, dtype):
     assert backend.value_bounds(values) == (0, 250)
     assert Backend.value_bounds(backend, values) == (0, 250)
     assert all(type(v) is int for v in backend.value_bounds(values))
+
+
+@pytest.mark.parametrize("ignored", [False, True])
+def test_float16_mean_over_more_rows_than_float16_can_count(device, ignored):
+    """70,000 rows of logits 0 (loss log 2 each): the mean is log 2 and each logit's gradient
+    ±0.5/rows, with the sum and the count in float32; in float16 both would be inf past 65504
+    (a loss of 0 and zero gradients)."""
+    rows = 70_000
+    x = gg.tensor(np.zeros((rows, 2), np.float16), device=device, requires_grad=True)
+    labels = np.zeros(rows, np.int64)
+    if ignored:
+        labels[:10] = -100  # the counted path: labels can be ignore_index
+    out = F.cross_entropy(x, gg.tensor(labels, device=device))
+    out.backward()
+    kept = rows - 10 if ignored else rows
+    assert out.dtype == np.float16
+    np.testing.assert_allclose(float(out.item()), np.log(2), rtol=1e-3)
+    grad = x.grad.numpy().astype(np.float64)
+    np.testing.assert_allclose(grad[-1], [-0.5 / kept, 0.5 / kept], rtol=1e-2)
+    if ignored:
+        assert not grad[:10].any()

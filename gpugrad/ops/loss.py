@@ -37,14 +37,22 @@ class SoftmaxCrossEntropy(Function):
         if not total:
             return loss
         self.count = count
-        return loss.sum() if count is None else loss.sum() / count
+        # float16 sums and divides in float32, as PyTorch: a sum or a count past 65504 would
+        # be inf in float16 (a mean loss of 0 and zero gradients from 65,505 rows on).
+        wide = "float32" if loss.dtype.itemsize < 4 else None
+        out = loss.sum(dtype=wide)
+        out = out if count is None else out / count
+        return out if wide is None else out.astype(loss.dtype)
 
     def backward(self, xp, g, logits):
         count = self.count  # an int (every row counts) or a 0-d array (counted on the device)
         if count is not None:
             if xp is not self.xp and type(count) is not int:  # create_graph: g is a Tensor
                 count = make_tensor(count, self.xp, None)
-            g = g / count
+            if g.dtype.itemsize < 4:  # float16: divide in float32 (see forward)
+                g = (g.astype("float32") / count).astype(g.dtype)
+            else:
+                g = g / count
         # A total's gradient is one value: the primitive gives it to every row.
         return xp.softmax_cross_entropy_backward(
             g, logits, self.labels, self.ignore_index, self.label_smoothing
@@ -99,7 +107,8 @@ def reduced_softmax_cross_entropy(
         if ignore_index is None:  # every row counts: a Python int, the same value in any dtype
             count = labels.size
         else:
-            count = xp.asarray(xp.count_nonzero(labels != ignore_index), dtype=logits.dtype)
+            kept = xp.count_nonzero(labels != ignore_index)  # float16 could not hold 65,505
+            count = xp.asarray(kept, dtype="float32" if logits.dtype.itemsize < 4 else logits.dtype)
     return SoftmaxCrossEntropy.apply(
         logits,
         labels=labels,
