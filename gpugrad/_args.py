@@ -40,6 +40,8 @@ MAX_ELEMENTS = (2**63 - 1) // 8
 def integer(owner: str, name: str, value: Any) -> int:
     """`value` as a Python int, for ints and NumPy integers only: a bool, a float (even 3.0)
     or a string is a mistake, not a size."""
+    if type(value) is int:  # the common case, without the slower ABC check below
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ArgumentTypeError(
             f"{owner}: {name} must be an int, got {value!r} ({type(value).__name__})"
@@ -94,7 +96,12 @@ def number(
     """A real number (not a bool, not NaN) within [low, high] (an end is left out with
     `low_open` / `high_open`; None leaves that side unbounded; `finite` refuses ±inf).
     Returns `value` unchanged."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    kind = type(value)  # a float or an int skips the slower ABC check (bool is its own type)
+    if (
+        kind is not float
+        and kind is not int
+        and (isinstance(value, bool) or not isinstance(value, numbers.Real))
+    ):
         raise ArgumentTypeError(
             f"{owner}: {name} must be a real number, got {value!r} ({type(value).__name__})"
         )
