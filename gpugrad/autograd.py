@@ -566,7 +566,10 @@ def _seed(root: Tensor, gradient: Any, create_graph: bool) -> Any:
                 "the same shape: call .backward(gradient) (for example gg.ones_like(t)), or "
                 "reduce the tensor to a scalar first (t.sum())"
             )
-        g = root._backend.xp.ones_like(root.data)
+        data = root._data
+        xp = root._backend.xp
+        # A 0-d root (a loss) takes asarray, a C call; ones_like is Python in NumPy.
+        g = xp.asarray(1, dtype=data.dtype) if data.ndim == 0 else xp.ones_like(data)
         return _make(g, root._backend, None) if create_graph else g
     if not isinstance(gradient, Tensor):
         if isinstance(gradient, (str, bytes)) or not _is_array_like(gradient, root._backend):
