@@ -449,13 +449,9 @@ def bump_version(t: Tensor) -> None:
 
 
 def bump_versions(tensors: Iterable[Tensor]) -> None:
-    """bump_version(t) for each tensor in turn, in one call (an optimizer step changes many)."""
-    epoch = _epoch
+    """bump_version(t) for each tensor in turn (an optimizer step changes many)."""
     for t in tensors:
-        epoch[0] += 1
-        counter = t._version
-        counter[0] += 1
-        counter[1] = epoch[0]
+        bump_version(t)
 
 
 # Nodes are numbered as they are made. Inputs are always made before the ops that use them, so
@@ -707,11 +703,7 @@ def _run_backward(
                     if prev is None:
                         # Owned: copied if it may share memory with another gradient (a
                         # pass-through or a view), so editing a .grad in place changes no other.
-                        if create_graph:
-                            gx = _owned(gx, g)
-                        elif gx is g or gx.base is not None:
-                            gx = gx.copy()
-                        leaf_grads[edge] = gx
+                        leaf_grads[edge] = _owned(gx, g)
                     elif create_graph:
                         leaf_grads[edge] = prev + gx
                     else:  # prev is owned here, so add in place
@@ -745,11 +737,7 @@ def _run_backward(
     # (and NumPy releases the GIL inside `+=`), so deposits take turns.
     with _deposit_lock:
         for leaf, g in leaf_grads.items():
-            data = leaf._data
-            if leaf._grad is None and g.__class__ is data.__class__ and g.dtype == data.dtype:
-                leaf._grad = _make(g, leaf._backend, None)  # the common case of _deposit
-            else:
-                _deposit(leaf, g, create_graph)
+            _deposit(leaf, g, create_graph)
     return None
 
 
