@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..autograd import Function
+from ..backend.base import accumulation_dtype
 from ..tensor import Tensor
 from ._support import make_tensor
 
@@ -39,20 +40,18 @@ class SoftmaxCrossEntropy(Function):
         self.count = count
         # float16 sums and divides in float32, as PyTorch: a sum or a count past 65504 would
         # be inf in float16 (a mean loss of 0 and zero gradients from 65,505 rows on).
-        wide = "float32" if loss.dtype.itemsize < 4 else None
+        wide = accumulation_dtype(loss.dtype)
         out = loss.sum(dtype=wide)
         out = out if count is None else out / count
-        return out if wide is None else out.astype(loss.dtype)
+        return out if wide == loss.dtype else out.astype(loss.dtype)
 
     def backward(self, xp, g, logits):
         count = self.count  # an int (every row counts) or a 0-d array (counted on the device)
         if count is not None:
             if xp is not self.xp and type(count) is not int:  # create_graph: g is a Tensor
                 count = make_tensor(count, self.xp, None)
-            if g.dtype.itemsize < 4:  # float16: divide in float32 (see forward)
-                g = (g.astype("float32") / count).astype(g.dtype)
-            else:
-                g = g / count
+            wide = accumulation_dtype(g.dtype)  # float16 divides in float32 (see forward)
+            g = g / count if wide == g.dtype else (g.astype(wide) / count).astype(g.dtype)
         # A total's gradient is one value: the primitive gives it to every row.
         return xp.softmax_cross_entropy_backward(
             g, logits, self.labels, self.ignore_index, self.label_smoothing
@@ -108,7 +107,7 @@ def reduced_softmax_cross_entropy(
             count = labels.size
         else:
             kept = xp.count_nonzero(labels != ignore_index)  # float16 could not hold 65,505
-            count = xp.asarray(kept, dtype="float32" if logits.dtype.itemsize < 4 else logits.dtype)
+            count = xp.asarray(kept, dtype=accumulation_dtype(logits.dtype))
     return SoftmaxCrossEntropy.apply(
         logits,
         labels=labels,
