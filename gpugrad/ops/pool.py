@@ -380,15 +380,22 @@ def _int(value: IntPair, what: str, name: str, minimum: int = 1) -> int:
     return _args.sizes(name, what, value, 1, minimum=minimum)[0]
 
 
+def _window_1d(
+    x: Tensor, kernel_size: IntPair, stride: IntPair | None, padding: IntPair, name: str
+) -> tuple[Tensor, ConvGeometry]:
+    """A 1-D pooling call as its 2-D form: x with a height-1 axis, and the window geometry."""
+    k = _int(kernel_size, "kernel_size", name)
+    s = k if stride is None else _int(stride, "stride", name)
+    p = _int(padding, "padding", name, minimum=0)
+    x2 = _as_2d(x, name)
+    return x2, _window(x2, (1, k), (1, s), (0, p), name)
+
+
 def max_pool1d(
     x: Tensor, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0
 ) -> Tensor:
     """max_pool2d along the last axis of an (N, C, L) or (C, L) input."""
-    name = "max_pool1d"
-    k = _int(kernel_size, "kernel_size", name)
-    s = k if stride is None else _int(stride, "stride", name)
-    x2 = _as_2d(x, name)
-    w = _window(x2, (1, k), (1, s), (0, _int(padding, "padding", name, minimum=0)), name)
+    x2, w = _window_1d(x, kernel_size, stride, padding, "max_pool1d")
     return _pool(MaxPool, x2, w).squeeze(-2)
 
 
@@ -400,10 +407,7 @@ def max_pooling_tiles(
     that call then raises its own error."""
     try:
         if dims == 1:
-            k = _int(kernel_size, "kernel_size", "max_pool1d")
-            s = k if stride is None else _int(stride, "stride", "max_pool1d")
-            p = _int(padding, "padding", "max_pool1d", minimum=0)
-            geo = _window(_as_2d(x, "max_pool1d"), (1, k), (1, s), (0, p), "max_pool1d")
+            geo = _window_1d(x, kernel_size, stride, padding, "max_pool1d")[1]
         else:
             geo = _window(x, kernel_size, stride, padding, "max_pool2d")
     except GpugradError:
@@ -419,9 +423,5 @@ def avg_pool1d(
     count_include_pad: bool = True,
 ) -> Tensor:
     """avg_pool2d along the last axis of an (N, C, L) or (C, L) input."""
-    name = "avg_pool1d"
-    k = _int(kernel_size, "kernel_size", name)
-    s = k if stride is None else _int(stride, "stride", name)
-    p = _int(padding, "padding", name, minimum=0)
-    x2 = _as_2d(x, name)
-    return _avg_pool(x2, _window(x2, (1, k), (1, s), (0, p), name), count_include_pad).squeeze(-2)
+    x2, w = _window_1d(x, kernel_size, stride, padding, "avg_pool1d")
+    return _avg_pool(x2, w, count_include_pad).squeeze(-2)
