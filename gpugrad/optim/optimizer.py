@@ -316,18 +316,23 @@ class Optimizer:
         list was edited, or an option changed which state arrays are needed."""
         group = self.param_groups[index]
         banks = self._banks[index]
-        packed, trainables = self._packed[index]
-        params = group["params"]
         names = self._state_names(group)
-        if len(packed) != len(params):
+        if not self._packing_fits(index, group["params"]):
             return self._pack(index)
-        for a, trainable, b in zip(packed, trainables, params):
-            if a is not b or trainable != b.requires_grad:
-                return self._pack(index)
         for bank in banks:
             if bank.names != names or not bank.intact():
                 return self._pack(index)
         return banks
+
+    def _packing_fits(self, index: int, params: list[Tensor]) -> bool:
+        """Whether group `index`'s params are still the ones it was packed from, each with the
+        same requires_grad (C loops: this runs every step)."""
+        packed, trainables = self._packed[index]
+        return (
+            len(params) == len(packed)
+            and all(map(is_, packed, params))
+            and list(map(_requires_grad, params)) == trainables
+        )
 
     # --- stepping ----------------------------------------------------------------------------
     @staticmethod
@@ -389,11 +394,7 @@ class Optimizer:
         bank's step count. Else None, having changed nothing, for `_step_flat_general` to
         repack, step one by one or raise. Faster than the general path's checks, which it
         mirrors: one pass per bank, and C loops over the params list."""
-        params = group["params"]
-        packed, trainables = self._packed[index]
-        if len(params) != len(packed) or not all(map(is_, packed, params)):
-            return None
-        if list(map(_requires_grad, params)) != trainables:
+        if not self._packing_fits(index, group["params"]):
             return None
         for p in self._loose[index]:
             if p.grad is not None:
