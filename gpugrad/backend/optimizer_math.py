@@ -274,13 +274,10 @@ class OptimizerPrimitives:
     def _work_arrays(self, scratch: list[Any] | None, like: Any, count: int) -> list[Any]:
         """`count` flat work arrays the size and dtype of the flat array `like`: scratch slots
         0, 1, ... (kept ones may be bigger: their first elements), or new ones."""
-        n, dtype = like.size, like.dtype
-        kept = len(scratch) if scratch is not None else 0
+        n = like.size
         slots = []
         for i in range(count):
-            w = scratch[i] if i < kept else None  # (checked here: a call per slot costs)
-            if w is None or w.size < n or w.dtype != dtype:
-                w = self._scratch(scratch, i, like)
+            w = self._scratch(scratch, i, like)
             if w.ndim != 1:
                 w = w.reshape(-1)
             slots.append(w if w.size == n else w[:n])
