@@ -40,6 +40,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture
+def numpy_twins(monkeypatch: pytest.MonkeyPatch):
+    """The NumPy backend without its compiled CPU kernels (GPUGRAD_NATIVE_KERNELS=0): every
+    operation through its NumPy twin, as on a machine without a C++ compiler."""
+    from gpugrad.backend import native
+
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    native.reset()
+    yield
+    monkeypatch.undo()
+    native.reset()
+
+
 @pytest.fixture(scope="session")
 def host_kernels(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The kernels of kernels/*.cu built for the host (tests/host_kernels.py), once per run."""

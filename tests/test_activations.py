@@ -12,7 +12,7 @@ from helpers import check, leaf
 import gpugrad as gg
 import gpugrad.nn as nn
 import gpugrad.nn.functional as F
-from gpugrad.backend import get_backend
+from gpugrad.backend import get_backend, special_math
 from gpugrad.backend.activation_math import ActivationPrimitives
 from gpugrad.nn.activation import (
     ELU,
@@ -291,14 +291,27 @@ def test_gelu_backward_from_the_kept_cdf_equals_the_primitive(device, rng, dtype
     x.requires_grad_()
     F.gelu(x).backward(g)
     backend = get_backend(device)
-    expected = backend.activation_backward("gelu", g.data, x.data, None)
     assert x.grad.dtype == dtype
-    np.testing.assert_allclose(
-        x.grad.numpy(),
-        backend.to_numpy(expected),
-        rtol=1e-6 if dtype == "float32" else 1e-14,
-        atol=1e-30,
-    )
+    if dtype == "float64":
+        expected = backend.activation_backward("gelu", g.data, x.data, None)
+        np.testing.assert_allclose(
+            x.grad.numpy(), backend.to_numpy(expected), rtol=1e-14, atol=1e-30
+        )
+        return
+    # float32: the kept Φ may come from another route than the primitive's (a compiled CPU
+    # kernel, a GPU kernel). Φ in float32 is good to an absolute NORMAL32_ERROR·2^-24 (so in
+    # the far left tail, where Φ and x·φ nearly cancel, the result is absolute-accurate only),
+    # and the rest of the formula to a few float32 ulps of its terms.
+    x64, g64 = x.numpy().astype(np.float64), g.numpy().astype(np.float64)
+    cdf = get_backend("cpu").normal_cdf(x64)
+    density = np.exp(-0.5 * x64 * x64) / np.sqrt(2 * np.pi)
+    exact = g64 * (cdf + x64 * density)
+    eps = np.finfo(np.float32).eps
+    phi_error = (special_math.NORMAL32_ERROR + 0.5) * 2.0**-24
+    terms = 4 * eps * (cdf + np.abs(x64) * density)
+    # (plus the smallest normal float32: far out, x·φ(x) is subnormal or 0 in float32)
+    bound = np.abs(g64) * (phi_error + terms) + np.finfo(np.float32).tiny
+    assert np.all(np.abs(x.grad.numpy() - exact) <= bound)
 
 
 # --- PyTorch, when installed, as a second reference --------------------------------------

@@ -255,8 +255,9 @@ def test_normal_cdf_special_values(own) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
-def test_gelu_and_cdf_is_x_times_normal_cdf(own, monkeypatch, rng, dtype) -> None:
-    # GELU's forward takes the product in the CDF's blocks: the same bits as the two steps.
+def test_gelu_and_cdf_is_x_times_normal_cdf(own, numpy_twins, monkeypatch, rng, dtype) -> None:
+    # GELU's forward takes the product in the CDF's blocks: the same bits as the two steps
+    # (the twin's rule; the compiled kernel's results are checked in test_native.py).
     monkeypatch.setattr(special_math, "SINGLE_BLOCK", 10)
     cpu = get_backend("cpu")
     x = (rng.standard_normal((7, 15)) * 4).astype(dtype)

@@ -252,6 +252,10 @@ class ActivationPrimitives:
         cdf = self.normal_cdf(x)
         return x * cdf, cdf
 
+    def gelu_grad_from_cdf(self, g: Any, x: Any, cdf: Any) -> Any:
+        """GELU's dL/dx = g·(Φ(x) + x·φ(x)) given the forward's Φ(x) (`gelu_and_cdf`)."""
+        return gelu_grad_from_cdf(self.xp, g, x, cdf)
+
     def erf(self, x: Any) -> Any:
         """The error function, elementwise, in x's float dtype (special_math.py)."""
         return special_math.erf(self, x)

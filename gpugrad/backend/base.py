@@ -148,6 +148,19 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         low, high = self.xp.stack((values.min(), values.max())).tolist()
         return int(low), int(high)
 
+    def max_pool_tiles(self, x: Any, kernel: tuple[int, int]) -> tuple[Any, Any] | None:
+        """For max pooling whose `kernel` windows tile (N, C, H, W) array `x`: each window's
+        maximum and the row-major position of its first maximum (NaN first), in one compiled
+        pass where the backend has one; None here (ops/pool.py then runs its array passes)."""
+        return None
+
+    def max_pool_tiles_backward(
+        self, g: Any, where: Any, kernel: tuple[int, int], shape: tuple[int, ...]
+    ) -> Any:
+        """The input gradient of `max_pool_tiles`: g at each window's recorded position, g·0
+        at the others; None where `max_pool_tiles` gave None."""
+        return None
+
     def max_along(self, x: Any, axis: int) -> Any:
         """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
         return x.max(axis=axis, keepdims=True)

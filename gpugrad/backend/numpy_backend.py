@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from . import host_memory, special_math
+from . import cpu_kernels, host_memory, special_math
 from .base import Backend
 from .device import Device
 
@@ -91,6 +91,16 @@ class NumpyBackend(Backend):
     def value_bounds(self, values: np.ndarray) -> tuple[int, int]:
         return int(values.min()), int(values.max())  # host scalars already: no stack
 
+    def max_pool_tiles(
+        self, x: np.ndarray, kernel: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        return cpu_kernels.max_pool_tiles(x, kernel)
+
+    def max_pool_tiles_backward(
+        self, g: np.ndarray, where: np.ndarray, kernel: tuple[int, int], shape: tuple[int, ...]
+    ) -> np.ndarray | None:
+        return cpu_kernels.max_pool_tiles_backward(g, where, kernel, shape)
+
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         if x.ndim == 2 and axis % 2 == 1 and 1 <= x.shape[1] <= 16 and x.shape[0] >= 64:
             # Many rows of a few values (logits of a few classes): NumPy reduces each short
@@ -128,10 +138,20 @@ class NumpyBackend(Backend):
         return super().normal_cdf(x)
 
     def gelu_and_cdf(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(x·Φ(x), Φ(x)), the product taken in special_math's blocks where SciPy is missing."""
+        """(x·Φ(x), Φ(x)): one compiled pass for float32 (cpu_kernels), else the product taken
+        in special_math's blocks where SciPy is missing."""
+        fast = cpu_kernels.gelu_and_cdf(x)
+        if fast is not None:
+            return fast
         if special_math.scipy_special() is None:
             return special_math.gelu_and_cdf(self, x)
         return super().gelu_and_cdf(x)
+
+    def gelu_grad_from_cdf(self, g: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+        """g·(Φ(x) + x·φ(x)): one compiled pass for float32 (cpu_kernels), else the twin's
+        blocked passes."""
+        fast = cpu_kernels.gelu_grad_from_cdf(g, x, cdf)
+        return super().gelu_grad_from_cdf(g, x, cdf) if fast is None else fast
 
     def erfc(self, x: np.ndarray) -> np.ndarray:
         """1 - erf(x): SciPy's where SciPy is installed, else special_math's."""

@@ -18,7 +18,6 @@ from ..backend.activation_math import (
     USES_INPUT,
     USES_OUTPUT,
     ActivationPrimitives,
-    gelu_grad_from_cdf,
 )
 from ..errors import ArgumentError, ShapeError
 from ..tensor import Tensor
@@ -93,7 +92,7 @@ class Gelu(_Activation):
 
     def backward(self, xp, g, x):
         if self.cdf is not None and xp is self.xp:
-            return gelu_grad_from_cdf(xp.xp, g, x, self.cdf)
+            return xp.gelu_grad_from_cdf(g, x, self.cdf)
         return super().backward(xp, g, x)
 
 

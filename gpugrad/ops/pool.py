@@ -179,13 +179,20 @@ def _batch_parts(xp: Any, x: Any) -> list[slice]:
 
 class TiledMaxPool(Function):
     """max pooling over windows that tile the input. The gradient goes to each window's first
-    maximum in row-major order (the rule of MaxPool), found in backward by comparing each
-    kernel position's slice with the maximum: no argmax, no scatter."""
+    maximum in row-major order (the rule of MaxPool). Where the backend has a compiled kernel
+    (the CPU, 2-D, float32/float64) the forward records each window's winning position and the
+    backward writes g there; elsewhere the backward finds the winners by comparing each kernel
+    position's slice with the maximum: no argmax, no scatter."""
 
     def forward(self, x, geo):
         self.geo = geo
-        out = _tiled_max(self.xp, x, geo)
         self.save(x)
+        tiles = self.xp.max_pool_tiles(x, geo.kernel) if len(geo.kernel) == 2 else None
+        if tiles is not None:
+            out, self.positions = tiles
+            return out
+        self.positions = None
+        out = _tiled_max(self.xp, x, geo)
         # Backward compares against a copy: the output may be changed in place (a ReLU).
         self.best = out.copy()
         return out
@@ -207,7 +214,23 @@ class TiledMaxPool(Function):
                 taken = hit if taken is None else taken | hit
             yield where, hit
 
+    def _winners(self):
+        """The recorded positions as a mask over the windows, (N, C, OH, KH, OW, KW)."""
+        (kh, kw), at = self.geo.kernel, self.positions
+        grid = self.xp.xp.arange(kh * kw, dtype=at.dtype).reshape(kh, 1, kw)
+        return at[:, :, :, None, :, None] == grid
+
     def backward(self, xp, g, x):
+        windows, per_window = _window_shapes(self.geo)
+        if self.positions is not None:
+            if not isinstance(g, Tensor):
+                gx = self.xp.max_pool_tiles_backward(g, self.positions, self.geo.kernel, x.shape)
+                if gx is not None:
+                    return gx
+            # g times the mask, as the kernel does: a non-finite g also reaches the losers.
+            if isinstance(g, Tensor):
+                return xp.where(self._winners(), g.reshape(per_window), 0).reshape(x.shape)
+            return (g.reshape(per_window) * self._winners()).reshape(x.shape)
         # Strided reads of x are the cost here: look for NaN in every slice only when some
         # window's maximum is NaN (one pass over the output first). On a GPU the passes are
         # cheap and reading the answer back would wait for the device: always look there.
@@ -218,7 +241,6 @@ class TiledMaxPool(Function):
             mask = self.xp.empty(x.shape, dtype=bool)
             for where, hit in self._first_maxima(x, self.best, has_nan):
                 mask[where] = hit
-            windows, per_window = _window_shapes(self.geo)
             gx = xp.where(mask.reshape(windows), g.reshape(per_window), 0)
             return gx.reshape(x.shape)
         gx = xp.empty(x.shape, dtype=g.dtype)

@@ -1,0 +1,215 @@
+"""Compiled CPU kernels for the NumPy backend: `kernels/cpu/*.cpp`, built on first use.
+
+A few CPU operations are a score of NumPy passes over memory where one compiled loop does
+(exact GELU's rational and tanh, max pooling's window search). Their C++ sources ship with
+gpugrad, next to the CUDA kernels; the first call that can use them builds one shared library
+with the machine's C++ compiler (``$CXX``, else ``g++``, ``c++`` or ``clang++``) for this very
+CPU (``-march=native``), keeps it in a cache folder and loads it with ctypes. Later processes
+load the cached library; a change to the sources, the flags, the compiler or the CPU builds a
+new one.
+
+Where no compiler is found or the build fails, every caller keeps its NumPy twin: the same
+math in array passes, slower and never wrong. So is a non-contiguous or non-float array. The
+two agree to the few ulps each kernel's file states (tests/test_native.py checks every kernel
+against its twin). The environment variable ``GPUGRAD_NATIVE_KERNELS`` decides:
+
+- unset (or ``auto``): use the kernels where they build, the twins elsewhere, silently;
+- ``0``: never build or use them (the NumPy twins everywhere);
+- ``1``: require them: a failed build raises ``BackendUnavailableError`` with the compiler's
+  message.
+
+The cache folder is ``$GPUGRAD_CACHE_DIR/native``, else ``$XDG_CACHE_HOME/gpugrad/native`` or
+``~/.cache/gpugrad/native``, else a folder in the system's temporary directory. A library is
+written under a temporary name and renamed into place, so processes building at once never load
+half a file.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendUnavailableError
+from .kernel_source import kernels_dir
+
+__all__ = ["ENV_SWITCH", "library", "reason_unavailable"]
+
+ENV_SWITCH = "GPUGRAD_NATIVE_KERNELS"
+ENV_CACHE = "GPUGRAD_CACHE_DIR"
+# -ffp-contract=off: no product fused into a following add, so float32 steps round as NumPy's.
+# -fno-trapping-math lets the compiler turn comparisons into vector blends (gpugrad never traps
+# on floating-point exceptions); no -ffast-math: NaN, inf and -0.0 behave as in NumPy.
+FLAGS = (
+    "-O3",
+    "-std=c++17",
+    "-shared",
+    "-fPIC",
+    "-march=native",
+    "-ffp-contract=off",
+    "-fno-trapping-math",
+)
+# On x86 CPUs with 512-bit vectors GCC otherwise stops at 256 bits; measured ~20% quicker here.
+X86_FLAGS = ("-mprefer-vector-width=512",)
+BUILD_TIMEOUT_S = 300
+
+_C_VOID_P, _C_LONG_LONG, _C_FLOAT = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float
+# name -> argument types (all return void). Pointers are passed as array addresses.
+SIGNATURES: dict[str, tuple[Any, ...]] = {
+    "gg_gelu_forward_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, _C_VOID_P, _C_VOID_P, _C_FLOAT),
+    "gg_gelu_backward_f32": (*[_C_VOID_P] * 4, _C_LONG_LONG, _C_FLOAT),
+    "gg_max_pool_tiled_forward_f32": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
+    "gg_max_pool_tiled_forward_f64": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
+    "gg_max_pool_tiled_backward_f32": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
+    "gg_max_pool_tiled_backward_f64": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
+}
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"tried": False, "library": None, "reason": "not built yet"}
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, built on the first call; None where it is switched off or
+    cannot be built (`reason_unavailable()` says why). Raises BackendUnavailableError when
+    GPUGRAD_NATIVE_KERNELS=1 and it cannot be built."""
+    if _state["tried"]:
+        return _state["library"]
+    with _lock:
+        if not _state["tried"]:
+            _state["library"], _state["reason"] = _load()
+            _state["tried"] = True
+    if _state["library"] is None and _switch() == "1":
+        raise BackendUnavailableError(
+            f"{ENV_SWITCH}=1 asks for gpugrad's compiled CPU kernels, but they are not "
+            f"available: {_state['reason']}"
+        )
+    return _state["library"]
+
+
+def reason_unavailable() -> str | None:
+    """Why `library()` gave None (after it was called), or None when the library is loaded."""
+    return None if _state["library"] is not None else _state["reason"]
+
+
+def reset() -> None:
+    """Forget the loaded library, so the next `library()` looks again (for tests)."""
+    with _lock:
+        _state.update(tried=False, library=None, reason="not built yet")
+
+
+def _switch() -> str:
+    return os.environ.get(ENV_SWITCH, "auto").strip().lower()
+
+
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """(library, '') or (None, why not)."""
+    if _switch() == "0":
+        return None, f"switched off ({ENV_SWITCH}=0)"
+    compiler = _compiler()
+    if compiler is None:
+        return None, "no C++ compiler found ($CXX, g++, c++ or clang++)"
+    try:
+        sources = sorted((kernels_dir() / "cpu").glob("*.cpp"))
+    except FileNotFoundError as error:
+        return None, str(error)
+    if not sources:
+        return None, f"no kernel sources in {kernels_dir() / 'cpu'}"
+    flags = FLAGS + (X86_FLAGS if platform.machine().lower() in ("x86_64", "amd64") else ())
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"{compiler} --version failed: {error}"
+    key = hashlib.sha256()
+    for part in (compiler, version, " ".join(flags), _cpu_identity()):
+        key.update(part.encode() + b"\0")
+    for source in sources:
+        key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    folder = _cache_dir()
+    target = folder / f"gpugrad_cpu_{key.hexdigest()[:24]}.so"
+    if not target.exists():
+        error = _build(compiler, flags, sources, folder, target)
+        if error:
+            return None, error
+    try:
+        lib = ctypes.CDLL(str(target))
+    except OSError as error:  # a damaged file: build afresh once
+        target.unlink(missing_ok=True)
+        failure = _build(compiler, flags, sources, folder, target)
+        if failure:
+            return None, failure
+        try:
+            lib = ctypes.CDLL(str(target))
+        except OSError:
+            return None, f"could not load {target}: {error}"
+    for name, argtypes in SIGNATURES.items():
+        function = getattr(lib, name, None)
+        if function is None:
+            return None, f"{target} has no function {name}"
+        function.argtypes, function.restype = argtypes, None
+    return lib, ""
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX", ""), "g++", "c++", "clang++"):
+        found = shutil.which(name) if name else None
+        if found:
+            return found
+    return None
+
+
+def _cpu_identity() -> str:
+    """What -march=native depends on: the CPU's model and feature flags where Linux lists
+    them, else what the platform module knows."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+    wanted = ("model name", "flags", "Features", "CPU part")
+    lines = {line.split(":")[0].strip(): line for line in text.splitlines() if ":" in line}
+    return "\n".join(lines.get(name, "") for name in wanted)
+
+
+def _cache_dir() -> Path:
+    """The first of the cache folders (see the module docstring) that can be written."""
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    candidates = [Path(home) / "gpugrad" / "native"]
+    if os.environ.get(ENV_CACHE):
+        candidates.insert(0, Path(os.environ[ENV_CACHE]) / "native")
+    user = getattr(os, "getuid", lambda: "user")()
+    candidates.append(Path(tempfile.gettempdir()) / f"gpugrad-{user}" / "native")
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    return Path(tempfile.mkdtemp(prefix="gpugrad-native-"))
+
+
+def _build(compiler: str, flags: tuple[str, ...], sources: list[Path], folder: Path,
+           target: Path) -> str:  # fmt: skip
+    """Compile `sources` into `target` (through a temporary file); '' or what went wrong."""
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=target.stem, suffix=".tmp")
+    os.close(handle)
+    command = [compiler, *flags, "-o", temporary, *map(str, sources)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        if done.returncode != 0:
+            return f"{' '.join(command)} failed:\n{done.stderr.strip()[-2000:]}"
+        os.replace(temporary, target)
+        return ""
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"{' '.join(command)} failed: {error}"
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

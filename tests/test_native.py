@@ -1,0 +1,282 @@
+"""The compiled CPU kernels (gpugrad/backend/native.py, kernels/cpu/*.cpp) against their NumPy
+twins, and the build around them: the cache, the switch, and the fall-back to the twins where
+no compiler works.
+
+The kernels are built with the machine's C++ compiler; without one these tests skip, and the
+rest of the suite runs on the twins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+import gpugrad.nn.functional as F
+from gpugrad.backend import NumpyBackend, cpu_kernels, erf_table, get_backend, native, special_math
+from gpugrad.backend.activation_math import gelu_grad_from_cdf
+from gpugrad.errors import BackendUnavailableError
+
+# The twins raise NumPy's floating-point warnings on the inf and NaN inputs used here; they
+# are not part of gpugrad's behaviour (backend/RULES.md, rule 16).
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+needs_compiler = pytest.mark.skipif(
+    native._compiler() is None, reason="no C++ compiler: the compiled kernels cannot be built"
+)
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """native.py with nothing loaded and an empty cache folder; restored afterwards."""
+    monkeypatch.setenv(native.ENV_CACHE, str(tmp_path))
+    monkeypatch.delenv(native.ENV_SWITCH, raising=False)
+    native.reset()
+    yield tmp_path
+    monkeypatch.undo()
+    native.reset()
+
+
+def _twin_backend() -> NumpyBackend:
+    return NumpyBackend()
+
+
+def _float32_points(rng: np.random.Generator) -> np.ndarray:
+    """Normals of several scales, a dense grid over the rational's range and past it, and the
+    special values."""
+    specials = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1e-38, 3e38, -3e38]
+    end = erf_table.NORMAL32_END
+    grid = np.linspace(-end - 2, end + 2, 200_001)
+    scales = np.concatenate([rng.standard_normal(20_000) * s for s in (0.01, 1, 4, 100)])
+    edges = [end, -end, end * 1.0001, -end * 1.0001]
+    return np.concatenate([specials, edges, grid, scales]).astype(np.float32)
+
+
+# --- the build ---------------------------------------------------------------------------------
+@needs_compiler
+def test_the_library_is_built_once_and_then_loaded_from_the_cache(fresh) -> None:
+    assert native.library() is not None and native.reason_unavailable() is None
+    (built,) = (fresh / "native").glob("gpugrad_cpu_*.so")
+    stamp = built.stat().st_mtime_ns
+    native.reset()
+    assert native.library() is not None
+    assert [p.name for p in (fresh / "native").iterdir()] == [built.name]  # no temporary left
+    assert built.stat().st_mtime_ns == stamp  # loaded, not built again
+
+
+def test_switched_off_nothing_is_built_and_the_twins_run(fresh, monkeypatch, rng) -> None:
+    monkeypatch.setenv(native.ENV_SWITCH, "0")
+    assert native.library() is None
+    assert "GPUGRAD_NATIVE_KERNELS=0" in native.reason_unavailable()
+    assert not (fresh / "native").exists() or not list((fresh / "native").glob("*.so"))
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    assert cpu_kernels.gelu_and_cdf(x) is None
+    _, cdf = get_backend("cpu").gelu_and_cdf(x)
+    np.testing.assert_array_equal(cdf, special_math.normal_cdf(_twin_backend(), x))
+
+
+def test_without_a_compiler_the_twins_run_and_1_raises(fresh, monkeypatch, rng) -> None:
+    monkeypatch.setattr(native, "_compiler", lambda: None)
+    assert native.library() is None
+    assert "no C++ compiler" in native.reason_unavailable()
+    x = gg.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    F.max_pool2d(x, 2).sum().backward()  # the twin's path
+    assert x.grad.shape == x.shape
+    native.reset()
+    monkeypatch.setenv(native.ENV_SWITCH, "1")
+    with pytest.raises(BackendUnavailableError, match=r"no C\+\+ compiler"):
+        native.library()
+
+
+@pytest.mark.skipif(shutil.which("false") is None, reason="needs the `false` command")
+def test_a_failing_build_falls_back_and_says_why(fresh, monkeypatch) -> None:
+    monkeypatch.setenv("CXX", shutil.which("false"))
+    assert native.library() is None
+    assert "failed" in native.reason_unavailable()
+    assert not list((fresh / "native").glob("*"))  # the temporary file was removed
+    out = F.gelu(gg.tensor(np.linspace(-3, 3, 7, dtype=np.float32)))
+    np.testing.assert_allclose(out.numpy()[3:], [0.0, 0.8413447, 1.9544997, 2.9959502])
+
+
+# --- GELU --------------------------------------------------------------------------------------
+@needs_compiler
+def test_gelu_kernel_forward_agrees_with_the_twin_and_the_exact_cdf(rng) -> None:
+    x = _float32_points(rng)
+    fast = cpu_kernels.gelu_and_cdf(x)
+    assert fast is not None
+    out, cdf = fast
+    twin_out, twin_cdf = special_math.gelu_and_cdf(_twin_backend(), x)
+    finite = np.isfinite(x)
+    exact = special_math.normal_cdf(_twin_backend(), x.astype(np.float64))
+    # Φ within the twin's documented absolute bound of the exact value, and an ulp of the twin.
+    error = np.abs(cdf[finite] - exact[finite]) * 2.0**24
+    assert error.max() <= special_math.NORMAL32_ERROR
+    assert np.abs(cdf[finite] - twin_cdf[finite]).max() <= 2.0**-23
+    # GELU is x times the Φ stored: the same bits as the product.
+    np.testing.assert_array_equal(out, x * cdf)
+    # Tails exactly 0 and 1, infinities and NaN as the twin.
+    end = erf_table.NORMAL32_END
+    assert np.all(cdf[x <= -end] == 0) and np.all(cdf[x >= end] == 1)
+    nonfinite = ~finite
+    np.testing.assert_array_equal(cdf[nonfinite], twin_cdf[nonfinite])
+    np.testing.assert_array_equal(out[nonfinite], twin_out[nonfinite])
+
+
+@needs_compiler
+def test_gelu_kernel_backward_agrees_with_the_twin(rng) -> None:
+    x = _float32_points(rng)
+    g = rng.standard_normal(x.size).astype(np.float32)
+    g[:4] = [np.inf, -np.inf, np.nan, -0.0]
+    _, cdf = special_math.gelu_and_cdf(_twin_backend(), x)
+    fast = cpu_kernels.gelu_grad_from_cdf(g, x, cdf)
+    assert fast is not None
+    twin = gelu_grad_from_cdf(np, g, x, cdf)
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(twin))
+    both = ~np.isnan(twin) & np.isfinite(twin)
+    # The two differ only in e^(-x²/2) (each within an ulp): a few ulps of the terms added.
+    density = np.exp(-0.5 * x[both].astype(np.float64) ** 2) / np.sqrt(2 * np.pi)
+    terms = np.abs(g[both]) * (cdf[both] + np.abs(x[both]) * density)
+    bound = 4 * np.finfo(np.float32).eps * terms + np.finfo(np.float32).tiny
+    assert np.all(np.abs(fast[both] - twin[both]) <= bound)
+    np.testing.assert_array_equal(fast[np.isinf(twin)], twin[np.isinf(twin)])
+
+
+@needs_compiler
+def test_gelu_kernels_leave_other_arrays_to_the_twins(rng) -> None:
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    assert cpu_kernels.gelu_and_cdf(x[:, ::2]) is None  # not contiguous
+    assert cpu_kernels.gelu_and_cdf(x.astype(np.float64)) is None
+    assert cpu_kernels.gelu_and_cdf(x.astype(np.float16)) is None
+    assert cpu_kernels.gelu_grad_from_cdf(x[:, :1], x, x) is None  # shapes differ
+    # The backend's answer for each of them is the twin's, bit for bit.
+    cpu = get_backend("cpu")
+    for other in (x[:, ::2], x.astype(np.float16)):
+        np.testing.assert_array_equal(
+            cpu.gelu_and_cdf(other)[1], special_math.normal_cdf(_twin_backend(), other)
+        )
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(0,), (1,), (7,), (3, 33), (2, 5, 129)])
+def test_gelu_through_the_kernels_matches_the_twins_for_every_shape(shape, rng) -> None:
+    x = gg.tensor((rng.standard_normal(shape) * 3).astype(np.float32), requires_grad=True)
+    g = rng.standard_normal(shape).astype(np.float32)
+    F.gelu(x).backward(gg.tensor(g))
+    _, cdf = special_math.gelu_and_cdf(_twin_backend(), x.numpy())
+    expected = gelu_grad_from_cdf(np, g, x.numpy(), cdf)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=2e-6, atol=2e-7)
+
+
+# --- max pooling -------------------------------------------------------------------------------
+def _pool_input(rng: np.random.Generator, shape: tuple, dtype: str, kind: str) -> np.ndarray:
+    if kind == "ties":  # few distinct values: many windows with equal maxima
+        return rng.integers(-2, 3, shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    if kind == "specials":
+        flat = x.reshape(-1)
+        picks = rng.choice(flat.size, size=max(1, flat.size // 7), replace=False)
+        flat[picks] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0], size=picks.size)
+    return x
+
+
+def _pooled(x: np.ndarray, kernel: tuple[int, int], g: np.ndarray):
+    """max_pool2d's output and the input's gradient for upstream gradient g."""
+    t = gg.tensor(x, requires_grad=True)
+    out = F.max_pool2d(t, kernel)
+    out.backward(gg.tensor(g))
+    return out.numpy().copy(), t.grad.numpy().copy()
+
+
+@contextlib.contextmanager
+def _twins_only(monkeypatch: pytest.MonkeyPatch):
+    """Inside: the NumPy backend without its compiled kernels."""
+    with monkeypatch.context() as patch:
+        patch.setenv(native.ENV_SWITCH, "0")
+        native.reset()
+        yield
+    native.reset()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_array_equal(a, b)
+    ok = ~np.isnan(a)
+    np.testing.assert_array_equal(np.signbit(a[ok]), np.signbit(b[ok]))  # -0.0 kept
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["normal", "ties", "specials"])
+@pytest.mark.parametrize(
+    "shape, kernel",
+    [
+        ((2, 3, 8, 8), (2, 2)),
+        ((3, 2, 9, 12), (3, 3)),
+        ((1, 4, 6, 10), (2, 5)),  # a width without its own compiled loop
+        ((2, 1, 4, 6), (1, 2)),
+        ((2, 2, 8, 3), (4, 1)),
+        ((64, 6, 28, 28), (2, 2)),  # LeNet-5's first pool
+    ],
+)
+def test_max_pool_kernel_matches_the_twin(monkeypatch, rng, dtype, kind, shape, kernel) -> None:
+    x = _pool_input(rng, shape, dtype, kind)
+    oh, ow = shape[2] // kernel[0], shape[3] // kernel[1]
+    g = rng.standard_normal((*shape[:2], oh, ow)).astype(dtype)
+    if kind == "specials":  # a non-finite g reaches the other positions as NaN, as g·mask
+        g.reshape(-1)[:3] = [np.inf, np.nan, -np.inf]
+    assert get_backend("cpu").max_pool_tiles(x, kernel) is not None
+    out, gx = _pooled(x, kernel, g)
+    with _twins_only(monkeypatch):
+        twin_out, twin_gx = _pooled(x, kernel, g)
+    np.testing.assert_array_equal(out, twin_out)  # maxima (NaN where a window has one)
+    _same_bits(gx, twin_gx)
+
+
+@needs_compiler
+def test_max_pool_kernel_gives_the_first_maximum_in_row_major_order() -> None:
+    # One 2×2 window [[1, 5], [5, 1]]: the maximum at (0, 1) comes first in row-major order.
+    x = np.array([[[[1.0, 5.0], [5.0, 1.0]]]], dtype=np.float32)
+    out, where = cpu_kernels.max_pool_tiles(x, (2, 2))
+    assert out.item() == 5.0 and where.item() == 1
+    # The first NaN wins, even after a larger value and before another NaN.
+    x = np.array([[[[1.0, 9.0, np.nan], [np.nan, 2.0, 3.0], [4.0, 5.0, 6.0]]]], dtype=np.float32)
+    out, where = cpu_kernels.max_pool_tiles(x, (3, 3))
+    assert np.isnan(out.item()) and where.item() == 2
+
+
+@needs_compiler
+def test_max_pool_kernel_twice_differentiable(rng) -> None:
+    x = gg.tensor(rng.standard_normal((2, 2, 4, 6)), requires_grad=True)
+    (gx,) = gg.grad((F.max_pool2d(x, 2) ** 2).sum(), [x], create_graph=True)
+    (gxx,) = gg.grad(gx.sum(), [x])
+    _, where = cpu_kernels.max_pool_tiles(x.numpy(), (2, 2))
+    mask = np.zeros(x.shape)
+    for n, c, i, j in np.ndindex(where.shape):
+        a, b = divmod(int(where[n, c, i, j]), 2)
+        mask[n, c, 2 * i + a, 2 * j + b] = 1
+    np.testing.assert_allclose(gx.numpy(), 2 * x.numpy() * mask)
+    np.testing.assert_allclose(gxx.numpy(), 2 * mask)
+
+
+@needs_compiler
+def test_max_pool_kernels_leave_other_arrays_to_the_twins(monkeypatch, rng) -> None:
+    x = rng.standard_normal((2, 3, 4, 4))
+    assert cpu_kernels.max_pool_tiles(x[:, :, :, ::-1], (2, 2)) is None  # not contiguous
+    assert cpu_kernels.max_pool_tiles(x.astype(np.float16), (2, 2)) is None
+    assert cpu_kernels.max_pool_tiles(x[0], (2, 2)) is None  # not (N, C, H, W)
+    g = rng.standard_normal((2, 3, 2, 2))
+    where = np.zeros(g.shape, dtype=np.int32)
+    assert cpu_kernels.max_pool_tiles_backward(g[..., ::-1], where, (2, 2), x.shape) is None
+    # Through the op, a float64 g for a float32 input takes the recorded positions' mask
+    # route: the same gradient as the twin's.
+    x32, g64 = x.astype(np.float32), g[..., ::-1]
+    t = gg.tensor(x32, requires_grad=True)
+    out = F.max_pool2d(t, 2)
+    fast = out.grad_fn.backward(get_backend("cpu"), g64, x32)
+    with _twins_only(monkeypatch):
+        twin = F.max_pool2d(gg.tensor(x32, requires_grad=True), 2)
+        slow = twin.grad_fn.backward(get_backend("cpu"), g64, x32)
+    np.testing.assert_array_equal(fast, slow)
