@@ -280,3 +280,95 @@ def test_max_pool_kernels_leave_other_arrays_to_the_twins(monkeypatch, rng) -> N
         twin = F.max_pool2d(gg.tensor(x32, requires_grad=True), 2)
         slow = twin.grad_fn.backward(get_backend("cpu"), g64, x32)
     np.testing.assert_array_equal(fast, slow)
+
+
+# --- layer norm --------------------------------------------------------------------------------
+def _layer_norm_run(x, w, b, g):
+    """layer_norm's output and the gradients of x, w and b (None where not given)."""
+    leaves = [gg.tensor(a, requires_grad=True) if a is not None else None for a in (x, w, b)]
+    out = F.layer_norm(leaves[0], x.shape[-1:], leaves[1], leaves[2])
+    out.backward(gg.tensor(g))
+    grads = [None if t is None else t.grad.numpy().copy() for t in leaves]
+    return out.numpy().copy(), grads
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype, rtol", [("float32", 2e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("affine", ["both", "weight", "none"])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (7, 3), (4, 6, 128), (3, 300)])
+def test_layer_norm_kernels_match_the_twin(monkeypatch, rng, dtype, rtol, affine, shape) -> None:
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w = rng.standard_normal(shape[-1]).astype(dtype) if affine != "none" else None
+    b = rng.standard_normal(shape[-1]).astype(dtype) if affine == "both" else None
+    g = rng.standard_normal(shape).astype(dtype)
+    rows = x.reshape(-1, shape[-1])
+    assert get_backend("cpu").layer_norm(rows, w, b, 1e-5) is not None
+    out, grads = _layer_norm_run(x, w, b, g)
+    with _twins_only(monkeypatch):
+        twin_out, twin_grads = _layer_norm_run(x, w, b, g)
+    # The kernels sum rows in float64 where the twin sums in the array's dtype by BLAS; the
+    # gradients are sums of many terms, so they are compared relative to their size.
+    np.testing.assert_allclose(out, twin_out, rtol=rtol, atol=rtol)
+    for got, want in zip(grads, twin_grads):
+        assert (got is None) == (want is None)
+        if got is not None:
+            scale = np.abs(want).max() + 1
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * scale)
+
+
+@needs_compiler
+def test_layer_norm_kernels_leave_other_arrays_to_the_twins(rng) -> None:
+    x = rng.standard_normal((6, 8)).astype(np.float32)
+    w = np.ones(8, dtype=np.float32)
+    cpu = get_backend("cpu")
+    assert cpu.layer_norm(x[:, ::2], None, None, 1e-5) is None  # not contiguous
+    assert cpu.layer_norm(x.astype(np.float16), None, None, 1e-5) is None
+    assert cpu.layer_norm(x, w.astype(np.float64), None, 1e-5) is None  # dtypes differ
+    assert cpu.layer_norm(x, w[:4], None, 1e-5) is None  # sizes differ
+    _, normalised, inv_std = cpu.layer_norm(x, w, None, 1e-5)
+    wanted = (True, True, True)
+    assert cpu.layer_norm_backward(x[:, ::-1], normalised, inv_std, w, wanted) is None
+    gx, gw, gb = cpu.layer_norm_backward(x, normalised, inv_std, None, wanted)
+    assert gx is not None and gw is None and gb is not None  # no weight: no dL/dw
+
+
+# --- attention's softmax -----------------------------------------------------------------------
+def _attention_run(q, k, v, g, is_causal):
+    leaves = [gg.tensor(a, requires_grad=True) for a in (q, k, v)]
+    out = F.scaled_dot_product_attention(*leaves, is_causal=is_causal)
+    out.backward(gg.tensor(g))
+    return out.numpy().copy(), [t.grad.numpy().copy() for t in leaves]
+
+
+@needs_compiler
+@pytest.mark.parametrize("is_causal", [False, True])
+@pytest.mark.parametrize("lengths", [(1, 1), (5, 5), (7, 3), (3, 9), (64, 64)])
+def test_attention_softmax_kernels_match_the_twin(monkeypatch, rng, is_causal, lengths) -> None:
+    queries, keys = lengths
+    q = rng.standard_normal((2, 3, queries, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 3, keys, 8)).astype(np.float32) * 2
+    v = rng.standard_normal((2, 3, keys, 8)).astype(np.float32)
+    g = rng.standard_normal((2, 3, queries, 8)).astype(np.float32)
+    out, grads = _attention_run(q, k, v, g, is_causal)
+    with _twins_only(monkeypatch):
+        twin_out, twin_grads = _attention_run(q, k, v, g, is_causal)
+    np.testing.assert_allclose(out, twin_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, twin_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_compiler
+def test_softmax_kernel_columns_sum_to_one_and_keep_nan_and_the_mask(rng) -> None:
+    scores = (rng.standard_normal((2, 6, 5)) * 30).astype(np.float32)
+    scores[1, 2, 3] = np.nan  # key 2 of query 3 in head 1
+    assert cpu_kernels.softmax_columns(scores, causal=True)
+    hidden = np.tri(6, 5, -1, dtype=bool)  # key j hidden from query i when j > i
+    assert np.all(scores[0][hidden] == 0)
+    # A NaN makes its whole column NaN, hidden keys included (as the twin's exp(-inf - NaN)).
+    assert np.isnan(scores[1, :, 3]).all()
+    assert np.all(np.delete(scores[1], 3, axis=1)[np.delete(hidden, 3, axis=1)] == 0)
+    sums = scores.sum(axis=1)
+    np.testing.assert_allclose(np.delete(sums.reshape(-1), 5 + 3), 1, rtol=1e-6)
+    assert not cpu_kernels.softmax_columns(scores.astype(np.float64), causal=False)
+    assert not cpu_kernels.softmax_columns(scores[:, ::2], causal=False)
+    assert not cpu_kernels.softmax_columns_backward(scores, scores[:1])

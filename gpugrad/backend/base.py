@@ -161,6 +161,19 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         at the others; None where `max_pool_tiles` gave None."""
         return None
 
+    def layer_norm(self, rows: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any, Any] | None:
+        """Layer norm of the rows of a (rows, size) array in one compiled pass where the backend
+        has one: (out, x̂, 1/√(var + eps) as (rows, 1)); None here (nn/layers.py's _LayerNorm
+        then runs its array passes)."""
+        return None
+
+    def layer_norm_backward(
+        self, g: Any, normalised: Any, inv_std: Any, w: Any, wanted: tuple[bool, bool, bool]
+    ) -> tuple[Any, Any, Any] | None:
+        """(dL/dx, dL/dw, dL/db) of `layer_norm`, each where `wanted`; None where the backend
+        has no compiled pass for these arrays."""
+        return None
+
     def max_along(self, x: Any, axis: int) -> Any:
         """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
         return x.max(axis=axis, keepdims=True)

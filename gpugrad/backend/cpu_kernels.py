@@ -90,4 +90,88 @@ def max_pool_tiles_backward(
     return gx
 
 
-__all__ = ["gelu_and_cdf", "gelu_grad_from_cdf", "max_pool_tiles", "max_pool_tiles_backward"]
+def softmax_columns(scores: np.ndarray, causal: bool) -> bool:
+    """Softmax down each column of each (S, L) matrix of float32 `scores`, in place (key j
+    hidden from query i when j > i if `causal`); False, untouched, where the kernel does not
+    apply."""
+    if scores.ndim < 2 or not _ready(scores) or (lib := native.library()) is None:
+        return False
+    rows, cols = scores.shape[-2:]
+    lib.gg_softmax_columns_f32(_address(scores), scores.size // max(rows * cols, 1), rows, cols,
+                               int(causal))  # fmt: skip
+    return True
+
+
+def softmax_columns_backward(ds: np.ndarray, p: np.ndarray) -> bool:
+    """ds ← (ds − Σ_rows ds·p)·p for each column of float32 (…, S, L) arrays, in place; False,
+    untouched, where the kernel does not apply."""
+    if ds.shape != p.shape or ds.ndim < 2 or not _ready(ds, p):
+        return False
+    if (lib := native.library()) is None:
+        return False
+    rows, cols = ds.shape[-2:]
+    heads = ds.size // max(rows * cols, 1)
+    lib.gg_softmax_columns_backward_f32(_address(ds), _address(p), heads, rows, cols)
+    return True
+
+
+def _address_or_null(array: np.ndarray | None) -> int | None:
+    return None if array is None else array.ctypes.data
+
+
+def layer_norm(
+    rows: np.ndarray, w: np.ndarray | None, b: np.ndarray | None, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Layer norm of the rows of a (rows, size) float array, w and b (size,) or None: (out,
+    the normalised rows x̂, 1/√(var + eps) as (rows, 1)), or None."""
+    given = [a for a in (w, b) if a is not None]
+    if rows.ndim != 2 or not _ready(rows, *given, dtypes=(_FLOAT32, _FLOAT64)):
+        return None
+    if any(a.shape != rows.shape[1:] for a in given) or (lib := native.library()) is None:
+        return None
+    out, normalised = np.empty_like(rows), np.empty_like(rows)
+    inv_std = np.empty((rows.shape[0], 1), dtype=rows.dtype)
+    getattr(lib, f"gg_layer_norm_forward_{_SUFFIX[rows.dtype]}")(
+        _address(rows), _address_or_null(w), _address_or_null(b), _address(out),
+        _address(normalised), _address(inv_std), rows.shape[0], rows.shape[1], eps,
+    )  # fmt: skip
+    return out, normalised, inv_std
+
+
+def layer_norm_backward(
+    g: np.ndarray,
+    normalised: np.ndarray,
+    inv_std: np.ndarray,
+    w: np.ndarray | None,
+    wanted: tuple[bool, bool, bool],
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None] | None:
+    """(dL/dx, dL/dw, dL/db) of `layer_norm` for upstream g (rows, size), each only where
+    `wanted` (else None; dL/dw also needs w), or None when the kernel does not apply."""
+    given = [a for a in (w,) if a is not None]
+    if g.shape != normalised.shape or not _ready(g, normalised, inv_std, *given,
+                                                dtypes=(_FLOAT32, _FLOAT64)):  # fmt: skip
+        return None
+    if (lib := native.library()) is None:
+        return None
+    rows, size = g.shape
+    want_x, want_w, want_b = wanted
+    gx = np.empty_like(g) if want_x else None
+    gw = np.empty(size, dtype=g.dtype) if want_w and w is not None else None
+    gb = np.empty(size, dtype=g.dtype) if want_b else None
+    getattr(lib, f"gg_layer_norm_backward_{_SUFFIX[g.dtype]}")(
+        _address(g), _address(normalised), _address(inv_std), _address_or_null(w),
+        _address_or_null(gx), _address_or_null(gw), _address_or_null(gb), rows, size,
+    )  # fmt: skip
+    return gx, gw, gb
+
+
+__all__ = [
+    "gelu_and_cdf",
+    "gelu_grad_from_cdf",
+    "layer_norm",
+    "layer_norm_backward",
+    "max_pool_tiles",
+    "max_pool_tiles_backward",
+    "softmax_columns",
+    "softmax_columns_backward",
+]

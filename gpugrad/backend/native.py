@@ -1,12 +1,13 @@
 """Compiled CPU kernels for the NumPy backend: `kernels/cpu/*.cpp`, built on first use.
 
 A few CPU operations are a score of NumPy passes over memory where one compiled loop does
-(exact GELU's rational and tanh, max pooling's window search). Their C++ sources ship with
-gpugrad, next to the CUDA kernels; the first call that can use them builds one shared library
-with the machine's C++ compiler (``$CXX``, else ``g++``, ``c++`` or ``clang++``) for this very
-CPU (``-march=native``), keeps it in a cache folder and loads it with ctypes. Later processes
-load the cached library; a change to the sources, the flags, the compiler or the CPU builds a
-new one.
+(exact GELU's rational and tanh, max pooling's window search, layer norm's row
+sums, attention's softmax). Their C++
+sources ship with gpugrad, next to the CUDA kernels; the first call that can use them builds one
+shared library with the machine's C++ compiler (``$CXX``, else ``g++``, ``c++`` or
+``clang++``) for this very CPU (``-march=native``), keeps it in a cache folder and loads it with
+ctypes. Later processes load the cached library; a change to the sources, the flags, the
+compiler or the CPU builds a new one.
 
 Where no compiler is found or the build fails, every caller keeps its NumPy twin: the same
 math in array passes, slower and never wrong. So is a non-contiguous or non-float array. The
@@ -60,7 +61,8 @@ FLAGS = (
 X86_FLAGS = ("-mprefer-vector-width=512",)
 BUILD_TIMEOUT_S = 300
 
-_C_VOID_P, _C_LONG_LONG, _C_FLOAT = ctypes.c_void_p, ctypes.c_longlong, ctypes.c_float
+_C_VOID_P, _C_LONG_LONG = ctypes.c_void_p, ctypes.c_longlong
+_C_FLOAT, _C_DOUBLE = ctypes.c_float, ctypes.c_double
 # name -> argument types (all return void). Pointers are passed as array addresses.
 SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_gelu_forward_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, _C_VOID_P, _C_VOID_P, _C_FLOAT),
@@ -69,6 +71,12 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_max_pool_tiled_forward_f64": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
     "gg_max_pool_tiled_backward_f32": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
     "gg_max_pool_tiled_backward_f64": (*[_C_VOID_P] * 3, *[_C_LONG_LONG] * 5),
+    "gg_softmax_columns_f32": (_C_VOID_P, *[_C_LONG_LONG] * 3, ctypes.c_int),
+    "gg_softmax_columns_backward_f32": (_C_VOID_P, _C_VOID_P, *[_C_LONG_LONG] * 3),
+    "gg_layer_norm_forward_f32": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
+    "gg_layer_norm_forward_f64": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
+    "gg_layer_norm_backward_f32": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
+    "gg_layer_norm_backward_f64": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
 }
 
 _lock = threading.Lock()
@@ -131,7 +139,7 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     key = hashlib.sha256()
     for part in (compiler, version, " ".join(flags), _cpu_identity()):
         key.update(part.encode() + b"\0")
-    for source in sources:
+    for source in sorted(sources + list((kernels_dir() / "cpu").glob("*.h"))):
         key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     folder = _cache_dir()
     target = folder / f"gpugrad_cpu_{key.hexdigest()[:24]}.so"

@@ -101,6 +101,27 @@ class NumpyBackend(Backend):
     ) -> np.ndarray | None:
         return cpu_kernels.max_pool_tiles_backward(g, where, kernel, shape)
 
+    def softmax_columns(self, scores: np.ndarray, causal: bool) -> bool:
+        return cpu_kernels.softmax_columns(scores, causal)
+
+    def softmax_columns_backward(self, ds: np.ndarray, p: np.ndarray) -> bool:
+        return cpu_kernels.softmax_columns_backward(ds, p)
+
+    def layer_norm(
+        self, rows: np.ndarray, w: np.ndarray | None, b: np.ndarray | None, eps: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        return cpu_kernels.layer_norm(rows, w, b, eps)
+
+    def layer_norm_backward(
+        self,
+        g: np.ndarray,
+        normalised: np.ndarray,
+        inv_std: np.ndarray,
+        w: np.ndarray | None,
+        wanted: tuple[bool, bool, bool],
+    ) -> tuple[Any, Any, Any] | None:
+        return cpu_kernels.layer_norm_backward(g, normalised, inv_std, w, wanted)
+
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         if x.ndim == 2 and axis % 2 == 1 and 1 <= x.shape[1] <= 16 and x.shape[0] >= 64:
             # Many rows of a few values (logits of a few classes): NumPy reduces each short

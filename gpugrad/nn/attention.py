@@ -88,6 +88,21 @@ class _Attention(Function):
         q_t = xp.swapaxes(q, -1, -2)
         q_t = xp.multiply(q_t, scale, out=xp.empty(q_t.shape, dtype=q.dtype))
         scores = self.xp.matmul(k, q_t)  # (S, L): key j, query i
+        if mask is None and self.xp.softmax_columns(scores, is_causal):
+            p = scores  # one compiled pass (the CPU): the steps below, in place
+        else:
+            p = self._softmax_columns(xp, scores, mask, is_causal)
+        out = self.xp.matmul(xp.swapaxes(p, -1, -2), v)
+        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
+        if mask is None:
+            self.save(q, k, v)
+        else:
+            self.save(q, k, v, mask)
+        return out
+
+    def _softmax_columns(self, xp, scores, mask, is_causal):
+        """The weights p from the transposed scores, in place: masked, then a softmax down
+        each column."""
         # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
         if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
             hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
@@ -106,21 +121,16 @@ class _Attention(Function):
         if mask is not None:
             total[total == 0] = 1
         p /= total
-        out = self.xp.matmul(xp.swapaxes(p, -1, -2), v)
-        self.p = p  # kept for a plain backward; with create_graph it is recomputed as ops
-        if mask is None:
-            self.save(q, k, v)
-        else:
-            self.save(q, k, v, mask)
-        return out
+        return p
 
     def backward(self, xp, g, q, k, v, mask=None):
         if xp is self.xp:  # on arrays: ds and p transposed, (S, L), as the forward left p
             xp = xp.xp
             mm, swap, p = self.xp.matmul, xp.swapaxes, self.p  # the backend's matmul
             ds = mm(v, swap(g, -1, -2))
-            ds -= xp.einsum("...ji,...ji->...i", ds, p)[..., None, :]  # no ds·p array
-            ds *= p
+            if not self.xp.softmax_columns_backward(ds, p):  # else one compiled pass
+                ds -= xp.einsum("...ji,...ji->...i", ds, p)[..., None, :]  # no ds·p array
+                ds *= p
         else:  # create_graph: the weights as differentiable ops of q, k (and the mask)
             mm, swap = matmul, _swapaxes
             p = _weights(q, k, mask, self.is_causal, self.scale).swapaxes(-1, -2)

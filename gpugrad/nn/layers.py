@@ -164,6 +164,16 @@ class _LayerNorm(Function):
         backend, xp = self.xp, self.xp.xp
         size = math.prod(shape)
         rows = x.reshape(-1, size)
+        if w is None:
+            self.save(x)
+        else:
+            self.save(x, w)
+        flat_w = None if w is None else w.reshape(-1)
+        flat_b = None if b is None else b.reshape(-1)
+        fast = backend.layer_norm(rows, flat_w, flat_b, eps)
+        if fast is not None:
+            out, self.normalised, self.inv_std = fast
+            return out.reshape(x.shape)
         normalised = rows - backend.sum_along(rows, 1) / size
         # Σ of squares per row without a squared array (einsum's sum of products).
         variance = xp.einsum("ij,ij->i", normalised, normalised).reshape(-1, 1) / size
@@ -171,13 +181,9 @@ class _LayerNorm(Function):
         normalised *= inv_std
         # Kept for a plain backward; with create_graph they are recomputed as ops of x.
         self.normalised, self.inv_std = normalised, inv_std
-        out = normalised * w.reshape(-1) if w is not None else normalised.copy()
+        out = normalised * flat_w if w is not None else normalised.copy()
         if b is not None:
-            out += b.reshape(-1)
-        if w is None:
-            self.save(x)
-        else:
-            self.save(x, w)
+            out += flat_b
         return out.reshape(x.shape)
 
     def backward(self, xp, g, x, w=None):
@@ -209,8 +215,18 @@ class _LayerNorm(Function):
         made once, for dL/dx itself, and g·x̂ serves dL/dw and then as a work array."""
         xp = backend.xp
         normalised, inv_std = self.normalised, self.inv_std
+        wanted = (self.needs_grad(0), w is not None and self.needs_grad(1), self.needs_grad(2))
+        flat_w = None if w is None else w.reshape(-1)
+        fast = backend.layer_norm_backward(g, normalised, inv_std, flat_w, wanted)
+        if fast is not None:
+            gx, gw, gb = fast
+            return (
+                None if gx is None else gx.reshape(x.shape),
+                None if gw is None else gw.reshape(self.shape),
+                None if gb is None else gb.reshape(self.shape),
+            )
         gx = gw = None
-        need_x, need_w = self.needs_grad(0), w is not None and self.needs_grad(1)
+        need_x, need_w = wanted[:2]
         if need_x or need_w:
             work = g * normalised
             if need_w:
