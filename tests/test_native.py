@@ -372,3 +372,95 @@ def test_softmax_kernel_columns_sum_to_one_and_keep_nan_and_the_mask(rng) -> Non
     assert not cpu_kernels.softmax_columns(scores.astype(np.float64), causal=False)
     assert not cpu_kernels.softmax_columns(scores[:, ::2], causal=False)
     assert not cpu_kernels.softmax_columns_backward(scores, scores[:1])
+
+
+# --- threads -----------------------------------------------------------------------------------
+def _gelu_in_child(x: np.ndarray, queue) -> None:
+    queue.put(cpu_kernels.gelu_and_cdf(x)[1])
+
+
+@needs_compiler
+def test_split_kernels_give_the_same_bits_on_any_number_of_threads(rng) -> None:
+    # A long array is split over the threads; pieces shorter than two grains run on one.
+    x = (rng.standard_normal(300_001) * 3).astype(np.float32)
+    g = rng.standard_normal(x.size).astype(np.float32)
+    out, cdf = cpu_kernels.gelu_and_cdf(x)
+    dx = cpu_kernels.gelu_grad_from_cdf(g, x, cdf)
+    pieces = [slice(i, i + 10_000) for i in range(0, x.size, 10_000)]
+    one = [cpu_kernels.gelu_and_cdf(x[p]) for p in pieces]
+    np.testing.assert_array_equal(out, np.concatenate([o for o, _ in one]))
+    np.testing.assert_array_equal(cdf, np.concatenate([c for _, c in one]))
+    one_dx = [cpu_kernels.gelu_grad_from_cdf(g[p], x[p], cdf[p]) for p in pieces]
+    np.testing.assert_array_equal(dx, np.concatenate(one_dx))
+
+
+@needs_compiler
+def test_split_kernels_work_from_python_threads_at_once_and_after_fork(rng) -> None:
+    import multiprocessing
+    import threading
+
+    x = (rng.standard_normal(1 << 18) * 3).astype(np.float32)
+    expected = cpu_kernels.gelu_and_cdf(x)[1]
+    results: list = []
+
+    def run() -> None:
+        results.extend(cpu_kernels.gelu_and_cdf(x)[1] for _ in range(20))
+
+    workers = [threading.Thread(target=run) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert len(results) == 80 and all(np.array_equal(r, expected) for r in results)
+    # A forked child (a DataLoader worker) has no helper threads: it makes its own.
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_gelu_in_child, args=(x, queue))
+    child.start()
+    got = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, expected)
+
+
+# --- a convolution's col2im --------------------------------------------------------------------
+def _conv_input_grad(x, w, g, **options):
+    t = gg.tensor(x, requires_grad=True)
+    F.conv2d(t, gg.tensor(w), **options).backward(gg.tensor(g))
+    return t.grad.numpy().copy()
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape, kernel, options",
+    [
+        ((2, 3, 9, 8), (4, 3, 3, 3), {}),
+        ((3, 2, 10, 10), (5, 2, 5, 5), {"padding": 2}),  # LeNet-5's first convolution
+        ((64, 6, 14, 14), (16, 6, 5, 5), {}),  # and its second
+        ((2, 2, 11, 9), (3, 2, 3, 2), {"stride": (2, 3), "padding": (1, 0)}),
+        ((2, 4, 12, 12), (6, 2, 3, 3), {"dilation": 2, "groups": 2, "padding": 1}),
+        ((1, 1, 4, 5), (2, 1, 1, 1), {"stride": 2}),  # positions no window meets get 0
+    ],
+)
+def test_conv_fold_kernel_gives_the_twins_bits(monkeypatch, rng, dtype, shape, kernel, options):
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(kernel).astype(dtype)
+    out_shape = F.conv2d(gg.tensor(x), gg.tensor(w), **options).shape
+    g = rng.standard_normal(out_shape).astype(dtype)
+    fast = _conv_input_grad(x, w, g, **options)
+    with _twins_only(monkeypatch):
+        twin = _conv_input_grad(x, w, g, **options)
+    # The same additions in the same order (see kernels/cpu/conv.cpp).
+    np.testing.assert_array_equal(fast, twin)
+
+
+@needs_compiler
+def test_conv_fold_kernel_leaves_other_arrays_to_the_twins(rng) -> None:
+    cols = rng.standard_normal((2, 3, 3, 4, 4, 5)).astype(np.float32)
+    dims = (2, 3, 3, 4, 4, 5, 6, 6, 0, 0, 1, 1, 1, 1)
+    assert cpu_kernels.conv_fold_batch_last(cols, dims) is not None
+    assert cpu_kernels.conv_fold_batch_last(cols.astype(np.float16), dims) is None
+    assert cpu_kernels.conv_fold_batch_last(cols[..., ::2], dims) is None  # not contiguous
+    assert cpu_kernels.conv_fold_batch_last(cols, dims[:-1]) is None
+    assert cpu_kernels.conv_fold_batch_last(cols, (3, *dims[1:])) is None  # sizes disagree

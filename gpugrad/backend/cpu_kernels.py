@@ -7,6 +7,8 @@ faster route to the same values, never the only one.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import erf_table, native
@@ -115,6 +117,22 @@ def softmax_columns_backward(ds: np.ndarray, p: np.ndarray) -> bool:
     return True
 
 
+def conv_fold_batch_last(cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
+    """col2im of a 2-D convolution's input gradient from batch-last columns: `cols` holds
+    (C, KH, KW, OH, OW, n) elements, `dims` = (C, KH, KW, OH, OW, n, H, W, pad_h, pad_w,
+    stride_h, stride_w, dilation_h, dilation_w); the (n, C, H, W) gradient, or None."""
+    if len(dims) != 14 or cols.size != math.prod(dims[:6]):
+        return None
+    if not _ready(cols, dtypes=(_FLOAT32, _FLOAT64)) or (lib := native.library()) is None:
+        return None
+    c, n, h, w = dims[0], dims[5], dims[6], dims[7]
+    out = np.empty((n, c, h, w), dtype=cols.dtype)
+    fields = np.array(dims, dtype=np.int64)
+    fold = getattr(lib, f"gg_conv_fold_batch_last_{_SUFFIX[cols.dtype]}")
+    fold(_address(cols), _address(out), _address(fields))
+    return out
+
+
 def _address_or_null(array: np.ndarray | None) -> int | None:
     return None if array is None else array.ctypes.data
 
@@ -166,6 +184,7 @@ def layer_norm_backward(
 
 
 __all__ = [
+    "conv_fold_batch_last",
     "gelu_and_cdf",
     "gelu_grad_from_cdf",
     "layer_norm",

@@ -101,6 +101,9 @@ class NumpyBackend(Backend):
     ) -> np.ndarray | None:
         return cpu_kernels.max_pool_tiles_backward(g, where, kernel, shape)
 
+    def conv_fold_batch_last(self, cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
+        return cpu_kernels.conv_fold_batch_last(cols, dims)
+
     def softmax_columns(self, scores: np.ndarray, causal: bool) -> bool:
         return cpu_kernels.softmax_columns(scores, causal)
 

@@ -331,6 +331,13 @@ def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
     g_last = xp.xp.ascontiguousarray(xp.moveaxis(g, 0, -1))  # (G, O/G, L, n)
     products = _take(xp, (groups, wt.shape[1], length * n), g.dtype)
     xp.matmul(wt, g_last.reshape(groups, per_group, length * n), out=products)
+    if len(geo.kernel) == 2:  # one compiled pass where the backend has one (the CPU)
+        dims = (c, *geo.kernel, *geo.out, n, *geo.in_shape[2:], *geo.pad_before, *geo.stride,
+                *geo.dilation)  # fmt: skip
+        folded = xp.conv_fold_batch_last(products, dims)
+        if folded is not None:
+            _give_back(xp, products)
+            return folded
     gcols = products.reshape(c, *geo.kernel, *geo.out, n)
     padded = xp.zeros((c, *geo.padded_shape[2:], n), dtype=g.dtype)
     for into, part in _batch_last_fold(geo):

@@ -13,6 +13,7 @@
 // it), and Φ is still exactly 0 and 1 in the tails. Built with -ffp-contract=off: no float32
 // product is fused into a following add, as in NumPy (the float64 polynomial asks for FMAs).
 #include "fast_math.h"
+#include "parallel.h"
 
 namespace {
 
@@ -29,19 +30,19 @@ inline float tanh_rounded(float u) {
 }
 
 
-}  // namespace
+// Elements per part of a split loop: below two of them a call stays on one thread.
+constexpr long long GRAIN = 1 << 15;
 
-extern "C" {
+struct Rational {  // the twin's NORMAL32 P and Q (c0..c3, q3 = 1) and clipping bound
+  float p0, p1, p2, p3, q0, q1, q2, end;
+};
 
-// out[i] = gelu(x[i]) = x·Φ(x), cdf[i] = Φ(x[i]), i < n. p and q: the twin's NORMAL32 rational
-// (c0..c3, q3 = 1), end its clipping bound.
-void gg_gelu_forward_f32(const float* __restrict x, float* __restrict out,
-                         float* __restrict cdf, long long n, const float* __restrict p,
-                         const float* __restrict q, float end) {
-  const float p0 = p[0], p1 = p[1], p2 = p[2], p3 = p[3];
-  const float q0 = q[0], q1 = q[1], q2 = q[2];
-  for (long long i = 0; i < n; ++i) {
-    const float c = clip(x[i], -end, end);
+void forward_range(const float* __restrict x, float* __restrict out, float* __restrict cdf,
+                   long long begin, long long end, const Rational& r) {
+  const float p0 = r.p0, p1 = r.p1, p2 = r.p2, p3 = r.p3, q0 = r.q0, q1 = r.q1, q2 = r.q2;
+  const float bound = r.end;
+  for (long long i = begin; i < end; ++i) {
+    const float c = clip(x[i], -bound, bound);
     const float z = c * c;
     float top = z * p3;
     top = top + p2;
@@ -61,12 +62,10 @@ void gg_gelu_forward_f32(const float* __restrict x, float* __restrict out,
   }
 }
 
-// dx[i] = g[i]·(Φ(x) + x·φ(x)) from the forward's cdf[i] = Φ(x[i]), i < n; inv_sqrt_2pi is
-// 1/√(2π) rounded to float32.
-void gg_gelu_backward_f32(const float* __restrict g, const float* __restrict x,
-                          const float* __restrict cdf, float* __restrict dx, long long n,
-                          float inv_sqrt_2pi) {
-  for (long long i = 0; i < n; ++i) {
+void backward_range(const float* __restrict g, const float* __restrict x,
+                    const float* __restrict cdf, float* __restrict dx, long long begin,
+                    long long end, float inv_sqrt_2pi) {
+  for (long long i = begin; i < end; ++i) {
     float w = x[i] * x[i];
     w = w * -0.5f;
     w = exp_of_nonpositive(w);
@@ -75,6 +74,29 @@ void gg_gelu_backward_f32(const float* __restrict g, const float* __restrict x,
     w = w + cdf[i];
     dx[i] = w * g[i];
   }
+}
+
+}  // namespace
+
+extern "C" {
+
+// out[i] = gelu(x[i]) = x·Φ(x), cdf[i] = Φ(x[i]), i < n. p and q: the twin's NORMAL32 rational
+// (c0..c3, q3 = 1), end its clipping bound.
+void gg_gelu_forward_f32(const float* x, float* out, float* cdf, long long n, const float* p,
+                         const float* q, float end) {
+  const Rational r{p[0], p[1], p[2], p[3], q[0], q[1], q[2], end};
+  gg_cpu::parallel_for(n, GRAIN, [&](long long begin, long long stop) {
+    forward_range(x, out, cdf, begin, stop, r);
+  });
+}
+
+// dx[i] = g[i]·(Φ(x) + x·φ(x)) from the forward's cdf[i] = Φ(x[i]), i < n; inv_sqrt_2pi is
+// 1/√(2π) rounded to float32.
+void gg_gelu_backward_f32(const float* g, const float* x, const float* cdf, float* dx,
+                          long long n, float inv_sqrt_2pi) {
+  gg_cpu::parallel_for(n, GRAIN, [&](long long begin, long long stop) {
+    backward_range(g, x, cdf, dx, begin, stop, inv_sqrt_2pi);
+  });
 }
 
 }  // extern "C"
