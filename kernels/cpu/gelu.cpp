@@ -6,10 +6,10 @@
 //   forward  = special_math._gelu_single: c = x clipped to ±end, u = c·P(c²)/Q(c²) (float32,
 //              the twin's Horner order, Q monic), Φ = (tanh(u) + 1)·0.5, gelu = x·Φ;
 //   backward = activation_math._gelu_grad_in_place: g·(Φ + x·e^(-x²/2)·(1/√(2π))).
-// The functions NumPy calls, tanh and exp, are written here so that they vectorise: e^y in
-// float64 (a polynomial for e^r, 2^k from the exponent bits) rounded once to float32, and tanh(u)
-// as the float32 quotient (e - 1)/(e + 1) of e = e^2u, where NumPy's float32 tanh and exp are
-// within an ulp. So results agree with the twin's to a few ulps (tests/test_native.py checks
+// The functions NumPy calls, tanh and exp, are fast_math.h's, which vectorise: tanh(u) as the
+// float32 quotient (e - 1)/(e + 1) of e = e^2u computed in float64 and rounded once, and the
+// backward's e^(-x²/2) in float32 arithmetic (within an ulp; NumPy's float32 tanh and exp are
+// within one and two). So results agree with the twin's to a few ulps (tests/test_native.py checks
 // it), and Φ is still exactly 0 and 1 in the tails. Built with -ffp-contract=off: no float32
 // product is fused into a following add, as in NumPy (the float64 polynomial asks for FMAs).
 #include "fast_math.h"
@@ -19,7 +19,7 @@ namespace {
 
 using gg_cpu::clip;
 using gg_cpu::exp_in_range;
-using gg_cpu::exp_of_nonpositive;
+using gg_cpu::exp_nonpositive_f32;
 
 // tanh of a float32 value: (e - 1)/(e + 1) in float32 with e = e^2u rounded once; its error is
 // a fraction of a float32 ulp of 1, which is what it is added to next. Beyond |u| = 20 tanh is
@@ -68,7 +68,7 @@ void backward_range(const float* __restrict g, const float* __restrict x,
   for (long long i = begin; i < end; ++i) {
     float w = x[i] * x[i];
     w = w * -0.5f;
-    w = exp_of_nonpositive(w);
+    w = exp_nonpositive_f32(w);
     w = w * x[i];
     w = w * inv_sqrt_2pi;
     w = w + cdf[i];

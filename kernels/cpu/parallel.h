@@ -3,8 +3,8 @@
 // helper threads. A helper waits for the next call by yielding for 200 µs, then sleeps (where
 // OpenBLAS's own workers spin for ~0.1 s). A loop shorter than two grains runs here alone.
 //
-// Each range is a fixed function of n and the thread count, so results never depend on timing;
-// a kernel whose ranges write disjoint outputs gives the same bits with any number of threads.
+// Which thread runs which chunk depends on timing; a kernel whose chunks write disjoint outputs
+// gives the same bits however they are shared out, and with any number of threads.
 // The thread count is the number of CPUs this process may run on, or GPUGRAD_CPU_THREADS.
 // After fork() the child starts without helpers and makes its own on first use.
 #pragma once
@@ -38,32 +38,33 @@ class Pool {
 
   int threads() const { return threads_; }
 
-  // body(begin, end) over [0, n) in `parts` contiguous ranges, part 0 on this thread. A call
-  // made while another thread's call is running (ctypes lets Python threads in at once) runs
-  // on its own thread alone.
-  void run(long long n, int parts, const std::function<void(long long, long long)>& body) {
+  // body(begin, end) over [0, n) in chunks of `chunk`, taken in turn by this thread and the
+  // helpers that are free to run: where a helper cannot (another thread holds its core), this
+  // thread does the chunks itself instead of waiting. A call made while another thread's call
+  // is running (ctypes lets Python threads in at once) runs on its own thread alone.
+  void run(long long n, long long chunk, const std::function<void(long long, long long)>& body) {
     std::unique_lock<std::mutex> busy(running_, std::try_to_lock);
     if (!busy.owns_lock()) {
       body(0, n);
       return;
     }
-    body_ = &body;
-    n_ = n;
-    parts_ = parts;
-    pending_.store(parts - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    Job job{&body, n, chunk, (n + chunk - 1) / chunk, 0};
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      job.generation = ++generation_;
+      job_ = job;
+      finished_.store(0, std::memory_order_relaxed);
+      next_.store(job.generation << 32, std::memory_order_release);
       if (sleepers_ > 0) wake_.notify_all();
     }
-    body(0, range_end(0));
-    // The other parts take about as long as this one: wait for them without sleeping.
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    take_chunks(job);
+    // Only chunks a helper has started are left: wait for them without sleeping.
+    while (finished_.load(std::memory_order_acquire) != job.chunks) std::this_thread::yield();
   }
 
  private:
   Pool() : threads_(count()) {
-    for (int i = 1; i < threads_; ++i) std::thread([this, i] { work(i); }).detach();
+    for (int i = 1; i < threads_; ++i) std::thread([this] { work(); }).detach();
   }
 
   static Pool*& instance() {
@@ -85,49 +86,71 @@ class Pool {
     return n >= 1 ? int(n) : 1;
   }
 
-  long long range_end(int part) const { return n_ * (part + 1) / parts_; }
+  // One call's work. next_ holds the call's generation (high 32 bits) and the next chunk (low
+  // 32), so a helper still holding an earlier call's Job can never take a chunk of this one.
+  struct Job {
+    const std::function<void(long long, long long)>* body;
+    long long n, chunk, chunks;
+    unsigned long long generation;
+  };
 
-  // Wait for the next call: a short spin first (a training step calls again within
-  // microseconds, and waking a sleeping thread costs tens of them), then sleep.
-  void wait_for(unsigned long long seen) {
+  // Run chunks of `job` until none is left.
+  void take_chunks(const Job& job) {
+    const unsigned long long tag = job.generation << 32;
+    unsigned long long current = next_.load(std::memory_order_acquire);
+    for (;;) {
+      const long long k = (long long)(current & 0xffffffffULL);
+      if ((current & ~0xffffffffULL) != tag || k >= job.chunks) return;
+      if (!next_.compare_exchange_weak(current, current + 1, std::memory_order_acq_rel)) {
+        continue;  // current now holds the value seen instead
+      }
+      const long long begin = k * job.chunk;
+      (*job.body)(begin, begin + job.chunk < job.n ? begin + job.chunk : job.n);
+      finished_.fetch_add(1, std::memory_order_release);
+      current = next_.load(std::memory_order_acquire);
+    }
+  }
+
+  // Wait for a call after `seen`: a short spin first (a training step calls again within
+  // microseconds, and waking a sleeping thread costs tens of them), then sleep. Returns the
+  // call's Job.
+  Job wait_for(unsigned long long seen) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(SPIN_US);
     for (int i = 0;; ++i) {
-      if (generation_.load(std::memory_order_acquire) != seen) return;
+      if ((next_.load(std::memory_order_acquire) >> 32) != seen) break;
       if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
       std::this_thread::yield();
     }
     std::unique_lock<std::mutex> lock(mutex_);
     ++sleepers_;
-    wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+    wake_.wait(lock, [&] { return generation_ != seen; });
     --sleepers_;
+    return job_;
   }
 
-  void work(int part) {
+  void work() {
     unsigned long long seen = 0;
     for (;;) {
-      wait_for(seen);
-      seen = generation_.load(std::memory_order_acquire);
-      if (part >= parts_) continue;  // this call was split into fewer parts
-      (*body_)(n_ * part / parts_, range_end(part));
-      pending_.fetch_sub(1, std::memory_order_release);
+      const Job job = wait_for(seen);
+      seen = job.generation;
+      take_chunks(job);
     }
   }
 
   static constexpr int SPIN_US = 200;
   const int threads_;
   std::mutex running_;  // held for a whole run
-  std::mutex mutex_;    // guards sleepers_ and the sleeping wait
+  std::mutex mutex_;  // guards job_, generation_, sleepers_ and the sleeping wait
   std::condition_variable wake_;
   int sleepers_ = 0;
-  // Published to the helpers by the release of generation_:
-  const std::function<void(long long, long long)>* body_ = nullptr;
-  long long n_ = 0;
-  int parts_ = 1;
-  std::atomic<int> pending_{0};
-  std::atomic<unsigned long long> generation_{0};
+  Job job_{nullptr, 0, 1, 0, 0};
+  unsigned long long generation_ = 0;
+  std::atomic<unsigned long long> next_{0};
+  std::atomic<long long> finished_{0};
 };
 
-// body(begin, end) over [0, n): split over the pool's threads when n holds at least two grains.
+// body(begin, end) over [0, n) in chunks of `grain`, shared among the pool's threads when n
+// holds at least two of them.
 template <typename Body>
 void parallel_for(long long n, long long grain, Body body) {
   if (n < 2 * grain) {
@@ -135,14 +158,12 @@ void parallel_for(long long n, long long grain, Body body) {
     return;
   }
   Pool& pool = Pool::get();
-  long long parts = n / grain;
-  if (parts > pool.threads()) parts = pool.threads();
-  if (parts <= 1) {
+  if (pool.threads() <= 1) {
     body(0LL, n);
     return;
   }
   const std::function<void(long long, long long)> wrapped = body;
-  pool.run(n, int(parts), wrapped);
+  pool.run(n, grain, wrapped);
 }
 
 }  // namespace gg_cpu

@@ -14,7 +14,7 @@
 
 namespace {
 
-using gg_cpu::exp_of_nonpositive;
+using gg_cpu::exp_nonpositive_f32;
 
 void softmax_columns(float* __restrict s, long long rows, long long cols, bool causal,
                      float* __restrict top, float* __restrict total) {
@@ -35,7 +35,7 @@ void softmax_columns(float* __restrict s, long long rows, long long cols, bool c
     const long long first = causal ? (j < cols ? j : cols) : 0;
     for (long long i = 0; i < first; ++i) row[i] = 0.0f;
     for (long long i = first; i < cols; ++i) {
-      const float e = exp_of_nonpositive(row[i] - top[i]);
+      const float e = exp_nonpositive_f32(row[i] - top[i]);
       row[i] = e;
       total[i] += e;
     }
