@@ -443,6 +443,11 @@ def _conv_input_grad(x, w, g, **options):
         ((2, 2, 11, 9), (3, 2, 3, 2), {"stride": (2, 3), "padding": (1, 0)}),
         ((2, 4, 12, 12), (6, 2, 3, 3), {"dilation": 2, "groups": 2, "padding": 1}),
         ((1, 1, 4, 5), (2, 1, 1, 1), {"stride": 2}),  # positions no window meets get 0
+        # Output planes of 256 positions or more: the batch-first columns and fold.
+        ((2, 3, 20, 20), (4, 3, 3, 3), {"padding": 1}),
+        ((2, 2, 40, 50), (3, 2, 3, 2), {"stride": (2, 3), "padding": (1, 0)}),
+        ((2, 4, 24, 24), (6, 2, 3, 3), {"dilation": 2, "groups": 2, "padding": 1}),
+        ((1, 1, 40, 40), (2, 1, 1, 1), {"stride": 2}),
     ],
 )
 def test_conv_fold_kernel_gives_the_twins_bits(monkeypatch, rng, dtype, shape, kernel, options):
@@ -466,3 +471,6 @@ def test_conv_fold_kernel_leaves_other_arrays_to_the_twins(rng) -> None:
     assert cpu_kernels.conv_fold_batch_last(cols[..., ::2], dims) is None  # not contiguous
     assert cpu_kernels.conv_fold_batch_last(cols, dims[:-1]) is None
     assert cpu_kernels.conv_fold_batch_last(cols, (3, *dims[1:])) is None  # sizes disagree
+    first = np.ascontiguousarray(np.moveaxis(cols, -1, 0))  # (n, C, KH, KW, OH, OW)
+    assert cpu_kernels.conv_fold_batch_first(first, dims) is not None
+    assert cpu_kernels.conv_fold_batch_first(first[..., ::2], dims) is None

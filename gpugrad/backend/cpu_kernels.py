@@ -117,10 +117,24 @@ def softmax_columns_backward(ds: np.ndarray, p: np.ndarray) -> bool:
     return True
 
 
+def available() -> bool:
+    """Whether the compiled kernels are loaded (built on the first call)."""
+    return native.library() is not None
+
+
 def conv_fold_batch_last(cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
     """col2im of a 2-D convolution's input gradient from batch-last columns: `cols` holds
     (C, KH, KW, OH, OW, n) elements, `dims` = (C, KH, KW, OH, OW, n, H, W, pad_h, pad_w,
     stride_h, stride_w, dilation_h, dilation_w); the (n, C, H, W) gradient, or None."""
+    return _conv_fold("batch_last", cols, dims)
+
+
+def conv_fold_batch_first(cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
+    """The same from batch-first columns, (n, C, KH, KW, OH, OW) elements; `dims` as above."""
+    return _conv_fold("batch_first", cols, dims)
+
+
+def _conv_fold(layout: str, cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
     if len(dims) != 14 or cols.size != math.prod(dims[:6]):
         return None
     if not _ready(cols, dtypes=(_FLOAT32, _FLOAT64)) or (lib := native.library()) is None:
@@ -128,7 +142,7 @@ def conv_fold_batch_last(cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray 
     c, n, h, w = dims[0], dims[5], dims[6], dims[7]
     out = np.empty((n, c, h, w), dtype=cols.dtype)
     fields = np.array(dims, dtype=np.int64)
-    fold = getattr(lib, f"gg_conv_fold_batch_last_{_SUFFIX[cols.dtype]}")
+    fold = getattr(lib, f"gg_conv_fold_{layout}_{_SUFFIX[cols.dtype]}")
     fold(_address(cols), _address(out), _address(fields))
     return out
 
@@ -184,6 +198,8 @@ def layer_norm_backward(
 
 
 __all__ = [
+    "available",
+    "conv_fold_batch_first",
     "conv_fold_batch_last",
     "gelu_and_cdf",
     "gelu_grad_from_cdf",

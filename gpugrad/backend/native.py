@@ -76,6 +76,8 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_softmax_columns_backward_f32": (_C_VOID_P, _C_VOID_P, *[_C_LONG_LONG] * 3),
     "gg_conv_fold_batch_last_f32": (_C_VOID_P, _C_VOID_P, _C_VOID_P),
     "gg_conv_fold_batch_last_f64": (_C_VOID_P, _C_VOID_P, _C_VOID_P),
+    "gg_conv_fold_batch_first_f32": (_C_VOID_P, _C_VOID_P, _C_VOID_P),
+    "gg_conv_fold_batch_first_f64": (_C_VOID_P, _C_VOID_P, _C_VOID_P),
     "gg_layer_norm_forward_f32": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
     "gg_layer_norm_forward_f64": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
     "gg_layer_norm_backward_f32": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),

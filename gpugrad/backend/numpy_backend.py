@@ -101,6 +101,13 @@ class NumpyBackend(Backend):
     ) -> np.ndarray | None:
         return cpu_kernels.max_pool_tiles_backward(g, where, kernel, shape)
 
+    @property
+    def compiled_kernels(self) -> bool:  # type: ignore[override]
+        return cpu_kernels.available()
+
+    def conv_fold_batch_first(self, cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
+        return cpu_kernels.conv_fold_batch_first(cols, dims)
+
     def conv_fold_batch_last(self, cols: np.ndarray, dims: tuple[int, ...]) -> np.ndarray | None:
         return cpu_kernels.conv_fold_batch_last(cols, dims)
 

@@ -328,12 +328,22 @@ def _input_grad(xp: Any, wt: Any, g: Any, geo: ConvGeometry) -> Any:
     the fold slow on small images."""
     n, c = g.shape[0], geo.in_shape[1]
     groups, per_group, length = g.shape[1:]
+    two_d = len(geo.kernel) == 2
+    dims = (c, *geo.kernel, *geo.out, n, *geo.in_shape[2:], *geo.pad_before, *geo.stride,
+            *geo.dilation)  # fmt: skip
+    if two_d and xp.compiled_kernels and not _batch_inner(xp, geo):
+        # Larger planes with a compiled fold (the CPU): products per sample, batch first, so
+        # g needs no transposed copy and the fold runs along whole rows of each plane.
+        products = _take(xp, (n, groups, wt.shape[1], length), g.dtype)
+        xp.matmul(wt, g, out=products)
+        folded = xp.conv_fold_batch_first(products, dims)
+        _give_back(xp, products)
+        if folded is not None:
+            return folded
     g_last = xp.xp.ascontiguousarray(xp.moveaxis(g, 0, -1))  # (G, O/G, L, n)
     products = _take(xp, (groups, wt.shape[1], length * n), g.dtype)
     xp.matmul(wt, g_last.reshape(groups, per_group, length * n), out=products)
-    if len(geo.kernel) == 2:  # one compiled pass where the backend has one (the CPU)
-        dims = (c, *geo.kernel, *geo.out, n, *geo.in_shape[2:], *geo.pad_before, *geo.stride,
-                *geo.dilation)  # fmt: skip
+    if two_d:  # one compiled pass where the backend has one (the CPU)
         folded = xp.conv_fold_batch_last(products, dims)
         if folded is not None:
             _give_back(xp, products)

@@ -1,5 +1,5 @@
-// col2im of a 2-D convolution's input gradient for the CPU, with the batch as the last axis of
-// the columns: the NumPy backend's compiled path (gpugrad/backend/native.py builds it). The
+// col2im of a 2-D convolution's input gradient for the CPU, from columns with the batch last
+// (small output planes) or first (larger ones): the NumPy backend's compiled path (gpugrad/backend/native.py builds it). The
 // NumPy twin is ops/conv.py's _input_grad, which adds each kernel position's columns into a
 // zero-padded (C, Hp, Wp, n) buffer and then moves the batch to the front.
 //
@@ -44,6 +44,40 @@ void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry
   }
 }
 
+// The same with the batch first: cols (n, C, KH, KW, OH, OW), one sample's plane at a time,
+// each kernel position's columns added along whole output rows, in the (i, j) order of the twin
+// (ops/conv.py's _fold_into: one `+=` per kernel position into a zeroed buffer).
+template <typename T>
+void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometry& g) {
+  const long long plane = g.h * g.w, block = g.kh * g.kw * g.oh * g.ow;
+  for (long long s = 0; s < g.batch * g.channels; ++s) {
+    T* __restrict dst = out + s * plane;
+    for (long long e = 0; e < plane; ++e) dst[e] = T(0);
+    for (long long i = 0; i < g.kh; ++i) {
+      for (long long j = 0; j < g.kw; ++j) {
+        const T* __restrict src = cols + s * block + (i * g.kw + j) * g.oh * g.ow;
+        const long long shift = j * g.dil_w - g.pad_w;  // input column of output column 0
+        // Output columns whose input column lies inside [0, W).
+        long long first = 0;
+        while (first < g.ow && first * g.stride_w + shift < 0) ++first;
+        long long last = g.ow;
+        while (last > first && (last - 1) * g.stride_w + shift >= g.w) --last;
+        for (long long r = 0; r < g.oh; ++r) {
+          const long long row = r * g.stride_h + i * g.dil_h - g.pad_h;
+          if (row < 0 || row >= g.h) continue;
+          T* __restrict line = dst + row * g.w + shift;
+          const T* __restrict from = src + r * g.ow;
+          if (g.stride_w == 1) {
+            for (long long c = first; c < last; ++c) line[c] += from[c];
+          } else {
+            for (long long c = first; c < last; ++c) line[c * g.stride_w] += from[c];
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -60,6 +94,19 @@ void gg_conv_fold_batch_last_f64(const double* cols, double* out, const long lon
   const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
                    dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
   fold_batch_last(cols, out, g);
+}
+
+// cols (n, C, KH, KW, OH, OW) -> out (n, C, H, W); dims as above.
+void gg_conv_fold_batch_first_f32(const float* cols, float* out, const long long* dims) {
+  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
+                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
+  fold_batch_first(cols, out, g);
+}
+
+void gg_conv_fold_batch_first_f64(const double* cols, double* out, const long long* dims) {
+  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
+                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
+  fold_batch_first(cols, out, g);
 }
 
 }  // extern "C"
