@@ -71,7 +71,10 @@ class LinearActivation(Function):
             gx = gz @ w if rows else (gz @ w).reshape(x.shape)
         if self.needs_grad(1):
             gw = gz.T @ (x if rows else x.reshape(-1, w.shape[1]))
-        return gx, gw, (gz.sum(axis=0) if self.needs_grad(2) else None)
+        gb = None
+        if self.needs_grad(2):  # on arrays a product with ones (BLAS), as _Linear's
+            gb = self.xp.sum_along(gz, 0).reshape(-1) if xp is self.xp else gz.sum(axis=0)
+        return gx, gw, gb
 
 
 def linear_activation(x: Tensor, weight: Tensor, bias: Tensor, kind: str) -> Tensor:
