@@ -9,6 +9,7 @@ rest of the suite runs on the twins.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 
 import numpy as np
@@ -65,6 +66,23 @@ def test_the_library_is_built_once_and_then_loaded_from_the_cache(fresh) -> None
     assert native.library() is not None
     assert [p.name for p in (fresh / "native").iterdir()] == [built.name]  # no temporary left
     assert built.stat().st_mtime_ns == stamp  # loaded, not built again
+
+
+@needs_compiler
+def test_processes_building_at_once_all_load_one_library(fresh) -> None:
+    import subprocess
+    import sys
+
+    probe = "from gpugrad.backend import native; print(native.library() is not None)"
+    env = {**os.environ, native.ENV_CACHE: str(fresh)}
+    runs = [
+        subprocess.Popen([sys.executable, "-c", probe], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=300)[0].strip() for run in runs]
+    assert outputs == ["True"] * 3
+    # Each wrote its own temporary file and renamed it into place: one library, no leftovers.
+    assert len(list((fresh / "native").iterdir())) == 1
 
 
 def test_switched_off_nothing_is_built_and_the_twins_run(fresh, monkeypatch, rng) -> None:

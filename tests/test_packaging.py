@@ -99,6 +99,7 @@ def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
         import gpugrad
         from gpugrad.backend.kernel_source import kernels_dir, read_kernel
 
+        from gpugrad.backend import native
         from gpugrad.data import load_digits
 
         print(json.dumps({
@@ -106,10 +107,15 @@ def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
             "kernels": str(kernels_dir()),
             "readme": read_kernel("README.md"),
             "digits": list(load_digits()[0].shape),
+            "native": native.library() is not None,
+            "compiler": native._compiler() is not None,
+            "why": native.reason_unavailable(),
         }))
         """
     )
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    # A cache of its own: the compiled CPU kernels are built from the wheel's sources.
+    env = {**os.environ, "PYTHONPATH": str(site), "GPUGRAD_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("GPUGRAD_NATIVE_KERNELS", None)
     proc = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=elsewhere,
@@ -125,6 +131,8 @@ def test_installed_wheel_finds_its_kernels(wheel: Path, tmp_path: Path) -> None:
     assert Path(result["kernels"]).resolve() == site / "gpugrad" / "kernels"
     assert result["readme"] == (KERNELS / "README.md").read_text(encoding="utf-8")
     assert result["digits"] == [1797, 64]  # the bundled dataset ships inside the wheel
+    # The C++ sources of the CPU kernels ship too, and build wherever a compiler is found.
+    assert result["native"] == result["compiler"], result["why"]
 
 
 def _load_kernel_source(path: Path) -> ModuleType:

@@ -127,8 +127,9 @@ def run_pytest(
     start = time.perf_counter()
     with log_path.open("w") as out:
         proc = subprocess.Popen(
-            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_default_interrupt,
+        )  # fmt: skip
         try:
             returncode, timed_out = proc.wait(timeout=timeout_s), False
         except subprocess.TimeoutExpired:
@@ -142,6 +143,14 @@ def run_pytest(
         "log": str(log_path),
         **asdict(counts),
     }
+
+
+def _default_interrupt() -> None:
+    """In the child before pytest starts: SIGINT back to its default action. A command started
+    in the background (`nohup ... &`, a non-interactive shell's `&`) inherits SIGINT ignored, and
+    Python then never turns it into KeyboardInterrupt, so the time limit could not stop pytest
+    until the SIGKILL after INTERRUPT_GRACE_S."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _interrupt(proc: subprocess.Popen) -> int:
