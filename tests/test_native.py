@@ -53,7 +53,12 @@ def _float32_points(rng: np.random.Generator) -> np.ndarray:
     grid = np.linspace(-end - 2, end + 2, 200_001)
     scales = np.concatenate([rng.standard_normal(20_000) * s for s in (0.01, 1, 4, 100)])
     edges = [end, -end, end * 1.0001, -end * 1.0001]
-    return np.concatenate([specials, edges, grid, scales]).astype(np.float32)
+    # 400,000 consecutive float32 from 0.7 (Φ in [0.75, 0.78]): where a tanh rounded twice once
+    # put Φ past the bound (x = 0.738247).
+    start = np.array(0.7, dtype=np.float32).view(np.int32)
+    run = (start + np.arange(400_000, dtype=np.int32)).view(np.float32)
+    points = np.concatenate([specials, edges, grid, scales]).astype(np.float32)
+    return np.concatenate([points, run, -run])
 
 
 # --- the build ---------------------------------------------------------------------------------
