@@ -92,18 +92,18 @@ def library() -> ctypes.CDLL | None:
     """The loaded kernel library, built on the first call; None where it is switched off or
     cannot be built (`reason_unavailable()` says why). Raises BackendUnavailableError when
     GPUGRAD_NATIVE_KERNELS=1 and it cannot be built."""
-    if _state["tried"]:
-        return _state["library"]
-    with _lock:
-        if not _state["tried"]:
-            _state["library"], _state["reason"] = _load()
-            _state["tried"] = True
-    if _state["library"] is None and _switch() == "1":
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                _state["library"], _state["reason"] = _load()
+                _state["tried"] = True
+    lib = _state["library"]
+    if lib is None and _switch() == "1":  # on every call, not only the one that tried
         raise BackendUnavailableError(
             f"{ENV_SWITCH}=1 asks for gpugrad's compiled CPU kernels, but they are not "
             f"available: {_state['reason']}"
         )
-    return _state["library"]
+    return lib
 
 
 def reason_unavailable() -> str | None:
