@@ -498,3 +498,110 @@ def test_conv_fold_kernel_leaves_other_arrays_to_the_twins(rng) -> None:
     first = np.ascontiguousarray(np.moveaxis(cols, -1, 0))  # (n, C, KH, KW, OH, OW)
     assert cpu_kernels.conv_fold_batch_first(first, dims) is not None
     assert cpu_kernels.conv_fold_batch_first(first[..., ::2], dims) is None
+
+
+# --- backends without the hooks' NumPy overrides (CuPy's) ----------------------------------------
+def _base_only_backend():
+    """A Backend on NumPy arrays that, like CuPy's, is not a NumpyBackend: it has only the
+    abstract methods from NumpyBackend and every hook (compiled kernels) from Backend."""
+    from gpugrad.backend.base import Backend
+    from gpugrad.backend.device import Device
+
+    methods = {name: getattr(NumpyBackend, name) for name in Backend.__abstractmethods__}
+
+    def init(self) -> None:
+        Backend.__init__(self, np, Device("cpu"))
+        self.rng = self.make_rng(None)
+
+    return type("BaseOnly", (Backend,), {**methods, "__init__": init})()
+
+
+def _every_hooked_op(rng: np.random.Generator) -> list[np.ndarray]:
+    """Forward and backward of each op with a compiled-kernel hook; results and gradients."""
+    results = []
+    x = gg.tensor(rng.standard_normal((2, 3, 8, 8)).astype(np.float32), requires_grad=True)
+    w_small = gg.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+    big = gg.tensor(rng.standard_normal((2, 3, 20, 20)).astype(np.float32), requires_grad=True)
+    q, k, v = (
+        gg.tensor(rng.standard_normal((1, 2, 5, 4)).astype(np.float32), requires_grad=True)
+        for _ in range(3)
+    )
+    rows = gg.tensor(rng.standard_normal((6, 16)).astype(np.float32), requires_grad=True)
+    gain = gg.tensor(rng.standard_normal(16).astype(np.float32), requires_grad=True)
+    outputs = [
+        F.gelu(rows),
+        F.max_pool2d(x, 2),
+        F.layer_norm(rows, (16,), gain),
+        F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        F.scaled_dot_product_attention(q, k, v),
+        F.conv2d(x, w_small, padding=1),
+        F.conv2d(big, w_small, padding=1),  # 400 output positions: the batch-first route
+    ]
+    for out in outputs:
+        (out * out).sum().backward()
+        results.append(out.numpy().copy())
+    results += [t.grad.numpy().copy() for t in (x, w_small, big, q, k, v, rows, gain)]
+    return results
+
+
+def test_a_backend_without_numpy_overrides_runs_every_hooked_op(monkeypatch) -> None:
+    import gpugrad.backend as backends
+    from gpugrad.backend.device import Device
+
+    expected = _every_hooked_op(np.random.default_rng(7))
+    monkeypatch.setitem(backends._backends, Device("cpu"), _base_only_backend())
+    got = _every_hooked_op(np.random.default_rng(7))
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+# --- the cache folder and failures ------------------------------------------------------------
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
+def test_a_cache_folder_others_may_write_to_is_not_used(fresh) -> None:
+    shared = fresh / "native"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could plant a library here
+    assert native._cache_dir() != shared
+    shared.chmod(0o700)
+    assert native._cache_dir() == shared
+
+
+def test_a_failing_write_falls_back_to_the_twins_on_every_call(fresh, monkeypatch) -> None:
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(native.tempfile, "mkstemp", full_disk)
+    monkeypatch.setattr(native, "_cache_dir", lambda: fresh)  # nothing cached there yet
+    for _ in range(2):
+        assert native.library() is None
+    assert "No space left" in native.reason_unavailable()
+
+
+@needs_compiler
+def test_misaligned_arrays_go_to_the_twins(rng) -> None:
+    raw = np.zeros(4 * 64 + 1, dtype=np.uint8)
+    x = np.frombuffer(raw.data, dtype=np.float32, count=64, offset=1)  # not 4-byte aligned
+    assert not x.flags.aligned
+    assert cpu_kernels.gelu_and_cdf(x) is None
+
+
+@pytest.mark.parametrize("masking", ["causal", "bool mask"])
+def test_a_nan_among_hidden_keys_reaches_no_query_on_either_path(monkeypatch, masking) -> None:
+    q = np.ones((1, 1, 3, 2), dtype=np.float32)
+    k = np.ones((1, 1, 3, 2), dtype=np.float32)
+    k[..., 2, :] = np.nan  # the last key: hidden from queries 0 and 1
+    v = np.arange(6, dtype=np.float32).reshape(1, 1, 3, 2)
+    keep = np.tril(np.ones((3, 3), dtype=bool))
+
+    def attend():
+        args = [gg.tensor(a) for a in (q, k, v)]
+        if masking == "causal":
+            return F.scaled_dot_product_attention(*args, is_causal=True).numpy()
+        return F.scaled_dot_product_attention(*args, attn_mask=gg.tensor(keep)).numpy()
+
+    fast = attend()
+    with _twins_only(monkeypatch):
+        twin = attend()
+    assert np.isfinite(fast[..., :2, :]).all() and np.isnan(fast[..., 2, :]).all()
+    np.testing.assert_allclose(fast, twin, rtol=1e-6)

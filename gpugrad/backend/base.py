@@ -161,6 +161,31 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         at the others; None where `max_pool_tiles` gave None."""
         return None
 
+    # Whether compiled CPU kernels (kernels/cpu) serve this backend: where an op would lay its
+    # work out differently for them (ops/conv.py's input gradient), it asks this first.
+    compiled_kernels = False
+
+    def conv_fold_batch_last(self, cols: Any, dims: tuple[int, ...]) -> Any:
+        """col2im of a 2-D convolution's input gradient from columns with the batch last, (C,
+        KH, KW, OH, OW, n), into an (n, C, H, W) array, where the backend has a compiled pass
+        (`dims` as cpu_kernels.conv_fold_batch_last); None here (ops/conv.py folds itself)."""
+        return None
+
+    def conv_fold_batch_first(self, cols: Any, dims: tuple[int, ...]) -> Any:
+        """`conv_fold_batch_last` from columns with the batch first, (n, C, KH, KW, OH, OW)."""
+        return None
+
+    def softmax_columns(self, scores: Any, causal: bool) -> bool:
+        """Softmax down each column of each (S, L) matrix of `scores`, in place, in one compiled
+        pass where the backend has one (key j hidden from query i when j > i if `causal`);
+        False, untouched, here (nn/attention.py then runs its array passes)."""
+        return False
+
+    def softmax_columns_backward(self, ds: Any, p: Any) -> bool:
+        """ds ← (ds − Σ_rows ds·p)·p per column, in place, where the backend has a compiled
+        pass for these arrays; False, untouched, otherwise."""
+        return False
+
     def layer_norm(self, rows: Any, w: Any, b: Any, eps: float) -> tuple[Any, Any, Any] | None:
         """Layer norm of the rows of a (rows, size) array in one compiled pass where the backend
         has one: (out, x̂, 1/√(var + eps) as (rows, 1)); None here (nn/layers.py's _LayerNorm

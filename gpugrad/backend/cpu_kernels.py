@@ -27,10 +27,11 @@ def _address(array: np.ndarray) -> int:
 
 
 def _ready(*arrays: np.ndarray, dtypes: tuple[np.dtype, ...] = (_FLOAT32,)) -> bool:
-    """Whether the arrays share one kernel dtype and are all C-contiguous."""
+    """Whether the arrays share one kernel dtype and are all C-contiguous and aligned (a
+    misaligned array, say from np.frombuffer with an offset, is undefined behaviour in C)."""
     dtype = arrays[0].dtype
     return dtype in dtypes and all(
-        a.dtype == dtype and a.flags.c_contiguous for a in arrays
+        a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned for a in arrays
     )  # fmt: skip
 
 

@@ -20,9 +20,10 @@ against its twin). The environment variable ``GPUGRAD_NATIVE_KERNELS`` decides:
   message.
 
 The cache folder is ``$GPUGRAD_CACHE_DIR/native``, else ``$XDG_CACHE_HOME/gpugrad/native`` or
-``~/.cache/gpugrad/native``, else a folder in the system's temporary directory. A library is
-written under a temporary name and renamed into place, so processes building at once never load
-half a file.
+``~/.cache/gpugrad/native``, else a folder in the system's temporary directory; only a folder
+(and a library) that this user owns and no one else may write to is used, since loading a
+library runs its code. A library is written under a temporary name and renamed into place, so
+processes building at once never load half a file.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -95,7 +97,10 @@ def library() -> ctypes.CDLL | None:
     if not _state["tried"]:
         with _lock:
             if not _state["tried"]:
-                _state["library"], _state["reason"] = _load()
+                try:
+                    _state["library"], _state["reason"] = _load()
+                except OSError as error:  # a full disk, a vanished folder: the twins run
+                    _state["library"], _state["reason"] = None, f"could not build: {error}"
                 _state["tried"] = True
     lib = _state["library"]
     if lib is None and _switch() == "1":  # on every call, not only the one that tried
@@ -148,6 +153,8 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     folder = _cache_dir()
     target = folder / f"gpugrad_cpu_{key.hexdigest()[:24]}.so"
+    if target.exists() and not _private(target):
+        target.unlink()  # not ours to trust: build our own
     if not target.exists():
         error = _build(compiler, flags, sources, folder, target)
         if error:
@@ -192,7 +199,8 @@ def _cpu_identity() -> str:
 
 
 def _cache_dir() -> Path:
-    """The first of the cache folders (see the module docstring) that can be written."""
+    """The first of the cache folders (see the module docstring) that this user owns and
+    nobody else can write to; a new private folder when none is."""
     home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     candidates = [Path(home) / "gpugrad" / "native"]
     if os.environ.get(ENV_CACHE):
@@ -201,19 +209,34 @@ def _cache_dir() -> Path:
     candidates.append(Path(tempfile.gettempdir()) / f"gpugrad-{user}" / "native")
     for folder in candidates:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError:
             continue
-        if os.access(folder, os.W_OK):
+        if _private(folder) and os.access(folder, os.W_OK):
             return folder
     return Path(tempfile.mkdtemp(prefix="gpugrad-native-"))
+
+
+def _private(path: Path) -> bool:
+    """Whether `path` belongs to this user and no one else may write to it: a library in a
+    folder another user can write to could be theirs, and loading it runs their code."""
+    if not hasattr(os, "getuid"):
+        return True
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 def _build(compiler: str, flags: tuple[str, ...], sources: list[Path], folder: Path,
            target: Path) -> str:  # fmt: skip
     """Compile `sources` into `target` (through a temporary file); '' or what went wrong."""
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=target.stem, suffix=".tmp")
-    os.close(handle)
+    try:
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=target.stem, suffix=".tmp")
+        os.close(handle)
+    except OSError as error:
+        return f"could not write in {folder}: {error}"
     command = [compiler, *flags, "-o", temporary, *map(str, sources)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)

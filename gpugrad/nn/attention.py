@@ -103,13 +103,15 @@ class _Attention(Function):
     def _softmax_columns(self, xp, scores, mask, is_causal):
         """The weights p from the transposed scores, in place: masked, then a softmax down
         each column."""
-        # Masks are added as 0 / −inf: one add pass, quicker than a masked copy.
+        # Hidden scores are overwritten with −inf (one masked pass), not added to: a NaN or inf
+        # among them must not reach the weights (as in PyTorch, the op composition of
+        # create_graph, and the compiled softmax).
         if is_causal:  # query i sees keys 0..i (aligned at the top left, as PyTorch)
             hidden = xp.tri(scores.shape[-2], scores.shape[-1], -1, dtype=bool)  # j > i
-            scores += xp.where(hidden, scores.dtype.type(-math.inf), scores.dtype.type(0))
+            xp.copyto(scores, scores.dtype.type(-math.inf), where=hidden)
         elif mask is not None and mask.dtype == bool:
-            keep = xp.swapaxes(mask, -1, -2)
-            scores += xp.where(keep, scores.dtype.type(0), scores.dtype.type(-math.inf))
+            hidden = ~xp.swapaxes(mask, -1, -2)
+            xp.copyto(scores, scores.dtype.type(-math.inf), where=hidden)
         elif mask is not None:
             scores += xp.swapaxes(mask, -1, -2)
         top = self.xp.max_along(scores, -2)

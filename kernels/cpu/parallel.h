@@ -22,15 +22,25 @@
 #include <vector>
 
 namespace gg_cpu {
+// Internal linkage: two builds of this library loaded in one process (a changed source, another
+// cache folder) must not share one pool through GNU_UNIQUE statics laid out differently.
+namespace {
 
 class Pool {
  public:
   // The process's pool, made on first use (and again in a child after fork).
   static Pool& get() {
     static std::once_flag registered;
-    std::call_once(registered, [] { pthread_atfork(nullptr, nullptr, [] { instance() = nullptr; }); });
-    static std::mutex making;
-    std::lock_guard<std::mutex> guard(making);
+    // fork() with `making` held by another thread would leave the child's copy locked for
+    // good: hold it across the fork, then release it on both sides.
+    std::call_once(registered, [] {
+      pthread_atfork([] { making().lock(); }, [] { making().unlock(); },
+                     [] {
+                       instance() = nullptr;
+                       making().unlock();
+                     });
+    });
+    std::lock_guard<std::mutex> guard(making());
     Pool*& pool = instance();
     if (pool == nullptr) pool = new Pool();  // never freed: helpers outlive static destructors
     return *pool;
@@ -63,13 +73,31 @@ class Pool {
   }
 
  private:
-  Pool() : threads_(count()) {
-    for (int i = 1; i < threads_; ++i) std::thread([this] { work(); }).detach();
+  // Helpers start once every member is constructed (they use them at once).
+  Pool() { threads_ = start_helpers(count()); }
+
+  // Start up to wanted - 1 helpers; the thread count is 1 + those that started (a process at
+  // its thread limit gets fewer, and an exception must not cross the library's C interface).
+  int start_helpers(int wanted) {
+    int started = 1;
+    for (; started < wanted; ++started) {
+      try {
+        std::thread([this] { work(); }).detach();
+      } catch (...) {
+        break;
+      }
+    }
+    return started;
   }
 
   static Pool*& instance() {
     static Pool* pool = nullptr;
     return pool;
+  }
+
+  static std::mutex& making() {
+    static std::mutex guard;
+    return guard;
   }
 
   static int count() {
@@ -138,7 +166,7 @@ class Pool {
   }
 
   static constexpr int SPIN_US = 200;
-  const int threads_;
+  int threads_ = 1;
   std::mutex running_;  // held for a whole run
   std::mutex mutex_;  // guards job_, generation_, sleepers_ and the sleeping wait
   std::condition_variable wake_;
@@ -166,4 +194,5 @@ void parallel_for(long long n, long long grain, Body body) {
   pool.run(n, grain, wrapped);
 }
 
+}  // namespace
 }  // namespace gg_cpu

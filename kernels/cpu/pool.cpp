@@ -4,6 +4,8 @@
 //
 // The forward writes each window's maximum and the position (row-major, within the window) of
 // its first maximum; NaN wins, and the first NaN is the one taken, as in max and argmax. The
+// maximum written is the value at that position: where -0.0 and 0.0 tie, the first of them
+// (the twin's np.maximum may give the other zero; they compare equal). The
 // backward writes g·1 at that position and g·0 at the others: the twin's g times its mask, bit
 // for bit (a non-finite g also reaches the other positions, as NaN; a negative g leaves -0.0).
 #include <cstdint>
