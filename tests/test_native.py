@@ -558,13 +558,36 @@ def test_a_backend_without_numpy_overrides_runs_every_hooked_op(monkeypatch) -> 
 
 # --- the cache folder and failures ------------------------------------------------------------
 @pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX owners and modes")
-def test_a_cache_folder_others_may_write_to_is_not_used(fresh) -> None:
-    shared = fresh / "native"
-    shared.mkdir()
-    shared.chmod(0o777)  # anyone could plant a library here
-    assert native._cache_dir() != shared
-    shared.chmod(0o700)
-    assert native._cache_dir() == shared
+def test_a_cache_folder_of_our_own_loses_group_write_and_is_used(fresh) -> None:
+    ours = fresh / "native"
+    ours.mkdir()
+    ours.chmod(0o777)  # as an older gpugrad under umask 002 (or 000) could have left it
+    assert native._cache_dir() == ours
+    assert not ours.stat().st_mode & 0o022
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0, reason="needs root to chown")
+def test_folders_and_libraries_of_another_user_are_not_trusted(fresh) -> None:
+    theirs = fresh / "native"
+    theirs.mkdir()
+    os.chown(theirs, 12345, 12345)
+    theirs.chmod(0o777)
+    assert native._cache_dir() != theirs
+    planted = fresh / "planted.so"
+    planted.write_bytes(b"not a library")
+    os.chown(planted, 12345, 12345)
+    lib, why = native._open_trusted(planted)
+    assert lib is None and "someone else" in why
+
+
+@needs_compiler
+def test_a_library_someone_else_owns_is_replaced_by_our_build(fresh) -> None:
+    assert native.library() is not None
+    (built,) = (fresh / "native").glob("gpugrad_cpu_*.so")
+    built.chmod(0o757)  # others may write to it: not to be trusted
+    native.reset()
+    assert native.library() is not None
+    assert not built.stat().st_mode & 0o022  # rebuilt, as 0755
 
 
 def test_a_failing_write_falls_back_to_the_twins_on_every_call(fresh, monkeypatch) -> None:

@@ -153,23 +153,15 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
         key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
     folder = _cache_dir()
     target = folder / f"gpugrad_cpu_{key.hexdigest()[:24]}.so"
-    if target.exists() and not _private(target):
-        target.unlink()  # not ours to trust: build our own
-    if not target.exists():
+    lib, why = _open_trusted(target)
+    if lib is None:  # missing, someone else's, or damaged: build our own, once
+        target.unlink(missing_ok=True)
         error = _build(compiler, flags, sources, folder, target)
         if error:
             return None, error
-    try:
-        lib = ctypes.CDLL(str(target))
-    except OSError as error:  # a damaged file: build afresh once
-        target.unlink(missing_ok=True)
-        failure = _build(compiler, flags, sources, folder, target)
-        if failure:
-            return None, failure
-        try:
-            lib = ctypes.CDLL(str(target))
-        except OSError:
-            return None, f"could not load {target}: {error}"
+        lib, why = _open_trusted(target)
+        if lib is None:
+            return None, why
     for name, argtypes in SIGNATURES.items():
         function = getattr(lib, name, None)
         if function is None:
@@ -219,14 +211,53 @@ def _cache_dir() -> Path:
 
 def _private(path: Path) -> bool:
     """Whether `path` belongs to this user and no one else may write to it: a library in a
-    folder another user can write to could be theirs, and loading it runs their code."""
+    folder another user can write to could be theirs, and loading it runs their code. A folder
+    of our own that the group may write to (umask 002) loses those bits rather than being
+    passed over."""
     if not hasattr(os, "getuid"):
         return True
     try:
         info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            path.chmod(stat.S_IMODE(info.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+            info = path.stat()
     except OSError:
         return False
+    return _private_stat(info)
+
+
+def _private_stat(info: os.stat_result) -> bool:
+    """`_private` of an os.stat result: this user's (or anyone's where there are no users),
+    and not writable by group or others."""
+    if not hasattr(os, "getuid"):
+        return True
     return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _open_trusted(path: Path) -> tuple[ctypes.CDLL | None, str]:
+    """Load the library at `path` if the file is this user's and no one else may write to it:
+    (library, '') or (None, why not). On Linux the check and the load are of one open file
+    (through /proc/self/fd), so nothing can swap the file in between; the descriptor stays
+    open, so its number, and with it the name the loader knows, is never reused."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        return None, f"could not open {path}: {error}"
+    keep = False
+    try:
+        if not _private_stat(os.fstat(handle)):
+            return None, f"{path} belongs to someone else or others may write to it"
+        by_handle = Path(f"/proc/self/fd/{handle}")
+        name = str(by_handle) if by_handle.exists() else str(path)
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError as error:
+            return None, f"could not load {path}: {error}"
+        keep = name != str(path)
+        return lib, ""
+    finally:
+        if not keep:
+            os.close(handle)
 
 
 def _build(compiler: str, flags: tuple[str, ...], sources: list[Path], folder: Path,
@@ -242,6 +273,7 @@ def _build(compiler: str, flags: tuple[str, ...], sources: list[Path], folder: P
         done = subprocess.run(command, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         if done.returncode != 0:
             return f"{' '.join(command)} failed:\n{done.stderr.strip()[-2000:]}"
+        os.chmod(temporary, 0o755)  # a linker may follow a umask of 002: never group-writable
         os.replace(temporary, target)
         return ""
     except (OSError, subprocess.SubprocessError) as error:
