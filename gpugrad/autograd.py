@@ -660,6 +660,8 @@ def _run_backward(
         while heap:
             node = pop(heap)[1]
             g = grads.pop(node)
+            if g.__class__ is SliceGrad:
+                g = g.dense()
             if node.tensor_hooks:
                 g = _run_hooks(node.tensor_hooks, g, node.xp, create_graph)
             if capturing:
@@ -690,11 +692,14 @@ def _run_backward(
             if len(gs) != len(edges):
                 raise _wrong_count(node, gs)
             if check_finite:
+                gs = tuple(_dense(gx) for gx in gs)
                 _check_finite(node, gs)
             for edge, gx in zip(edges, gs):
                 if gx is None or edge is None:
                     continue
                 if isinstance(edge, Tensor):  # a leaf
+                    if gx.__class__ is SliceGrad:
+                        gx = gx.dense()
                     if getattr(gx, "shape", ()) != edge._data.shape:
                         raise _wrong_shape(node, edges, gs, edge, gx)
                     if capturing and edge not in capture_leaves:
@@ -817,6 +822,53 @@ def _owned(g: Any, upstream: Any) -> Any:
     if g is upstream or g.base is not None:
         return g.copy()
     return g
+
+
+class SliceGrad:
+    """A gradient that is zero but at a few basic-index places (what GetItem's backward gives
+    for x[a:b]): the zeros are written once, when a node's backward needs the array, and the
+    pieces added in. So the three slices of a split (q, k, v of a transformer) cost one
+    buffer, not three zero-padded arrays and two full additions. Only the engine sees these.
+    """
+
+    __slots__ = ("backend", "base", "dtype", "pieces", "shape")
+    __array_ufunc__ = None  # `array + SliceGrad` comes to __radd__, not to NumPy
+
+    def __init__(self, backend: Any, shape: tuple[int, ...], pieces: list, base: Any = None):
+        self.backend, self.shape, self.pieces, self.base = backend, shape, pieces, base
+        self.dtype = (base if base is not None else pieces[0][1]).dtype
+
+    def __add__(self, other: Any) -> Any:
+        if other.__class__ is SliceGrad:
+            if other.dtype != self.dtype:
+                return self.dense() + other.dense()
+            base = self.base if other.base is None else (
+                other.base if self.base is None else self.base + other.base
+            )  # fmt: skip
+            return SliceGrad(self.backend, self.shape, self.pieces + other.pieces, base)
+        if (
+            self.base is None
+            and getattr(other, "shape", None) == self.shape
+            and (getattr(other, "dtype", None) == self.dtype)
+        ):
+            return SliceGrad(self.backend, self.shape, self.pieces, other)
+        return self.dense() + other
+
+    __radd__ = __add__
+
+    def dense(self) -> Any:
+        """The gradient as an array of its own."""
+        if self.base is None:
+            out = self.backend.xp.zeros(self.shape, dtype=self.dtype)
+        else:
+            out = self.base.copy()  # the base may be another gradient's memory
+        for index, values in self.pieces:
+            out[index] += values
+        return out
+
+
+def _dense(g: Any) -> Any:
+    return g.dense() if g.__class__ is SliceGrad else g
 
 
 # --- hooks -----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _args
-from ..autograd import Function, share_version
+from ..autograd import Function, SliceGrad, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import (
@@ -106,15 +106,18 @@ def _check_bounds(parts: list[Any], shape: tuple[int, ...]) -> None:
 class GetItem(Function):
     is_view = True  # basic indexing returns a view
 
-    def forward(self, x, index, accumulate, element):
+    def forward(self, x, index, accumulate, element, basic=False):
         self.in_shape = x.shape
         self.index = index
         self.accumulate = accumulate
+        self.basic = basic
         if element:  # NumPy gives a new scalar, CuPy a 0-d view: a copy on both
             return self.xp.asarray(x[index], copy=True)
         return x[index]
 
     def backward(self, xp, g):
+        if self.basic and xp is self.xp:  # the engine writes the zeros once (SliceGrad)
+            return SliceGrad(xp, self.in_shape, [(self.index, g)])
         return xp.scatter_to(self.in_shape, self.index, g, self.accumulate)
 
 
@@ -142,7 +145,7 @@ def getitem(x: Tensor, index: Any, check: bool = True) -> Tensor:
     itself and knows to be in range."""
     index, advanced, accumulate = normalize_index(index, x, check)
     element = not advanced and _picks_one_element(index, x.ndim)
-    out = GetItem.apply(x, index=index, accumulate=accumulate, element=element)
+    out = GetItem.apply(x, index=index, accumulate=accumulate, element=element, basic=not advanced)
     if not advanced and not element and out.data.base is not None:
         share_version(out, x, index)
     return out
