@@ -26,6 +26,7 @@ import functools
 import heapq
 import inspect
 import itertools
+import math
 import os
 import threading
 import traceback
@@ -56,6 +57,21 @@ class _GradMode(threading.local):
 
 
 _mode = _GradMode()
+
+
+class _EngineState(threading.local):
+    """Whether this thread is inside the engine's backward loop on arrays: only there may
+    GetItem hand back a lazy SliceGrad (gg.explain and direct calls get arrays)."""
+
+    lazy_slices = False
+
+
+_engine = _EngineState()
+
+
+def lazy_slices() -> bool:
+    """Whether a gradient may be returned as a SliceGrad (see _EngineState)."""
+    return _engine.lazy_slices
 
 
 class _AnomalyMode(threading.local):
@@ -653,8 +669,9 @@ def _run_backward(
     capturing = capture is not None  # grad(): the loop keeps or skips per captured tensor
     if create_graph:
         from . import ops as namespace
-    previous_mode = _mode.enabled
+    previous_mode, previous_lazy = _mode.enabled, _engine.lazy_slices
     _mode.enabled = create_graph
+    _engine.lazy_slices = not create_graph
     check_finite = _anomaly.enabled
     try:
         while heap:
@@ -698,10 +715,10 @@ def _run_backward(
                 if gx is None or edge is None:
                     continue
                 if isinstance(edge, Tensor):  # a leaf
-                    if gx.__class__ is SliceGrad:
-                        gx = gx.dense()
                     if getattr(gx, "shape", ()) != edge._data.shape:
                         raise _wrong_shape(node, edges, gs, edge, gx)
+                    if gx.__class__ is SliceGrad:
+                        gx = gx.dense()
                     if capturing and edge not in capture_leaves:
                         continue
                     prev = leaf_grads.get(edge)
@@ -730,6 +747,7 @@ def _run_backward(
                 node.__dict__.clear()
     finally:
         _mode.enabled = previous_mode
+        _engine.lazy_slices = previous_lazy
 
     if _any_leaf_hooks[0]:
         for leaf, g in leaf_grads.items():
@@ -826,45 +844,64 @@ def _owned(g: Any, upstream: Any) -> Any:
 
 class SliceGrad:
     """A gradient that is zero but at a few basic-index places (what GetItem's backward gives
-    for x[a:b]): the zeros are written once, when a node's backward needs the array, and the
-    pieces added in. So the three slices of a split (q, k, v of a transformer) cost one
-    buffer, not three zero-padded arrays and two full additions. Only the engine sees these.
+    for x[a:b] inside the engine): the zeros are written once, when the node it belongs to
+    needs the array, and the pieces added in. So the three slices of a split (q, k, v of a
+    transformer) cost one buffer, not three zero-padded arrays and two full additions.
+
+    Only the engine holds these, each for one edge, so adding into one in place is safe. A
+    piece's values are copied when it is made (the array may be another gradient that a later
+    in-place accumulation changes), and once the pieces add up to the whole array's size they
+    are folded into one buffer, so many overlapping slices never hold more than that.
     """
 
-    __slots__ = ("backend", "base", "dtype", "pieces", "shape")
+    __slots__ = ("backend", "buffer", "dtype", "pending", "pieces", "shape", "size")
     __array_ufunc__ = None  # `array + SliceGrad` comes to __radd__, not to NumPy
 
-    def __init__(self, backend: Any, shape: tuple[int, ...], pieces: list, base: Any = None):
-        self.backend, self.shape, self.pieces, self.base = backend, shape, pieces, base
-        self.dtype = (base if base is not None else pieces[0][1]).dtype
+    def __init__(self, backend: Any, shape: tuple[int, ...], index: Any, values: Any):
+        self.backend, self.shape, self.dtype = backend, shape, values.dtype
+        self.size = math.prod(shape)
+        self.pieces = [(index, values.copy())]
+        self.pending = values.size
+        self.buffer = None
 
     def __add__(self, other: Any) -> Any:
-        if other.__class__ is SliceGrad:
-            if other.dtype != self.dtype:
-                return self.dense() + other.dense()
-            base = self.base if other.base is None else (
-                other.base if self.base is None else self.base + other.base
-            )  # fmt: skip
-            return SliceGrad(self.backend, self.shape, self.pieces + other.pieces, base)
+        if other.__class__ is SliceGrad and other.dtype == self.dtype:
+            if other.buffer is not None:
+                if self.buffer is None:
+                    self.buffer = other.buffer  # other is the engine's too, and is dropped
+                else:
+                    self.buffer += other.buffer
+            self.pieces += other.pieces
+            self.pending += other.pending
+            if self.pending >= self.size:
+                self._fold()
+            return self
+        if other.__class__ is SliceGrad:  # dtypes differ: promote as dense arrays would
+            return self.dense() + other.dense()
         if (
-            self.base is None
-            and getattr(other, "shape", None) == self.shape
-            and (getattr(other, "dtype", None) == self.dtype)
+            self.backend.is_array(other)
+            and other.shape == self.shape
+            and (other.dtype == self.dtype)
         ):
-            return SliceGrad(self.backend, self.shape, self.pieces, other)
+            self.buffer = other.copy() if self.buffer is None else self.buffer + other
+            self._fold()
+            return self.buffer
         return self.dense() + other
 
     __radd__ = __add__
 
+    def _fold(self) -> None:
+        """Add the pending pieces into the buffer (made of zeros if there is none)."""
+        if self.buffer is None:
+            self.buffer = self.backend.xp.zeros(self.shape, dtype=self.dtype)
+        for index, values in self.pieces:
+            self.buffer[index] += values
+        self.pieces, self.pending = [], 0
+
     def dense(self) -> Any:
         """The gradient as an array of its own."""
-        if self.base is None:
-            out = self.backend.xp.zeros(self.shape, dtype=self.dtype)
-        else:
-            out = self.base.copy()  # the base may be another gradient's memory
-        for index, values in self.pieces:
-            out[index] += values
-        return out
+        self._fold()
+        return self.buffer
 
 
 def _dense(g: Any) -> Any:

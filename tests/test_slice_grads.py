@@ -81,13 +81,47 @@ def test_second_derivatives_through_slices(rng) -> None:
 
 def test_slice_gradient_arithmetic() -> None:
     backend = gg.backend.get_backend("cpu")
-    a = SliceGrad(backend, (4,), [(slice(0, 2), np.array([1.0, 2.0]))])
-    b = SliceGrad(backend, (4,), [(slice(1, 3), np.array([10.0, 20.0]))])
+
+    def piece(index, values, dtype="float64"):
+        return SliceGrad(backend, (4,), index, np.array(values, dtype=dtype))
+
+    np.testing.assert_array_equal(
+        (piece(slice(0, 2), [1, 2]) + piece(slice(1, 3), [10, 20])).dense(), [1, 12, 20, 0]
+    )
     dense = np.array([100.0, 200.0, 300.0, 400.0])
-    np.testing.assert_array_equal((a + b).dense(), [1, 12, 20, 0])
-    np.testing.assert_array_equal((dense + a).dense(), [101, 202, 300, 400])
-    np.testing.assert_array_equal((a + dense).dense(), [101, 202, 300, 400])
-    assert dense.tolist() == [100, 200, 300, 400]  # the base is copied, never written
-    np.testing.assert_array_equal(((dense + a) + (dense + b)).dense(), [201, 412, 620, 800])
-    half = SliceGrad(backend, (4,), [(slice(0, 1), np.array([1.0], dtype=np.float32))])
-    np.testing.assert_array_equal(a + half, [2, 2, 0, 0])  # dtypes differ: dense arithmetic
+    np.testing.assert_array_equal(dense + piece(slice(0, 2), [1, 2]), [101, 202, 300, 400])
+    np.testing.assert_array_equal(piece(slice(0, 2), [1, 2]) + dense, [101, 202, 300, 400])
+    assert dense.tolist() == [100, 200, 300, 400]  # never written
+    half = piece(slice(0, 1), [1], dtype="float32")
+    mixed = piece(slice(0, 2), [1, 2]) + half  # dtypes differ: dense arithmetic, promoted
+    np.testing.assert_array_equal(mixed, [2, 2, 0, 0])
+    assert mixed.dtype == np.float64
+
+
+def test_a_piece_is_copied_when_made_so_later_edits_do_not_reach_it() -> None:
+    backend = gg.backend.get_backend("cpu")
+    values = np.array([1.0, 2.0])
+    lazy = SliceGrad(backend, (4,), slice(0, 2), values)
+    values *= 100  # as an in-place accumulation into a leaf's .grad sharing this array
+    np.testing.assert_array_equal(lazy.dense(), [1, 2, 0, 0])
+
+
+def test_pieces_fold_into_one_buffer_once_they_cover_the_array() -> None:
+    backend = gg.backend.get_backend("cpu")
+    total = SliceGrad(backend, (8,), slice(0, 4), np.ones(4))
+    for start in range(1, 5):  # overlapping windows: 4 more pieces of 4
+        total = total + SliceGrad(backend, (8,), slice(start, start + 4), np.ones(4))
+        assert len(total.pieces) * 4 < 8 + 4  # folded whenever they reach the array's size
+    np.testing.assert_array_equal(total.dense(), [1, 2, 3, 4, 4, 3, 2, 1])
+
+
+def test_zero_d_intermediates_and_explain_see_arrays(rng) -> None:
+    x = gg.tensor(3.0, requires_grad=True)
+    h = x * 2
+    (h[...].sum() + h * 3 + h[None].sum() + h[()]).backward()
+    assert x.grad.item() == 12.0
+    from gpugrad.explain import explain
+
+    y = gg.tensor(rng.standard_normal(4), requires_grad=True)
+    text = explain((y * 2)[1:3].sum())  # walks backward calling each node itself
+    assert "GetItem" in str(text)

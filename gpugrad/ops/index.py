@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import _args
-from ..autograd import Function, SliceGrad, share_version
+from ..autograd import Function, SliceGrad, lazy_slices, share_version
 from ..errors import DeviceError, DTypeError, ShapeError
 from ..tensor import Tensor
 from ._support import (
@@ -116,8 +116,8 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, xp, g):
-        if self.basic and xp is self.xp:  # the engine writes the zeros once (SliceGrad)
-            return SliceGrad(xp, self.in_shape, [(self.index, g)])
+        if self.basic and xp is self.xp and lazy_slices():  # the engine writes zeros once
+            return SliceGrad(xp, self.in_shape, self.index, g)
         return xp.scatter_to(self.in_shape, self.index, g, self.accumulate)
 
 
