@@ -16,6 +16,11 @@ struct Geometry {
       dil_w;
 };
 
+// dims: C, KH, KW, OH, OW, n, H, W, pad_h, pad_w, stride_h, stride_w, dilation_h, dilation_w.
+Geometry geometry(const long long* d) {
+  return {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13]};
+}
+
 template <typename T>
 void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry& g) {
   std::vector<T> sums(g.batch);
@@ -82,31 +87,22 @@ void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometr
 
 extern "C" {
 
-// cols (C, KH, KW, OH, OW, n) -> out (n, C, H, W). dims: C, KH, KW, OH, OW, n, H, W, pad_h,
-// pad_w, stride_h, stride_w, dilation_h, dilation_w.
+// cols (C, KH, KW, OH, OW, n) -> out (n, C, H, W); dims as `geometry` reads them.
 void gg_conv_fold_batch_last_f32(const float* cols, float* out, const long long* dims) {
-  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
-                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
-  fold_batch_last(cols, out, g);
+  fold_batch_last(cols, out, geometry(dims));
 }
 
 void gg_conv_fold_batch_last_f64(const double* cols, double* out, const long long* dims) {
-  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
-                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
-  fold_batch_last(cols, out, g);
+  fold_batch_last(cols, out, geometry(dims));
 }
 
 // cols (n, C, KH, KW, OH, OW) -> out (n, C, H, W); dims as above.
 void gg_conv_fold_batch_first_f32(const float* cols, float* out, const long long* dims) {
-  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
-                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
-  fold_batch_first(cols, out, g);
+  fold_batch_first(cols, out, geometry(dims));
 }
 
 void gg_conv_fold_batch_first_f64(const double* cols, double* out, const long long* dims) {
-  const Geometry g{dims[0], dims[1], dims[2],  dims[3],  dims[4],  dims[5],  dims[6],
-                   dims[7], dims[8], dims[9], dims[10], dims[11], dims[12], dims[13]};
-  fold_batch_first(cols, out, g);
+  fold_batch_first(cols, out, geometry(dims));
 }
 
 }  // extern "C"
