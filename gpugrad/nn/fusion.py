@@ -31,7 +31,7 @@ from ..autograd import Function
 from ..ops.pool import max_pooling_tiles
 from ..tensor import Tensor
 from . import activation as act
-from .layers import Linear, check_linear
+from .layers import Linear, bias_grad, check_linear
 from .module import Module
 from .pooling import MaxPool1d, MaxPool2d
 
@@ -71,10 +71,7 @@ class LinearActivation(Function):
             gx = gz @ w if rows else (gz @ w).reshape(x.shape)
         if self.needs_grad(1):
             gw = gz.T @ (x if rows else x.reshape(-1, w.shape[1]))
-        gb = None
-        if self.needs_grad(2):  # on arrays a product with ones (BLAS), as _Linear's
-            gb = self.xp.sum_along(gz, 0).reshape(-1) if xp is self.xp else gz.sum(axis=0)
-        return gx, gw, gb
+        return gx, gw, (bias_grad(self, xp, gz) if self.needs_grad(2) else None)
 
 
 def linear_activation(x: Tensor, weight: Tensor, bias: Tensor, kind: str) -> Tensor:

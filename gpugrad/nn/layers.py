@@ -67,10 +67,13 @@ class _Linear(Function):
             gx = g2 @ w if rows else (g2 @ w).reshape(x.shape)
         if self.needs_grad(1):
             gw = g2.T @ (x if rows else x.reshape(-1, w.shape[1]))
-        gb = None
-        if self.needs_grad(2):  # on arrays a product with ones (BLAS): ~2.5x NumPy's sum here
-            gb = self.xp.sum_along(g2, 0).reshape(-1) if xp is self.xp else g2.sum(axis=0)
-        return gx, gw, gb
+        return gx, gw, (bias_grad(self, xp, g2) if self.needs_grad(2) else None)
+
+
+def bias_grad(node: Function, xp: Any, g: Any) -> Any:
+    """Σ over the rows of a linear layer's (rows, out) gradient g: on arrays a product with
+    ones (BLAS gemv, ~2.5x NumPy's sum for 1024 x 512), with create_graph a Tensor sum."""
+    return node.xp.sum_along(g, 0).reshape(-1) if xp is node.xp else g.sum(axis=0)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
