@@ -221,26 +221,28 @@ class TiledMaxPool(Function):
         return at[:, :, :, None, :, None] == grid
 
     def backward(self, xp, g, x):
-        windows, per_window = _window_shapes(self.geo)
+        on_arrays = not isinstance(g, Tensor)
         if self.positions is not None:
-            if not isinstance(g, Tensor):
+            if on_arrays:
                 gx = self.xp.max_pool_tiles_backward(g, self.positions, self.geo.kernel, x.shape)
                 if gx is not None:
                     return gx
             # g times the mask, as the kernel does: a non-finite g also reaches the losers.
-            if isinstance(g, Tensor):
-                return xp.where(self._winners(), g.reshape(per_window), 0).reshape(x.shape)
-            return (g.reshape(per_window) * self._winners()).reshape(x.shape)
+            per_window = _window_shapes(self.geo)[1]
+            if on_arrays:
+                return (g.reshape(per_window) * self._winners()).reshape(x.shape)
+            return xp.where(self._winners(), g.reshape(per_window), 0).reshape(x.shape)
         # Strided reads of x are the cost here: look for NaN in every slice only when some
         # window's maximum is NaN (one pass over the output first). On a GPU the passes are
         # cheap and reading the answer back would wait for the device: always look there.
         on_host = self.xp.device.type == "cpu"
         has_nan = bool(self.xp.isnan(self.best).any()) if on_host else True
-        if isinstance(g, Tensor):  # differentiable again: where() on a constant mask
+        if not on_arrays:  # differentiable again: where() on a constant mask
             x = x.data
             mask = self.xp.empty(x.shape, dtype=bool)
             for where, hit in self._first_maxima(x, self.best, has_nan):
                 mask[where] = hit
+            windows, per_window = _window_shapes(self.geo)
             gx = xp.where(mask.reshape(windows), g.reshape(per_window), 0)
             return gx.reshape(x.shape)
         gx = xp.empty(x.shape, dtype=g.dtype)
