@@ -32,7 +32,7 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from .errors import (
     AnomalyError,
@@ -297,121 +297,139 @@ class Function:
     def __repr__(self) -> str:
         return f"<{self.name}Backward>"
 
-    @classmethod
-    def apply(cls, *inputs: Any, **params: Any) -> Tensor:
-        """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
-        node = _new(cls)
-        if len(inputs) == 1:  # the common case, kept short
-            x = inputs[0]
-            if not isinstance(x, Tensor):
-                raise _not_a_tensor(node.name, x)
-            backend = node.xp = x._backend
-            track = x.requires_grad
-            edges = (x.grad_fn or x,)
-            try:
-                out = node.forward(x._data, **params)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:
-                raise _explain_failure(node.name, inputs, exc) from exc
-        elif len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor:
-            # Two plain tensors, the other common case (a + b, a * b, a @ b), unrolled.
-            a, b = inputs
-            backend = node.xp = a._backend
-            if b._backend is not backend:
-                raise _device_mismatch(node.name, inputs)
-            a_data, b_data = a._data, b._data
-            if a_data is b_data and a is not b:  # x and x.detach(): see the general case
-                b_data = b_data.view()
-                node.input_views = {id(b_data): 1}
-            track = a.requires_grad or b.requires_grad
-            edges = (
-                (a.grad_fn or a) if a.requires_grad else None,
-                (b.grad_fn or b) if b.requires_grad else None,
-            )
-            try:
-                out = node.forward(a_data, b_data, **params)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:
-                raise _explain_failure(node.name, inputs, exc) from exc
-        elif (
-            len(inputs) == 3
-            and isinstance(inputs[0], Tensor)
-            and isinstance(inputs[1], Tensor)
-            and isinstance(inputs[2], Tensor)
-            and inputs[0]._data is not inputs[1]._data
-            and inputs[0]._data is not inputs[2]._data
-            and inputs[1]._data is not inputs[2]._data
-        ):
-            # Three tensors of distinct arrays (x, weight, bias of a linear layer), unrolled;
-            # the same array twice takes the general case, which gives it a view.
-            a, b, c = inputs
-            backend = node.xp = a._backend
-            if b._backend is not backend or c._backend is not backend:
-                raise _device_mismatch(node.name, inputs)
-            track = a.requires_grad or b.requires_grad or c.requires_grad
-            edges = (
-                (a.grad_fn or a) if a.requires_grad else None,
-                (b.grad_fn or b) if b.requires_grad else None,
-                (c.grad_fn or c) if c.requires_grad else None,
-            )
-            try:
-                out = node.forward(a._data, b._data, c._data, **params)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:
-                raise _explain_failure(node.name, inputs, exc) from exc
-        else:
-            backend = None
-            arrays = []
-            edge_list = []
-            track = False
-            seen = set()  # ids of the arrays taken so far: a set keeps n inputs linear in n
-            for x in inputs:
-                if isinstance(x, Tensor):
-                    if backend is None:
-                        backend = x._backend
-                    elif x._backend is not backend:
-                        raise _device_mismatch(node.name, inputs)
-                    data = x._data
-                    if id(data) in seen:
-                        # Another input holds this very array (x and x.detach()): give this
-                        # one its own view object, so saved arrays map back to their input.
-                        data = data.view()
-                        node.input_views = {**node.input_views, id(data): len(arrays)}
-                    seen.add(id(data))
-                    arrays.append(data)
-                    if x.requires_grad:
-                        track = True
-                        edge_list.append(x.grad_fn or x)
-                    else:
-                        edge_list.append(None)
+    # apply(*inputs, **params), the op on Tensors: `_apply` below, set after it is defined.
+    apply: Callable[..., Tensor]
+
+
+def _apply(cls: type[Function], *inputs: Any, **params: Any) -> Tensor:
+    """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
+    node = _new(cls)
+    if len(inputs) == 1:  # the common case, kept short
+        x = inputs[0]
+        if not isinstance(x, Tensor):
+            raise _not_a_tensor(node.name, x)
+        backend = node.xp = x._backend
+        track = x.requires_grad
+        edges = (x.grad_fn or x,)
+        try:
+            out = node.forward(x._data, **params)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            _forward_failed(node, inputs, exc)
+    elif len(inputs) == 2 and type(inputs[0]) is Tensor and type(inputs[1]) is Tensor:
+        # Two plain tensors, the other common case (a + b, a * b, a @ b), unrolled.
+        a, b = inputs
+        backend = node.xp = a._backend
+        if b._backend is not backend:
+            raise _device_mismatch(node.name, inputs)
+        a_data, b_data = a._data, b._data
+        if a_data is b_data and a is not b:  # x and x.detach(): see the general case
+            b_data = b_data.view()
+            node.input_views = {id(b_data): 1}
+        track = a.requires_grad or b.requires_grad
+        edges = (
+            (a.grad_fn or a) if a.requires_grad else None,
+            (b.grad_fn or b) if b.requires_grad else None,
+        )
+        try:
+            out = node.forward(a_data, b_data, **params)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            _forward_failed(node, inputs, exc)
+    elif (
+        len(inputs) == 3
+        and isinstance(inputs[0], Tensor)
+        and isinstance(inputs[1], Tensor)
+        and isinstance(inputs[2], Tensor)
+        and inputs[0]._data is not inputs[1]._data
+        and inputs[0]._data is not inputs[2]._data
+        and inputs[1]._data is not inputs[2]._data
+    ):
+        # Three tensors of distinct arrays (x, weight, bias of a linear layer), unrolled;
+        # the same array twice takes the general case, which gives it a view.
+        a, b, c = inputs
+        backend = node.xp = a._backend
+        if b._backend is not backend or c._backend is not backend:
+            raise _device_mismatch(node.name, inputs)
+        track = a.requires_grad or b.requires_grad or c.requires_grad
+        edges = (
+            (a.grad_fn or a) if a.requires_grad else None,
+            (b.grad_fn or b) if b.requires_grad else None,
+            (c.grad_fn or c) if c.requires_grad else None,
+        )
+        try:
+            out = node.forward(a._data, b._data, c._data, **params)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            _forward_failed(node, inputs, exc)
+    else:
+        backend = None
+        arrays = []
+        edge_list = []
+        track = False
+        seen = set()  # ids of the arrays taken so far: a set keeps n inputs linear in n
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if backend is None:
+                    backend = x._backend
+                elif x._backend is not backend:
+                    raise _device_mismatch(node.name, inputs)
+                data = x._data
+                if id(data) in seen:
+                    # Another input holds this very array (x and x.detach()): give this
+                    # one its own view object, so saved arrays map back to their input.
+                    data = data.view()
+                    node.input_views = {**node.input_views, id(data): len(arrays)}
+                seen.add(id(data))
+                arrays.append(data)
+                if x.requires_grad:
+                    track = True
+                    edge_list.append(x.grad_fn or x)
                 else:
-                    if isinstance(x, (list, tuple)):
-                        raise _not_a_tensor(node.name, x)
-                    arrays.append(x)
                     edge_list.append(None)
-            edges = edge_list
-            node.xp = backend
-            try:
-                out = node.forward(*arrays, **params)
-            except (ValueError, TypeError, IndexError, OverflowError) as exc:
-                raise _explain_failure(node.name, inputs, exc) from exc
-        if out.__class__ is not backend.array_type:  # NumPy turns 0-d results into scalars
-            scalar, out = out, backend.xp.asarray(out)
-            if node.saved:
-                node.saved = tuple(out if a is scalar else a for a in node.saved)
-        if not (track and _mode.enabled):
-            return _make(out, backend, None)
-        node.edges = edges
-        node.out_shape = out.shape
-        node.seq = next(_sequence)
-        if _anomaly.enabled:  # the user's frames: gpugrad's own add nothing to look at
-            node.trace = [f for f in traceback.format_stack()[:-1] if _PACKAGE not in f]
-        result = _make(out, backend, node)
-        if node.saved:
-            node.inputs = inputs
-            node.epoch = _epoch[0]
-            node.out_version = result._version
-            node.out_id = id(out)
-        elif node.is_view:
-            node.inputs = inputs
-        return result
+            else:
+                if isinstance(x, (list, tuple)):
+                    raise _not_a_tensor(node.name, x)
+                arrays.append(x)
+                edge_list.append(None)
+        edges = edge_list
+        node.xp = backend
+        try:
+            out = node.forward(*arrays, **params)
+        except (ValueError, TypeError, IndexError, OverflowError) as exc:
+            _forward_failed(node, inputs, exc)
+    if out.__class__ is not backend.array_type:
+        out = _array_output(node, out)
+    if not (track and _mode.enabled):
+        return _make(out, backend, None)
+    node.edges = edges
+    node.out_shape = out.shape
+    node.seq = next(_sequence)
+    if _anomaly.enabled:  # the user's frames: gpugrad's own add nothing to look at
+        node.trace = [f for f in traceback.format_stack()[:-1] if _PACKAGE not in f]
+    result = _make(out, backend, node)
+    if node.saved:
+        node.inputs = inputs
+        node.epoch = _epoch[0]
+        node.out_version = result._version
+        node.out_id = id(out)
+    elif node.is_view:
+        node.inputs = inputs
+    return result
+
+
+Function.apply = classmethod(_apply)  # type: ignore[assignment]  (compiled where built)
+
+
+def _forward_failed(node: Function, inputs: Sequence[Any], exc: Exception) -> NoReturn:
+    """Raise an array library's error in forward as a typed error naming the op's inputs."""
+    raise _explain_failure(node.name, inputs, exc) from exc
+
+
+def _array_output(node: Function, out: Any) -> Any:
+    """NumPy turns 0-d results into scalars: make it a 0-d array again (in what the node
+    saved, too)."""
+    scalar, out = out, node.xp.xp.asarray(out)
+    if node.saved:
+        node.saved = tuple(out if a is scalar else a for a in node.saved)
+    return out
 
 
 _new = object.__new__
@@ -674,6 +692,10 @@ def _run_backward(
     _engine.lazy_slices = not create_graph
     check_finite = _anomaly.enabled
     try:
+        if _compiled is not None and not (capturing or create_graph or check_finite):
+            # The same loop, compiled (kernels/engine/engine.cpp); these cases are rare.
+            _compiled.backward_loop(heap, grads, leaf_grads, retain_graph)
+            heap = []
         while heap:
             node = pop(heap)[1]
             g = grads.pop(node)
@@ -688,11 +710,7 @@ def _run_backward(
                     continue  # nothing requested lies below this node
             edges = node.edges
             if edges is None:
-                raise GraphError(
-                    f"trying to backward through the graph a second time (at {node.name}): "
-                    "its saved arrays were freed by the first backward; pass "
-                    "retain_graph=True to the first backward() to call it twice"
-                )
+                raise _freed_graph(node)
             if node.retained is not None:
                 _give_retained(node, g)
             epoch = node.epoch
@@ -766,6 +784,14 @@ def _run_backward(
 
 _deposit_lock = threading.Lock()
 push, pop = heapq.heappush, heapq.heappop
+
+
+def _freed_graph(node: Function) -> GraphError:
+    return GraphError(
+        f"trying to backward through the graph a second time (at {node.name}): its saved "
+        "arrays were freed by the first backward; pass retain_graph=True to the first "
+        "backward() to call it twice"
+    )
 
 
 def _wrong_count(node: Function, gs: Sequence[Any]) -> ShapeError:
@@ -1074,3 +1100,41 @@ def grad(
 
 
 from .tensor import Tensor, _make  # noqa: E402  (tensor.py needs Function first)
+
+
+# --- the compiled twin -------------------------------------------------------------------------
+def _compiled_engine() -> Any:
+    """kernels/engine/engine.cpp built and given what it calls back into, or None."""
+    from .backend import native_engine
+
+    module = native_engine.load()
+    if module is not None:
+        module.setup(
+            {
+                "Tensor": Tensor, "Function": Function, "SliceGrad": SliceGrad,
+                "python_apply": _apply, "grad_mode": _mode, "anomaly_mode": _anomaly,
+                "sequence": _sequence, "epoch": _epoch, "forward_failed": _forward_failed,
+                "array_output": _array_output, "run_hooks": _run_hooks,
+                "give_retained": _give_retained, "check_versions": _check_versions,
+                "freed_graph": _freed_graph, "wrong_count": _wrong_count,
+                "wrong_shape": _wrong_shape,
+            }
+        )  # fmt: skip
+    return module
+
+
+_built = _compiled_engine()
+_compiled = _built
+
+
+def use_compiled_engine(enabled: bool) -> bool:
+    """Run ops and plain backwards through the compiled engine (where it was built) or the
+    Python one; returns whether the compiled one is now in use. Both give the same results:
+    tests run each."""
+    global _compiled
+    _compiled = _built if enabled else None
+    Function.apply = classmethod(_apply if _compiled is None else _compiled.apply)  # type: ignore[assignment]
+    return _compiled is not None
+
+
+use_compiled_engine(True)

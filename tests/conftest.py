@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import gpugrad as gg
+from gpugrad import autograd as ag
 
 DEVICES = ["cpu"] + (["cuda"] if gg.cuda.is_available() else [])
 
@@ -18,6 +21,31 @@ def pytest_report_header(config: pytest.Config) -> str:
 def device(request: pytest.FixtureRequest) -> str:
     """Each available device in turn: 'cpu' always, 'cuda' when a GPU is present."""
     return request.param
+
+
+# The engine's files run under both engines: the compiled twin (kernels/engine/engine.cpp,
+# which every other test uses where it builds) and the Python engine it mirrors.
+BOTH_ENGINES = {
+    "test_engine.py", "test_engine_traps.py", "test_hooks.py", "test_inplace.py",
+    "test_gradcheck.py", "test_errors.py", "test_op_errors_new.py", "test_slice_grads.py",
+    "test_create_graph_first_derivatives.py", "test_hostile_inputs.py", "test_tensor.py",
+    "test_ops_elementwise.py", "test_native_engine.py",
+}  # fmt: skip
+ENGINES = (["compiled"] if ag._built is not None else []) + ["python"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if Path(str(metafunc.module.__file__)).name in BOTH_ENGINES:
+        metafunc.parametrize("engine", ENGINES, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def engine(request: pytest.FixtureRequest):
+    """'compiled' or 'python': the engine this test runs on (both, in BOTH_ENGINES' files)."""
+    which = getattr(request, "param", ENGINES[0])
+    ag.use_compiled_engine(which == "compiled")
+    yield which
+    ag.use_compiled_engine(True)
 
 
 @pytest.fixture

@@ -1,0 +1,130 @@
+"""The engine's compiled twin: `kernels/engine/engine.cpp`, a CPython extension built on import.
+
+For arrays of a few elements an op's time is mostly the interpreter running the engine's
+bookkeeping (`Function.apply`, the backward loop), not the arithmetic. The extension runs the
+same steps in C: `autograd.py` stays the definition, and the extension calls back into it for
+everything rare. It is built like the CPU kernels (`native.py`: the same compiler, cache folder,
+ownership checks and ``GPUGRAD_NATIVE_KERNELS`` switch) against this Python's headers, and
+where that cannot be done (no compiler, no headers) the Python engine runs, as fast as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import BackendUnavailableError
+from . import native
+from .kernel_source import kernels_dir
+
+__all__ = ["load", "reason_unavailable"]
+
+# No -march=native: bookkeeping, not arithmetic; so one build serves every CPU.
+FLAGS = ("-O2", "-std=c++17", "-shared", "-fPIC", "-fno-strict-aliasing", "-DNDEBUG")
+MODULE = "gpugrad_engine"  # the name PyInit_gpugrad_engine in engine.cpp answers to
+
+_lock = threading.Lock()
+_state: dict[str, Any] = {"tried": False, "module": None, "reason": "not built yet"}
+
+
+def load() -> ModuleType | None:
+    """The compiled engine module, built on the first call; None where it is switched off or
+    cannot be built. Raises BackendUnavailableError when GPUGRAD_NATIVE_KERNELS=1 and it
+    cannot be built."""
+    if not _state["tried"]:
+        with _lock:
+            if not _state["tried"]:
+                try:
+                    _state["module"], _state["reason"] = _load()
+                except OSError as error:
+                    _state["module"], _state["reason"] = None, f"could not build: {error}"
+                _state["tried"] = True
+    if _state["module"] is None and native._switch() == "1":
+        raise BackendUnavailableError(
+            f"{native.ENV_SWITCH}=1 asks for gpugrad's compiled engine, but it is not "
+            f"available: {_state['reason']}"
+        )
+    return _state["module"]
+
+
+def reason_unavailable() -> str | None:
+    """Why `load()` gave None (after it was called), or None when the module is loaded."""
+    return None if _state["module"] is not None else _state["reason"]
+
+
+def _load() -> tuple[ModuleType | None, str]:
+    if native._switch() == "0":
+        return None, f"switched off ({native.ENV_SWITCH}=0)"
+    if sys.implementation.name != "cpython":
+        return None, f"the compiled engine is for CPython, not {sys.implementation.name}"
+    compiler = native._compiler()
+    if compiler is None:
+        return None, "no C++ compiler found ($CXX, g++, c++ or clang++)"
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").is_file():
+        return None, f"no Python.h in {include} (install Python's development headers)"
+    try:
+        source = kernels_dir() / "engine" / "engine.cpp"
+        text = source.read_bytes()
+    except (FileNotFoundError, OSError) as error:
+        return None, str(error)
+    flags = (*FLAGS, f"-I{include}")
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"{compiler} --version failed: {error}"
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    key = hashlib.sha256()
+    for part in (compiler, version, " ".join(flags), sys.version, suffix):
+        key.update(part.encode() + b"\0")
+    key.update(text)
+    folder = native._cache_dir()
+    target = folder / f"{MODULE}_{key.hexdigest()[:24]}{suffix}"
+    module, why = _import_trusted(target)
+    if module is None:  # missing, someone else's, or damaged: build our own, once
+        target.unlink(missing_ok=True)
+        error = native._build(compiler, flags, [source], folder, target)
+        if error:
+            return None, error
+        module, why = _import_trusted(target)
+    return module, why
+
+
+def _import_trusted(path: Path) -> tuple[ModuleType | None, str]:
+    """Import the extension at `path` if the file is this user's and no one else may write to
+    it: checked on the open file, then loaded through /proc/self/fd, as native.py does."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        return None, f"could not open {path}: {error}"
+    keep = False
+    try:
+        if not native._private_stat(os.fstat(handle)):
+            return None, f"{path} belongs to someone else or others may write to it"
+        by_handle = Path(f"/proc/self/fd/{handle}")
+        name = str(by_handle) if by_handle.exists() else str(path)
+        loader = importlib.machinery.ExtensionFileLoader(MODULE, name)
+        spec = importlib.util.spec_from_file_location(MODULE, name, loader=loader)
+        if spec is None:
+            return None, f"could not import {path}"
+        try:
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+        except ImportError as error:
+            return None, f"could not import {path}: {error}"
+        keep = name != str(path)  # the descriptor stays open, so its name is never reused
+        return module, ""
+    finally:
+        if not keep:
+            os.close(handle)

@@ -1,0 +1,235 @@
+"""The compiled engine (kernels/engine/engine.cpp) against the Python engine it mirrors.
+
+conftest.py runs this file (and the engine's other test files) once per engine; the tests that
+compare the two, or look at the extension itself, need it built and skip where it is not.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import gpugrad as gg
+from gpugrad import autograd as ag
+from gpugrad.errors import DTypeError, GraphError, InplaceError, ShapeError
+
+needs_compiled = pytest.mark.skipif(
+    ag._built is None, reason="the compiled engine is not built here (no compiler or headers)"
+)
+
+
+def _graph_grads(seed: int) -> list[np.ndarray]:
+    """Gradients of a graph with broadcasting, reuse of leaves, scalars, views and 0-d
+    results, so that both engines walk the same varied graph."""
+    rng = np.random.default_rng(seed)
+    a = gg.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = gg.tensor(rng.standard_normal((4,)), requires_grad=True)
+    c = gg.tensor(rng.standard_normal((3, 1)), requires_grad=True)
+    y = a
+    for _ in range(4):
+        y = ((y * 1.5 + b).tanh() * a - c).relu() + y.exp() * 0.01
+    z = y[1:, ::2].sum() + (y.T @ a).mean() + (c * c).sum()
+    z.backward()
+    return [t.grad.numpy() for t in (a, b, c)]
+
+
+@needs_compiled
+def test_both_engines_give_the_same_bits() -> None:
+    ag.use_compiled_engine(True)
+    compiled = [_graph_grads(seed) for seed in range(5)]
+    ag.use_compiled_engine(False)
+    python = [_graph_grads(seed) for seed in range(5)]
+    for ours, theirs in zip(compiled, python):
+        for x, y in zip(ours, theirs):
+            np.testing.assert_array_equal(x, y)
+
+
+@needs_compiled
+def test_apply_is_the_compiled_one_and_can_be_switched_off() -> None:
+    assert ag.use_compiled_engine(True) is True
+    assert gg.autograd.Function.apply.__func__ is ag._built.apply  # type: ignore[attr-defined]
+    assert ag.use_compiled_engine(False) is False
+    assert gg.autograd.Function.apply.__func__ is ag._apply  # type: ignore[attr-defined]
+
+
+def test_a_failed_forward_raises_a_typed_error_naming_the_inputs(engine: str) -> None:
+    a = gg.tensor(np.ones((2, 3)), requires_grad=True)
+    b = gg.tensor(np.ones((4,)), requires_grad=True)
+    with pytest.raises(ShapeError, match=r"\(2, 3\).*\(4,\)") as info:
+        a + b
+    assert isinstance(info.value.__cause__, ValueError)
+
+
+def test_backward_twice_without_retain_graph_raises(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(GraphError, match="second time"):
+        y.backward()
+
+
+def test_retain_graph_keeps_saved_arrays_for_a_second_backward(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [4.0, 8.0])
+
+
+def test_hooks_and_retain_grad_run_inside_the_loop(engine: str) -> None:
+    x = gg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    h = x * 2
+    h.retain_grad()
+    seen = []
+    h.register_hook(lambda g: seen.append(g.numpy().copy()) or g * 10)
+    (h * h).sum().backward()
+    np.testing.assert_array_equal(seen[0], 2 * h.detach().numpy())
+    # retain_grad sees the gradient after the hooks, as in PyTorch
+    np.testing.assert_array_equal(h.grad.numpy(), 10 * 2 * h.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * 10 * 2 * h.detach().numpy())
+
+
+def test_an_in_place_change_of_a_saved_array_is_caught(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    a = x * 1.0
+    y = a * a
+    a.add_(1.0)
+    with pytest.raises(InplaceError):
+        y.sum().backward()
+
+
+def test_a_backward_returning_the_wrong_shape_is_named(engine: str) -> None:
+    class Bad(gg.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, xp, g):
+            return g[:1]
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ShapeError, match=r"Bad.backward returned a gradient of shape \(1,\)"):
+        Bad.apply(x).sum().backward()
+
+
+def test_a_backward_returning_too_many_gradients_is_named(engine: str) -> None:
+    class Bad(gg.autograd.Function):
+        def forward(self, x, y):
+            return x * y
+
+        def backward(self, xp, g):
+            return [g, g, g]
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ShapeError, match=r"returned 3 gradient\(s\) for its 2 input"):
+        Bad.apply(x, x * 1.0).sum().backward()
+
+
+def test_a_scalar_result_is_a_0d_array_and_differentiates(engine: str) -> None:
+    x = gg.tensor(np.arange(1.0, 4.0), requires_grad=True)
+    s = x.sum()
+    assert s.data.__class__ is np.ndarray and s.shape == ()
+    (s * s).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [12.0, 12.0, 12.0])
+
+
+def test_a_truthy_non_bool_requires_grad_still_records(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0])
+    x.requires_grad = 1  # what a careless user may write; Python treats it as true
+    y = (x * x).sum()
+    assert y.requires_grad
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_no_grad_in_one_thread_leaves_another_recording(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    results = {}
+
+    def quiet() -> None:
+        with gg.no_grad():
+            results["quiet"] = (x * x).requires_grad
+
+    thread = threading.Thread(target=quiet)
+    thread.start()
+    thread.join()
+    results["here"] = (x * x).requires_grad
+    assert results == {"quiet": False, "here": True}
+
+
+def test_non_tensor_inputs_still_get_the_typed_error(engine: str) -> None:
+    with pytest.raises(DTypeError):
+        gg.autograd.Function.apply.__func__(gg.ops.arithmetic.Mul, [1.0], [2.0])  # type: ignore[attr-defined]
+
+
+def test_graphs_are_freed_and_inputs_keep_their_reference_counts(engine: str) -> None:
+    x = gg.tensor(np.ones(8), requires_grad=True)
+    before = sys.getrefcount(x.data), sys.getrefcount(x)
+    probes = []
+    for _ in range(200):
+        y = ((x * 2.0 + x).tanh() * x).sum()
+        probes.append(weakref.ref(y.grad_fn))
+        y.backward()
+        del y
+    gc.collect()
+    assert all(p() is None for p in probes)
+    assert (sys.getrefcount(x.data), sys.getrefcount(x)) == before
+
+
+def test_many_ops_leave_no_objects_behind(engine: str) -> None:
+    x = gg.tensor(np.ones(4, dtype=np.float32), requires_grad=True)
+
+    def step() -> None:
+        x.grad = None
+        y = x
+        for _ in range(20):
+            y = (y * 1.01 + x).tanh() * x
+        y.sum().backward()
+
+    for _ in range(50):
+        step()
+    gc.collect()
+    count = len(gc.get_objects())
+    for _ in range(500):
+        step()
+    gc.collect()
+    assert len(gc.get_objects()) - count < 50
+
+
+@needs_compiled
+def test_anomaly_mode_takes_the_python_engine_and_still_works() -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    with gg.autograd.detect_anomaly():
+        y = (x * x).sum()
+        assert y.grad_fn.trace is not None  # recorded by the Python apply
+        y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_switched_off_the_python_engine_runs() -> None:
+    code = (
+        "import gpugrad as gg, gpugrad.autograd as ag; x = gg.tensor([3.0], requires_grad=True);"
+        "(x * x).sum().backward(); print(ag._built is None, float(x.grad.data[0]))"
+    )
+    env = {**os.environ, "GPUGRAD_NATIVE_KERNELS": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.stdout.split() == ["True", "6.0"], out.stderr
+
+
+def test_without_python_headers_the_engine_says_why(monkeypatch, tmp_path) -> None:
+    from gpugrad.backend import native_engine
+
+    monkeypatch.setattr(native_engine.sysconfig, "get_paths", lambda: {"include": str(tmp_path)})
+    monkeypatch.setitem(native_engine._state, "tried", False)
+    monkeypatch.setitem(native_engine._state, "module", None)
+    monkeypatch.delenv("GPUGRAD_NATIVE_KERNELS", raising=False)
+    assert native_engine.load() is None
+    assert "Python.h" in native_engine.reason_unavailable()
