@@ -1108,7 +1108,9 @@ def _compiled_engine() -> Any:
     from .backend import native_engine
 
     module = native_engine.load()
-    if module is not None:
+    if module is None:
+        return None
+    try:
         module.setup(
             {
                 "Tensor": Tensor, "Function": Function, "SliceGrad": SliceGrad,
@@ -1117,9 +1119,12 @@ def _compiled_engine() -> Any:
                 "array_output": _array_output, "run_hooks": _run_hooks,
                 "give_retained": _give_retained, "check_versions": _check_versions,
                 "freed_graph": _freed_graph, "wrong_count": _wrong_count,
-                "wrong_shape": _wrong_shape,
+                "wrong_shape": _wrong_shape, "owned": _owned,
             }
         )  # fmt: skip
+    except Exception as error:  # a stale or foreign extension: the Python engine runs
+        native_engine._state.update(module=None, reason=f"its setup failed: {error!r}")
+        return None
     return module
 
 

@@ -233,3 +233,77 @@ def test_without_python_headers_the_engine_says_why(monkeypatch, tmp_path) -> No
     monkeypatch.delenv("GPUGRAD_NATIVE_KERNELS", raising=False)
     assert native_engine.load() is None
     assert "Python.h" in native_engine.reason_unavailable()
+
+
+# --- what a user can do to the engine's objects: the same error from both, never a crash ----
+def test_apply_of_a_class_that_is_not_an_op_raises(engine: str) -> None:
+    class NotAnOp:
+        apply = gg.autograd.Function.__dict__["apply"]
+
+    with pytest.raises((AttributeError, TypeError)):
+        NotAnOp.apply(gg.tensor([1.0]))
+
+
+def test_an_abstract_op_cannot_be_made(engine: str) -> None:
+    import abc
+
+    class Abstract(gg.autograd.Function, metaclass=abc.ABCMeta):
+        @abc.abstractmethod
+        def extra(self): ...
+
+        def forward(self, x):
+            return x
+
+    with pytest.raises(TypeError, match="abstract"):
+        Abstract.apply(gg.tensor([1.0]))
+
+
+def test_a_parameter_named_cls_is_refused_as_by_python(engine: str) -> None:
+    class Keyed(gg.autograd.Function):
+        def forward(self, x, cls=None):
+            return x
+
+    with pytest.raises(TypeError, match="cls"):
+        Keyed.apply(gg.tensor([1.0]), cls=1)
+
+
+def test_a_grad_fn_that_is_not_a_node_raises_attribute_error(engine: str) -> None:
+    class Fake:
+        seq = 10**6
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.grad_fn = Fake()
+    with pytest.raises(AttributeError, match="out_shape"):
+        (y * 3).sum().backward()
+
+
+def test_a_leaf_without_its_array_raises_attribute_error(engine: str) -> None:
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 3).sum()
+    del x._data
+    with pytest.raises(AttributeError, match="_data"):
+        y.backward()
+
+
+def test_a_backward_may_return_a_tensor(engine: str) -> None:
+    class Twice(gg.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, xp, g):
+            return gg.tensor(g * 2)
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    Twice.apply(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 2.0])
+
+
+def test_the_typed_error_chains_to_the_array_error_not_the_callers(engine: str) -> None:
+    a, b = gg.tensor(np.ones((2, 3))), gg.tensor(np.ones(4))
+    try:
+        raise KeyError("the caller's own")
+    except KeyError:
+        with pytest.raises(ShapeError) as info:
+            a + b
+    assert isinstance(info.value.__context__, ValueError)

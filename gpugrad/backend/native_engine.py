@@ -4,8 +4,9 @@ For arrays of a few elements an op's time is mostly the interpreter running the 
 bookkeeping (`Function.apply`, the backward loop), not the arithmetic. The extension runs the
 same steps in C: `autograd.py` stays the definition, and the extension calls back into it for
 everything rare. It is built like the CPU kernels (`native.py`: the same compiler, cache folder,
-ownership checks and ``GPUGRAD_NATIVE_KERNELS`` switch) against this Python's headers, and
-where that cannot be done (no compiler, no headers) the Python engine runs, as fast as before.
+ownership checks; ``GPUGRAD_NATIVE_KERNELS=0`` switches it off too) against this Python's
+headers. Where that cannot be done (no compiler, no headers, not CPython) the Python engine
+runs, as fast as it always was; nothing ever fails for want of the extension.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import BackendUnavailableError
 from . import native
 from .kernel_source import kernels_dir
 
@@ -37,22 +37,18 @@ _state: dict[str, Any] = {"tried": False, "module": None, "reason": "not built y
 
 
 def load() -> ModuleType | None:
-    """The compiled engine module, built on the first call; None where it is switched off or
-    cannot be built. Raises BackendUnavailableError when GPUGRAD_NATIVE_KERNELS=1 and it
-    cannot be built."""
+    """The compiled engine module, built on the first call; None where it is switched off
+    (GPUGRAD_NATIVE_KERNELS=0) or cannot be built or loaded (`reason_unavailable()` says why).
+    Never raises: importing gpugrad must not depend on a compiler or Python's headers, so even
+    GPUGRAD_NATIVE_KERNELS=1, which makes the CPU kernels mandatory, leaves this optional."""
     if not _state["tried"]:
         with _lock:
             if not _state["tried"]:
                 try:
                     _state["module"], _state["reason"] = _load()
-                except OSError as error:
-                    _state["module"], _state["reason"] = None, f"could not build: {error}"
+                except Exception as error:  # any failure at all: the Python engine runs
+                    _state["module"], _state["reason"] = None, f"could not build: {error!r}"
                 _state["tried"] = True
-    if _state["module"] is None and native._switch() == "1":
-        raise BackendUnavailableError(
-            f"{native.ENV_SWITCH}=1 asks for gpugrad's compiled engine, but it is not "
-            f"available: {_state['reason']}"
-        )
     return _state["module"]
 
 

@@ -22,6 +22,7 @@ namespace {
 // --- what setup() receives from gpugrad.autograd -------------------------------------------
 PyTypeObject* tensor_type = nullptr;
 PyTypeObject* slice_grad_type = nullptr;
+PyTypeObject* function_type = nullptr;
 PyObject* python_apply = nullptr;  // _apply(cls, *inputs, **params): every other case
 PyObject* grad_mode = nullptr;     // thread-local, .enabled
 PyObject* anomaly_mode = nullptr;  // thread-local, .enabled
@@ -35,6 +36,7 @@ PyObject* check_versions = nullptr;   // (node)
 PyObject* freed_graph = nullptr;      // (node) -> GraphError
 PyObject* wrong_count = nullptr;      // (node, gs) -> ShapeError
 PyObject* wrong_shape = nullptr;      // (node, edges, gs, edge, gx) -> ShapeError
+PyObject* owned = nullptr;            // (g, upstream): a leaf's first gradient, made its own
 
 // Slot offsets of Function and Tensor (their __slots__), read once from the descriptors.
 Py_ssize_t node_edges, node_out_shape, node_seq, node_xp;
@@ -42,7 +44,7 @@ Py_ssize_t t_data, t_backend, t_grad_fn, t_requires_grad, t_grad, t_version;
 
 PyObject *s_enabled, *s_forward, *s_backward, *s_shape, *s_array_type, *s_saved, *s_is_view,
     *s_inputs, *s_epoch, *s_out_version, *s_out_id, *s_tensor_hooks, *s_retained, *s_dense,
-    *s_base, *s_copy, *s_dtype;
+    *s_base, *s_copy, *s_dtype, *s_cls, *s_xp, *s_edges, *s_out_shape, *s_seq, *s_data, *s_dict;
 
 inline PyObject*& slot(PyObject* obj, Py_ssize_t offset) {
     return *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(obj) + offset);
@@ -121,6 +123,19 @@ bool complete(PyObject* x) {
            slot(x, t_grad_fn) != nullptr && slot(x, t_requires_grad) != nullptr;
 }
 
+// A concrete Function subclass, called without a parameter named `cls` (which the Python
+// apply refuses): anything else goes to the Python apply, which raises what it should.
+bool ordinary_op(PyObject* cls, PyObject* kwnames) {
+    if (!PyType_Check(cls)) return false;
+    PyTypeObject* type = reinterpret_cast<PyTypeObject*>(cls);
+    if (!PyType_IsSubtype(type, function_type) || (type->tp_flags & Py_TPFLAGS_IS_ABSTRACT))
+        return false;
+    if (kwnames != nullptr)
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); ++i)
+            if (PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, i), s_cls) == 0) return false;
+    return true;
+}
+
 PyObject* call_python_apply(PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     return PyObject_Vectorcall(python_apply, args, PyVectorcall_NARGS(nargsf), kwnames);
 }
@@ -128,7 +143,8 @@ PyObject* call_python_apply(PyObject* const* args, size_t nargsf, PyObject* kwna
 // Function.apply(cls, *inputs, **params): see autograd._apply.
 PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
     const Py_ssize_t n = nargs - 1;  // args[0] is the class
-    if (n < 1 || n > 2) return call_python_apply(args, nargs, kwnames);
+    if (n < 1 || n > 2 || !ordinary_op(args[0], kwnames))
+        return call_python_apply(args, nargs, kwnames);
     PyObject* a = args[1];
     PyObject* b = n == 2 ? args[2] : nullptr;
     if (n == 1 ? !PyObject_TypeCheck(a, tensor_type)
@@ -183,6 +199,16 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
                                                               nullptr);
                 Py_XDECREF(none);  // it raises; None would be a bug in the helper
                 Py_DECREF(inputs);
+                // The typed error's context is the array library's, as in the Python apply
+                // (not whatever exception the caller happens to be handling).
+                PyObject *new_type, *new_value, *new_trace;
+                PyErr_Fetch(&new_type, &new_value, &new_trace);
+                PyErr_NormalizeException(&new_type, &new_value, &new_trace);
+                if (new_value != nullptr && value != nullptr) {
+                    Py_INCREF(value);
+                    PyException_SetContext(new_value, value);
+                }
+                PyErr_Restore(new_type, new_value, new_trace);
             }
             Py_XDECREF(type);
             Py_XDECREF(value);
@@ -228,7 +254,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
         if (shape == nullptr) goto fail_out;
         slot(node, node_out_shape) = shape;
         PyObject* seq = PyIter_Next(sequence);
-        if (seq == nullptr) goto fail_out;
+        if (seq == nullptr) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "the node numbering ended");
+            goto fail_out;
+        }
         slot(node, node_seq) = seq;
     }
     {
@@ -277,6 +306,16 @@ struct Pending {
     PyObject* node;  // a reference owned by the heap
     bool operator<(const Pending& other) const { return seq < other.seq; }  // newest on top
 };
+
+// node.<name> through its slot where it is a Function's and set, else through getattr (which
+// raises what the Python engine would): a new reference.
+PyObject* node_get(PyObject* node, Py_ssize_t offset, PyObject* name) {
+    if (PyObject_TypeCheck(node, function_type)) {
+        PyObject* value = slot(node, offset);
+        if (value != nullptr) return Py_NewRef(value);
+    }
+    return PyObject_GetAttr(node, name);
+}
 
 // Raise the exception a helper made and returned (None made: the helper's own error stands).
 void raise_made(PyObject* made) {
@@ -330,6 +369,13 @@ int add_to_leaf(PyObject* leaf_grads, PyObject* leaf, PyObject* gx, PyObject* g)
     PyObject* prev = PyDict_GetItemWithError(leaf_grads, leaf);  // borrowed
     if (prev == nullptr) {
         if (PyErr_Occurred()) return -1;
+        if (PyObject_TypeCheck(gx, tensor_type)) {  // a backward that returned a Tensor
+            PyObject* own = PyObject_CallFunctionObjArgs(owned, gx, g, nullptr);
+            if (own == nullptr) return -1;
+            int bad = PyDict_SetItem(leaf_grads, leaf, own);
+            Py_DECREF(own);
+            return bad;
+        }
         int shares = gx == g;
         if (!shares) {
             PyObject* base = PyObject_GetAttr(gx, s_base);
@@ -361,9 +407,12 @@ int add_to_leaf(PyObject* leaf_grads, PyObject* leaf, PyObject* gx, PyObject* g)
 int add_to_node(PyObject* grads, std::vector<Pending>& heap, PyObject* edge, PyObject* gx) {
     PyObject* prev = PyDict_GetItemWithError(grads, edge);  // borrowed
     if (prev == nullptr) {
-        if (PyErr_Occurred() || PyDict_SetItem(grads, edge, gx)) return -1;
-        long long seq = PyLong_AsLongLong(slot(edge, node_seq));
-        if (seq == -1 && PyErr_Occurred()) return -1;
+        if (PyErr_Occurred()) return -1;
+        PyObject* number = node_get(edge, node_seq, s_seq);
+        if (number == nullptr) return -1;
+        long long seq = PyLong_AsLongLong(number);
+        Py_DECREF(number);
+        if ((seq == -1 && PyErr_Occurred()) || PyDict_SetItem(grads, edge, gx)) return -1;
         heap.push_back({seq, Py_NewRef(edge)});
         std::push_heap(heap.begin(), heap.end());
         return 0;
@@ -393,7 +442,8 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
     }
     int status = -1;
     PyObject *edges = nullptr, *saved = nullptr, *gs = nullptr, *value = nullptr;
-    PyObject* xp = slot(node, node_xp);
+    PyObject* xp = node_get(node, node_xp, s_xp);
+    if (xp == nullptr) goto done;
     // tensor hooks, then the freed-graph check, retain_grad, and the in-place check
     value = PyObject_GetAttr(node, s_tensor_hooks);
     if (value == nullptr) goto done;
@@ -405,18 +455,21 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
                                                             nullptr);
             if (hooked == nullptr) goto done;
             Py_SETREF(g, hooked);
+            Py_SETREF(xp, node_get(node, node_xp, s_xp));  // as the Python reads it later
+            if (xp == nullptr) goto done;
         }
     }
     Py_CLEAR(value);
-    edges = slot(node, node_edges);
-    if (edges == nullptr || edges == Py_None) {
+    edges = node_get(node, node_edges, s_edges);
+    if (edges == nullptr) goto done;
+    if (edges == Py_None) {
         raise_made(PyObject_CallOneArg(freed_graph, node));
-        edges = nullptr;
         goto done;
     }
-    // A tuple, but a list from the general case of the Python apply.
-    edges = PyTuple_CheckExact(edges) ? Py_NewRef(edges) : PySequence_Tuple(edges);
-    if (edges == nullptr) goto done;
+    if (!PyTuple_CheckExact(edges)) {  // a list, from the general case of the Python apply
+        Py_SETREF(edges, PySequence_Tuple(edges));
+        if (edges == nullptr) goto done;
+    }
     value = PyObject_GetAttr(node, s_retained);
     if (value == nullptr) goto done;
     if (value != Py_None) {
@@ -480,8 +533,15 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
         PyObject* gx = PyTuple_GET_ITEM(gs, i);
         if (gx == Py_None || edge == Py_None) continue;
         const bool leaf = PyObject_TypeCheck(edge, tensor_type);
-        PyObject* expected = leaf ? PyObject_GetAttr(slot(edge, t_data), s_shape)
-                                  : Py_NewRef(slot(edge, node_out_shape));
+        PyObject* expected;
+        if (leaf) {
+            PyObject* data = slot(edge, t_data);
+            data = data != nullptr ? Py_NewRef(data) : PyObject_GetAttr(edge, s_data);
+            expected = data == nullptr ? nullptr : PyObject_GetAttr(data, s_shape);
+            Py_XDECREF(data);
+        } else {
+            expected = node_get(edge, node_out_shape, s_out_shape);
+        }
         if (expected == nullptr) goto done;
         int same = shape_is(gx, expected);
         Py_DECREF(expected);
@@ -498,9 +558,17 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
         if (bad) goto done;
     }
     if (!retain_graph) {  // free the saved arrays (and the edges) as soon as they are used
-        set_slot(node, node_edges, Py_None);
-        PyObject** dict = _PyObject_GetDictPtr(node);
-        if (dict != nullptr && *dict != nullptr) PyDict_Clear(*dict);
+        if (PyObject_TypeCheck(node, function_type)) {
+            set_slot(node, node_edges, Py_None);
+            PyObject** dict = _PyObject_GetDictPtr(node);  // none made where there is none
+            if (dict != nullptr && *dict != nullptr) PyDict_Clear(*dict);
+        } else {
+            if (PyObject_SetAttr(node, s_edges, Py_None)) goto done;
+            PyObject* dict = PyObject_GetAttr(node, s_dict);
+            if (dict == nullptr) goto done;
+            if (PyDict_Check(dict)) PyDict_Clear(dict);
+            Py_DECREF(dict);
+        }
     }
     status = 0;
 done:
@@ -508,6 +576,7 @@ done:
     Py_XDECREF(gs);
     Py_XDECREF(saved);
     Py_XDECREF(edges);
+    Py_XDECREF(xp);
     Py_DECREF(g);
     return status;
 }
@@ -531,8 +600,12 @@ PyObject* backward_loop(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
             for (Pending& p : heap) Py_DECREF(p.node);
             return nullptr;
         }
-        long long seq = -PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 0));
-        heap.push_back({seq, Py_NewRef(PyTuple_GET_ITEM(pair, 1))});
+        long long seq = PyLong_AsLongLong(PyTuple_GET_ITEM(pair, 0));
+        if (seq == -1 && PyErr_Occurred()) {
+            for (Pending& p : heap) Py_DECREF(p.node);
+            return nullptr;
+        }
+        heap.push_back({-seq, Py_NewRef(PyTuple_GET_ITEM(pair, 1))});
     }
     std::make_heap(heap.begin(), heap.end());
     int status = 0;
@@ -564,7 +637,7 @@ PyObject* setup(PyObject*, PyObject* names) {
         {"array_output", &array_output},   {"run_hooks", &run_hooks},
         {"give_retained", &give_retained}, {"check_versions", &check_versions},
         {"freed_graph", &freed_graph},     {"wrong_count", &wrong_count},
-        {"wrong_shape", &wrong_shape},
+        {"wrong_shape", &wrong_shape},     {"owned", &owned},
     };
     for (const Wanted& w : wanted) {
         PyObject* value = PyDict_GetItemString(names, w.name);
@@ -577,6 +650,8 @@ PyObject* setup(PyObject*, PyObject* names) {
     PyObject* tensor = PyDict_GetItemString(names, "Tensor");
     PyObject* function = PyDict_GetItemString(names, "Function");
     PyObject* slice_grad = PyDict_GetItemString(names, "SliceGrad");
+    if (function != nullptr && PyType_Check(function))
+        Py_XSETREF(function_type, reinterpret_cast<PyTypeObject*>(Py_NewRef(function)));
     if (tensor == nullptr || function == nullptr || slice_grad == nullptr ||
         !PyType_Check(tensor) || !PyType_Check(function) || !PyType_Check(slice_grad) ||
         !PyList_Check(epoch) || PyList_GET_SIZE(epoch) != 1) {
@@ -626,7 +701,10 @@ PyMODINIT_FUNC PyInit_gpugrad_engine() {
         !intern(&s_epoch, "epoch") || !intern(&s_out_version, "out_version") ||
         !intern(&s_out_id, "out_id") || !intern(&s_tensor_hooks, "tensor_hooks") ||
         !intern(&s_retained, "retained") || !intern(&s_dense, "dense") ||
-        !intern(&s_base, "base") || !intern(&s_copy, "copy") || !intern(&s_dtype, "dtype"))
+        !intern(&s_base, "base") || !intern(&s_copy, "copy") || !intern(&s_dtype, "dtype") ||
+        !intern(&s_cls, "cls") || !intern(&s_xp, "xp") || !intern(&s_edges, "edges") ||
+        !intern(&s_out_shape, "out_shape") || !intern(&s_seq, "seq") ||
+        !intern(&s_data, "_data") || !intern(&s_dict, "__dict__"))
         return nullptr;
     return PyModule_Create(&module);
 }
