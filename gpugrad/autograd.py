@@ -81,6 +81,10 @@ class _AnomalyMode(threading.local):
 
 
 _anomaly = _AnomalyMode()
+# How many threads have anomaly mode on: while none has, the compiled apply skips reading the
+# thread-local flag (the Python apply reads it only after forward, for a recorded node).
+_anomaly_threads = [0]
+_anomaly_lock = threading.Lock()
 
 
 class _SetAnomalyMode:
@@ -92,10 +96,16 @@ class _SetAnomalyMode:
 
     def __enter__(self) -> None:
         self.saved.append(_anomaly.enabled)
-        _anomaly.enabled = self.enabled
+        self._switch(bool(self.enabled))
 
     def __exit__(self, *exc: object) -> None:
-        _anomaly.enabled = self.saved.pop()
+        self._switch(self.saved.pop())
+
+    @staticmethod
+    def _switch(enabled: bool) -> None:
+        with _anomaly_lock:
+            _anomaly_threads[0] += int(enabled) - int(_anomaly.enabled)
+            _anomaly.enabled = enabled
 
 
 def detect_anomaly(enabled: bool = True) -> _SetAnomalyMode:
@@ -258,8 +268,9 @@ class Function:
 
     Subclasses define `forward(self, *arrays, **params)` returning an array, and
     `backward(self, xp, g, *saved)` returning the gradient for each input (a tuple, or a
-    single gradient for one-input ops; None for inputs that get no gradient). Gradients have
-    the shape of the op's *broadcast* inputs; use `unbroadcast` to sum them back down.
+    single gradient for one-input ops; None for inputs that get no gradient). A gradient may
+    have the shape of its input broadcast (the output's shape, for elementwise ops): the
+    engine sums it back down with `unbroadcast`.
     `self.xp` is the backend inside `forward`; `self.save(...)` keeps arrays for backward.
     """
 
@@ -734,7 +745,7 @@ def _run_backward(
                     continue
                 if isinstance(edge, Tensor):  # a leaf
                     if getattr(gx, "shape", ()) != edge._data.shape:
-                        raise _wrong_shape(node, edges, gs, edge, gx)
+                        gx = _fit(node, edges, gs, edge, gx, edge._data.shape)
                     if gx.__class__ is SliceGrad:
                         gx = gx.dense()
                     if capturing and edge not in capture_leaves:
@@ -750,7 +761,7 @@ def _run_backward(
                         leaf_grads[edge] = _accumulate(prev, gx)
                     continue
                 if getattr(gx, "shape", ()) != edge.out_shape:  # a number is a 0-d gradient
-                    raise _wrong_shape(node, edges, gs, edge, gx)
+                    gx = _fit(node, edges, gs, edge, gx, edge.out_shape)
                 if capturing and edge not in needed and edge not in capture_nodes:
                     continue
                 prev = grads.get(edge)
@@ -784,6 +795,57 @@ def _run_backward(
 
 _deposit_lock = threading.Lock()
 push, pop = heapq.heappush, heapq.heappop
+
+
+def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sum a gradient down to `shape`: the one place that undoes broadcasting.
+
+    Broadcasting copies an input along new leading axes and along its size-1 axes, so the
+    gradient of that input is the sum of the output gradient over exactly those axes.
+    Works on arrays and on Tensors alike. The engine applies it to every gradient a backward
+    returns in its input's broadcast shape (`_fit`), so an op's backward may skip it.
+    """
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    if lead:  # axes broadcasting added in front
+        g = g.sum(axis=tuple(range(lead)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if stretched:  # size-1 axes broadcasting stretched
+        g = g.sum(axis=stretched, keepdims=True)
+    return g
+
+
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether broadcasting turns `shape` into `target` (new leading axes, stretched 1s)."""
+    if len(shape) > len(target):
+        return False
+    return all(n == m or n == 1 for n, m in zip(shape[::-1], target[::-1]))
+
+
+def _fit(
+    node: Function, edges: Sequence[Any], gs: Sequence[Any], edge: Any, gx: Any,
+    shape: tuple[int, ...],
+) -> Any:  # fmt: skip
+    """A gradient whose shape is not its input's `shape`: summed down when it is that shape
+    broadcast (as PyTorch's engine does), else the ShapeError naming op, input and shapes."""
+    if _broadcasts_to(shape, tuple(getattr(gx, "shape", ()))):
+        return unbroadcast(_dense(gx), shape)
+    raise _wrong_shape(node, edges, gs, edge, gx)
+
+
+def fit_gradients(node: Function, gs: Sequence[Any]) -> tuple[Any, ...]:
+    """A backward's gradients as the engine passes them on: each one for an input that takes
+    a gradient summed down to that input's shape (`_fit`); for gg.explain's own walk."""
+    edges = node.edges
+    fitted = list(gs)
+    for i, (edge, gx) in enumerate(zip(edges, gs)):
+        if gx is None or edge is None:
+            continue
+        shape = edge._data.shape if isinstance(edge, Tensor) else edge.out_shape
+        if getattr(gx, "shape", ()) != shape:
+            fitted[i] = _fit(node, edges, gs, edge, gx, shape)
+    return tuple(fitted)
 
 
 def _freed_graph(node: Function) -> GraphError:
@@ -1115,11 +1177,12 @@ def _compiled_engine() -> Any:
             {
                 "Tensor": Tensor, "Function": Function, "SliceGrad": SliceGrad,
                 "python_apply": _apply, "grad_mode": _mode, "anomaly_mode": _anomaly,
+                "anomaly_threads": _anomaly_threads,
                 "sequence": _sequence, "epoch": _epoch, "forward_failed": _forward_failed,
                 "array_output": _array_output, "run_hooks": _run_hooks,
                 "give_retained": _give_retained, "check_versions": _check_versions,
                 "freed_graph": _freed_graph, "wrong_count": _wrong_count,
-                "wrong_shape": _wrong_shape, "owned": _owned,
+                "fit": _fit, "owned": _owned,
             }
         )  # fmt: skip
     except Exception as error:  # a stale or foreign extension: the Python engine runs

@@ -36,7 +36,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import _args
-from .autograd import _check_versions, _epoch, _seed, leaf_hooks, no_grad
+from .autograd import _check_versions, _epoch, _seed, fit_gradients, leaf_hooks, no_grad
 from .errors import ArgumentTypeError, GraphError, ShapeError
 from .tensor import Tensor
 from .viz import _name_table
@@ -441,6 +441,7 @@ def _walk(
                 gs = node.backward(xp, g, *node.saved)
                 if len(edges) == 1:
                     gs = (gs,)
+                gs = fit_gradients(node, gs)  # in each input's shape, as backward passes them
             show = depth is None or visited <= depth
             if show:
                 locals_: list[Any] = [None] * len(edges)
@@ -505,8 +506,9 @@ def _walk(
                 to = op_names.get(edge) or f"[{order.get(edge, '?')}] {edge.name}"
             input_args.append((arg, to))
             shape = gshapes[i]
-            if shape is None and kept is not None and i < len(kept):
-                shape = getattr(kept[i], "shape", None)
+            if (shape is None or edge is None) and kept is not None and i < len(kept):
+                # (an input without a gradient: its own shape, not the broadcast gradient's)
+                shape = getattr(kept[i], "shape", shape)
             if shape is None and isinstance(edge, Tensor):
                 shape = edge.shape
             input_shapes.append(tuple(shape) if shape is not None else None)

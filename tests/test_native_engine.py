@@ -307,3 +307,54 @@ def test_the_typed_error_chains_to_the_array_error_not_the_callers(engine: str) 
         with pytest.raises(ShapeError) as info:
             a + b
     assert isinstance(info.value.__context__, ValueError)
+
+
+# --- the engine sums a broadcast gradient down to its input's shape (as PyTorch's) ----------
+class _Scale(gg.autograd.Function):
+    """x * s, with s broadcast along x's rows; backward returns both in the output's shape."""
+
+    def forward(self, x, s):
+        self.save(x, s)
+        return x * s
+
+    def backward(self, xp, g, x, s):
+        return g * s, g * x  # the second is (rows, n) for an s of shape (n,) or (1, n)
+
+
+@pytest.mark.parametrize("s_shape", [(3,), (1, 3), ()])
+def test_a_gradient_in_the_broadcast_shape_is_summed_down(engine: str, s_shape) -> None:
+    rng = np.random.default_rng(0)
+    xv, sv, wv = (
+        rng.standard_normal((4, 3)),
+        rng.standard_normal(s_shape),
+        rng.standard_normal((4, 3)),
+    )
+    x = gg.tensor(xv, requires_grad=True)
+    s = gg.tensor(sv, requires_grad=True)
+    inner = s * 1.0  # a node, as well as the leaf behind it, receives the summed gradient
+    (_Scale.apply(x, inner) * gg.tensor(wv)).sum().backward()
+    summed = (wv * xv).sum(axis=0) if s_shape else (wv * xv).sum()
+    np.testing.assert_allclose(s.grad.numpy(), np.reshape(summed, s_shape))
+    np.testing.assert_allclose(x.grad.numpy(), wv * sv)
+
+
+def test_a_gradient_that_is_no_broadcast_of_the_input_still_raises(engine: str) -> None:
+    class Wider(gg.autograd.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, xp, g):
+            return xp.xp.ones((2, 3))  # (3,) broadcasts to it, (2,) does not
+
+    x = gg.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(ShapeError, match=r"Wider.backward returned a gradient of shape \(2, 3\)"):
+        Wider.apply(x).sum().backward()
+
+
+def test_broadcast_arithmetic_differentiates_twice(engine: str) -> None:
+    a = gg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    b = gg.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    (gb,) = gg.autograd.grad((a * b * b + a - b / b).sum(), b, create_graph=True)
+    np.testing.assert_allclose(gb.numpy(), (2 * a.data * b.data).sum(axis=0))
+    gb.sum().backward()
+    np.testing.assert_allclose(b.grad.numpy(), 2 * a.data.sum(axis=0))

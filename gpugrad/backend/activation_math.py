@@ -215,8 +215,10 @@ class ActivationPrimitives:
         when given."""
         in_one_array = ARRAY_FORWARD.get(name)
         if in_one_array is not None and x.dtype.kind == "f":
-            return written_into(in_one_array(self, x, param), into)
-        return written_into(FORWARD[name](self, x, param), into)
+            result = in_one_array(self, x, param)
+        else:
+            result = FORWARD[name](self, x, param)
+        return result if into is None else written_into(result, into)
 
     def activation_backward(
         self, name: str, g: Any, x: Any, out: Any, param: Any = None, *, into: Any = None
@@ -226,8 +228,10 @@ class ActivationPrimitives:
         into `into` when given."""
         in_one_array = ARRAY_BACKWARD.get(name)
         if in_one_array is not None and g.shape == out.shape and g.dtype == out.dtype:
-            return written_into(in_one_array(self, g, out, param), into)
-        return written_into(BACKWARD[name](self, g, x, out, param), into)
+            result = in_one_array(self, g, out, param)
+        else:
+            result = BACKWARD[name](self, g, x, out, param)
+        return result if into is None else written_into(result, into)
 
     def bias_activation_forward(self, name: str, z: Any, bias: Any, param: Any = None) -> Any:
         """Activation `name` of z + bias, bias running along z's last axis (a Linear layer's

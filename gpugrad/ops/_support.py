@@ -1,11 +1,12 @@
-"""What every op module shares: undoing broadcasting, and turning operands into Tensors."""
+"""What every op module shares: undoing broadcasting (the engine's `unbroadcast`), and turning
+operands into Tensors."""
 
 from __future__ import annotations
 
 import operator
 from typing import Any
 
-from ..autograd import _device_mismatch, _not_a_tensor
+from ..autograd import _device_mismatch, _not_a_tensor, unbroadcast
 from ..errors import DeviceError, DTypeError, IndexOutOfRangeError, ShapeError
 from ..tensor import Tensor, to_array
 from ..tensor import _make as make_tensor
@@ -29,24 +30,6 @@ __all__ = [
 ]
 
 PY_SCALARS = (int, float, bool)
-
-
-def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum a gradient down to `shape`: the one place that undoes broadcasting.
-
-    Broadcasting copies an input along new leading axes and along its size-1 axes, so the
-    gradient of that input is the sum of the output gradient over exactly those axes.
-    Works on arrays and on Tensors alike.
-    """
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    if lead:  # axes broadcasting added in front
-        g = g.sum(axis=tuple(range(lead)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if stretched:  # size-1 axes broadcasting stretched
-        g = g.sum(axis=stretched, keepdims=True)
-    return g
 
 
 def as_tensor_like(x: Any, like: Tensor) -> Tensor:

@@ -26,6 +26,7 @@ PyTypeObject* function_type = nullptr;
 PyObject* python_apply = nullptr;  // _apply(cls, *inputs, **params): every other case
 PyObject* grad_mode = nullptr;     // thread-local, .enabled
 PyObject* anomaly_mode = nullptr;  // thread-local, .enabled
+PyObject* anomaly_threads = nullptr;  // [how many threads have anomaly mode on]
 PyObject* sequence = nullptr;      // itertools.count() numbering the nodes
 PyObject* epoch = nullptr;         // [the in-place epoch]
 PyObject* forward_failed = nullptr;   // (node, inputs, exc): raises the typed error
@@ -35,8 +36,12 @@ PyObject* give_retained = nullptr;    // (node, g)
 PyObject* check_versions = nullptr;   // (node)
 PyObject* freed_graph = nullptr;      // (node) -> GraphError
 PyObject* wrong_count = nullptr;      // (node, gs) -> ShapeError
-PyObject* wrong_shape = nullptr;      // (node, edges, gs, edge, gx) -> ShapeError
+PyObject* fit = nullptr;  // (node, edges, gs, edge, gx, shape): gx summed down, or raises
 PyObject* owned = nullptr;            // (g, upstream): a leaf's first gradient, made its own
+
+PyObject* zero = nullptr;            // the int 0
+PyObject* last_backend = nullptr;    // the backend apply saw last, and its array type
+PyObject* last_array_type = nullptr;
 
 // Slot offsets of Function and Tensor (their __slots__), read once from the descriptors.
 Py_ssize_t node_edges, node_out_shape, node_seq, node_xp;
@@ -158,8 +163,10 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
     if (n == 2 && (slot(b, t_backend) != backend ||
                    (slot(a, t_data) == slot(b, t_data) && a != b)))
         return call_python_apply(args, nargs, kwnames);  // an error, or x with x.detach()
-    int anomaly = attr_true(anomaly_mode, s_enabled);
-    if (anomaly != 0) return anomaly < 0 ? nullptr : call_python_apply(args, nargs, kwnames);
+    if (PyList_GET_ITEM(anomaly_threads, 0) != zero) {  // someone has it on: is it this thread?
+        int anomaly = attr_true(anomaly_mode, s_enabled);
+        if (anomaly != 0) return anomaly < 0 ? nullptr : call_python_apply(args, nargs, kwnames);
+    }
 
     PyTypeObject* cls = reinterpret_cast<PyTypeObject*>(args[0]);
     PyObject* node = cls->tp_alloc(cls, 0);
@@ -217,10 +224,13 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
         Py_DECREF(node);
         return nullptr;
     }
-    PyObject* array_type = PyObject_GetAttr(backend, s_array_type);
-    if (array_type == nullptr) goto fail_out;
-    Py_DECREF(array_type);  // the backend keeps it alive; only its identity is needed
-    if (reinterpret_cast<PyObject*>(Py_TYPE(out)) != array_type) {  // NumPy's 0-d results
+    if (backend != last_backend) {  // backends are few and long-lived: remember the last one's
+        PyObject* array_type = PyObject_GetAttr(backend, s_array_type);
+        if (array_type == nullptr) goto fail_out;
+        Py_XSETREF(last_array_type, array_type);
+        Py_XSETREF(last_backend, Py_NewRef(backend));
+    }
+    if (reinterpret_cast<PyObject*>(Py_TYPE(out)) != last_array_type) {  // NumPy's 0-d results
         PyObject* fixed = PyObject_CallFunctionObjArgs(array_output, node, out, nullptr);
         Py_DECREF(out);
         if (fixed == nullptr) {
@@ -544,14 +554,15 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
         }
         if (expected == nullptr) goto done;
         int same = shape_is(gx, expected);
-        Py_DECREF(expected);
-        if (same <= 0) {
-            if (same == 0)
-                raise_made(PyObject_CallFunctionObjArgs(wrong_shape, node, edges, gs, edge, gx,
-                                                        nullptr));
+        if (same < 0) {
+            Py_DECREF(expected);
             goto done;
         }
-        Py_INCREF(gx);
+        // Another shape: summed down where it is the input's broadcast, else the ShapeError.
+        gx = same ? Py_NewRef(gx)
+                  : PyObject_CallFunctionObjArgs(fit, node, edges, gs, edge, gx, expected, nullptr);
+        Py_DECREF(expected);
+        if (gx == nullptr) goto done;
         int bad = leaf ? (make_dense(&gx) || add_to_leaf(leaf_grads, edge, gx, g))
                        : add_to_node(grads, heap, edge, gx);
         Py_DECREF(gx);
@@ -633,11 +644,12 @@ PyObject* setup(PyObject*, PyObject* names) {
     } wanted[] = {
         {"python_apply", &python_apply},   {"grad_mode", &grad_mode},
         {"anomaly_mode", &anomaly_mode},   {"sequence", &sequence},
+        {"anomaly_threads", &anomaly_threads},
         {"epoch", &epoch},                 {"forward_failed", &forward_failed},
         {"array_output", &array_output},   {"run_hooks", &run_hooks},
         {"give_retained", &give_retained}, {"check_versions", &check_versions},
         {"freed_graph", &freed_graph},     {"wrong_count", &wrong_count},
-        {"wrong_shape", &wrong_shape},     {"owned", &owned},
+        {"fit", &fit},                     {"owned", &owned},
     };
     for (const Wanted& w : wanted) {
         PyObject* value = PyDict_GetItemString(names, w.name);
@@ -654,7 +666,8 @@ PyObject* setup(PyObject*, PyObject* names) {
         Py_XSETREF(function_type, reinterpret_cast<PyTypeObject*>(Py_NewRef(function)));
     if (tensor == nullptr || function == nullptr || slice_grad == nullptr ||
         !PyType_Check(tensor) || !PyType_Check(function) || !PyType_Check(slice_grad) ||
-        !PyList_Check(epoch) || PyList_GET_SIZE(epoch) != 1) {
+        !PyList_Check(epoch) || PyList_GET_SIZE(epoch) != 1 || !PyList_Check(anomaly_threads) ||
+        PyList_GET_SIZE(anomaly_threads) != 1) {
         PyErr_SetString(PyExc_TypeError, "setup: Tensor, Function, SliceGrad or epoch is wrong");
         return nullptr;
     }
@@ -706,5 +719,7 @@ PyMODINIT_FUNC PyInit_gpugrad_engine() {
         !intern(&s_out_shape, "out_shape") || !intern(&s_seq, "seq") ||
         !intern(&s_data, "_data") || !intern(&s_dict, "__dict__"))
         return nullptr;
+    zero = PyLong_FromLong(0);
+    if (zero == nullptr) return nullptr;
     return PyModule_Create(&module);
 }
