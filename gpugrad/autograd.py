@@ -807,13 +807,11 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     """
     if g.shape == shape:
         return g
-    lead = g.ndim - len(shape)
-    if lead:  # axes broadcasting added in front
-        g = g.sum(axis=tuple(range(lead)))
-    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
-    if stretched:  # size-1 axes broadcasting stretched
-        g = g.sum(axis=stretched, keepdims=True)
-    return g
+    lead = g.ndim - len(shape)  # axes broadcasting added in front, then the stretched 1s
+    stretched = [lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1]
+    # One reduction, kept as an array of `shape` (summing every axis away leaves a 0-d array,
+    # not a NumPy scalar, so the next backward gets an array).
+    return g.sum(axis=(*range(lead), *stretched), keepdims=True).reshape(shape)
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -829,6 +827,13 @@ def _fit(
 ) -> Any:  # fmt: skip
     """A gradient whose shape is not its input's `shape`: summed down when it is that shape
     broadcast (as PyTorch's engine does), else the ShapeError naming op, input and shapes."""
+    if getattr(edge, "_data_replaced_at", -1) > node.seq:
+        raise ShapeError(
+            f"the data of input {next(i for i, e in enumerate(edges) if e is edge)} of "
+            f"{node.name} (now of shape "
+            f"{tuple(shape)}) was replaced by an array of another shape after {node.name} "
+            "used it, so its gradient has no shape to take; replace .data before the forward"
+        )
     if _broadcasts_to(shape, tuple(getattr(gx, "shape", ()))):
         return unbroadcast(_dense(gx), shape)
     raise _wrong_shape(node, edges, gs, edge, gx)
@@ -872,8 +877,8 @@ def _wrong_shape(
     return ShapeError(
         f"{node.name}.backward returned a gradient of shape {tuple(getattr(gx, 'shape', ()))} "
         f"for its input "
-        f"{i}, whose shape is {tuple(expected)}; a gradient must have its input's shape "
-        "(sum broadcast axes away with unbroadcast)"
+        f"{i}, whose shape is {tuple(expected)}; a gradient must have its input's shape, or "
+        "a shape that input broadcasts to (which the engine sums back down)"
     )
 
 

@@ -506,9 +506,14 @@ def _walk(
                 to = op_names.get(edge) or f"[{order.get(edge, '?')}] {edge.name}"
             input_args.append((arg, to))
             shape = gshapes[i]
-            if (shape is None or edge is None) and kept is not None and i < len(kept):
-                # (an input without a gradient: its own shape, not the broadcast gradient's)
-                shape = getattr(kept[i], "shape", shape)
+            if edge is None:  # a gradient the engine did not sum down: the input's own shape
+                noted = getattr(node, "shapes", None)  # Add and Sub, where shapes differ
+                if noted is not None:
+                    shape = noted[i]
+                elif kept is not None and i < len(kept):
+                    shape = getattr(kept[i], "shape", shape)
+            if shape is None and kept is not None and i < len(kept):
+                shape = getattr(kept[i], "shape", None)
             if shape is None and isinstance(edge, Tensor):
                 shape = edge.shape
             input_shapes.append(tuple(shape) if shape is not None else None)

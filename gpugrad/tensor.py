@@ -126,6 +126,7 @@ class Tensor:
         "__weakref__",
         "_backend",
         "_data",
+        "_data_replaced_at",
         "_grad",
         "_hooks",
         "_version",
@@ -181,6 +182,8 @@ class Tensor:
                 f"cannot assign {value.dtype} data to a tensor that requires grad "
                 "(only floating-point tensors can have gradients)"
             )
+        if value.shape != self._data.shape:  # ops recorded before cannot fit gradients to it
+            self._data_replaced_at = next(autograd._sequence)
         self._data = value
 
     @property

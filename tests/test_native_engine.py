@@ -358,3 +358,27 @@ def test_broadcast_arithmetic_differentiates_twice(engine: str) -> None:
     np.testing.assert_allclose(gb.numpy(), (2 * a.data * b.data).sum(axis=0))
     gb.sum().backward()
     np.testing.assert_allclose(b.grad.numpy(), 2 * a.data.sum(axis=0))
+
+
+def test_a_leaf_whose_data_changed_shape_after_the_forward_raises(engine: str) -> None:
+    w = gg.tensor(np.ones(3), requires_grad=True)
+    y = (w + gg.tensor(np.ones((2, 3)))).sum()
+    w.data = np.ones((1,))  # the gradient, (2, 3), would broadcast from (1,): no silent sum
+    with pytest.raises(ShapeError, match=r"replaced by an array of another shape"):
+        y.backward()
+
+
+def test_a_gradient_summed_to_0d_is_an_array_for_the_next_backward(engine: str) -> None:
+    s = gg.tensor(np.float32(0.3), requires_grad=True)
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    (gg.nn.functional.gelu(s * 1.0) * gg.tensor(a)).sum().backward()
+    assert s.grad.shape == () and np.isfinite(s.grad.numpy())
+
+
+def test_explain_shows_a_constant_operands_own_shape(engine: str) -> None:
+    a = gg.tensor(np.ones((2, 3)), requires_grad=True)
+    b = gg.tensor(np.ones(3))
+    shapes = gg.explain((a + b).sum()).nodes[1]["input_shapes"]
+    assert shapes == [(2, 3), (3,)]
+    shapes = gg.explain((b - a).sum()).nodes[1]["input_shapes"]
+    assert shapes == [(3,), (2, 3)]

@@ -16,9 +16,14 @@ from ._support import PY_SCALARS, as_operand, integer_limits, tensor_among, unbr
 
 # --- tensor (op) tensor --------------------------------------------------------------------
 # These four backwards return gradients in the output's (broadcast) shape; the engine sums
-# each down to its input's shape (autograd.unbroadcast).
+# each down to its input's shape (autograd.unbroadcast). Add and Sub note their inputs'
+# shapes where they differ, only for gg.explain to show a constant operand's own shape.
 class Add(Function):
+    shapes = None
+
     def forward(self, a, b):
+        if a.shape != b.shape:
+            self.shapes = a.shape, b.shape
         return a + b
 
     def backward(self, xp, g):
@@ -26,7 +31,11 @@ class Add(Function):
 
 
 class Sub(Function):
+    shapes = None
+
     def forward(self, a, b):
+        if a.shape != b.shape:
+            self.shapes = a.shape, b.shape
         return a - b
 
     def backward(self, xp, g):
