@@ -634,3 +634,85 @@ def test_a_nan_among_hidden_keys_reaches_no_query_on_either_path(monkeypatch, ma
         twin = attend()
     assert np.isfinite(fast[..., :2, :]).all() and np.isnan(fast[..., 2, :]).all()
     np.testing.assert_allclose(fast, twin, rtol=1e-6)
+
+
+# --- optimizer updates (optim.cpp) against optimizer_math's twins: the same bits -------------
+def _twin_and_kernel(update, arrays: list[np.ndarray]):
+    """Run `update(backend, primitives, *arrays)` through the NumPy backend (the kernel where it
+    applies) and through the twin on copies; return both sets of arrays."""
+    from gpugrad.backend.optimizer_math import OptimizerPrimitives
+
+    backend = get_backend("cpu")
+    copies = [a.copy() for a in arrays]
+    update(backend, type(backend), *arrays)
+    update(backend, OptimizerPrimitives, *copies)
+    return arrays, copies
+
+
+SGD_CASES = [  # momentum, dampening, nesterov, weight_decay, first
+    (0.0, 0.0, False, 0.0, False), (0.9, 0.0, False, 0.0, False), (0.9, 0.0, False, 0.0, True),
+    (0.9, 0.25, False, 0.01, False), (0.8, 0.0, True, 0.001, False),
+]  # fmt: skip
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 37, 200_003])  # one element, a vector tail, threads
+@pytest.mark.parametrize("case", SGD_CASES)
+def test_sgd_kernel_matches_its_twin_bit_for_bit(rng, dtype, size, case) -> None:
+    momentum, dampening, nesterov, decay, first = case
+    p, g, buf = (rng.standard_normal(size).astype(dtype) for _ in range(3))
+    g[0] = -0.0  # signed zeros and a large value ride along
+    p[-1] = 1e30
+
+    def update(backend, kind, p, buf):
+        pieces = [g[: size // 3], g[size // 3 :]]  # the flat path's gradient pieces
+        kind.sgd_step(backend, p, pieces, buf, 0.05, momentum, dampening, nesterov, decay, first)
+
+    (ours, theirs) = _twin_and_kernel(update, [p, buf])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_compiler
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 37, 200_003])
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.01, False), (0.1, True)])
+def test_adam_kernel_matches_its_twin_bit_for_bit(rng, dtype, size, decay, decoupled) -> None:
+    p, g = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
+    m = (rng.standard_normal(size) * 0.1).astype(dtype)
+    v = (np.abs(rng.standard_normal(size)) * 0.01).astype(dtype)
+    v[0] = 0.0  # √0 + eps
+
+    def update(backend, kind, p, m, v):
+        kind.adam_step(backend, p, g, m, v, None, 3, 1e-3, 0.9, 0.95, 1e-8, decay, False, decoupled)
+
+    (ours, theirs) = _twin_and_kernel(update, [p, m, v])
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)
+
+
+@needs_compiler
+def test_optimizer_kernels_leave_what_they_cannot_take_to_the_twins(rng) -> None:
+    p = rng.standard_normal((4, 6))[:, ::2]  # not contiguous
+    g = np.ones_like(p)
+    assert cpu_kernels.sgd(p, g, None, 0.1, 0.0, 0.0, False, 0.0, False) is False
+    flat = rng.standard_normal(8).astype(np.float16)  # no float16 kernel
+    assert (
+        cpu_kernels.sgd(flat, np.ones_like(flat), None, 0.1, 0.0, 0.0, False, 0.0, False) is False
+    )
+    short = np.zeros(7)  # pieces that do not add up: the twin raises the error
+    assert cpu_kernels.sgd(np.zeros(8), [short], None, 0.1, 0.0, 0.0, False, 0.0, False) is False
+
+
+def test_adam_with_amsgrad_and_odd_arrays_still_update_as_the_twin(rng) -> None:
+    backend = get_backend("cpu")
+    p = rng.standard_normal((5, 4))[:, ::2]  # a strided parameter goes to the twin
+    g, m, v, vmax = (np.ascontiguousarray(np.abs(rng.standard_normal(p.shape))) for _ in range(4))
+    expected = p.copy()
+    from gpugrad.backend.optimizer_math import OptimizerPrimitives
+
+    ms, vs, vmaxs = m.copy(), v.copy(), vmax.copy()
+    OptimizerPrimitives.adam_step(backend, expected, g, ms, vs, vmaxs, 2, 1e-2, amsgrad=True)
+    backend.adam_step(p, g, m, v, vmax, 2, 1e-2, amsgrad=True)
+    np.testing.assert_array_equal(p, expected)

@@ -8,6 +8,7 @@ faster route to the same values, never the only one.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,61 @@ def layer_norm_backward(
     return gx, gw, gb
 
 
+# --- optimizer updates (optim.cpp): one pass over each gradient piece's stretch of `param` ---
+def _pieces(param: np.ndarray, grad: Any, states: tuple[np.ndarray, ...]) -> list[Any] | None:
+    """The gradient as a list of pieces lining up with the flat param, when every array can go
+    to a kernel (one float dtype, C-contiguous, aligned, sizes adding up); else None."""
+    pieces = list(grad) if isinstance(grad, (list, tuple)) else [grad]
+    if not _ready(param, *states, *pieces, dtypes=(_FLOAT32, _FLOAT64)):
+        return None
+    if any(s.size != param.size for s in states) or sum(p.size for p in pieces) != param.size:
+        return None  # the twin raises the error that names it
+    return pieces
+
+
+def sgd(param: np.ndarray, grad: Any, buf: np.ndarray | None, lr: float, momentum: float,
+        dampening: float, nesterov: bool, weight_decay: float, first: bool) -> bool:  # fmt: skip
+    """optimizer_math.sgd_step's update (momentum buffer `buf`, None without momentum) in
+    place, bit for bit; False where the kernel does not apply (the twin runs)."""
+    states = (buf,) if buf is not None else ()
+    pieces = _pieces(param, grad, states)
+    if pieces is None or (lib := native.library()) is None:
+        return False
+    kernel = getattr(lib, f"gg_sgd_{_SUFFIX[param.dtype]}")
+    size, start = param.itemsize, 0
+    for piece in pieces:
+        offset = start * size
+        kernel(
+            _address(param) + offset, _address(piece),
+            None if buf is None else _address(buf) + offset, piece.size,
+            lr, momentum, 1.0 - dampening, weight_decay, dampening != 0, nesterov, first,
+        )  # fmt: skip
+        start += piece.size
+    return True
+
+
+def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
+         scalars: tuple[float, ...], decoupled: bool) -> bool:  # fmt: skip
+    """optimizer_math.adam_step's update without amsgrad, in place, bit for bit; `scalars` are
+    (1 − lr·weight_decay, weight_decay, 1 − β1, β2, 1 − β2, √(1 − β2^t), eps, lr/(1 − β1^t)).
+    False where the kernel does not apply (the twin runs)."""
+    pieces = _pieces(param, grad, (exp_avg, exp_avg_sq))
+    if pieces is None or (lib := native.library()) is None:
+        return False
+    kernel = getattr(lib, f"gg_adam_{_SUFFIX[param.dtype]}")
+    size, start = param.itemsize, 0
+    for piece in pieces:
+        offset = start * size
+        kernel(
+            _address(param) + offset, _address(piece), _address(exp_avg) + offset,
+            _address(exp_avg_sq) + offset, piece.size, *scalars, decoupled,
+        )  # fmt: skip
+        start += piece.size
+    return True
+
+
 __all__ = [
+    "adam",
     "available",
     "conv_fold_batch_first",
     "conv_fold_batch_last",
@@ -208,6 +263,7 @@ __all__ = [
     "layer_norm_backward",
     "max_pool_tiles",
     "max_pool_tiles_backward",
+    "sgd",
     "softmax_columns",
     "softmax_columns_backward",
 ]

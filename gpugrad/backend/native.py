@@ -2,7 +2,7 @@
 
 A few CPU operations are a score of NumPy passes over memory where one compiled loop does
 (exact GELU's rational and tanh, max pooling's window search, layer norm's row
-sums, attention's softmax, a convolution's col2im). Their C++
+sums, attention's softmax, a convolution's col2im, the SGD and Adam updates). Their C++
 sources ship with gpugrad, next to the CUDA kernels; the first call that can use them builds one
 shared library with the machine's C++ compiler (``$CXX``, else ``g++``, ``c++`` or
 ``clang++``) for this very CPU (``-march=native``), keeps it in a cache folder and loads it with
@@ -49,7 +49,8 @@ ENV_SWITCH = "GPUGRAD_NATIVE_KERNELS"
 ENV_CACHE = "GPUGRAD_CACHE_DIR"
 # -ffp-contract=off: no product fused into a following add, so float32 steps round as NumPy's.
 # -fno-trapping-math lets the compiler turn comparisons into vector blends (gpugrad never traps
-# on floating-point exceptions); no -ffast-math: NaN, inf and -0.0 behave as in NumPy.
+# on floating-point exceptions), and -fno-math-errno lets sqrt vectorise (nothing reads errno;
+# the values are the same); no -ffast-math: NaN, inf and -0.0 behave as in NumPy.
 FLAGS = (
     "-O3",
     "-std=c++17",
@@ -58,6 +59,7 @@ FLAGS = (
     "-march=native",
     "-ffp-contract=off",
     "-fno-trapping-math",
+    "-fno-math-errno",
     "-pthread",
 )
 # On x86 CPUs with 512-bit vectors GCC otherwise stops at 256 bits; measured ~20% quicker here.
@@ -84,6 +86,10 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_layer_norm_forward_f64": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
     "gg_layer_norm_backward_f32": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
     "gg_layer_norm_backward_f64": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
+    "gg_sgd_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_FLOAT] * 4, *[ctypes.c_int] * 3),
+    "gg_sgd_f64": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_DOUBLE] * 4, *[ctypes.c_int] * 3),
+    "gg_adam_f32": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_FLOAT] * 8, ctypes.c_int),
+    "gg_adam_f64": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_DOUBLE] * 8, ctypes.c_int),
 }
 
 _lock = threading.Lock()

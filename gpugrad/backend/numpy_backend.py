@@ -10,6 +10,7 @@ import numpy as np
 from . import cpu_kernels, host_memory, special_math
 from .base import Backend
 from .device import Device
+from .optimizer_math import adam_bias_corrections
 
 _BLAS_FLOATS = (np.dtype("float32"), np.dtype("float64"))
 # ndarray.max goes through a Python wrapper (numpy._core._methods) on every call.
@@ -167,6 +168,37 @@ class NumpyBackend(Backend):
         if special_math.scipy_special() is None:
             return special_math.normal_cdf(self, x)
         return super().normal_cdf(x)
+
+    def sgd_step(self, param: Any, grad: Any, momentum_buffer: Any, lr: float,
+                 momentum: float = 0.0, dampening: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0, first: bool = False,
+                 scratch: list[Any] | None = None) -> None:  # fmt: skip
+        """The SGD update in one compiled pass (cpu_kernels.sgd, the same bits), else the twin."""
+        lr, momentum, dampening = float(lr), float(momentum), float(dampening)
+        weight_decay = float(weight_decay)
+        buf = momentum_buffer if momentum != 0 else None
+        if not cpu_kernels.sgd(param, grad, buf, lr, momentum, dampening, nesterov,
+                               weight_decay, first):  # fmt: skip
+            super().sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, nesterov,
+                             weight_decay, first, scratch)  # fmt: skip
+
+    def adam_step(self, param: Any, grad: Any, exp_avg: Any, exp_avg_sq: Any,
+                  max_exp_avg_sq: Any, step: int, lr: float, beta1: float = 0.9,
+                  beta2: float = 0.999, eps: float = 1e-8, weight_decay: float = 0.0,
+                  amsgrad: bool = False, decoupled: bool = False,
+                  scratch: list[Any] | None = None) -> None:  # fmt: skip
+        """The Adam/AdamW update in one compiled pass (cpu_kernels.adam, the same bits; not
+        with amsgrad), else the twin."""
+        if not amsgrad:
+            lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
+            weight_decay = float(weight_decay)
+            step_size, correction2_sqrt = adam_bias_corrections(lr, beta1, beta2, step)
+            scalars = (1.0 - lr * weight_decay, weight_decay, 1.0 - beta1, beta2, 1.0 - beta2,
+                       correction2_sqrt, float(eps), step_size)  # fmt: skip
+            if cpu_kernels.adam(param, grad, exp_avg, exp_avg_sq, scalars, decoupled):
+                return
+        super().adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
+                          beta2, eps, weight_decay, amsgrad, decoupled, scratch)  # fmt: skip
 
     def gelu_and_cdf(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(x·Φ(x), Φ(x)): one compiled pass for float32 (cpu_kernels), else the product taken
