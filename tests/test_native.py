@@ -649,9 +649,19 @@ def _twin_and_kernel(update, arrays: list[np.ndarray]):
     return arrays, copies
 
 
+def _same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    """Equal bit patterns (so -0.0 is not 0.0), NaNs aside: the sign of a NaN made from two
+    NaNs is left open (optim.cpp's comment)."""
+    nan = np.isnan(a)
+    np.testing.assert_array_equal(nan, np.isnan(b))
+    bits = {4: np.uint32, 8: np.uint64}[a.itemsize]
+    np.testing.assert_array_equal(a[~nan].view(bits), b[~nan].view(bits))
+
+
 SGD_CASES = [  # momentum, dampening, nesterov, weight_decay, first
     (0.0, 0.0, False, 0.0, False), (0.9, 0.0, False, 0.0, False), (0.9, 0.0, False, 0.0, True),
     (0.9, 0.25, False, 0.01, False), (0.8, 0.0, True, 0.001, False),
+    (0.9, 0.0, np.True_, 1e-50, True),  # a decay that rounds to 0 in float32; a NumPy bool
 ]  # fmt: skip
 
 
@@ -662,8 +672,10 @@ SGD_CASES = [  # momentum, dampening, nesterov, weight_decay, first
 def test_sgd_kernel_matches_its_twin_bit_for_bit(rng, dtype, size, case) -> None:
     momentum, dampening, nesterov, decay, first = case
     p, g, buf = (rng.standard_normal(size).astype(dtype) for _ in range(3))
-    g[0] = -0.0  # signed zeros and a large value ride along
+    g[0], p[0] = -0.0, 1.0  # signed zeros, inf, NaN and a large value ride along
     p[-1] = 1e30
+    if size > 3:
+        p[1], g[2], buf[3] = np.inf, np.nan, -0.0
 
     def update(backend, kind, p, buf):
         pieces = [g[: size // 3], g[size // 3 :]]  # the flat path's gradient pieces
@@ -671,25 +683,29 @@ def test_sgd_kernel_matches_its_twin_bit_for_bit(rng, dtype, size, case) -> None
 
     (ours, theirs) = _twin_and_kernel(update, [p, buf])
     for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(a, b)
+        _same_bits(a, b)
 
 
 @needs_compiler
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("size", [1, 37, 200_003])
-@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.01, False), (0.1, True)])
+@pytest.mark.parametrize(
+    ("decay", "decoupled"), [(0.0, False), (0.01, False), (0.1, True), (1e-50, False)]
+)
 def test_adam_kernel_matches_its_twin_bit_for_bit(rng, dtype, size, decay, decoupled) -> None:
     p, g = rng.standard_normal(size).astype(dtype), rng.standard_normal(size).astype(dtype)
     m = (rng.standard_normal(size) * 0.1).astype(dtype)
     v = (np.abs(rng.standard_normal(size)) * 0.01).astype(dtype)
     v[0] = 0.0  # √0 + eps
+    if size > 3:
+        p[1], g[2], m[3] = np.inf, -0.0, -0.0
 
     def update(backend, kind, p, m, v):
         kind.adam_step(backend, p, g, m, v, None, 3, 1e-3, 0.9, 0.95, 1e-8, decay, False, decoupled)
 
     (ours, theirs) = _twin_and_kernel(update, [p, m, v])
     for a, b in zip(ours, theirs):
-        np.testing.assert_array_equal(a, b)
+        _same_bits(a, b)
 
 
 @needs_compiler
@@ -703,6 +719,28 @@ def test_optimizer_kernels_leave_what_they_cannot_take_to_the_twins(rng) -> None
     )
     short = np.zeros(7)  # pieces that do not add up: the twin raises the error
     assert cpu_kernels.sgd(np.zeros(8), [short], None, 0.1, 0.0, 0.0, False, 0.0, False) is False
+    frozen = np.zeros(8)
+    frozen.flags.writeable = False  # the twin raises NumPy's read-only error
+    assert cpu_kernels.sgd(frozen, np.ones(8), None, 0.1, 0.0, 0.0, False, 0.0, False) is False
+    both = np.zeros(16)  # a gradient that is also the momentum buffer: read after written
+    assert cpu_kernels.sgd(both[8:], both[:8], both[:8], 0.1, 0.9, 0.0, False, 0.0, False) is False
+
+
+@needs_compiler
+def test_many_small_gradient_pieces_update_as_the_twin(rng) -> None:
+    sizes = [3, 64, 1, 17] * 50  # a bank of small parameters: gathered, one kernel call
+    backend = get_backend("cpu")
+    from gpugrad.backend.optimizer_math import OptimizerPrimitives
+
+    p = rng.standard_normal(sum(sizes)).astype(np.float32)
+    g = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    p2, m2, v2 = p.copy(), m.copy(), v.copy()
+    backend.adam_step(p, g, m, v, None, 1, 1e-3, weight_decay=0.1, decoupled=True)
+    OptimizerPrimitives.adam_step(backend, p2, g, m2, v2, None, 1, 1e-3, weight_decay=0.1,
+                                  decoupled=True)  # fmt: skip
+    for a, b in zip((p, m, v), (p2, m2, v2)):
+        _same_bits(a, b)
 
 
 def test_adam_with_amsgrad_and_odd_arrays_still_update_as_the_twin(rng) -> None:

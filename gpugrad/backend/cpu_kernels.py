@@ -200,33 +200,51 @@ def layer_norm_backward(
 
 
 # --- optimizer updates (optim.cpp): one pass over each gradient piece's stretch of `param` ---
+# Pieces smaller than this on average are first gathered into one array (one copy, as the
+# twin gathers a bank of small parameters): each kernel call costs a few microseconds.
+_GATHER_BELOW = 1 << 14
+
+
 def _pieces(param: np.ndarray, grad: Any, states: tuple[np.ndarray, ...]) -> list[Any] | None:
-    """The gradient as a list of pieces lining up with the flat param, when every array can go
-    to a kernel (one float dtype, C-contiguous, aligned, sizes adding up); else None."""
+    """The gradient as pieces lining up with the flat param, when every array can go to a
+    kernel: one float dtype, C-contiguous, aligned, sizes adding up, what is written writable,
+    and no gradient sharing memory with what is written (the kernel reads each element once,
+    before writing). None otherwise: the twin runs, or raises the error that names it."""
     pieces = list(grad) if isinstance(grad, (list, tuple)) else [grad]
-    if not _ready(param, *states, *pieces, dtypes=(_FLOAT32, _FLOAT64)):
+    written = (param, *states)
+    if not pieces or not _ready(*written, *pieces, dtypes=(_FLOAT32, _FLOAT64)):
+        return None
+    if not all(a.flags.writeable for a in written):
         return None
     if any(s.size != param.size for s in states) or sum(p.size for p in pieces) != param.size:
-        return None  # the twin raises the error that names it
+        return None
+    if any(np.may_share_memory(a, b) for i, a in enumerate(written) for b in written[i + 1 :]):
+        return None
+    if len(pieces) > 1 and param.size < _GATHER_BELOW * len(pieces):
+        return [np.concatenate([piece.reshape(-1) for piece in pieces])]  # a new array
+    if any(np.may_share_memory(piece, a) for piece in pieces for a in written):
+        return None
     return pieces
 
 
 def sgd(param: np.ndarray, grad: Any, buf: np.ndarray | None, lr: float, momentum: float,
         dampening: float, nesterov: bool, weight_decay: float, first: bool) -> bool:  # fmt: skip
-    """optimizer_math.sgd_step's update (momentum buffer `buf`, None without momentum) in
-    place, bit for bit; False where the kernel does not apply (the twin runs)."""
-    states = (buf,) if buf is not None else ()
-    pieces = _pieces(param, grad, states)
+    """optimizer_math.sgd_step's update in place, bit for bit (NaN signs aside: IEEE leaves
+    them open, and NumPy's own loops differ in them); `buf` is the momentum buffer, None
+    without momentum. False where the kernel does not apply (the twin runs)."""
+    pieces = _pieces(param, grad, (buf,) if buf is not None else ())
     if pieces is None or (lib := native.library()) is None:
         return False
     kernel = getattr(lib, f"gg_sgd_{_SUFFIX[param.dtype]}")
-    size, start = param.itemsize, 0
+    # The twin's branches, decided as it decides them (on the Python floats, not on their
+    # float32 roundings: a weight decay of 1e-50 is still a decay there).
+    flags = (weight_decay != 0, dampening != 0, bool(nesterov), bool(first))
+    p_at, buf_at, size, start = _address(param), _address_or_null(buf), param.itemsize, 0
     for piece in pieces:
         offset = start * size
         kernel(
-            _address(param) + offset, _address(piece),
-            None if buf is None else _address(buf) + offset, piece.size,
-            lr, momentum, 1.0 - dampening, weight_decay, dampening != 0, nesterov, first,
+            p_at + offset, _address(piece), None if buf_at is None else buf_at + offset,
+            piece.size, lr, momentum, 1.0 - dampening, weight_decay, *flags,
         )  # fmt: skip
         start += piece.size
     return True
@@ -234,19 +252,21 @@ def sgd(param: np.ndarray, grad: Any, buf: np.ndarray | None, lr: float, momentu
 
 def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarray,
          scalars: tuple[float, ...], decoupled: bool) -> bool:  # fmt: skip
-    """optimizer_math.adam_step's update without amsgrad, in place, bit for bit; `scalars` are
-    (1 − lr·weight_decay, weight_decay, 1 − β1, β2, 1 − β2, √(1 − β2^t), eps, lr/(1 − β1^t)).
-    False where the kernel does not apply (the twin runs)."""
+    """optimizer_math.adam_step's update without amsgrad, in place, bit for bit (NaN signs
+    aside); `scalars` are (1 − lr·weight_decay, weight_decay, 1 − β1, β2, 1 − β2,
+    √(1 − β2^t), eps, lr/(1 − β1^t)). False where the kernel does not apply (the twin runs)."""
     pieces = _pieces(param, grad, (exp_avg, exp_avg_sq))
     if pieces is None or (lib := native.library()) is None:
         return False
     kernel = getattr(lib, f"gg_adam_{_SUFFIX[param.dtype]}")
+    decay = 0 if scalars[1] == 0 else 2 if decoupled else 1  # none, L2, decoupled (twin's test)
+    at = [_address(a) for a in (param, exp_avg, exp_avg_sq)]
     size, start = param.itemsize, 0
     for piece in pieces:
         offset = start * size
         kernel(
-            _address(param) + offset, _address(piece), _address(exp_avg) + offset,
-            _address(exp_avg_sq) + offset, piece.size, *scalars, decoupled,
+            at[0] + offset, _address(piece), at[1] + offset, at[2] + offset, piece.size,
+            *scalars, decay,
         )  # fmt: skip
         start += piece.size
     return True

@@ -86,8 +86,8 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_layer_norm_forward_f64": (*[_C_VOID_P] * 6, _C_LONG_LONG, _C_LONG_LONG, _C_DOUBLE),
     "gg_layer_norm_backward_f32": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
     "gg_layer_norm_backward_f64": (*[_C_VOID_P] * 7, _C_LONG_LONG, _C_LONG_LONG),
-    "gg_sgd_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_FLOAT] * 4, *[ctypes.c_int] * 3),
-    "gg_sgd_f64": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_DOUBLE] * 4, *[ctypes.c_int] * 3),
+    "gg_sgd_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_FLOAT] * 4, *[ctypes.c_int] * 4),
+    "gg_sgd_f64": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_DOUBLE] * 4, *[ctypes.c_int] * 4),
     "gg_adam_f32": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_FLOAT] * 8, ctypes.c_int),
     "gg_adam_f64": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_DOUBLE] * 8, ctypes.c_int),
 }

@@ -177,8 +177,9 @@ class NumpyBackend(Backend):
         lr, momentum, dampening = float(lr), float(momentum), float(dampening)
         weight_decay = float(weight_decay)
         buf = momentum_buffer if momentum != 0 else None
-        if not cpu_kernels.sgd(param, grad, buf, lr, momentum, dampening, nesterov,
-                               weight_decay, first):  # fmt: skip
+        if (momentum != 0 and buf is None) or not cpu_kernels.sgd(
+            param, grad, buf, lr, momentum, dampening, nesterov, weight_decay, first
+        ):
             super().sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, nesterov,
                              weight_decay, first, scratch)  # fmt: skip
 

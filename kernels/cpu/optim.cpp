@@ -6,7 +6,9 @@
 // become one loop that keeps every intermediate in a register. The scalars arrive already
 // rounded to the array's type, as NumPy rounds a Python float in `array * 0.9`; with
 // -ffp-contract=off no product is fused into a following add and sqrt and / are correctly
-// rounded, so the results are the twin's bit for bit (tests/test_native.py checks them).
+// rounded, so the results are the twin's bit for bit (tests/test_native.py checks them), but
+// for the sign and payload of a NaN made from two NaNs, which IEEE leaves open (the compiler
+// may swap an addition's operands; NumPy's own scalar and vector loops differ there too).
 // A parameter's elements are independent, so a long array is split over the CPUs
 // (parallel.h) with the same bits on any number of threads.
 #include <cmath>
@@ -81,17 +83,17 @@ void adam_range(T* __restrict p, const T* __restrict g_in, T* __restrict m, T* _
 
 template <typename T>
 void sgd(T* p, const T* g, T* buf, long long n, T lr, T momentum, T undamped, T weight_decay,
-         int damped, int nesterov, int first) {
+         int decay, int damped, int nesterov, int first) {
   const Sgd<T> step{lr, momentum, undamped, weight_decay, buf != nullptr, damped != 0,
-                    nesterov != 0, first != 0, weight_decay != T(0)};
+                    nesterov != 0, first != 0, decay != 0};
   gg_cpu::parallel_for(n, GRAIN, [&](long long begin, long long end) {
     step(p, g, buf, begin, end);
   });
 }
 
 template <typename T>
-void adam(T* p, const T* g, T* m, T* v, long long n, const AdamScalars<T>& s, int decoupled) {
-  const Decay decay = s.weight_decay == T(0) ? NO_DECAY : decoupled ? DECOUPLED : L2;
+void adam(T* p, const T* g, T* m, T* v, long long n, const AdamScalars<T>& s, int decay_kind) {
+  const Decay decay = static_cast<Decay>(decay_kind);
   gg_cpu::parallel_for(n, GRAIN, [&](long long begin, long long end) {
     if (decay == NO_DECAY) adam_range<T, NO_DECAY>(p, g, m, v, begin, end, s);
     if (decay == L2) adam_range<T, L2>(p, g, m, v, begin, end, s);
@@ -103,35 +105,40 @@ void adam(T* p, const T* g, T* m, T* v, long long n, const AdamScalars<T>& s, in
 
 extern "C" {
 
-// buf is null without momentum. damped: dampening != 0 (else b + d, as the twin).
+// buf is null without momentum. The branch flags are the twin's tests, made by the caller on
+// the unrounded values: decay (weight_decay != 0), damped (dampening != 0), nesterov, first.
 void gg_sgd_f32(float* p, const float* g, float* buf, long long n, float lr, float momentum,
-                float undamped, float weight_decay, int damped, int nesterov, int first) {
-  sgd(p, g, buf, n, lr, momentum, undamped, weight_decay, damped, nesterov, first);
+                float undamped, float weight_decay, int decay, int damped, int nesterov,
+                int first) {
+  sgd(p, g, buf, n, lr, momentum, undamped, weight_decay, decay, damped, nesterov, first);
 }
 
 void gg_sgd_f64(double* p, const double* g, double* buf, long long n, double lr,
-                double momentum, double undamped, double weight_decay, int damped, int nesterov,
-                int first) {
-  sgd(p, g, buf, n, lr, momentum, undamped, weight_decay, damped, nesterov, first);
+                double momentum, double undamped, double weight_decay, int decay, int damped,
+                int nesterov, int first) {
+  sgd(p, g, buf, n, lr, momentum, undamped, weight_decay, decay, damped, nesterov, first);
 }
+
+// decay: 0 none, 1 L2 (into the gradient), 2 decoupled (AdamW), decided by the caller as the
+// twin decides (weight_decay != 0 on the unrounded value).
 
 void gg_adam_f32(float* p, const float* g, float* m, float* v, long long n, float keep,
                  float weight_decay, float one_minus_beta1, float beta2, float one_minus_beta2,
-                 float correction2_sqrt, float eps, float step_size, int decoupled) {
+                 float correction2_sqrt, float eps, float step_size, int decay) {
   adam(p, g, m, v, n,
        AdamScalars<float>{keep, weight_decay, one_minus_beta1, beta2, one_minus_beta2,
                           correction2_sqrt, eps, step_size},
-       decoupled);
+       decay);
 }
 
 void gg_adam_f64(double* p, const double* g, double* m, double* v, long long n, double keep,
                  double weight_decay, double one_minus_beta1, double beta2,
                  double one_minus_beta2, double correction2_sqrt, double eps, double step_size,
-                 int decoupled) {
+                 int decay) {
   adam(p, g, m, v, n,
        AdamScalars<double>{keep, weight_decay, one_minus_beta1, beta2, one_minus_beta2,
                            correction2_sqrt, eps, step_size},
-       decoupled);
+       decay);
 }
 
 }  // extern "C"

@@ -6,13 +6,15 @@
 // Which thread runs which chunk depends on timing; a kernel whose chunks write disjoint outputs
 // gives the same bits however they are shared out, and with any number of threads.
 // The thread count is the number of CPUs this process may run on, or GPUGRAD_CPU_THREADS.
-// After fork() the child starts without helpers and makes its own on first use.
+// After fork() the child starts without helpers and makes its own on first use. Helpers run in
+// the calling thread's floating-point environment.
 #pragma once
 
 #include <pthread.h>
 #include <sched.h>
 
 #include <atomic>
+#include <cfenv>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -190,7 +192,23 @@ void parallel_for(long long n, long long grain, Body body) {
     body(0LL, n);
     return;
   }
-  const std::function<void(long long, long long)> wrapped = body;
+  // A helper runs its chunks in the caller's floating-point environment (rounding, and on x86
+  // flush-to-zero and denormals-are-zero, which a library built with -ffast-math switches on
+  // when loaded), as the caller's own chunks and a NumPy twin do.
+  std::fenv_t caller;
+  std::fegetenv(&caller);
+  const std::thread::id here = std::this_thread::get_id();
+  const std::function<void(long long, long long)> wrapped = [&](long long begin, long long end) {
+    if (std::this_thread::get_id() == here) {
+      body(begin, end);
+      return;
+    }
+    std::fenv_t own;
+    std::fegetenv(&own);
+    std::fesetenv(&caller);
+    body(begin, end);
+    std::fesetenv(&own);
+  };
   pool.run(n, grain, wrapped);
 }
 
