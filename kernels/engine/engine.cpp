@@ -569,11 +569,14 @@ int visit(PyObject* node, PyObject* grads, PyObject* leaf_grads, std::vector<Pen
         if (bad) goto done;
     }
     if (!retain_graph) {  // free the saved arrays (and the edges) as soon as they are used
+#if PY_VERSION_HEX < 0x030D0000  // (a private call, kept through 3.12; later ones use getattr)
         if (PyObject_TypeCheck(node, function_type)) {
             set_slot(node, node_edges, Py_None);
             PyObject** dict = _PyObject_GetDictPtr(node);  // none made where there is none
             if (dict != nullptr && *dict != nullptr) PyDict_Clear(*dict);
-        } else {
+        } else
+#endif
+        {
             if (PyObject_SetAttr(node, s_edges, Py_None)) goto done;
             PyObject* dict = PyObject_GetAttr(node, s_dict);
             if (dict == nullptr) goto done;
