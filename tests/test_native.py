@@ -582,7 +582,7 @@ def test_folders_and_libraries_of_another_user_are_not_trusted(fresh) -> None:
     planted = fresh / "planted.so"
     planted.write_bytes(b"not a library")
     os.chown(planted, 12345, 12345)
-    lib, why = native._open_trusted(planted)
+    lib, why = native.open_trusted(planted)
     assert lib is None and "someone else" in why
 
 

@@ -37,6 +37,7 @@ import stat
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,32 +147,16 @@ def _load() -> tuple[ctypes.CDLL | None, str]:
     if not sources:
         return None, f"no kernel sources in {kernels_dir() / 'cpu'}"
     flags = FLAGS + (X86_FLAGS if platform.machine().lower() in ("x86_64", "amd64") else ())
-    try:
-        version = subprocess.run(
-            [compiler, "--version"], capture_output=True, text=True, timeout=60
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        return None, f"{compiler} --version failed: {error}"
-    key = hashlib.sha256()
-    for part in (compiler, version, " ".join(flags), _cpu_identity()):
-        key.update(part.encode() + b"\0")
-    for source in sorted(sources + list((kernels_dir() / "cpu").glob("*.h"))):
-        key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
-    folder = _cache_dir()
-    target = folder / f"gpugrad_cpu_{key.hexdigest()[:24]}.so"
-    lib, why = _open_trusted(target)
-    if lib is None:  # missing, someone else's, or damaged: build our own, once
-        target.unlink(missing_ok=True)
-        error = _build(compiler, flags, sources, folder, target)
-        if error:
-            return None, error
-        lib, why = _open_trusted(target)
-        if lib is None:
-            return None, why
+    hashed = sorted(sources + list((kernels_dir() / "cpu").glob("*.h")))
+    lib, why = build_cached(
+        compiler, flags, sources, hashed, (_cpu_identity(),), "gpugrad_cpu", ".so", open_trusted
+    )
+    if lib is None:
+        return None, why
     for name, argtypes in SIGNATURES.items():
         function = getattr(lib, name, None)
         if function is None:
-            return None, f"{target} has no function {name}"
+            return None, f"the kernel library in {_cache_dir()} has no function {name}"
         function.argtypes, function.restype = argtypes, None
     return lib, ""
 
@@ -240,11 +225,15 @@ def _private_stat(info: os.stat_result) -> bool:
     return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
-def _open_trusted(path: Path) -> tuple[ctypes.CDLL | None, str]:
-    """Load the library at `path` if the file is this user's and no one else may write to it:
-    (library, '') or (None, why not). On Linux the check and the load are of one open file
-    (through /proc/self/fd), so nothing can swap the file in between; the descriptor stays
-    open, so its number, and with it the name the loader knows, is never reused."""
+def open_trusted(
+    path: Path, load: Callable[[str], Any] = ctypes.CDLL,
+    failure: type[Exception] | tuple[type[Exception], ...] = OSError,
+) -> tuple[Any, str]:  # fmt: skip
+    """`load(name)` of the file at `path` (a ctypes library by default) if the file is this
+    user's and no one else may write to it: (loaded, '') or (None, why not). On Linux the check
+    and the load are of one open file (through /proc/self/fd), so nothing can swap the file in
+    between; the descriptor stays open, so its number, and with it the name the loader knows,
+    is never reused."""
     try:
         handle = os.open(path, os.O_RDONLY)
     except OSError as error:
@@ -256,14 +245,46 @@ def _open_trusted(path: Path) -> tuple[ctypes.CDLL | None, str]:
         by_handle = Path(f"/proc/self/fd/{handle}")
         name = str(by_handle) if by_handle.exists() else str(path)
         try:
-            lib = ctypes.CDLL(name)
-        except OSError as error:
+            loaded = load(name)
+        except failure as error:
             return None, f"could not load {path}: {error}"
         keep = name != str(path)
-        return lib, ""
+        return loaded, ""
     finally:
         if not keep:
             os.close(handle)
+
+
+def build_cached(
+    compiler: str, flags: tuple[str, ...], compiled: list[Path], hashed: list[Path],
+    key_parts: tuple[str, ...], stem: str, suffix: str,
+    open_trusted: Callable[[Path], tuple[Any, str]],
+) -> tuple[Any, str]:  # fmt: skip
+    """(what `open_trusted` loads, '') or (None, why not): the build of `compiled`, cached in
+    the cache folder under a name keyed by the compiler, its version, the flags, `key_parts`
+    and the `hashed` files; built (once, through a temporary file) where that file is missing,
+    someone else's or damaged."""
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as error:
+        return None, f"{compiler} --version failed: {error}"
+    key = hashlib.sha256()
+    for part in (compiler, version, " ".join(flags), *key_parts):
+        key.update(part.encode() + b"\0")
+    for source in hashed:
+        key.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    folder = _cache_dir()
+    target = folder / f"{stem}_{key.hexdigest()[:24]}{suffix}"
+    loaded, why = open_trusted(target)
+    if loaded is None:
+        target.unlink(missing_ok=True)
+        error = _build(compiler, flags, compiled, folder, target)
+        if error:
+            return None, error
+        loaded, why = open_trusted(target)
+    return loaded, why
 
 
 def _build(compiler: str, flags: tuple[str, ...], sources: list[Path], folder: Path,

@@ -11,11 +11,8 @@ runs, as fast as it always was; nothing ever fails for want of the extension.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
-import os
-import subprocess
 import sys
 import sysconfig
 import threading
@@ -68,59 +65,27 @@ def _load() -> tuple[ModuleType | None, str]:
     include = Path(sysconfig.get_paths()["include"])
     if not (include / "Python.h").is_file():
         return None, f"no Python.h in {include} (install Python's development headers)"
-    try:
-        source = kernels_dir() / "engine" / "engine.cpp"
-        text = source.read_bytes()
-    except (FileNotFoundError, OSError) as error:
-        return None, str(error)
-    flags = (*FLAGS, f"-I{include}")
-    try:
-        version = subprocess.run(
-            [compiler, "--version"], capture_output=True, text=True, timeout=60
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        return None, f"{compiler} --version failed: {error}"
+    source = kernels_dir() / "engine" / "engine.cpp"
+    if not source.is_file():
+        return None, f"no engine source at {source}"
     suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-    key = hashlib.sha256()
-    for part in (compiler, version, " ".join(flags), sys.version, suffix):
-        key.update(part.encode() + b"\0")
-    key.update(text)
-    folder = native._cache_dir()
-    target = folder / f"{MODULE}_{key.hexdigest()[:24]}{suffix}"
-    module, why = _import_trusted(target)
-    if module is None:  # missing, someone else's, or damaged: build our own, once
-        target.unlink(missing_ok=True)
-        error = native._build(compiler, flags, [source], folder, target)
-        if error:
-            return None, error
-        module, why = _import_trusted(target)
-    return module, why
+    return native.build_cached(
+        compiler, (*FLAGS, f"-I{include}"), [source], [source], (sys.version, suffix),
+        MODULE, suffix, _import_trusted,
+    )  # fmt: skip
 
 
 def _import_trusted(path: Path) -> tuple[ModuleType | None, str]:
     """Import the extension at `path` if the file is this user's and no one else may write to
-    it: checked on the open file, then loaded through /proc/self/fd, as native.py does."""
-    try:
-        handle = os.open(path, os.O_RDONLY)
-    except OSError as error:
-        return None, f"could not open {path}: {error}"
-    keep = False
-    try:
-        if not native._private_stat(os.fstat(handle)):
-            return None, f"{path} belongs to someone else or others may write to it"
-        by_handle = Path(f"/proc/self/fd/{handle}")
-        name = str(by_handle) if by_handle.exists() else str(path)
-        loader = importlib.machinery.ExtensionFileLoader(MODULE, name)
-        spec = importlib.util.spec_from_file_location(MODULE, name, loader=loader)
-        if spec is None:
-            return None, f"could not import {path}"
-        try:
-            module = importlib.util.module_from_spec(spec)
-            loader.exec_module(module)
-        except ImportError as error:
-            return None, f"could not import {path}: {error}"
-        keep = name != str(path)  # the descriptor stays open, so its name is never reused
-        return module, ""
-    finally:
-        if not keep:
-            os.close(handle)
+    it (native.open_trusted: checked on the open file, loaded through /proc/self/fd)."""
+    return native.open_trusted(path, _import_extension, ImportError)
+
+
+def _import_extension(name: str) -> ModuleType:
+    loader = importlib.machinery.ExtensionFileLoader(MODULE, name)
+    spec = importlib.util.spec_from_file_location(MODULE, name, loader=loader)
+    if spec is None:
+        raise ImportError(f"no import spec for {name}")
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
