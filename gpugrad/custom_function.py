@@ -40,7 +40,6 @@ from .errors import (
     InplaceError,
     ShapeError,
 )
-from .ops._support import unbroadcast
 from .tensor import Tensor
 
 
@@ -205,16 +204,6 @@ def _engine_backward(node: Function, xp: Any, g: Any, *saved: Any) -> tuple[Any,
                     "a Tensor: return None there"
                 )
             result.append(None)
-        else:  # a gradient of the broadcast shape is summed down to the input's, as PyTorch
-            expected = edge.shape if isinstance(edge, Tensor) else edge.out_shape
-            if gx.shape != expected and _broadcasts_to(expected, gx.shape):
-                gx = unbroadcast(gx, expected)
+        else:  # (a gradient of the broadcast shape: the engine sums it down, as PyTorch's)
             result.append(gx if recording else gx._data)
     return tuple(result)
-
-
-def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    """Whether broadcasting turns `shape` into `target`."""
-    if len(shape) > len(target):
-        return False
-    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1]))
