@@ -8,6 +8,7 @@ faster route to the same values, never the only one.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -227,6 +228,14 @@ def _pieces(param: np.ndarray, grad: Any, states: tuple[np.ndarray, ...]) -> lis
     return pieces
 
 
+def _stretches(pieces: list[Any], itemsize: int) -> Iterator[tuple[int, Any]]:
+    """(byte offset into the flat param and its states, piece) for each gradient piece."""
+    start = 0
+    for piece in pieces:
+        yield start * itemsize, piece
+        start += piece.size
+
+
 def sgd(param: np.ndarray, grad: Any, buf: np.ndarray | None, lr: float, momentum: float,
         dampening: float, nesterov: bool, weight_decay: float, first: bool) -> bool:  # fmt: skip
     """optimizer_math.sgd_step's update in place, bit for bit (NaN signs aside: IEEE leaves
@@ -239,14 +248,12 @@ def sgd(param: np.ndarray, grad: Any, buf: np.ndarray | None, lr: float, momentu
     # The twin's branches, decided as it decides them (on the Python floats, not on their
     # float32 roundings: a weight decay of 1e-50 is still a decay there).
     flags = (weight_decay != 0, dampening != 0, bool(nesterov), bool(first))
-    p_at, buf_at, size, start = _address(param), _address_or_null(buf), param.itemsize, 0
-    for piece in pieces:
-        offset = start * size
+    p_at, buf_at = _address(param), _address_or_null(buf)
+    for offset, piece in _stretches(pieces, param.itemsize):
         kernel(
             p_at + offset, _address(piece), None if buf_at is None else buf_at + offset,
             piece.size, lr, momentum, 1.0 - dampening, weight_decay, *flags,
         )  # fmt: skip
-        start += piece.size
     return True
 
 
@@ -261,14 +268,11 @@ def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarr
     kernel = getattr(lib, f"gg_adam_{_SUFFIX[param.dtype]}")
     decay = 0 if scalars[1] == 0 else 2 if decoupled else 1  # none, L2, decoupled (twin's test)
     at = [_address(a) for a in (param, exp_avg, exp_avg_sq)]
-    size, start = param.itemsize, 0
-    for piece in pieces:
-        offset = start * size
+    for offset, piece in _stretches(pieces, param.itemsize):
         kernel(
             at[0] + offset, _address(piece), at[1] + offset, at[2] + offset, piece.size,
             *scalars, decay,
         )  # fmt: skip
-        start += piece.size
     return True
 
 

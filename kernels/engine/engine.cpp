@@ -141,6 +141,14 @@ bool ordinary_op(PyObject* cls, PyObject* kwnames) {
     return true;
 }
 
+// The input Tensors as the tuple the Python apply receives (a new reference, or null).
+PyObject* inputs_tuple(PyObject* const* inputs, Py_ssize_t n) {
+    PyObject* tuple = PyTuple_New(n);
+    if (tuple == nullptr) return nullptr;
+    for (Py_ssize_t i = 0; i < n; ++i) PyTuple_SET_ITEM(tuple, i, Py_NewRef(inputs[i]));
+    return tuple;
+}
+
 PyObject* call_python_apply(PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     return PyObject_Vectorcall(python_apply, args, PyVectorcall_NARGS(nargsf), kwnames);
 }
@@ -196,12 +204,8 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
             PyErr_Fetch(&type, &value, &trace);
             PyErr_NormalizeException(&type, &value, &trace);
             if (trace != nullptr) PyException_SetTraceback(value, trace);
-            PyObject* inputs = PyTuple_New(n);
+            PyObject* inputs = inputs_tuple(args + 1, n);
             if (inputs != nullptr) {
-                for (Py_ssize_t i = 0; i < n; ++i) {
-                    Py_INCREF(args[1 + i]);
-                    PyTuple_SET_ITEM(inputs, i, args[1 + i]);
-                }
                 PyObject* none = PyObject_CallFunctionObjArgs(forward_failed, node, inputs, value,
                                                               nullptr);
                 Py_XDECREF(none);  // it raises; None would be a bug in the helper
@@ -278,12 +282,8 @@ PyObject* apply(PyObject*, PyObject* const* args, Py_ssize_t nargs, PyObject* kw
         if (saved == 0) keep_inputs = attr_true(node, s_is_view);
         if (keep_inputs < 0) goto fail_result;
         if (keep_inputs) {
-            PyObject* inputs = PyTuple_New(n);
+            PyObject* inputs = inputs_tuple(args + 1, n);
             if (inputs == nullptr) goto fail_result;
-            for (Py_ssize_t i = 0; i < n; ++i) {
-                Py_INCREF(args[1 + i]);
-                PyTuple_SET_ITEM(inputs, i, args[1 + i]);
-            }
             int bad = PyObject_SetAttr(node, s_inputs, inputs);
             Py_DECREF(inputs);
             if (bad) goto fail_result;
