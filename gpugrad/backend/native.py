@@ -68,7 +68,7 @@ X86_FLAGS = ("-mprefer-vector-width=512",)
 BUILD_TIMEOUT_S = 300
 
 _C_VOID_P, _C_LONG_LONG = ctypes.c_void_p, ctypes.c_longlong
-_C_FLOAT, _C_DOUBLE = ctypes.c_float, ctypes.c_double
+_C_FLOAT, _C_DOUBLE, _C_INT = ctypes.c_float, ctypes.c_double, ctypes.c_int
 # name -> argument types (all return void). Pointers are passed as array addresses.
 SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_gelu_forward_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, _C_VOID_P, _C_VOID_P, _C_FLOAT),
@@ -91,6 +91,9 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_sgd_f64": (*[_C_VOID_P] * 3, _C_LONG_LONG, *[_C_DOUBLE] * 4, *[ctypes.c_int] * 4),
     "gg_adam_f32": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_FLOAT] * 8, ctypes.c_int),
     "gg_adam_f64": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_DOUBLE] * 8, ctypes.c_int),
+    "gg_pool_set_spin_us": (_C_LONG_LONG,),
+    # OpenBLAS calls this one (its threads callback); Python only takes its address.
+    "gg_blas_threads": (ctypes.c_int, _C_VOID_P, ctypes.c_int, ctypes.c_size_t, _C_VOID_P, _C_INT),
 }
 
 _lock = threading.Lock()
@@ -102,13 +105,18 @@ def library() -> ctypes.CDLL | None:
     cannot be built (`reason_unavailable()` says why). Raises BackendUnavailableError when
     GPUGRAD_NATIVE_KERNELS=1 and it cannot be built."""
     if not _state["tried"]:
+        loaded_here = False
         with _lock:
             if not _state["tried"]:
                 try:
                     _state["library"], _state["reason"] = _load()
                 except OSError as error:  # a full disk, a vanished folder: the twins run
                     _state["library"], _state["reason"] = None, f"could not build: {error}"
-                _state["tried"] = True
+                _state["tried"] = loaded_here = True
+        if loaded_here and _state["library"] is not None:
+            from . import blas_threads  # (it calls back into library(): after the lock)
+
+            blas_threads.share_by_default()
     lib = _state["library"]
     if lib is None and _switch() == "1":  # on every call, not only the one that tried
         raise BackendUnavailableError(
