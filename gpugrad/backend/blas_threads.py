@@ -29,7 +29,7 @@ from typing import Any
 
 from . import native
 
-__all__ = ["ENV_SWITCH", "share", "shared"]
+__all__ = ["ENV_SWITCH", "gemm_address", "share", "shared"]
 
 ENV_SWITCH = "GPUGRAD_SHARE_BLAS_THREADS"
 # How long an idle helper of the pool spins before it sleeps while it serves OpenBLAS: about
@@ -45,8 +45,14 @@ _SETTERS = (
     "openblas_set_threads_callback_function",
 )
 
+# cblas_?gemm with 64-bit sizes (the ILP64 build NumPy's wheels ship), by dtype name.
+_GEMMS = {
+    "float32": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
+    "float64": ("scipy_cblas_dgemm64_", "cblas_dgemm64_"),
+}
+
 _lock = threading.Lock()
-_state: dict[str, Any] = {"setters": [], "shared": False}
+_state: dict[str, Any] = {"setters": [], "shared": False, "gemms": None}
 
 
 def shared() -> bool:
@@ -71,6 +77,35 @@ def share(enable: bool = True) -> bool:
         _state["shared"] = bool(enable and _state["setters"])
         lib.gg_pool_set_spin_us(SHARED_SPIN_US if _state["shared"] else OWN_SPIN_US)
         return _state["shared"]
+
+
+def gemm_address(dtype_name: str) -> int | None:
+    """The address of NumPy's OpenBLAS's cblas_sgemm ("float32") or cblas_dgemm ("float64")
+    with 64-bit sizes, for kernels that call it per matrix; None where there is none."""
+    gemms = _state["gemms"]
+    if gemms is None:
+        with _lock:
+            if _state["gemms"] is None:
+                _state["gemms"] = _find_gemms()
+            gemms = _state["gemms"]
+    return gemms.get(dtype_name)
+
+
+def _find_gemms() -> dict[str, int]:
+    """{dtype name: gemm address} from the first mapped OpenBLAS that has both ILP64 gemms."""
+    for path in sorted(_loaded_openblas(), key=lambda p: "scipy_openblas64" not in p):
+        try:
+            library = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = {}
+        for dtype_name, names in _GEMMS.items():
+            function = next((getattr(library, n) for n in names if hasattr(library, n)), None)
+            if function is not None:
+                found[dtype_name] = ctypes.cast(function, ctypes.c_void_p).value
+        if len(found) == len(_GEMMS):
+            return found
+    return {}
 
 
 def share_by_default() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import erf_table, native
+from . import blas_threads, erf_table, native
 from .activation_math import INV_SQRT_2PI
 
 _FLOAT32 = np.dtype("float32")
@@ -118,6 +118,86 @@ def softmax_columns_backward(ds: np.ndarray, p: np.ndarray) -> bool:
     heads = ds.size // max(rows * cols, 1)
     lib.gg_softmax_columns_backward_f32(_address(ds), _address(p), heads, rows, cols)
     return True
+
+
+# Products per matrix up to this many multiply-adds (m·n·k) run on one thread in OpenBLAS
+# (its GEMM_MULTITHREAD_THRESHOLD of 4 times 65,536): those are shared over the pool by matrix.
+# Larger ones OpenBLAS splits itself (over the same pool, blas_threads.py) in NumPy's loop.
+_SMALL_PRODUCT = 4 * 65_536
+
+
+def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """a @ b for stacks of small float matrices of one batch shape (no broadcasting), each
+    product the same BLAS call NumPy's loop makes, shared over the CPUs by matrix; None where
+    the kernel does not apply (NumPy's matmul then runs)."""
+    if a.ndim < 3 or a.ndim != b.ndim or a.shape[:-2] != b.shape[:-2]:
+        return None
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    count = a.size // max(m * k, 1)
+    # (A 1 among m, n, k is a matrix-vector product or a dot in NumPy's loop, not gemm.)
+    if count < 2 or min(m, n, k) < 2 or m * n * k > _SMALL_PRODUCT or b.shape[-2] != k:
+        return None
+    if a.dtype != b.dtype or a.dtype not in _SUFFIX or not (a.flags.aligned and b.flags.aligned):
+        return None
+    if a.ctypes.data == b.ctypes.data:  # NumPy may take a·aᵀ to syrk, with other bits
+        return None
+    batch = _batch_walk(a, b)
+    layout_a, layout_b = _matrix_layout(a), _matrix_layout(b)
+    if batch is None or layout_a is None or layout_b is None:
+        return None
+    lib = native.library()
+    gemm = blas_threads.gemm_address(a.dtype.name) if lib is not None else None
+    if gemm is None:
+        return None
+    (outer, inner), (a_outer, a_inner), (b_outer, b_inner) = batch
+    out = np.empty((*a.shape[:-2], m, n), dtype=a.dtype)
+    getattr(lib, f"gg_bmm_{_SUFFIX[a.dtype]}")(
+        gemm, outer, inner, m, n, k,
+        _address(a), a_outer, a_inner, *layout_a,
+        _address(b), b_outer, b_inner, *layout_b,
+        _address(out),
+    )  # fmt: skip
+    return out
+
+
+def _batch_walk(a: np.ndarray, b: np.ndarray) -> tuple[tuple[int, int], ...] | None:
+    """The shared batch axes of a and b as at most two, (outer, inner) counts and each
+    operand's (outer, inner) steps in elements: adjacent axes merge where both operands walk
+    them with one stride (attention's (batch, heads) views of a fused projection do not).
+    None when more than two remain or a stride is not a whole number of elements."""
+    axes: list[list[int]] = []  # [length, a stride, b stride], innermost first
+    for length, sa, sb in zip(
+        reversed(a.shape[:-2]), reversed(a.strides[:-2]), reversed(b.strides[:-2])
+    ):
+        if length == 1:
+            continue
+        if sa % a.itemsize or sb % b.itemsize:
+            return None
+        sa, sb = sa // a.itemsize, sb // b.itemsize
+        if axes and sa == axes[-1][1] * axes[-1][0] and sb == axes[-1][2] * axes[-1][0]:
+            axes[-1][0] *= length
+        else:
+            axes.append([length, sa, sb])
+    if len(axes) > 2:
+        return None
+    while len(axes) < 2:
+        axes.append([1, 0, 0])
+    (n_in, a_in, b_in), (n_out, a_out, b_out) = axes
+    return (n_out, n_in), (a_out, a_in), (b_out, b_in)
+
+
+def _matrix_layout(x: np.ndarray) -> tuple[int, int] | None:
+    """(leading dimension, transposed) in elements of each matrix of x, chosen as NumPy's
+    matmul chooses it (rows contiguous: as it is; else columns contiguous: transposed), or
+    None for a matrix with neither."""
+    size = x.itemsize
+    rows, cols = x.shape[-2:]
+    row_stride, col_stride = x.strides[-2:]
+    if col_stride == size and row_stride % size == 0 and cols <= row_stride // size:
+        return row_stride // size, 0
+    if row_stride == size and col_stride % size == 0 and rows <= col_stride // size:
+        return col_stride // size, 1
+    return None
 
 
 def available() -> bool:
@@ -279,6 +359,7 @@ def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarr
 __all__ = [
     "adam",
     "available",
+    "batched_matmul",
     "conv_fold_batch_first",
     "conv_fold_batch_last",
     "gelu_and_cdf",

@@ -69,6 +69,9 @@ BUILD_TIMEOUT_S = 300
 
 _C_VOID_P, _C_LONG_LONG = ctypes.c_void_p, ctypes.c_longlong
 _C_FLOAT, _C_DOUBLE, _C_INT = ctypes.c_float, ctypes.c_double, ctypes.c_int
+# A batched product's operand: address, outer and inner steps between matrices, leading
+# dimension, transposed.
+_BMM_OPERAND = (_C_VOID_P, *[_C_LONG_LONG] * 3, _C_INT)
 # name -> argument types (all return void). Pointers are passed as array addresses.
 SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_gelu_forward_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG, _C_VOID_P, _C_VOID_P, _C_FLOAT),
@@ -92,6 +95,8 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_adam_f32": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_FLOAT] * 8, ctypes.c_int),
     "gg_adam_f64": (*[_C_VOID_P] * 4, _C_LONG_LONG, *[_C_DOUBLE] * 8, ctypes.c_int),
     "gg_pool_set_spin_us": (_C_LONG_LONG,),
+    "gg_bmm_f32": (_C_VOID_P, *[_C_LONG_LONG] * 5, *_BMM_OPERAND, *_BMM_OPERAND, _C_VOID_P),
+    "gg_bmm_f64": (_C_VOID_P, *[_C_LONG_LONG] * 5, *_BMM_OPERAND, *_BMM_OPERAND, _C_VOID_P),
     # OpenBLAS calls this one (its threads callback); Python only takes its address.
     "gg_blas_threads": (ctypes.c_int, _C_VOID_P, ctypes.c_int, ctypes.c_size_t, _C_VOID_P, _C_INT),
 }

@@ -83,10 +83,15 @@ class NumpyBackend(Backend):
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """np.matmul, with the second operand of a batched product made contiguous where its
-        matrices are transposed views: NumPy runs such a product about twice as slow, more
-        than the copy costs (a 2-D product hands the transpose to BLAS and is left alone)."""
-        if max(a.ndim, b.ndim) > 2 and b.ndim >= 2 and b.strides[-1] != b.itemsize:
-            b = np.ascontiguousarray(b)
+        matrices are transposed views: BLAS runs such products about twice as slow, more than
+        the copy costs (a 2-D product hands the transpose to BLAS and is left alone). A stack
+        of small products is then shared over the CPUs by matrix (the compiled kernel, making
+        NumPy's BLAS calls: the same bits)."""
+        if max(a.ndim, b.ndim) > 2:
+            if b.ndim >= 2 and b.strides[-1] != b.itemsize:
+                b = np.ascontiguousarray(b)
+            if out is None and (product := cpu_kernels.batched_matmul(a, b)) is not None:
+                return product
         return np.matmul(a, b, out=out)
 
     def value_bounds(self, values: np.ndarray) -> tuple[int, int]:
