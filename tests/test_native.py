@@ -406,6 +406,41 @@ def test_softmax_kernel_columns_sum_to_one_and_keep_nan_and_the_mask(rng) -> Non
     assert not cpu_kernels.softmax_columns_backward(scores, scores[:1])
 
 
+# --- a layer's bias ----------------------------------------------------------------------------
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1024, 512), (3, 70, 129), (5, 1), (100_000, 3)])
+def test_bias_rows_kernel_gives_numpys_bits(dtype, shape, rng) -> None:
+    out = (rng.standard_normal(shape) * 1e3).astype(dtype)
+    out.flat[:4] = [np.inf, -np.inf, np.nan, -0.0]
+    row = rng.standard_normal(shape[-1]).astype(dtype)
+    expected = out + row
+    assert cpu_kernels.add_rows(out, row)
+    np.testing.assert_array_equal(out, expected)
+
+
+@needs_compiler
+def test_bias_rows_kernel_leaves_other_arrays_to_numpy(rng) -> None:
+    out = rng.standard_normal((64, 48)).astype(np.float32)
+    row = rng.standard_normal(48).astype(np.float32)
+    before = out.copy()
+    assert not cpu_kernels.add_rows(out[:, ::2], row[:24])  # not contiguous
+    assert not cpu_kernels.add_rows(out, row.astype(np.float64))  # dtypes differ
+    assert not cpu_kernels.add_rows(out.astype(np.float16), row.astype(np.float16))
+    assert not cpu_kernels.add_rows(out, row[:10])  # does not fit
+    assert not cpu_kernels.add_rows(out, out[3])  # the row is inside out
+    frozen = out.copy()
+    frozen.flags.writeable = False
+    assert not cpu_kernels.add_rows(frozen, row)
+    np.testing.assert_array_equal(out, before)
+    # Linear through the backend: the kernel where it applies, NumPy's add elsewhere.
+    backend = get_backend("cpu")
+    for x in (out.copy(), out.astype(np.float16)):
+        expected = x + row.astype(x.dtype)
+        backend.add_rows(x, row.astype(x.dtype))
+        np.testing.assert_array_equal(x, expected)
+
+
 # --- threads -----------------------------------------------------------------------------------
 def _gelu_in_child(x: np.ndarray, queue) -> None:
     queue.put(cpu_kernels.gelu_and_cdf(x)[1])
@@ -453,6 +488,50 @@ def test_split_kernels_work_from_python_threads_at_once_and_after_fork(rng) -> N
     child.join(timeout=60)
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, expected)
+
+
+_SPLIT_CHILD = """
+import sys
+import numpy as np
+from gpugrad.backend import cpu_kernels
+rng = np.random.default_rng(7)
+x = (rng.standard_normal((1000, 48)) * 3 + 1).astype(np.float32)
+w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+out, normalised, inv_std = cpu_kernels.layer_norm(x, w, b, 1e-5)
+g = rng.standard_normal(x.shape).astype(np.float32)
+grads = cpu_kernels.layer_norm_backward(g, normalised, inv_std, w, (True, True, True))
+scores = rng.standard_normal((24, 40, 40)).astype(np.float32)
+assert cpu_kernels.softmax_columns(scores, causal=True)
+ds = rng.standard_normal(scores.shape).astype(np.float32)
+assert cpu_kernels.softmax_columns_backward(ds, scores)
+q, k = rng.standard_normal((2, 24, 40, 16)).astype(np.float32)
+prod = cpu_kernels.batched_matmul(q, np.ascontiguousarray(k.swapaxes(-1, -2)))
+np.savez(sys.argv[1], out=out, normalised=normalised, inv_std=inv_std, gx=grads[0],
+         gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod)
+"""
+
+
+@needs_compiler
+def test_row_and_head_kernels_give_the_same_bits_on_any_number_of_threads(tmp_path) -> None:
+    # Layer norm (rows; its weight and bias sums by fixed blocks of rows), attention's softmax
+    # (heads) and the batched product (matrices), run with 1 and with 3 threads.
+    import subprocess
+    import sys
+
+    results = []
+    for threads in ("1", "3"):
+        path = tmp_path / f"threads{threads}.npz"
+        subprocess.run(
+            [sys.executable, "-c", _SPLIT_CHILD, str(path)],
+            env={**os.environ, "GPUGRAD_CPU_THREADS": threads},
+            check=True,
+            timeout=300,
+        )
+        results.append(dict(np.load(path)))
+    one, three = results
+    assert one.keys() == three.keys()
+    for name in one:
+        np.testing.assert_array_equal(one[name], three[name], err_msg=name)
 
 
 # --- a convolution's col2im --------------------------------------------------------------------

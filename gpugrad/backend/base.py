@@ -199,6 +199,11 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         has no compiled pass for these arrays."""
         return None
 
+    def add_rows(self, out: Any, row: Any) -> None:
+        """out += row over the last axis of float array `out`, in place (a layer's bias added
+        to its fresh product)."""
+        out += row
+
     def max_along(self, x: Any, axis: int) -> Any:
         """The largest value along `axis` of float array `x`, the axis kept (size 1)."""
         return x.max(axis=axis, keepdims=True)

@@ -200,6 +200,29 @@ def _matrix_layout(x: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def add_rows(out: np.ndarray, row: np.ndarray) -> bool:
+    """out += row on each row of a (rows, cols) float array, in place, split over the CPUs
+    (NumPy's bits); False, untouched, where the kernel does not apply."""
+    if (
+        out.ndim < 2
+        or row.shape != out.shape[-1:]
+        or not _ready(out, row, dtypes=(_FLOAT32, _FLOAT64))
+    ):
+        return False
+    if not out.flags.writeable or (lib := native.library()) is None:
+        return False
+    if (
+        row.ctypes.data < out.ctypes.data + out.nbytes
+        and out.ctypes.data < row.ctypes.data + row.nbytes
+    ):
+        return False  # row inside out: NumPy's rule for overlapping operands, not this loop's
+    cols = out.shape[-1]
+    getattr(lib, f"gg_add_rows_{_SUFFIX[out.dtype]}")(
+        _address(out), _address(row), out.size // max(cols, 1), cols
+    )
+    return True
+
+
 def available() -> bool:
     """Whether the compiled kernels are loaded (built on the first call)."""
     return native.library() is not None
@@ -358,6 +381,7 @@ def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarr
 
 __all__ = [
     "adam",
+    "add_rows",
     "available",
     "batched_matmul",
     "conv_fold_batch_first",

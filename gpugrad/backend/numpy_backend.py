@@ -138,6 +138,10 @@ class NumpyBackend(Backend):
     ) -> tuple[Any, Any, Any] | None:
         return cpu_kernels.layer_norm_backward(g, normalised, inv_std, w, wanted)
 
+    def add_rows(self, out: np.ndarray, row: np.ndarray) -> None:
+        if not cpu_kernels.add_rows(out, row):  # split over the CPUs, NumPy's bits
+            out += row
+
     def max_along(self, x: np.ndarray, axis: int) -> np.ndarray:
         if x.ndim == 2 and axis % 2 == 1 and 1 <= x.shape[1] <= 16 and x.shape[0] >= 64:
             # Many rows of a few values (logits of a few classes): NumPy reduces each short

@@ -55,8 +55,8 @@ class _Linear(Function):
             out = x @ w.T
         else:
             out = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
-        if b is not None:
-            out += b  # out is a fresh array, so adding in place is safe and saves a copy
+        if b is not None:  # out is a fresh array, so adding in place is safe and saves a copy
+            self.xp.add_rows(out, b)
         return out
 
     def backward(self, xp, g, x, w):

@@ -8,8 +8,12 @@
 // Row sums accumulate in float64 (the twin's BLAS sums in the array's dtype), so float32
 // results agree with the twin's to a few ulps, not bit for bit; and where a float32 row's sum
 // of squares passes 3.4e38 the twin's variance is inf (its outputs 0) while these stay finite.
+// Rows are shared over the CPUs (parallel.h); dL/dw and dL/db sum blocks of BLOCK_ROWS rows
+// each, then the blocks in order, so the bits do not depend on the number of threads.
 #include <cmath>
 #include <vector>
+
+#include "parallel.h"
 
 namespace {
 
@@ -31,11 +35,21 @@ inline double lane_sum(long long n, Term term) {
   return total;
 }
 
+// Rows per block of the weight and bias gradients' sums (fixed: the bits must not depend on
+// the threads), and elements per part of a split loop.
+constexpr long long BLOCK_ROWS = 32;
+constexpr long long GRAIN = 1 << 14;
+
+// Rows per part of a split loop: about GRAIN elements.
+long long rows_per_part(long long size) {
+  return size >= GRAIN ? 1 : GRAIN / (size > 0 ? size : 1);
+}
+
 template <typename T>
-void forward(const T* __restrict x, const T* __restrict w, const T* __restrict b,
-             T* __restrict out, T* __restrict normalised, T* __restrict inv_std, long long rows,
-             long long size, double eps) {
-  for (long long r = 0; r < rows; ++r) {
+void forward_rows(const T* __restrict x, const T* __restrict w, const T* __restrict b,
+                  T* __restrict out, T* __restrict normalised, T* __restrict inv_std,
+                  long long first, long long last, long long size, double eps) {
+  for (long long r = first; r < last; ++r) {
     const T* __restrict in = x + r * size;
     T* __restrict xh = normalised + r * size;
     T* __restrict o = out + r * size;
@@ -57,23 +71,30 @@ void forward(const T* __restrict x, const T* __restrict w, const T* __restrict b
   }
 }
 
-// gx (rows, size) when wanted, gw and gb (size) when wanted (null pointers skip them).
 template <typename T>
-void backward(const T* __restrict g, const T* __restrict normalised,
-              const T* __restrict inv_std, const T* __restrict w, T* __restrict gx,
-              T* __restrict gw, T* __restrict gb, long long rows, long long size) {
-  std::vector<double> sum_w(gw ? size : 0, 0.0), sum_b(gb ? size : 0, 0.0);
+void forward(const T* x, const T* w, const T* b, T* out, T* normalised, T* inv_std,
+             long long rows, long long size, double eps) {
+  gg_cpu::parallel_for(rows, rows_per_part(size), [&](long long first, long long last) {
+    forward_rows(x, w, b, out, normalised, inv_std, first, last, size, eps);
+  });
+}
+
+// Rows [first, last) of the backward: gx's rows when wanted, and the rows' Σ g·x̂ and Σ g
+// added into sum_w and sum_b (size each) when wanted (null pointers skip them).
+template <typename T>
+void backward_rows(const T* __restrict g, const T* __restrict normalised,
+                   const T* __restrict inv_std, const T* __restrict w, T* __restrict gx,
+                   double* __restrict sum_w, double* __restrict sum_b, long long first,
+                   long long last, long long size) {
   std::vector<T> scaled_row(gx ? size : 0);
-  for (long long r = 0; r < rows; ++r) {
+  for (long long r = first; r < last; ++r) {
     const T* __restrict gr = g + r * size;
     const T* __restrict xh = normalised + r * size;
-    if (gw) {
-      double* __restrict acc = sum_w.data();
-      for (long long c = 0; c < size; ++c) acc[c] += double(gr[c] * xh[c]);
+    if (sum_w) {
+      for (long long c = 0; c < size; ++c) sum_w[c] += double(gr[c] * xh[c]);
     }
-    if (gb) {
-      double* __restrict acc = sum_b.data();
-      for (long long c = 0; c < size; ++c) acc[c] += double(gr[c]);
+    if (sum_b) {
+      for (long long c = 0; c < size; ++c) sum_b[c] += double(gr[c]);
     }
     if (!gx) continue;
     T* __restrict scaled = scaled_row.data();  // ĝ = g·w
@@ -91,8 +112,34 @@ void backward(const T* __restrict g, const T* __restrict normalised,
       out[c] = ((scaled[c] - xh[c] * dot_mean) - g_mean) * scale;
     }
   }
-  for (long long c = 0; gw && c < size; ++c) gw[c] = T(sum_w[c]);
-  for (long long c = 0; gb && c < size; ++c) gb[c] = T(sum_b[c]);
+}
+
+// gx (rows, size) when wanted, gw and gb (size) when wanted (null pointers skip them).
+template <typename T>
+void backward(const T* g, const T* normalised, const T* inv_std, const T* w, T* gx, T* gw,
+              T* gb, long long rows, long long size) {
+  const long long blocks = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS;
+  std::vector<double> block_w(gw ? blocks * size : 0, 0.0);
+  std::vector<double> block_b(gb ? blocks * size : 0, 0.0);
+  const long long per_part = (rows_per_part(size) + BLOCK_ROWS - 1) / BLOCK_ROWS;
+  gg_cpu::parallel_for(blocks, per_part, [&](long long begin, long long end) {
+    for (long long k = begin; k < end; ++k) {
+      const long long first = k * BLOCK_ROWS;
+      const long long last = first + BLOCK_ROWS < rows ? first + BLOCK_ROWS : rows;
+      backward_rows(g, normalised, inv_std, w, gx, gw ? block_w.data() + k * size : nullptr,
+                    gb ? block_b.data() + k * size : nullptr, first, last, size);
+    }
+  });
+  for (long long c = 0; gw && c < size; ++c) {
+    double total = 0.0;
+    for (long long k = 0; k < blocks; ++k) total += block_w[k * size + c];
+    gw[c] = T(total);
+  }
+  for (long long c = 0; gb && c < size; ++c) {
+    double total = 0.0;
+    for (long long k = 0; k < blocks; ++k) total += block_b[k * size + c];
+    gb[c] = T(total);
+  }
 }
 
 }  // namespace

@@ -7,10 +7,12 @@
 // ds = v·gᵀ, ds[j, i] = (ds[j, i] - Σ_j ds·p) · p[j, i]. Rows are whole contiguous lines of
 // queries, so every loop runs along a row and vectorises. e^x is fast_math.h's, within an ulp
 // of NumPy's; sums run in float32 in row order (the twin's by BLAS), so results agree with the
-// twin's to a few ulps. NaN in a column makes the whole column NaN, as in the twin.
+// twin's to a few ulps. NaN in a column makes the whole column NaN, as in the twin. Heads are
+// independent and shared over the CPUs (parallel.h): the same bits on any number of threads.
 #include <vector>
 
 #include "fast_math.h"
+#include "parallel.h"
 
 namespace {
 
@@ -61,6 +63,13 @@ void softmax_columns_backward(float* __restrict ds, const float* __restrict p, l
   }
 }
 
+// Heads per part of a split loop: about 16,384 scores, below two of which a call stays on one
+// thread.
+long long heads_per_part(long long rows, long long cols) {
+  const long long per_head = rows * cols > 0 ? rows * cols : 1;
+  return per_head >= (1 << 14) ? 1 : (1 << 14) / per_head;
+}
+
 }  // namespace
 
 extern "C" {
@@ -68,20 +77,25 @@ extern "C" {
 // scores (heads, rows, cols) -> the softmax of each column, in place.
 void gg_softmax_columns_f32(float* scores, long long heads, long long rows, long long cols,
                             int causal) {
-  std::vector<float> top(cols), total(cols);
-  for (long long h = 0; h < heads; ++h) {
-    softmax_columns(scores + h * rows * cols, rows, cols, causal != 0, top.data(),
-                    total.data());
-  }
+  gg_cpu::parallel_for(heads, heads_per_part(rows, cols), [&](long long begin, long long end) {
+    std::vector<float> top(cols), total(cols);
+    for (long long h = begin; h < end; ++h) {
+      softmax_columns(scores + h * rows * cols, rows, cols, causal != 0, top.data(),
+                      total.data());
+    }
+  });
 }
 
 // ds, p (heads, rows, cols): ds ← (ds − Σ_rows ds·p)·p per column, in place.
 void gg_softmax_columns_backward_f32(float* ds, const float* p, long long heads, long long rows,
                                      long long cols) {
-  std::vector<float> dot(cols);
-  for (long long h = 0; h < heads; ++h) {
-    softmax_columns_backward(ds + h * rows * cols, p + h * rows * cols, rows, cols, dot.data());
-  }
+  gg_cpu::parallel_for(heads, heads_per_part(rows, cols), [&](long long begin, long long end) {
+    std::vector<float> dot(cols);
+    for (long long h = begin; h < end; ++h) {
+      softmax_columns_backward(ds + h * rows * cols, p + h * rows * cols, rows, cols,
+                               dot.data());
+    }
+  });
 }
 
 }  // extern "C"
