@@ -105,6 +105,7 @@ def test_numpy_runs_what_the_kernel_does_not_take(rng) -> None:
     a = _normal(rng, (6, 7, 9))
     b = _normal(rng, (6, 9, 5))
     big = _normal(rng, (2, 80, 80))
+    square = _normal(rng, (3, 7, 7))  # its middle matrix meets its own transpose
     others = {
         "broadcast batch": (a, b[:1]),
         "a 2-D operand": (a, b[0]),
@@ -115,6 +116,7 @@ def test_numpy_runs_what_the_kernel_does_not_take(rng) -> None:
         "mixed dtypes": (a, b.astype(np.float64)),
         "float16": (a.astype(np.float16), b.astype(np.float16)),
         "a matrix times its own transpose": (a, a.swapaxes(-1, -2)),
+        "one pair of them its own transpose": (square.swapaxes(-1, -2)[::-1], square),
         "strided columns": (_normal(rng, (6, 7, 18))[..., ::2], b),
         "batch axes that do not merge, three": (
             _normal(rng, (2, 3, 4, 6, 5)).transpose(1, 0, 2, 3, 4)[:, :, ::2],

@@ -89,7 +89,7 @@ def test_products_and_kernels_from_python_threads_at_once(rng, sharing) -> None:
                 if not np.array_equal(want, got):
                     failures.append(f"product on thread {index}")
 
-    workers = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -162,3 +162,48 @@ def test_the_switch_leaves_openblas_its_own_threads() -> None:
 def test_nothing_is_shared_without_the_kernels(monkeypatch) -> None:
     monkeypatch.setattr(native, "library", lambda: None)
     assert blas_threads.share(True) is False
+
+
+@needs_sharing
+def test_lu_on_one_thread_and_products_on_another(rng, sharing) -> None:
+    # OpenBLAS's parallel LU (solve, inv, det) posts work to its own workers directly, past
+    # the callback: the pool's jobs take other slots of OpenBLAS's per-thread state.
+    system = _normal_system(rng)
+    pairs = _products(rng)
+    blas_threads.share(False)
+    solution, products = np.linalg.solve(*system), _compute(pairs)
+    blas_threads.share(True)
+    failures: list[str] = []
+
+    def solve() -> None:
+        for _ in range(15):
+            if not np.array_equal(np.linalg.solve(*system), solution):
+                failures.append("solve")
+
+    def multiply() -> None:
+        for _ in range(15):
+            if not all(np.array_equal(x, y) for x, y in zip(_compute(pairs), products)):
+                failures.append("product")
+
+    workers = [threading.Thread(target=f, daemon=True) for f in (solve, multiply)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert not any(worker.is_alive() for worker in workers), "a thread hung"
+    assert not failures
+
+
+def _normal_system(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    a = rng.standard_normal((500, 500)) + 500 * np.eye(500)
+    return a, rng.standard_normal((500, 40))
+
+
+@needs_sharing
+def test_share_off_and_on_again(rng) -> None:
+    before = blas_threads.shared()
+    try:
+        assert blas_threads.share(False) is False and not blas_threads.shared()
+        assert blas_threads.share(True) is True and blas_threads.shared()
+    finally:
+        blas_threads.share(before)

@@ -6,25 +6,30 @@ own. On a machine with as many cores as threads, a kernel that runs right after 
 GELU after a Linear) found its helper's core taken by a spinning OpenBLAS worker and ran at
 one thread's speed: 1.2 ms against 0.5 ms alone in the GPT benchmark's step.
 
-OpenBLAS (0.3.27 and later) lets a program run its parallel work on the program's own threads
-through `openblas_set_threads_callback_function`. With the kernels' pool installed there, one
-set of threads serves both, as PyTorch's OpenMP pool serves its products and its elementwise
-kernels. OpenBLAS computes the same things either way (its jobs and their split are its own;
-only the threads that run them change), so products keep their bits.
+OpenBLAS (0.3.27 and later, pthreads builds) lets a program run its parallel work on the
+program's own threads through `openblas_set_threads_callback_function`. With the kernels' pool
+installed there (`kernels/cpu/blas_threads.cpp`), one set of threads serves both, as
+PyTorch's OpenMP pool serves its products and its elementwise kernels. OpenBLAS splits the
+work as before and only the threads that run the parts change, so products keep their bits.
+Calls the pool cannot take at once (another Python thread holds it, it has fewer threads than
+OpenBLAS's parts) go to OpenBLAS's own workers, as without the callback.
 
-This is process-wide: every OpenBLAS loaded in the process that has the function (NumPy's,
-`numpy.libs/libscipy_openblas*`) then runs its parallel work on gpugrad's pool, also for
-products that are not gpugrad's. `GPUGRAD_SHARE_BLAS_THREADS=0` leaves OpenBLAS alone, and so
-does `GPUGRAD_NATIVE_KERNELS=0` (no pool at all); `share(False)` gives OpenBLAS its own
-threads back.
+This is process-wide: NumPy's OpenBLAS then runs every product's parallel parts on gpugrad's
+pool, also for products that are not gpugrad's. `GPUGRAD_SHARE_BLAS_THREADS=0` leaves it
+alone, and so does `GPUGRAD_NATIVE_KERNELS=0` (no pool at all); `share(False)` gives OpenBLAS
+its own threads back. Only the OpenBLAS that NumPy itself links is touched, found through
+NumPy's own extension module, and only where it is the scipy-openblas build of NumPy's wheels
+(other builds keep their own threads).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
+import re
+import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from . import native
@@ -37,75 +42,42 @@ ENV_SWITCH = "GPUGRAD_SHARE_BLAS_THREADS"
 # OpenBLAS's workers. On its own the pool spins for 200 µs.
 SHARED_SPIN_US = 100_000
 OWN_SPIN_US = 200
-# The setter's names: NumPy's wheels prefix "scipy_" and suffix "64_" for their ILP64 build.
-_SETTERS = (
-    "scipy_openblas_set_threads_callback_function64_",
-    "scipy_openblas_set_threads_callback_function",
-    "openblas_set_threads_callback_function64_",
-    "openblas_set_threads_callback_function",
-)
-
-# cblas_?gemm with 64-bit sizes (the ILP64 build NumPy's wheels ship), by dtype name.
+# OpenBLAS's public functions as NumPy's wheels name them (scipy-openblas: "scipy_" prefix,
+# "64_" suffix for the ILP64 build). Only those builds are known to suit the callback: one
+# built with CONSISTENT_FPCSR (an option some other builds take) would run the callback's jobs
+# with a floating-point control word it never set.
+_PUBLIC_NAMES = ("scipy_{}64_", "scipy_{}")
+# cblas_?gemm with 64-bit sizes, by dtype name (ILP64 builds only: their names say so).
 _GEMMS = {
     "float32": ("scipy_cblas_sgemm64_", "cblas_sgemm64_"),
     "float64": ("scipy_cblas_dgemm64_", "cblas_dgemm64_"),
 }
+_PTHREADS = 1  # openblas_get_parallel(): OpenBLAS's own pthreads workers
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"setters": [], "shared": False, "gemms": None}
+_state: dict[str, Any] = {"numpy_blas": None, "attached": None, "shared": False}
 
 
 def shared() -> bool:
-    """Whether OpenBLAS now runs its parallel work on the kernels' pool."""
+    """Whether NumPy's OpenBLAS now runs its parallel work on the kernels' pool."""
     return bool(_state["shared"])
 
 
 def share(enable: bool = True) -> bool:
-    """Install (or with False, remove) the kernels' pool as the threads of every OpenBLAS
-    loaded in this process that supports it; returns whether it is installed afterwards.
-    Call it while no product is running on another thread (OpenBLAS reads the setting at the
-    start of each parallel call)."""
+    """Install (or with False, remove) the kernels' pool as the threads of NumPy's OpenBLAS;
+    returns whether it is installed afterwards (False where NumPy's BLAS cannot take it).
+    Best called while no product runs on another thread: one that has started finishes on
+    the threads it started with."""
     lib = native.library()
     with _lock:
-        if lib is None:
+        setter = _attach(lib) if lib is not None else None
+        if setter is None:
+            _state["shared"] = False
             return False
-        if enable and not _state["setters"]:
-            _state["setters"] = list(_callback_setters())
-        callback = ctypes.cast(lib.gg_blas_threads, ctypes.c_void_p) if enable else None
-        for setter in _state["setters"]:
-            setter(callback)
-        _state["shared"] = bool(enable and _state["setters"])
-        lib.gg_pool_set_spin_us(SHARED_SPIN_US if _state["shared"] else OWN_SPIN_US)
+        setter(ctypes.cast(lib.gg_blas_threads, ctypes.c_void_p) if enable else None)
+        _state["shared"] = bool(enable)
+        lib.gg_pool_set_spin_us(SHARED_SPIN_US if enable else OWN_SPIN_US)
         return _state["shared"]
-
-
-def gemm_address(dtype_name: str) -> int | None:
-    """The address of NumPy's OpenBLAS's cblas_sgemm ("float32") or cblas_dgemm ("float64")
-    with 64-bit sizes, for kernels that call it per matrix; None where there is none."""
-    gemms = _state["gemms"]
-    if gemms is None:
-        with _lock:
-            if _state["gemms"] is None:
-                _state["gemms"] = _find_gemms()
-            gemms = _state["gemms"]
-    return gemms.get(dtype_name)
-
-
-def _find_gemms() -> dict[str, int]:
-    """{dtype name: gemm address} from the first mapped OpenBLAS that has both ILP64 gemms."""
-    for path in sorted(_loaded_openblas(), key=lambda p: "scipy_openblas64" not in p):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        found = {}
-        for dtype_name, names in _GEMMS.items():
-            function = next((getattr(library, n) for n in names if hasattr(library, n)), None)
-            if function is not None:
-                found[dtype_name] = ctypes.cast(function, ctypes.c_void_p).value
-        if len(found) == len(_GEMMS):
-            return found
-    return {}
 
 
 def share_by_default() -> None:
@@ -114,32 +86,83 @@ def share_by_default() -> None:
         share(True)
 
 
-def _callback_setters() -> Iterator[Any]:
-    """The callback setter of each OpenBLAS mapped into this process, where it has one."""
-    for path in _loaded_openblas():
-        try:
-            library = ctypes.CDLL(path)  # already loaded: the same handle, no second copy
-        except OSError:
-            continue
-        for name in _SETTERS:
-            setter = getattr(library, name, None)
-            if setter is not None:
-                setter.argtypes, setter.restype = (ctypes.c_void_p,), None
-                yield setter
-                break
+def gemm_address(dtype_name: str) -> int | None:
+    """The address of NumPy's OpenBLAS's cblas_sgemm ("float32") or cblas_dgemm ("float64")
+    with 64-bit sizes, for kernels that make NumPy's own per-matrix calls; None where NumPy's
+    BLAS has none."""
+    blas = _numpy_blas()
+    if blas is None:
+        return None
+    for name in _GEMMS.get(dtype_name, ()):
+        function = getattr(blas, name, None)
+        if function is not None:
+            return ctypes.cast(function, ctypes.c_void_p).value
+    return None
 
 
-def _loaded_openblas() -> list[str]:
-    """Paths of the shared libraries with 'openblas' in their name that this process has
-    mapped (Linux's /proc/self/maps; elsewhere none, and OpenBLAS keeps its threads)."""
+def _attach(lib: ctypes.CDLL) -> Any:
+    """The callback setter of NumPy's OpenBLAS after handing the kernels its parts (once);
+    None where it lacks one of them (not an OpenBLAS, too old, not a pthreads build)."""
+    if _state["attached"] is None:
+        _state["attached"] = False
+        parts = _callback_parts()
+        if parts is not None:
+            setter, exec_blas, workers, slots = parts
+            lib.gg_blas_attach(
+                ctypes.cast(setter, ctypes.c_void_p),
+                ctypes.cast(exec_blas, ctypes.c_void_p),
+                ctypes.addressof(workers),
+                slots,
+            )
+            _state["attached"] = setter
+    return _state["attached"] or None
+
+
+def _callback_parts() -> tuple[Any, Any, ctypes.c_int, int] | None:
+    """(callback setter, exec_blas, blas_num_threads, MAX_CPU_NUMBER) of NumPy's OpenBLAS, or
+    None where any is missing."""
+    blas = _numpy_blas()
+    if blas is None or not sys.platform.startswith("linux"):
+        return None
+    setter = _public(blas, "openblas_set_threads_callback_function")
+    parallel = _public(blas, "openblas_get_parallel")
+    config = _public(blas, "openblas_get_config")
+    exec_blas = getattr(blas, "exec_blas", None)
+    if None in (setter, parallel, config, exec_blas):
+        return None
+    parallel.restype, config.restype = ctypes.c_int, ctypes.c_char_p
+    if parallel() != _PTHREADS:
+        return None
+    slots = re.search(rb"MAX_THREADS=(\d+)", config() or b"")
     try:
-        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
-            lines = maps.readlines()
-    except OSError:
-        return []
-    paths = []
-    for line in lines:
-        path = line.split(maxsplit=5)[-1].strip() if line.count(" ") >= 5 else ""
-        if "openblas" in os.path.basename(path).lower() and path not in paths:
-            paths.append(path)
-    return paths
+        workers = ctypes.c_int.in_dll(blas, "blas_num_threads")
+    except ValueError:
+        return None
+    if slots is None:
+        return None
+    setter.argtypes, setter.restype = (ctypes.c_void_p,), None
+    return setter, exec_blas, workers, int(slots.group(1))
+
+
+def _public(blas: ctypes.CDLL, name: str) -> Any:
+    """OpenBLAS's function `name` under whichever of its public names this build uses."""
+    for pattern in _PUBLIC_NAMES:
+        function = getattr(blas, pattern.format(name), None)
+        if function is not None:
+            return function
+    return None
+
+
+def _numpy_blas() -> ctypes.CDLL | None:
+    """A handle whose symbols resolve as NumPy's own extension module's do (the extension
+    and the libraries it links, NumPy's BLAS among them); None where it cannot be opened."""
+    if _state["numpy_blas"] is None:
+        _state["numpy_blas"] = False
+        for name in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+            try:
+                path = importlib.import_module(name).__file__
+                _state["numpy_blas"] = ctypes.CDLL(path) if path else False
+            except (ImportError, OSError):
+                continue
+            break
+    return _state["numpy_blas"] or None

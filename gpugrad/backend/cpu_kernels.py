@@ -139,7 +139,7 @@ def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
         return None
     if a.dtype != b.dtype or a.dtype not in _SUFFIX or not (a.flags.aligned and b.flags.aligned):
         return None
-    if a.ctypes.data == b.ctypes.data:  # NumPy may take a·aᵀ to syrk, with other bits
+    if np.may_share_memory(a, b):  # NumPy takes a matrix times its own transpose to syrk
         return None
     batch = _batch_walk(a, b)
     layout_a, layout_b = _matrix_layout(a), _matrix_layout(b)

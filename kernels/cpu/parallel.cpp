@@ -1,11 +1,10 @@
-// The library's one thread pool (parallel.h's pool_run), and the same pool lent to NumPy's
-// OpenBLAS through its threads callback (gg_blas_threads).
+// The library's one thread pool (parallel.h's pool_run and pool_run_each), which also runs
+// NumPy's OpenBLAS's parallel work (blas_threads.cpp).
 //
 // Why one pool: two pools on one machine fight over its cores. OpenBLAS's own workers spin for
 // ~0.1 s after each product, so a kernel split over helpers of ours right after a product ran
-// at one thread's speed (GELU in a GPT step: 1.2 ms against 0.5 ms alone). Once NumPy's
-// OpenBLAS hands its parallel work to this pool (gpugrad/backend/blas_threads.py installs the
-// callback), the products and the kernels take turns on the same helpers.
+// at one thread's speed (GELU in a GPT step: 1.2 ms against 0.5 ms alone). Once OpenBLAS hands
+// its parallel work to this pool, the products and the kernels take turns on the same helpers.
 //
 // A helper waits for the next call by spinning (yielding) for a while, then sleeps. The spin
 // is 200 µs on its own; while the pool also serves OpenBLAS it is OpenBLAS's own ~0.1 s, as
@@ -13,6 +12,10 @@
 // tens of microseconds each time.
 // The thread count is the number of CPUs this process may run on, or GPUGRAD_CPU_THREADS.
 // After fork() the child starts without helpers and makes its own on first use.
+//
+// A call publishes a Job: next_ holds its generation (high 32 bits) and the next chunk to take
+// (low 32); each thread that takes a chunk bumps next_, runs it and bumps finished_, and the
+// caller returns once finished_ counts every chunk.
 #include "parallel.h"
 
 #include <pthread.h>
@@ -21,10 +24,8 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstddef>
 #include <cstdlib>
 #include <mutex>
-#include <vector>
 
 namespace gg_cpu {
 namespace {
@@ -186,7 +187,7 @@ class Pool {
     const auto spin = std::chrono::microseconds(spin_us().load(std::memory_order_relaxed));
     const auto until = std::chrono::steady_clock::now() + spin;
     for (int i = 0;; ++i) {
-      if ((next_.load(std::memory_order_acquire) >> 32) != seen) break;
+      if ((next_.load(std::memory_order_acquire) >> 32) != (seen & 0xffffffffULL)) break;
       if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
       std::this_thread::yield();
     }
@@ -217,16 +218,6 @@ class Pool {
   std::atomic<long long> finished_{0};
 };
 
-// OpenBLAS's callback types (its cblas.h): dojob(thread_num, job, dojob_data) runs one job.
-using DoJob = void (*)(int, void*, int);
-
-// Serialises OpenBLAS's calls into the callback: the thread_num each job gets picks OpenBLAS's
-// per-thread buffers, so two calls at once must not both hand out 0, 1, ...
-std::mutex& blas_calls() {
-  static std::mutex calls;
-  return calls;
-}
-
 }  // namespace
 
 void pool_run(long long n, long long chunk, const std::function<void(long long, long long)>& body) {
@@ -242,40 +233,14 @@ void pool_run(long long n, long long chunk, const std::function<void(long long, 
   pool.run(n, chunk, body);
 }
 
+bool pool_run_each(long long jobs, const std::function<void(long long, long long)>& body) {
+  if (in_chunk) return false;
+  return Pool::get().run_each(jobs, body);
+}
+
 }  // namespace gg_cpu
 
 extern "C" {
-
-// OpenBLAS's threads callback (openblas_set_threads_callback_function): run its `jobs` jobs,
-// the k-th at jobdata + k·size, at once, and return when all are done. Its level-3 jobs wait
-// for each other's packed panels, so each needs a thread of its own: the pool's where it is
-// free and large enough, else threads started for this call.
-void gg_blas_threads(int sync, gg_cpu::DoJob dojob, int jobs, std::size_t size, void* jobdata,
-                     int dojob_data) {
-  (void)sync;  // OpenBLAS always waits for its jobs (sync = 1)
-  char* base = static_cast<char*>(jobdata);
-  std::lock_guard<std::mutex> serial(gg_cpu::blas_calls());
-  const std::function<void(long long, long long)> one = [&](long long k, long long) {
-    dojob(int(k), base + k * size, dojob_data);
-  };
-  if (jobs <= 1) {
-    if (jobs == 1) one(0, 1);
-    return;
-  }
-  if (!gg_cpu::in_chunk && gg_cpu::Pool::get().run_each(jobs, one)) return;
-  std::vector<std::thread> extra;
-  int k = 1;
-  try {
-    for (; k < jobs; ++k) extra.emplace_back(one, k, k + 1);
-  } catch (...) {
-    // No thread to be had (the process is at its limit): the rest run here, after job 0.
-    // Level-1 and level-2 jobs are independent; a level-3 job would wait for the others, as
-    // it would for an OpenBLAS worker that never started.
-  }
-  one(0, 1);
-  for (; k < jobs; ++k) one(k, k + 1);
-  for (std::thread& thread : extra) thread.join();
-}
 
 // How long (µs) an idle helper spins before it sleeps: OpenBLAS's while the pool serves it.
 void gg_pool_set_spin_us(long long us) { gg_cpu::Pool::set_spin_us(us < 0 ? 0 : us); }

@@ -25,6 +25,12 @@ namespace gg_cpu {
 GG_CPU_HIDDEN void pool_run(long long n, long long chunk,
                             const std::function<void(long long, long long)>& body);
 
+// body(k, k + 1) for each k < jobs, each on a thread of its own and all at once (for jobs that
+// wait for one another); false, with nothing run, where the pool cannot promise that: another
+// call holds it, it has fewer threads than jobs, or this thread is running a chunk of its own.
+GG_CPU_HIDDEN bool pool_run_each(long long jobs,
+                                 const std::function<void(long long, long long)>& body);
+
 // Internal linkage: the lambdas each kernel instantiates this with stay inside its own file.
 namespace {
 
