@@ -508,15 +508,20 @@ q, k = rng.standard_normal((2, 24, 40, 16)).astype(np.float32)
 prod = cpu_kernels.batched_matmul(q, np.ascontiguousarray(k.swapaxes(-1, -2)))
 if prod is None:  # NumPy's BLAS is not one the batched kernel can call
     prod = np.zeros(0)
+images = rng.standard_normal((8, 6, 28, 28)).astype(np.float32)
+pooled, where = cpu_kernels.max_pool_tiles(images, (2, 2))
+unpooled = cpu_kernels.max_pool_tiles_backward(np.ones_like(pooled), where, (2, 2), images.shape)
 np.savez(sys.argv[1], out=out, normalised=normalised, inv_std=inv_std, gx=grads[0],
-         gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod)
+         gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod, pooled=pooled, where=where,
+         unpooled=unpooled)
 """
 
 
 @needs_compiler
 def test_row_and_head_kernels_give_the_same_bits_on_any_number_of_threads(tmp_path) -> None:
     # Layer norm (rows; its weight and bias sums by fixed blocks of rows), attention's softmax
-    # (heads) and the batched product (matrices), run with 1 and with 3 threads.
+    # (heads), the batched product (matrices) and max pooling (rows of windows), run with 1
+    # and with 3 threads.
     import subprocess
     import sys
 

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "parallel.h"
+
 namespace {
 
 // Rows of windows are handled in chunks of this many (the two scratch rows stay in L1/L2).
@@ -120,10 +122,11 @@ void forward_two_steps(const T* x, T* out, std::int32_t* where, long long rows, 
   }
 }
 
+// `rows` rows of windows (kh input rows of w each) from x.
 template <typename T>
-void forward(const T* x, T* out, std::int32_t* where, long long planes, long long h,
-             long long w, long long kh, long long kw) {
-  const long long rows = planes * (h / kh), ow = w / kw;
+void forward_rows(const T* x, T* out, std::int32_t* where, long long rows, long long w,
+                  long long kh, long long kw) {
+  const long long ow = w / kw;
   if (kw == 2) return forward_two_steps<T, 2>(x, out, where, rows, w, kh);
   if (kw == 3) return forward_two_steps<T, 3>(x, out, where, rows, w, kh);
   for (long long r = 0; r < rows; ++r) {
@@ -151,10 +154,11 @@ void backward_rows(const T* __restrict g, const std::int32_t* __restrict where,
   }
 }
 
+// `rows` rows of windows of gx (kh input rows of w each) from their g and where.
 template <typename T>
-void backward(const T* g, const std::int32_t* where, T* gx, long long planes, long long h,
-              long long w, long long kh, long long kw) {
-  const long long rows = planes * (h / kh), ow = w / kw;
+void backward_rows_any(const T* g, const std::int32_t* where, T* gx, long long rows,
+                       long long w, long long kh, long long kw) {
+  const long long ow = w / kw;
   if (kw == 2) return backward_rows<T, 2>(g, where, gx, rows, w, kh);
   if (kw == 3) return backward_rows<T, 3>(g, where, gx, rows, w, kh);
   for (long long r = 0; r < rows; ++r) {
@@ -165,6 +169,37 @@ void backward(const T* g, const std::int32_t* where, T* gx, long long planes, lo
       }
     }
   }
+}
+
+// Rows of windows per part of a split loop: about GRAIN input elements, below two of which a
+// call stays on one thread.
+constexpr long long GRAIN = 1 << 14;
+
+long long rows_per_part(long long kh, long long w) {
+  const long long per_row = kh * w > 0 ? kh * w : 1;
+  return per_row >= GRAIN ? 1 : GRAIN / per_row;
+}
+
+// Rows of windows are independent: shared over the CPUs (parallel.h), the same bits on any
+// number of threads.
+template <typename T>
+void forward(const T* x, T* out, std::int32_t* where, long long planes, long long h,
+             long long w, long long kh, long long kw) {
+  const long long rows = planes * (h / kh), ow = w / kw;
+  gg_cpu::parallel_for(rows, rows_per_part(kh, w), [&](long long begin, long long end) {
+    forward_rows(x + begin * kh * w, out + begin * ow, where + begin * ow, end - begin, w, kh,
+                 kw);
+  });
+}
+
+template <typename T>
+void backward(const T* g, const std::int32_t* where, T* gx, long long planes, long long h,
+              long long w, long long kh, long long kw) {
+  const long long rows = planes * (h / kh), ow = w / kw;
+  gg_cpu::parallel_for(rows, rows_per_part(kh, w), [&](long long begin, long long end) {
+    backward_rows_any(g + begin * ow, where + begin * ow, gx + begin * kh * w, end - begin, w,
+                      kh, kw);
+  });
 }
 
 }  // namespace
