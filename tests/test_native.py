@@ -508,20 +508,25 @@ q, k = rng.standard_normal((2, 24, 40, 16)).astype(np.float32)
 prod = cpu_kernels.batched_matmul(q, np.ascontiguousarray(k.swapaxes(-1, -2)))
 if prod is None:  # NumPy's BLAS is not one the batched kernel can call
     prod = np.zeros(0)
+dims = (6, 5, 5, 10, 10, 64, 14, 14, 0, 0, 1, 1, 1, 1)  # LeNet-5's second convolution
+last = rng.standard_normal((6, 5, 5, 10, 10, 64)).astype(np.float32)
+folded = cpu_kernels.conv_fold_batch_last(last, dims)
+folded_first = cpu_kernels.conv_fold_batch_first(
+    rng.standard_normal((64, 6, 5, 5, 10, 10)).astype(np.float32), dims)
 images = rng.standard_normal((8, 6, 28, 28)).astype(np.float32)
 pooled, where = cpu_kernels.max_pool_tiles(images, (2, 2))
 unpooled = cpu_kernels.max_pool_tiles_backward(np.ones_like(pooled), where, (2, 2), images.shape)
 np.savez(sys.argv[1], out=out, normalised=normalised, inv_std=inv_std, gx=grads[0],
          gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod, pooled=pooled, where=where,
-         unpooled=unpooled)
+         unpooled=unpooled, folded=folded, folded_first=folded_first)
 """
 
 
 @needs_compiler
 def test_row_and_head_kernels_give_the_same_bits_on_any_number_of_threads(tmp_path) -> None:
     # Layer norm (rows; its weight and bias sums by fixed blocks of rows), attention's softmax
-    # (heads), the batched product (matrices) and max pooling (rows of windows), run with 1
-    # and with 3 threads.
+    # (heads), the batched product (matrices), max pooling (rows of windows) and col2im (rows or
+    # planes), run with 1 and with 3 threads.
     import subprocess
     import sys
 

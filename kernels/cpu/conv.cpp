@@ -9,6 +9,8 @@
 // bits. The result is written straight into (n, C, H, W): no padded buffer, no transpose.
 #include <vector>
 
+#include "parallel.h"
+
 namespace {
 
 struct Geometry {
@@ -21,30 +23,39 @@ Geometry geometry(const long long* d) {
   return {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13]};
 }
 
+// Parts of a split loop: whole input rows (batch last) or planes (batch first) of about
+// GRAIN output elements; below two of them a call stays on one thread.
+constexpr long long GRAIN = 1 << 14;
+
+long long per_part(long long elements) {
+  return elements >= GRAIN ? 1 : GRAIN / (elements > 0 ? elements : 1);
+}
+
+// Input rows k = c·H + y in [begin, end) of fold_batch_last.
 template <typename T>
-void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry& g) {
+void fold_batch_last_rows(const T* __restrict cols, T* __restrict out, const Geometry& g,
+                          long long begin, long long end) {
   std::vector<T> sums(g.batch);
   T* __restrict acc = sums.data();
   const long long plane = g.h * g.w, sample = g.channels * plane;
-  for (long long c = 0; c < g.channels; ++c) {
-    for (long long y = 0; y < g.h; ++y) {
-      for (long long x = 0; x < g.w; ++x) {
-        for (long long b = 0; b < g.batch; ++b) acc[b] = T(0);
-        for (long long i = 0; i < g.kh; ++i) {
-          const long long row = y + g.pad_h - i * g.dil_h;  // in the padded input's frame
-          if (row < 0 || row % g.stride_h != 0 || row / g.stride_h >= g.oh) continue;
-          for (long long j = 0; j < g.kw; ++j) {
-            const long long col = x + g.pad_w - j * g.dil_w;
-            if (col < 0 || col % g.stride_w != 0 || col / g.stride_w >= g.ow) continue;
-            const T* __restrict src =
-                cols + ((((c * g.kh + i) * g.kw + j) * g.oh + row / g.stride_h) * g.ow +
-                        col / g.stride_w) * g.batch;
-            for (long long b = 0; b < g.batch; ++b) acc[b] += src[b];
-          }
+  for (long long k = begin; k < end; ++k) {
+    const long long c = k / g.h, y = k % g.h;
+    for (long long x = 0; x < g.w; ++x) {
+      for (long long b = 0; b < g.batch; ++b) acc[b] = T(0);
+      for (long long i = 0; i < g.kh; ++i) {
+        const long long row = y + g.pad_h - i * g.dil_h;  // in the padded input's frame
+        if (row < 0 || row % g.stride_h != 0 || row / g.stride_h >= g.oh) continue;
+        for (long long j = 0; j < g.kw; ++j) {
+          const long long col = x + g.pad_w - j * g.dil_w;
+          if (col < 0 || col % g.stride_w != 0 || col / g.stride_w >= g.ow) continue;
+          const T* __restrict src =
+              cols + ((((c * g.kh + i) * g.kw + j) * g.oh + row / g.stride_h) * g.ow +
+                      col / g.stride_w) * g.batch;
+          for (long long b = 0; b < g.batch; ++b) acc[b] += src[b];
         }
-        T* dst = out + c * plane + y * g.w + x;
-        for (long long b = 0; b < g.batch; ++b) dst[b * sample] = acc[b];
       }
+      T* dst = out + c * plane + y * g.w + x;
+      for (long long b = 0; b < g.batch; ++b) dst[b * sample] = acc[b];
     }
   }
 }
@@ -52,10 +63,12 @@ void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry
 // The same with the batch first: cols (n, C, KH, KW, OH, OW), one sample's plane at a time,
 // each kernel position's columns added along whole output rows, in the (i, j) order of the twin
 // (ops/conv.py's _fold_into: one `+=` per kernel position into a zeroed buffer).
+// Planes s = sample·C + channel in [begin, end) of fold_batch_first.
 template <typename T>
-void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometry& g) {
+void fold_batch_first_planes(const T* __restrict cols, T* __restrict out, const Geometry& g,
+                             long long begin, long long end) {
   const long long plane = g.h * g.w, block = g.kh * g.kw * g.oh * g.ow;
-  for (long long s = 0; s < g.batch * g.channels; ++s) {
+  for (long long s = begin; s < end; ++s) {
     T* __restrict dst = out + s * plane;
     for (long long e = 0; e < plane; ++e) dst[e] = T(0);
     for (long long i = 0; i < g.kh; ++i) {
@@ -81,6 +94,24 @@ void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometr
       }
     }
   }
+}
+
+template <typename T>
+void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry& g) {
+  // Input rows (c, y) are written by one part each: shared over the CPUs, the same bits.
+  const long long rows = g.channels * g.h;
+  gg_cpu::parallel_for(rows, per_part(g.w * g.batch), [&](long long begin, long long end) {
+    fold_batch_last_rows(cols, out, g, begin, end);
+  });
+}
+
+template <typename T>
+void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometry& g) {
+  // Planes are written by one part each: shared over the CPUs, the same bits.
+  const long long planes = g.batch * g.channels;
+  gg_cpu::parallel_for(planes, per_part(g.h * g.w), [&](long long begin, long long end) {
+    fold_batch_first_planes(cols, out, g, begin, end);
+  });
 }
 
 }  // namespace
