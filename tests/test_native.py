@@ -508,17 +508,25 @@ q, k = rng.standard_normal((2, 24, 40, 16)).astype(np.float32)
 prod = cpu_kernels.batched_matmul(q, np.ascontiguousarray(k.swapaxes(-1, -2)))
 if prod is None:  # NumPy's BLAS is not one the batched kernel can call
     prod = np.zeros(0)
-dims = (6, 5, 5, 10, 10, 64, 14, 14, 0, 0, 1, 1, 1, 1)  # LeNet-5's second convolution
-last = rng.standard_normal((6, 5, 5, 10, 10, 64)).astype(np.float32)
-folded = cpu_kernels.conv_fold_batch_last(last, dims)
-folded_first = cpu_kernels.conv_fold_batch_first(
-    rng.standard_normal((64, 6, 5, 5, 10, 10)).astype(np.float32), dims)
-images = rng.standard_normal((8, 6, 28, 28)).astype(np.float32)
-pooled, where = cpu_kernels.max_pool_tiles(images, (2, 2))
-unpooled = cpu_kernels.max_pool_tiles_backward(np.ones_like(pooled), where, (2, 2), images.shape)
+# Pooling with kernel widths 1 to 4 (two-step and exact paths) and NaNs in some rows.
+images = rng.standard_normal((8, 6, 24, 24)).astype(np.float32)
+images[2, 3, 5, ::7] = np.nan
+pools = {}
+for kernel in [(2, 2), (3, 3), (2, 1), (1, 4), (4, 4)]:
+    pooled, where = cpu_kernels.max_pool_tiles(images, kernel)
+    back = cpu_kernels.max_pool_tiles_backward(np.ones_like(pooled), where, kernel, images.shape)
+    pools.update({f"pool{kernel}": pooled, f"where{kernel}": where, f"back{kernel}": back})
+# col2im with stride, padding and dilation, both layouts.
+for name, dims in {"plain": (6, 5, 5, 10, 10, 64, 14, 14, 0, 0, 1, 1, 1, 1),
+                   "strided": (4, 3, 3, 8, 8, 16, 17, 17, 1, 1, 2, 2, 1, 1),
+                   "dilated": (4, 3, 2, 9, 10, 16, 14, 13, 1, 0, 1, 1, 2, 3)}.items():
+    size = int(np.prod(dims[:6]))
+    pools["last" + name] = cpu_kernels.conv_fold_batch_last(
+        rng.standard_normal(size).astype(np.float32), dims)
+    pools["first" + name] = cpu_kernels.conv_fold_batch_first(
+        rng.standard_normal(size).astype(np.float32), dims)
 np.savez(sys.argv[1], out=out, normalised=normalised, inv_std=inv_std, gx=grads[0],
-         gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod, pooled=pooled, where=where,
-         unpooled=unpooled, folded=folded, folded_first=folded_first)
+         gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod, **pools)
 """
 
 

@@ -65,18 +65,19 @@ def shared() -> bool:
 
 def share(enable: bool = True) -> bool:
     """Install (or with False, remove) the kernels' pool as the threads of NumPy's OpenBLAS;
-    returns whether it is installed afterwards (False where NumPy's BLAS cannot take it).
-    Best called while no product runs on another thread: one that has started finishes on
-    the threads it started with."""
+    returns whether it is installed afterwards: False where NumPy's BLAS cannot take it, or
+    where the pool cannot take every parallel call OpenBLAS makes with its present thread
+    count (fewer threads than OpenBLAS's, or OpenBLAS's per-thread state too small for both;
+    OpenBLAS then keeps its own threads). Best called while no product runs on another thread:
+    one that has started finishes on the threads it started with."""
     lib = native.library()
     with _lock:
-        setter = _attach(lib) if lib is not None else None
-        if setter is None:
+        if lib is None or not _attach(lib):
             _state["shared"] = False
             return False
-        setter(ctypes.cast(lib.gg_blas_threads, ctypes.c_void_p) if enable else None)
-        _state["shared"] = bool(enable)
-        lib.gg_pool_set_spin_us(SHARED_SPIN_US if enable else OWN_SPIN_US)
+        lib.gg_blas_share.restype = ctypes.c_int
+        _state["shared"] = bool(lib.gg_blas_share(int(bool(enable))))
+        lib.gg_pool_set_spin_us(SHARED_SPIN_US if _state["shared"] else OWN_SPIN_US)
         return _state["shared"]
 
 
@@ -100,35 +101,34 @@ def gemm_address(dtype_name: str) -> int | None:
     return None
 
 
-def _attach(lib: ctypes.CDLL) -> Any:
-    """The callback setter of NumPy's OpenBLAS after handing the kernels its parts (once);
-    None where it lacks one of them (not an OpenBLAS, too old, not a pthreads build)."""
+def _attach(lib: ctypes.CDLL) -> bool:
+    """Whether the kernels know NumPy's OpenBLAS's parts the callback needs, handing them over
+    on the first call; False where one is missing (not an OpenBLAS, too old, not a pthreads
+    build, not NumPy's wheels' build)."""
     if _state["attached"] is None:
-        _state["attached"] = False
         parts = _callback_parts()
         if parts is not None:
-            setter, exec_blas, workers, slots = parts
+            setter, post, wait, workers, threads, slots = parts
+            addresses = [ctypes.cast(f, ctypes.c_void_p) for f in (setter, post, wait)]
             lib.gg_blas_attach(
-                ctypes.cast(setter, ctypes.c_void_p),
-                ctypes.cast(exec_blas, ctypes.c_void_p),
-                ctypes.addressof(workers),
-                slots,
+                *addresses, ctypes.addressof(workers), ctypes.addressof(threads), slots
             )
-            _state["attached"] = setter
-    return _state["attached"] or None
+        _state["attached"] = parts is not None
+    return bool(_state["attached"])
 
 
-def _callback_parts() -> tuple[Any, Any, ctypes.c_int, int] | None:
-    """(callback setter, exec_blas, blas_num_threads, MAX_CPU_NUMBER) of NumPy's OpenBLAS, or
-    None where any is missing."""
+def _callback_parts() -> tuple[Any, ...] | None:
+    """(callback setter, exec_blas_async, exec_blas_async_wait, blas_num_threads,
+    blas_cpu_number, MAX_CPU_NUMBER) of NumPy's OpenBLAS, or None where any is missing."""
     blas = _numpy_blas()
     if blas is None or not sys.platform.startswith("linux"):
         return None
     setter = _public(blas, "openblas_set_threads_callback_function")
     parallel = _public(blas, "openblas_get_parallel")
     config = _public(blas, "openblas_get_config")
-    exec_blas = getattr(blas, "exec_blas", None)
-    if None in (setter, parallel, config, exec_blas):
+    post = getattr(blas, "exec_blas_async", None)
+    wait = getattr(blas, "exec_blas_async_wait", None)
+    if None in (setter, parallel, config, post, wait):
         return None
     parallel.restype, config.restype = ctypes.c_int, ctypes.c_char_p
     if parallel() != _PTHREADS:
@@ -136,12 +136,12 @@ def _callback_parts() -> tuple[Any, Any, ctypes.c_int, int] | None:
     slots = re.search(rb"MAX_THREADS=(\d+)", config() or b"")
     try:
         workers = ctypes.c_int.in_dll(blas, "blas_num_threads")
+        threads = ctypes.c_int.in_dll(blas, "blas_cpu_number")
     except ValueError:
         return None
     if slots is None:
         return None
-    setter.argtypes, setter.restype = (ctypes.c_void_p,), None
-    return setter, exec_blas, workers, int(slots.group(1))
+    return setter, post, wait, workers, threads, int(slots.group(1))
 
 
 def _public(blas: ctypes.CDLL, name: str) -> Any:

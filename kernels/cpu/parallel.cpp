@@ -233,6 +233,8 @@ void pool_run(long long n, long long chunk, const std::function<void(long long, 
   pool.run(n, chunk, body);
 }
 
+int pool_threads() { return Pool::get().threads(); }
+
 bool pool_run_each(long long jobs, const std::function<void(long long, long long)>& body) {
   if (in_chunk) return false;
   return Pool::get().run_each(jobs, body);

@@ -25,6 +25,9 @@ namespace gg_cpu {
 GG_CPU_HIDDEN void pool_run(long long n, long long chunk,
                             const std::function<void(long long, long long)>& body);
 
+// The pool's thread count (this thread and its helpers), the pool made if it was not yet.
+GG_CPU_HIDDEN int pool_threads();
+
 // body(k, k + 1) for each k < jobs, each on a thread of its own and all at once (for jobs that
 // wait for one another); false, with nothing run, where the pool cannot promise that: another
 // call holds it, it has fewer threads than jobs, or this thread is running a chunk of its own.
