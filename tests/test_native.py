@@ -441,6 +441,32 @@ def test_bias_rows_kernel_leaves_other_arrays_to_numpy(rng) -> None:
         np.testing.assert_array_equal(x, expected)
 
 
+@needs_compiler
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_add_kernel_gives_numpys_bits(dtype, rng) -> None:
+    a = (rng.standard_normal((300, 700)) * 1e3).astype(dtype)
+    b = rng.standard_normal(a.shape).astype(dtype)
+    a.flat[:5] = [np.inf, -np.inf, np.nan, -0.0, 1e308 if dtype == "float64" else 3e38]
+    b.flat[:5] = [-np.inf, 1.0, 2.0, -0.0, 1e308 if dtype == "float64" else 3e38]
+    np.testing.assert_array_equal(cpu_kernels.add(a, b), a + b)
+    # Through gg: Add of two large tensors of one shape, and its gradients.
+    x, y = gg.tensor(a[5:], requires_grad=True), gg.tensor(b[5:], requires_grad=True)
+    total = x + y
+    np.testing.assert_array_equal(total.numpy(), a[5:] + b[5:])
+    total.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones_like(a[5:]))
+    np.testing.assert_array_equal(y.grad.numpy(), np.ones_like(b[5:]))
+
+
+@needs_compiler
+def test_add_kernel_leaves_other_arrays_to_numpy(rng) -> None:
+    a = rng.standard_normal((64, 48)).astype(np.float32)
+    assert cpu_kernels.add(a, a[:1]) is None  # shapes differ (NumPy broadcasts)
+    assert cpu_kernels.add(a, a.astype(np.float64)) is None
+    assert cpu_kernels.add(a[:, ::2], a[:, 1::2]) is None  # not contiguous
+    assert cpu_kernels.add(a.astype(np.float16), a.astype(np.float16)) is None
+
+
 # --- threads -----------------------------------------------------------------------------------
 def _gelu_in_child(x: np.ndarray, queue) -> None:
     queue.put(cpu_kernels.gelu_and_cdf(x)[1])
@@ -525,6 +551,7 @@ for name, dims in {"plain": (6, 5, 5, 10, 10, 64, 14, 14, 0, 0, 1, 1, 1, 1),
         rng.standard_normal(size).astype(np.float32), dims)
     pools["first" + name] = cpu_kernels.conv_fold_batch_first(
         rng.standard_normal(size).astype(np.float32), dims)
+pools["sum"] = cpu_kernels.add(images, images[::-1].copy())
 np.savez(sys.argv[1], out=out, normalised=normalised, inv_std=inv_std, gx=grads[0],
          gw=grads[1], gb=grads[2], p=scores, ds=ds, prod=prod, **pools)
 """

@@ -199,6 +199,10 @@ class Backend(ActivationPrimitives, LossPrimitives, OptimizerPrimitives, ABC):
         has no compiled pass for these arrays."""
         return None
 
+    def add_large(self, a: Any, b: Any) -> Any:
+        """a + b for large float arrays of one shape (a residual stream's)."""
+        return a + b
+
     def add_rows(self, out: Any, row: Any) -> None:
         """out += row over the last axis of float array `out`, in place (a layer's bias added
         to its fresh product)."""

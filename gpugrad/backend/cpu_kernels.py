@@ -200,6 +200,18 @@ def _matrix_layout(x: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+def add(a: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """a + b for float arrays of one shape and dtype, split over the CPUs (NumPy's bits), or
+    None where the kernel does not apply."""
+    if a.shape != b.shape or not _ready(a, b, dtypes=(_FLOAT32, _FLOAT64)):
+        return None
+    if (lib := native.library()) is None:
+        return None
+    out = np.empty_like(a)
+    getattr(lib, f"gg_add_{_SUFFIX[a.dtype]}")(_address(a), _address(b), _address(out), a.size)
+    return out
+
+
 def add_rows(out: np.ndarray, row: np.ndarray) -> bool:
     """out += row on each row of a (rows, cols) float array, in place, split over the CPUs
     (NumPy's bits); False, untouched, where the kernel does not apply."""
@@ -381,6 +393,7 @@ def adam(param: np.ndarray, grad: Any, exp_avg: np.ndarray, exp_avg_sq: np.ndarr
 
 __all__ = [
     "adam",
+    "add",
     "add_rows",
     "available",
     "batched_matmul",

@@ -97,6 +97,8 @@ SIGNATURES: dict[str, tuple[Any, ...]] = {
     "gg_pool_set_spin_us": (_C_LONG_LONG,),
     "gg_blas_attach": (*[_C_VOID_P] * 5, _C_INT),
     "gg_blas_share": (_C_INT,),  # returns int: blas_threads.py sets its restype
+    "gg_add_f32": (*[_C_VOID_P] * 3, _C_LONG_LONG),
+    "gg_add_f64": (*[_C_VOID_P] * 3, _C_LONG_LONG),
     "gg_add_rows_f32": (_C_VOID_P, _C_VOID_P, _C_LONG_LONG, _C_LONG_LONG),
     "gg_add_rows_f64": (_C_VOID_P, _C_VOID_P, _C_LONG_LONG, _C_LONG_LONG),
     "gg_bmm_f32": (_C_VOID_P, *[_C_LONG_LONG] * 5, *_BMM_OPERAND, *_BMM_OPERAND, _C_VOID_P),

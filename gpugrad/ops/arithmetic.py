@@ -13,17 +13,23 @@ from ..errors import DTypeError
 from ..tensor import Tensor
 from ._support import PY_SCALARS, as_operand, integer_limits, tensor_among, unbroadcast
 
-
 # --- tensor (op) tensor --------------------------------------------------------------------
 # These four backwards return gradients in the output's (broadcast) shape; the engine sums
 # each down to its input's shape (autograd.unbroadcast). Add and Sub note their inputs'
 # shapes where they differ, only for gg.explain to show a constant operand's own shape.
+# From this many elements on, Add of two arrays of one shape goes to the backend (on the CPU,
+# split over the cores: a transformer's residual stream); below, the add costs less than that.
+LARGE_ADD = 1 << 16
+
+
 class Add(Function):
     shapes = None
 
     def forward(self, a, b):
         if a.shape != b.shape:
             self.shapes = a.shape, b.shape
+        elif a.size >= LARGE_ADD:
+            return self.xp.add_large(a, b)
         return a + b
 
     def backward(self, xp, g):

@@ -1,7 +1,8 @@
-// A linear layer's bias added to every row of its product, in place, for the CPU: the NumPy
-// backend's compiled path for `out += b` on a (rows, cols) float array (nn/layers.py's _Linear).
-// One IEEE addition per element, as NumPy's, so the same bits; the rows are shared over the
-// CPUs (parallel.h), where NumPy's broadcast add runs on one.
+// Additions of large float arrays for the CPU, split over the CPUs (parallel.h) where NumPy's
+// run on one: a linear layer's bias added to every row of its product, in place (`out += b`
+// in nn/layers.py's _Linear), and two arrays of one shape added (ops/arithmetic.py's Add on
+// large arrays: a transformer's residual stream). One IEEE addition per element, as NumPy's,
+// so the same bits.
 #include "parallel.h"
 
 namespace {
@@ -21,9 +22,27 @@ void add_rows(T* out, const T* row, long long rows, long long cols) {
   });
 }
 
+template <typename T>
+void add(const T* a, const T* b, T* out, long long n) {
+  gg_cpu::parallel_for(n, GRAIN, [&](long long begin, long long end) {
+    const T* __restrict x = a;
+    const T* __restrict y = b;
+    T* __restrict z = out;
+    for (long long i = begin; i < end; ++i) z[i] = x[i] + y[i];
+  });
+}
+
 }  // namespace
 
 extern "C" {
+
+// out = a + b, n elements each.
+void gg_add_f32(const float* a, const float* b, float* out, long long n) { add(a, b, out, n); }
+
+void gg_add_f64(const double* a, const double* b, double* out, long long n) {
+  add(a, b, out, n);
+}
+
 
 // out (rows, cols) += row (cols), each row.
 void gg_add_rows_f32(float* out, const float* row, long long rows, long long cols) {
