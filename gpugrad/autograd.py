@@ -984,17 +984,53 @@ class SliceGrad:
     __radd__ = __add__
 
     def _fold(self) -> None:
-        """Add the pending pieces into the buffer (made of zeros if there is none)."""
+        """Add the pending pieces into the buffer (made of zeros if there is none); where the
+        pieces tile the whole array along one axis (a split's), join them instead: one pass,
+        no zeros."""
+        if self.buffer is None and (order := self._tiling()) is not None:
+            axis, pieces = order
+            self.buffer = self.backend.xp.concatenate(pieces, axis=axis)
+            self.pieces, self.pending = [], 0
+            return
         if self.buffer is None:
             self.buffer = self.backend.xp.zeros(self.shape, dtype=self.dtype)
         for index, values in self.pieces:
             self.buffer[index] += values
         self.pieces, self.pending = [], 0
 
+    def _tiling(self) -> tuple[int, list[Any]] | None:
+        """(axis, the pieces' values in order) where every piece is x[..., a:b, ...] on one
+        axis (full slices elsewhere) and together they cover that axis once; else None."""
+        axis, spans = None, []
+        for index, values in self.pieces:
+            if index.__class__ is not tuple or len(index) > len(self.shape):
+                return None
+            cut = [k for k, part in enumerate(index) if part != _FULL]
+            if len(cut) != 1 or (axis is not None and cut[0] != axis):
+                return None
+            axis = cut[0]
+            part = index[axis]
+            if part.__class__ is not slice or part.step not in (None, 1):
+                return None
+            start, stop, _ = part.indices(self.shape[axis])
+            if (start, stop) != (part.start, part.stop) or values.shape[axis] != stop - start:
+                return None
+            spans.append((start, stop, values))
+        spans.sort(key=lambda span: span[0])
+        edge = 0
+        for start, stop, _ in spans:
+            if start != edge:
+                return None
+            edge = stop
+        return (axis, [values for _, _, values in spans]) if edge == self.shape[axis] else None
+
     def dense(self) -> Any:
         """The gradient as an array of its own."""
         self._fold()
         return self.buffer
+
+
+_FULL = slice(None)
 
 
 def _dense(g: Any) -> Any:

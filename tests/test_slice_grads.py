@@ -43,6 +43,30 @@ def test_split_pieces_gradient_matches_concatenation(device, rng) -> None:
     np.testing.assert_allclose(x.grad.numpy(), np.exp(x.numpy()) * scale, rtol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        # Tiling one axis, in any order: joined, no zeros.
+        [(slice(None), slice(None), slice(8, 12)), (slice(None), slice(None), slice(0, 8))],
+        [(slice(1, 2),), (slice(0, 1),)],
+        [(slice(None), slice(0, 3)), (slice(None), slice(3, 2 + 1))],
+        # Not a tiling: a gap, a doubled span, two axes, a step, an integer index.
+        [(slice(None), slice(None), slice(0, 5)), (slice(None), slice(None), slice(6, 12))],
+        [(slice(0, 1),), (slice(0, 1),), (slice(1, 2),)],
+        [(slice(0, 1), slice(0, 1)), (slice(1, 2), slice(1, 3))],
+        [(slice(None), slice(None), slice(0, 12, 2)), (slice(None), slice(None), slice(1, 12, 2))],
+        [(0,), (1,)],
+    ],
+)
+def test_pieces_that_tile_an_axis_or_not_add_up_as_dense_arrays(device, rng, pieces) -> None:
+    x = gg.tensor(rng.standard_normal((2, 3, 12)), device=device, requires_grad=True)
+    h = x * 2
+    weights = [rng.standard_normal(np.zeros((2, 3, 12))[p].shape) for p in pieces]
+    sum((h[p] * gg.tensor(w, device=device)).sum() for p, w in zip(pieces, weights)).backward()
+    expected = 2 * _dense_reference(np.zeros((2, 3, 12)), pieces, weights)
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_hooks_retained_and_captured_grads_are_arrays(rng) -> None:
     x = gg.tensor(rng.standard_normal((4, 3)), requires_grad=True)
     h = x * 1.5
