@@ -55,7 +55,7 @@ _GEMMS = {
 _PTHREADS = 1  # openblas_get_parallel(): OpenBLAS's own pthreads workers
 
 _lock = threading.Lock()
-_state: dict[str, Any] = {"numpy_blas": None, "attached": None, "shared": False}
+_state: dict[str, Any] = {"numpy_blas": None, "attached": None, "shared": False, "gemms": {}}
 
 
 def shared() -> bool:
@@ -90,15 +90,16 @@ def share_by_default() -> None:
 def gemm_address(dtype_name: str) -> int | None:
     """The address of NumPy's OpenBLAS's cblas_sgemm ("float32") or cblas_dgemm ("float64")
     with 64-bit sizes, for kernels that make NumPy's own per-matrix calls; None where NumPy's
-    BLAS has none."""
-    blas = _numpy_blas()
-    if blas is None:
-        return None
-    for name in _GEMMS.get(dtype_name, ()):
-        function = getattr(blas, name, None)
-        if function is not None:
-            return ctypes.cast(function, ctypes.c_void_p).value
-    return None
+    BLAS has none. Looked up once per dtype (batched products ask on every call)."""
+    gemms = _state["gemms"]
+    if dtype_name not in gemms:
+        blas = _numpy_blas()
+        names = _GEMMS.get(dtype_name, ()) if blas is not None else ()
+        function = next((getattr(blas, n) for n in names if hasattr(blas, n)), None)
+        gemms[dtype_name] = (
+            None if function is None else ctypes.cast(function, ctypes.c_void_p).value
+        )
+    return gemms[dtype_name]
 
 
 def _attach(lib: ctypes.CDLL) -> bool:
@@ -134,12 +135,12 @@ def _callback_parts() -> tuple[Any, ...] | None:
     if parallel() != _PTHREADS:
         return None
     slots = re.search(rb"MAX_THREADS=(\d+)", config() or b"")
+    if slots is None:
+        return None
     try:
         workers = ctypes.c_int.in_dll(blas, "blas_num_threads")
         threads = ctypes.c_int.in_dll(blas, "blas_cpu_number")
     except ValueError:
-        return None
-    if slots is None:
         return None
     return setter, post, wait, workers, threads, int(slots.group(1))
 

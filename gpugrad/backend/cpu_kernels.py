@@ -223,10 +223,7 @@ def add_rows(out: np.ndarray, row: np.ndarray) -> bool:
         return False
     if not out.flags.writeable or (lib := native.library()) is None:
         return False
-    if (
-        row.ctypes.data < out.ctypes.data + out.nbytes
-        and out.ctypes.data < row.ctypes.data + row.nbytes
-    ):
+    if np.may_share_memory(row, out):
         return False  # row inside out: NumPy's rule for overlapping operands, not this loop's
     cols = out.shape[-1]
     getattr(lib, f"gg_add_rows_{_SUFFIX[out.dtype]}")(

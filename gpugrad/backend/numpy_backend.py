@@ -139,8 +139,8 @@ class NumpyBackend(Backend):
         return cpu_kernels.layer_norm_backward(g, normalised, inv_std, w, wanted)
 
     def add_large(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        product = cpu_kernels.add(a, b)  # split over the CPUs, NumPy's bits
-        return a + b if product is None else product
+        total = cpu_kernels.add(a, b)  # split over the CPUs, NumPy's bits
+        return a + b if total is None else total
 
     def add_rows(self, out: np.ndarray, row: np.ndarray) -> None:
         if not cpu_kernels.add_rows(out, row):  # split over the CPUs, NumPy's bits

@@ -12,7 +12,7 @@ constexpr long long GRAIN = 1 << 15;
 
 template <typename T>
 void add_rows(T* out, const T* row, long long rows, long long cols) {
-  const long long per_part = cols >= GRAIN ? 1 : GRAIN / (cols > 0 ? cols : 1);
+  const long long per_part = gg_cpu::units_per_part(cols, GRAIN);
   gg_cpu::parallel_for(rows, per_part, [&](long long first, long long last) {
     for (long long r = first; r < last; ++r) {
       T* __restrict o = out + r * cols;

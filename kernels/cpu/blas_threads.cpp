@@ -17,11 +17,8 @@
 // was switched on for while a product runs, which can start workers on slots in use here.
 #include <pthread.h>
 
-#include <cfenv>
 #include <cstddef>
-#include <functional>
 #include <mutex>
-#include <thread>
 
 #include "parallel.h"
 
@@ -75,26 +72,14 @@ void gg_blas_threads(int sync, DoJob dojob, int jobs, std::size_t size, void* jo
   char* base = static_cast<char*>(jobdata);
   const int first = b.slots - jobs;
   if (above_workers(b, jobs)) {
-    // Helpers run their jobs in this thread's floating-point environment, as parallel_for's.
-    std::fenv_t caller;
-    std::fegetenv(&caller);
-    const std::thread::id here = std::this_thread::get_id();
-    const std::function<void(long long, long long)> run = [&](long long k, long long) {
-      if (std::this_thread::get_id() == here) {
-        dojob(first + int(k), base + k * size, dojob_data);
-        return;
-      }
-      std::fenv_t own;
-      std::fegetenv(&own);
-      std::fesetenv(&caller);
+    const auto job = [&](long long k, long long) {
       dojob(first + int(k), base + k * size, dojob_data);
-      std::fesetenv(&own);
     };
     if (jobs == 1) {
-      run(0, 1);
+      job(0, 1);
       return;
     }
-    if (gg_cpu::pool_run_each(jobs, run)) return;
+    if (gg_cpu::pool_run_each(jobs, gg_cpu::in_callers_fenv(job))) return;
   }
   // As OpenBLAS's exec_blas runs it without a callback: jobs 1.. to its workers (the queue is
   // linked), job 0 here on the last slot, which no worker uses, then wait for them.

@@ -27,10 +27,6 @@ Geometry geometry(const long long* d) {
 // GRAIN output elements; below two of them a call stays on one thread.
 constexpr long long GRAIN = 1 << 14;
 
-long long per_part(long long elements) {
-  return elements >= GRAIN ? 1 : GRAIN / (elements > 0 ? elements : 1);
-}
-
 // Input rows k = c·H + y in [begin, end) of fold_batch_last.
 template <typename T>
 void fold_batch_last_rows(const T* __restrict cols, T* __restrict out, const Geometry& g,
@@ -100,7 +96,8 @@ template <typename T>
 void fold_batch_last(const T* __restrict cols, T* __restrict out, const Geometry& g) {
   // Input rows (c, y) are written by one part each: shared over the CPUs, the same bits.
   const long long rows = g.channels * g.h;
-  gg_cpu::parallel_for(rows, per_part(g.w * g.batch), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(g.w * g.batch, GRAIN);
+  gg_cpu::parallel_for(rows, per_part, [&](long long begin, long long end) {
     fold_batch_last_rows(cols, out, g, begin, end);
   });
 }
@@ -109,7 +106,8 @@ template <typename T>
 void fold_batch_first(const T* __restrict cols, T* __restrict out, const Geometry& g) {
   // Planes are written by one part each: shared over the CPUs, the same bits.
   const long long planes = g.batch * g.channels;
-  gg_cpu::parallel_for(planes, per_part(g.h * g.w), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(g.h * g.w, GRAIN);
+  gg_cpu::parallel_for(planes, per_part, [&](long long begin, long long end) {
     fold_batch_first_planes(cols, out, g, begin, end);
   });
 }

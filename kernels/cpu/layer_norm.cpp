@@ -40,11 +40,6 @@ inline double lane_sum(long long n, Term term) {
 constexpr long long BLOCK_ROWS = 32;
 constexpr long long GRAIN = 1 << 14;
 
-// Rows per part of a split loop: about GRAIN elements.
-long long rows_per_part(long long size) {
-  return size >= GRAIN ? 1 : GRAIN / (size > 0 ? size : 1);
-}
-
 template <typename T>
 void forward_rows(const T* __restrict x, const T* __restrict w, const T* __restrict b,
                   T* __restrict out, T* __restrict normalised, T* __restrict inv_std,
@@ -74,7 +69,8 @@ void forward_rows(const T* __restrict x, const T* __restrict w, const T* __restr
 template <typename T>
 void forward(const T* x, const T* w, const T* b, T* out, T* normalised, T* inv_std,
              long long rows, long long size, double eps) {
-  gg_cpu::parallel_for(rows, rows_per_part(size), [&](long long first, long long last) {
+  const long long per_part = gg_cpu::units_per_part(size, GRAIN);
+  gg_cpu::parallel_for(rows, per_part, [&](long long first, long long last) {
     forward_rows(x, w, b, out, normalised, inv_std, first, last, size, eps);
   });
 }
@@ -121,7 +117,8 @@ void backward(const T* g, const T* normalised, const T* inv_std, const T* w, T* 
   const long long blocks = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS;
   std::vector<double> block_w(gw ? blocks * size : 0, 0.0);
   std::vector<double> block_b(gb ? blocks * size : 0, 0.0);
-  const long long per_part = (rows_per_part(size) + BLOCK_ROWS - 1) / BLOCK_ROWS;
+  const long long rows_per_part = gg_cpu::units_per_part(size, GRAIN);
+  const long long per_part = (rows_per_part + BLOCK_ROWS - 1) / BLOCK_ROWS;
   gg_cpu::parallel_for(blocks, per_part, [&](long long begin, long long end) {
     for (long long k = begin; k < end; ++k) {
       const long long first = k * BLOCK_ROWS;

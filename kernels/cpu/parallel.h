@@ -37,21 +37,22 @@ GG_CPU_HIDDEN bool pool_run_each(long long jobs,
 // Internal linkage: the lambdas each kernel instantiates this with stay inside its own file.
 namespace {
 
-// body(begin, end) over [0, n) in chunks of `grain`, shared among the pool's threads when n
-// holds at least two of them.
+// How many units of `unit` elements each make a part of about `grain` elements (at least one):
+// the grain of a loop over rows, planes or heads.
+inline long long units_per_part(long long unit, long long grain) {
+  return unit >= grain ? 1 : grain / (unit > 0 ? unit : 1);
+}
+
+// `body` as the pool's work, run on every thread in the calling thread's floating-point
+// environment (rounding, and on x86 flush-to-zero and denormals-are-zero, which a library
+// built with -ffast-math switches on when loaded), as the caller's own part and a NumPy twin
+// are. `body` must outlive the call that runs it.
 template <typename Body>
-void parallel_for(long long n, long long grain, Body body) {
-  if (n < 2 * grain) {
-    if (n > 0) body(0LL, n);
-    return;
-  }
-  // A helper runs its chunks in the caller's floating-point environment (rounding, and on x86
-  // flush-to-zero and denormals-are-zero, which a library built with -ffast-math switches on
-  // when loaded), as the caller's own chunks and a NumPy twin do.
+std::function<void(long long, long long)> in_callers_fenv(const Body& body) {
   std::fenv_t caller;
   std::fegetenv(&caller);
   const std::thread::id here = std::this_thread::get_id();
-  const std::function<void(long long, long long)> wrapped = [&](long long begin, long long end) {
+  return [&body, caller, here](long long begin, long long end) {
     if (std::this_thread::get_id() == here) {
       body(begin, end);
       return;
@@ -62,7 +63,17 @@ void parallel_for(long long n, long long grain, Body body) {
     body(begin, end);
     std::fesetenv(&own);
   };
-  pool_run(n, grain, wrapped);
+}
+
+// body(begin, end) over [0, n) in chunks of `grain`, shared among the pool's threads when n
+// holds at least two of them.
+template <typename Body>
+void parallel_for(long long n, long long grain, Body body) {
+  if (n < 2 * grain) {
+    if (n > 0) body(0LL, n);
+    return;
+  }
+  pool_run(n, grain, in_callers_fenv(body));
 }
 
 }  // namespace

@@ -175,18 +175,14 @@ void backward_rows_any(const T* g, const std::int32_t* where, T* gx, long long r
 // call stays on one thread.
 constexpr long long GRAIN = 1 << 14;
 
-long long rows_per_part(long long kh, long long w) {
-  const long long per_row = kh * w > 0 ? kh * w : 1;
-  return per_row >= GRAIN ? 1 : GRAIN / per_row;
-}
-
 // Rows of windows are independent: shared over the CPUs (parallel.h), the same bits on any
 // number of threads.
 template <typename T>
 void forward(const T* x, T* out, std::int32_t* where, long long planes, long long h,
              long long w, long long kh, long long kw) {
   const long long rows = planes * (h / kh), ow = w / kw;
-  gg_cpu::parallel_for(rows, rows_per_part(kh, w), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(kh * w, GRAIN);
+  gg_cpu::parallel_for(rows, per_part, [&](long long begin, long long end) {
     forward_rows(x + begin * kh * w, out + begin * ow, where + begin * ow, end - begin, w, kh,
                  kw);
   });
@@ -196,7 +192,8 @@ template <typename T>
 void backward(const T* g, const std::int32_t* where, T* gx, long long planes, long long h,
               long long w, long long kh, long long kw) {
   const long long rows = planes * (h / kh), ow = w / kw;
-  gg_cpu::parallel_for(rows, rows_per_part(kh, w), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(kh * w, GRAIN);
+  gg_cpu::parallel_for(rows, per_part, [&](long long begin, long long end) {
     backward_rows_any(g + begin * ow, where + begin * ow, gx + begin * kh * w, end - begin, w,
                       kh, kw);
   });

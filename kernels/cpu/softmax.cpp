@@ -63,12 +63,8 @@ void softmax_columns_backward(float* __restrict ds, const float* __restrict p, l
   }
 }
 
-// Heads per part of a split loop: about 16,384 scores, below two of which a call stays on one
-// thread.
-long long heads_per_part(long long rows, long long cols) {
-  const long long per_head = rows * cols > 0 ? rows * cols : 1;
-  return per_head >= (1 << 14) ? 1 : (1 << 14) / per_head;
-}
+// Scores per part of a split loop (whole heads): below two parts a call stays on one thread.
+constexpr long long GRAIN = 1 << 14;
 
 }  // namespace
 
@@ -77,7 +73,8 @@ extern "C" {
 // scores (heads, rows, cols) -> the softmax of each column, in place.
 void gg_softmax_columns_f32(float* scores, long long heads, long long rows, long long cols,
                             int causal) {
-  gg_cpu::parallel_for(heads, heads_per_part(rows, cols), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(rows * cols, GRAIN);
+  gg_cpu::parallel_for(heads, per_part, [&](long long begin, long long end) {
     std::vector<float> top(cols), total(cols);
     for (long long h = begin; h < end; ++h) {
       softmax_columns(scores + h * rows * cols, rows, cols, causal != 0, top.data(),
@@ -89,7 +86,8 @@ void gg_softmax_columns_f32(float* scores, long long heads, long long rows, long
 // ds, p (heads, rows, cols): ds ← (ds − Σ_rows ds·p)·p per column, in place.
 void gg_softmax_columns_backward_f32(float* ds, const float* p, long long heads, long long rows,
                                      long long cols) {
-  gg_cpu::parallel_for(heads, heads_per_part(rows, cols), [&](long long begin, long long end) {
+  const long long per_part = gg_cpu::units_per_part(rows * cols, GRAIN);
+  gg_cpu::parallel_for(heads, per_part, [&](long long begin, long long end) {
     std::vector<float> dot(cols);
     for (long long h = begin; h < end; ++h) {
       softmax_columns_backward(ds + h * rows * cols, p + h * rows * cols, rows, cols,
