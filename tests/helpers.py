@@ -1,6 +1,12 @@
-"""Helpers shared by the op tests: float64 leaves, derivative checks, NumPy comparisons."""
+"""Helpers shared by the tests: float64 leaves, derivative checks, NumPy comparisons, work on
+threads at once and in a forked child."""
 
 from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +51,30 @@ def torch_fn(torch, path):
     for part in path.split("."):
         target = getattr(target, part)
     return target
+
+
+def run_at_once(*targets: Callable[[], None], timeout: float = 120.0) -> None:
+    """Each target on a thread of its own, all started together; fails if one has not finished
+    within `timeout` seconds (daemon threads: a hung one does not hold up the test run)."""
+    threads = [threading.Thread(target=target, daemon=True) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+
+
+def _put_result(queue: Any, target: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    queue.put(target(*args))
+
+
+def in_forked_child(target: Callable[..., Any], *args: Any, timeout: float = 60.0) -> Any:
+    """target(*args) computed in a child made by fork() (as a DataLoader worker is made)."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_put_result, args=(queue, target, args))
+    child.start()
+    result = queue.get(timeout=timeout)
+    child.join(timeout=timeout)
+    assert child.exitcode == 0
+    return result

@@ -9,14 +9,14 @@ threads callback (0.3.27 and later).
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
+from helpers import in_forked_child, run_at_once
 
 from gpugrad.backend import blas_threads, cpu_kernels, native
 
@@ -89,17 +89,8 @@ def test_products_and_kernels_from_python_threads_at_once(rng, sharing) -> None:
                 if not np.array_equal(want, got):
                     failures.append(f"product on thread {index}")
 
-    workers = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert not any(worker.is_alive() for worker in workers), "a thread hung"
+    run_at_once(*(functools.partial(work, i) for i in range(4)))
     assert not failures
-
-
-def _product_in_child(a: np.ndarray, b: np.ndarray, queue) -> None:
-    queue.put(a @ b)
 
 
 @needs_sharing
@@ -107,15 +98,7 @@ def test_products_in_a_forked_child(rng, sharing) -> None:
     # The child starts without the pool's helpers (a DataLoader worker): it makes its own.
     a = rng.standard_normal((600, 400)).astype(np.float32)
     b = rng.standard_normal((400, 500)).astype(np.float32)
-    expected = a @ b
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_product_in_child, args=(a, b, queue))
-    child.start()
-    got = queue.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(in_forked_child(np.matmul, a, b), a @ b)
 
 
 _CHILD = """
@@ -184,12 +167,7 @@ def test_lu_on_one_thread_and_products_on_another(rng, sharing) -> None:
             if not all(np.array_equal(x, y) for x, y in zip(_compute(pairs), products)):
                 failures.append("product")
 
-    workers = [threading.Thread(target=f, daemon=True) for f in (solve, multiply)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=120)
-    assert not any(worker.is_alive() for worker in workers), "a thread hung"
+    run_at_once(solve, multiply)
     assert not failures
 
 

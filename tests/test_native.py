@@ -14,6 +14,7 @@ import shutil
 
 import numpy as np
 import pytest
+from helpers import in_forked_child, run_at_once
 
 import gpugrad as gg
 import gpugrad.nn.functional as F
@@ -469,10 +470,6 @@ def test_add_kernel_leaves_other_arrays_to_numpy(rng) -> None:
 
 
 # --- threads -----------------------------------------------------------------------------------
-def _gelu_in_child(x: np.ndarray, queue) -> None:
-    queue.put(cpu_kernels.gelu_and_cdf(x)[1])
-
-
 @needs_compiler
 def test_split_kernels_give_the_same_bits_on_any_number_of_threads(rng) -> None:
     # A long array is split over the threads; pieces shorter than two grains run on one.
@@ -490,9 +487,6 @@ def test_split_kernels_give_the_same_bits_on_any_number_of_threads(rng) -> None:
 
 @needs_compiler
 def test_split_kernels_work_from_python_threads_at_once_and_after_fork(rng) -> None:
-    import multiprocessing
-    import threading
-
     x = (rng.standard_normal(1 << 18) * 3).astype(np.float32)
     expected = cpu_kernels.gelu_and_cdf(x)[1]
     results: list = []
@@ -500,21 +494,10 @@ def test_split_kernels_work_from_python_threads_at_once_and_after_fork(rng) -> N
     def run() -> None:
         results.extend(cpu_kernels.gelu_and_cdf(x)[1] for _ in range(20))
 
-    workers = [threading.Thread(target=run) for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=60)
+    run_at_once(*[run] * 4, timeout=60)
     assert len(results) == 80 and all(np.array_equal(r, expected) for r in results)
     # A forked child (a DataLoader worker) has no helper threads: it makes its own.
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_gelu_in_child, args=(x, queue))
-    child.start()
-    got = queue.get(timeout=60)
-    child.join(timeout=60)
-    assert child.exitcode == 0
-    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(in_forked_child(lambda: cpu_kernels.gelu_and_cdf(x)[1]), expected)
 
 
 _SPLIT_CHILD = """
